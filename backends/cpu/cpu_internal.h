@@ -1,0 +1,28 @@
+/* The CPU backend's objects, shared by its files only. */
+#ifndef EFLA_CPU_INTERNAL_H
+#define EFLA_CPU_INTERNAL_H
+
+#include "core/backend.h"
+
+struct efla_backend_buffer {
+    void *memory;
+    uint64_t size;
+    bool owned; /* false for wrapped caller memory */
+};
+
+struct efla_backend_context {
+    efla_backend_context_params params;
+    struct efla_cpu_pool *pool; /* NULL when params.parallel_for is set or threads == 1 */
+    uint32_t threads;           /* resolved worker count */
+    double last_forward_ms;
+};
+
+/* Runs a validated forward to completion on the calling thread plus the
+ * context's workers (the CPU backend is synchronous). */
+efla_status efla_cpu_forward_run(efla_backend_context *ctx, const efla_forward_args *args);
+
+/* The algorithm AUTO picks for a request, and the kernel path name. */
+efla_algorithm efla_cpu_forward_algorithm(const efla_forward_args *args);
+const char *efla_cpu_kernel_path(void);
+
+#endif
