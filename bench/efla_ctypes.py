@@ -275,10 +275,14 @@ class Context:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self):
+    def free_buffers(self):
+        """Destroys every buffer made with buffer()."""
         for buf in self.buffers:
             self.lib.buffer_destroy(buf.handle)
         self.buffers = []
+
+    def close(self):
+        self.free_buffers()
         if self.handle:
             self.lib.context_destroy(self.handle)
             self.handle = None
