@@ -1,0 +1,184 @@
+#!/bin/bash
+# The whole GPU run on the H200 host in one go (/work/shared/docs/GPU.md): set
+# the host up, then efla info, the conformance tests per backend and per
+# kernel path, efla bench per backend, and bench/fla_compare.py per backend.
+# Every step's output is kept in $OUT; a failing step is recorded and the run
+# goes on; every step has a time limit and the whole run stays within
+# BUDGET_S. A table of the steps comes last (also $OUT/summary.txt).
+#
+# usage, on the host, from the checkout's root (the .device folder made by
+# bench/bundle.sh beside it):   bash bench/h200.sh
+#
+# Environment (all optional):
+#   OUT            output folder (default ./h200-out)
+#   BUDGET_S       the whole run's time limit in seconds (default 540)
+#   BACKENDS       backends to run (default: the GPU backends compiled into the bundle)
+#   CUDA_PATHS     kernel paths the tests force with EFLA_PATH (default "simt mma")
+#   VULKAN_PATHS   (default "portable")      OPENCL_PATHS (default "portable")
+#                  a path named "default" runs with EFLA_PATH unset
+#   TEST_LIMIT_S   one test program's limit (default 120); a (backend, path) step gets
+#                  at most STEP_TEST_LIMIT_S (default 150)
+#   BENCH_LIMIT_S  efla bench per backend (default 90)
+#   FLA_LIMIT_S    fla_compare per backend (default 150)
+#   BENCH_ARGS     extra arguments for efla bench;  FLA_ARGS extra ones for fla_compare
+#   SKIP_SETUP=1   leave the system alone (a dry run on a build machine)
+#   BUNDLE         the bundle folder (default .device/bundle)
+set -uo pipefail
+
+OUT=${OUT:-$PWD/h200-out}
+BUDGET_S=${BUDGET_S:-540}
+BUNDLE=${BUNDLE:-$PWD/.device/bundle}
+CUDA_PATHS=${CUDA_PATHS:-simt mma}
+VULKAN_PATHS=${VULKAN_PATHS:-portable}
+OPENCL_PATHS=${OPENCL_PATHS:-portable}
+TEST_LIMIT_S=${TEST_LIMIT_S:-120}
+STEP_TEST_LIMIT_S=${STEP_TEST_LIMIT_S:-150}
+BENCH_LIMIT_S=${BENCH_LIMIT_S:-90}
+FLA_LIMIT_S=${FLA_LIMIT_S:-150}
+read -r -a bench_args <<< "${BENCH_ARGS:-}"
+read -r -a fla_args <<< "${FLA_ARGS:-}"
+here=$(cd "$(dirname "$0")" && pwd)
+self=$here/$(basename "$0")
+efla=$BUNDLE/bin/efla
+reserve_s=5 # kept back for the summary
+
+mkdir -p "$OUT"
+started=$SECONDS
+summary=()
+
+# step NAME LIMIT_S COMMAND...: runs COMMAND under a time limit (cut to what is
+# left of the budget), its output shown and kept in $OUT/NAME.log; records
+# the result and never fails the script.
+step() {
+  local name=$1 limit=$2 rc result
+  shift 2
+  local left=$((BUDGET_S - (SECONDS - started) - reserve_s))
+  if [ "$left" -lt 5 ]; then
+    summary+=("$name|SKIPPED (budget spent)|0")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  local t0=$SECONDS
+  echo "=== $name (limit ${limit}s): $*" | tee "$OUT/$name.log"
+  timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$OUT/$name.log"
+  rc=${PIPESTATUS[0]}
+  case $rc in
+    0) result=ok ;;
+    124 | 137) result="TIMEOUT (${limit}s)" ;;
+    *) result="FAIL (exit $rc)" ;;
+  esac
+  echo "=== $name: $result" | tee -a "$OUT/$name.log"
+  summary+=("$name|$result|$((SECONDS - t0))")
+}
+
+# GPU.md's "each run" steps: the loaders from .deb files, the NVIDIA OpenCL ICD,
+# the bundle's libraries; a Vulkan driver file where the loader finds none.
+setup_host() {
+  local f icd=/usr/lib/libnvidia-opencl.so.1
+  shopt -s nullglob
+  for f in .device/debs/*.deb; do
+    echo "dpkg -x $f /"
+    dpkg -x "$f" / || return 1
+  done
+  ldconfig || return 1
+  if [ ! -e "$icd" ]; then # GPU.md's path; say so if the driver keeps it elsewhere
+    echo "note: $icd not found; ldconfig knows: $(ldconfig -p | grep -m1 libnvidia-opencl.so.1)"
+  fi
+  mkdir -p /etc/OpenCL/vendors && echo "$icd" > /etc/OpenCL/vendors/nvidia.icd
+}
+
+vulkan_driver_files() {
+  local fallback=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [ -n "${VK_DRIVER_FILES:-}" ] && return
+  if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* > /dev/null 2>&1 &&
+    [ -e "$fallback" ]; then
+    export VK_DRIVER_FILES=$fallback
+    echo "VK_DRIVER_FILES=$VK_DRIVER_FILES (no NVIDIA ICD file in the loader's usual folders)"
+  fi
+}
+
+gpu_facts() {
+  nvidia-smi
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  python3 -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)'
+  echo "commit: $(cat "$BUNDLE/COMMIT" 2> /dev/null || echo unknown)"
+}
+
+paths_of() {
+  case $1 in
+    cuda) echo "$CUDA_PATHS" ;;
+    vulkan) echo "$VULKAN_PATHS" ;;
+    opencl) echo "$OPENCL_PATHS" ;;
+    *) echo default ;;
+  esac
+}
+
+# tests NAME BACKEND PATH [VAR=VALUE...]: the conformance programs on one backend, one path.
+tests() {
+  local name=$1 backend=$2 path=$3
+  shift 3
+  local vars=("EFLA_REQUIRE_BACKENDS=$backend" "EFLA_TEST_BACKENDS=$backend" "$@")
+  [ "$path" != default ] && vars+=("EFLA_PATH=$path")
+  step "$name" "$STEP_TEST_LIMIT_S" env "${vars[@]}" "$here/run_tests.sh" "$BUNDLE/bin" "$TEST_LIMIT_S"
+}
+
+efla_info() {
+  "$efla" info || return
+  "$efla" info --json > "$OUT/info.json"
+}
+
+print_summary() {
+  local line
+  {
+    echo
+    echo "=== summary ($((SECONDS - started))s of ${BUDGET_S}s; logs in $OUT)"
+    printf '%-34s %-24s %s\n' step result seconds
+    for line in "${summary[@]}"; do
+      IFS='|' read -r s r t <<< "$line"
+      printf '%-34s %-24s %s\n' "$s" "$r" "$t"
+    done
+  } | tee "$OUT/summary.txt"
+}
+
+export LD_LIBRARY_PATH=$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# `timeout` runs programs, not functions: a step that is a function of this
+# script runs as `bash h200.sh --run FUNCTION`.
+if [ "${1:-}" = --run ]; then
+  "$2"
+  exit
+fi
+
+if [ "${SKIP_SETUP:-0}" != 1 ]; then
+  step setup 120 bash "$self" --run setup_host
+fi
+vulkan_driver_files
+step gpu 30 bash "$self" --run gpu_facts
+step info 60 bash "$self" --run efla_info
+
+if [ -z "${BACKENDS:-}" ]; then
+  BACKENDS=$(python3 "$here/efla_ctypes.py" --lib "$BUNDLE/lib/libefla.so" backends 2>&1 |
+    tr ' ' '\n' | grep -x -E 'cuda|vulkan|opencl' | tr '\n' ' ')
+  echo "GPU backends in the bundle: ${BACKENDS:-none}" | tee "$OUT/backends.txt"
+fi
+read -r -a backends <<< "$BACKENDS"
+
+for b in "${backends[@]}"; do
+  for p in $(paths_of "$b"); do
+    tests "test-$b-$p" "$b" "$p"
+  done
+  if [ "$b" = cuda ]; then
+    tests test-cuda-ptx-jit cuda default CUDA_FORCE_PTX_JIT=1
+  fi
+done
+
+for b in "${backends[@]}"; do
+  step "bench-$b" "$BENCH_LIMIT_S" "$efla" bench --backend "$b" --suite all --storage bf16 \
+    --json "${bench_args[@]}"
+done
+
+for b in "${backends[@]}"; do
+  step "fla-$b" "$FLA_LIMIT_S" python3 "$here/fla_compare.py" --backend "$b" \
+    --lib "$BUNDLE/lib/libefla.so" --json "$OUT/fla-$b.json" "${fla_args[@]}"
+done
+
+print_summary
