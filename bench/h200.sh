@@ -98,10 +98,10 @@ vulkan_driver_files() {
 }
 
 gpu_facts() {
-  nvidia-smi
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  echo "efla commit: $EFLA_COMMIT"
   python3 -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)'
-  echo "commit: $(cat "$BUNDLE/COMMIT" 2> /dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv &&
+    nvidia-smi
 }
 
 paths_of() {
@@ -127,20 +127,38 @@ efla_info() {
   "$efla" info --json > "$OUT/info.json"
 }
 
+# note NAME: a few words from a finished step's output for the summary.
+note() {
+  case $1 in
+    test-*) grep -h '^failed:' "$OUT/$1.log" 2> /dev/null | tail -n 1 ;;
+    fla-*)
+      python3 - "$OUT/$1.json" << 'EOF' 2> /dev/null
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+print(" ".join(f"{r['shape']}:{r['ratio']:.2f}x" if "ratio" in r else f"{r['shape']}:{r['status']}"
+               for r in rows))
+EOF
+      ;;
+  esac
+}
+
 print_summary() {
-  local line
+  local line name result seconds
   {
     echo
-    echo "=== summary ($((SECONDS - started))s of ${BUDGET_S}s; logs in $OUT)"
-    printf '%-34s %-24s %s\n' step result seconds
+    echo "=== summary ($((SECONDS - started))s of ${BUDGET_S}s; logs in $OUT; fla: efla/fla time)"
+    printf '%-22s %-24s %5s  %s\n' step result s note
     for line in "${summary[@]}"; do
-      IFS='|' read -r s r t <<< "$line"
-      printf '%-34s %-24s %s\n' "$s" "$r" "$t"
+      IFS='|' read -r name result seconds <<< "$line"
+      printf '%-22s %-24s %5s  %s\n' "$name" "$result" "$seconds" "$(note "$name")"
     done
   } | tee "$OUT/summary.txt"
 }
 
 export LD_LIBRARY_PATH=$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The commit the bundle was built from (the host's copy of the checkout has no .git).
+EFLA_COMMIT=${EFLA_COMMIT:-$(cat "$BUNDLE/COMMIT" 2> /dev/null || echo unknown)}
+export EFLA_COMMIT
 # `timeout` runs programs, not functions: a step that is a function of this
 # script runs as `bash h200.sh --run FUNCTION`.
 if [ "${1:-}" = --run ]; then
