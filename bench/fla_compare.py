@@ -495,8 +495,14 @@ def environment(lib, ctx, args, fla, flush):
     if fla is not None:
         import fla as fla_pkg  # already imported by import_fla
         import triton
-        env.update(torch=fla[0].__version__, triton=triton.__version__,
-                   fla=getattr(fla_pkg, "__version__", "?"), gpu=fla[0].cuda.get_device_name())
+        version = getattr(fla_pkg, "__version__", "?")
+        try:  # bench/bundle.sh records the exported commit
+            with open(os.path.join(args.fla_dir, "FLA_COMMIT")) as f:
+                version += f" ({f.read().strip()})"
+        except OSError:
+            pass
+        env.update(torch=fla[0].__version__, triton=triton.__version__, fla=version,
+                   gpu=fla[0].cuda.get_device_name())
     return env
 
 
