@@ -508,3 +508,25 @@ Test(cli, info_exits_zero) {
     cr_assert_str_eq(strchr(r.out, '\n'), "\n");
     cr_assert_not_null(strstr(r.out, "\"auto\":"), "%s", r.out);
 }
+
+Test(cli, bench_json_on_a_small_shape) {
+    cli_result r = RUN("bench", "--backend", "cpu", "--shape", "1,8,1,2,4,4", "--warmup", "1",
+                       "--iters", "3", "--json");
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_assert_eq(r.out[0], '{', "%s", r.out);
+    cr_assert_str_eq(strchr(r.out, '\n'), "\n", "%s", r.out);
+    const char *keys[] = {
+        "\"backend\":\"cpu\"", "\"device\":0",
+        "\"path\":",           "\"shape\":{\"B\":1,\"T\":8,\"H\":1,\"HV\":2,\"Dk\":4,\"Dv\":4}",
+        "\"storage\":\"f32\"", "\"median_ms\":",
+        "\"p10_ms\":",         "\"p90_ms\":",
+        "\"tokens_per_s\":",   "\"nominal_gflops\":",
+        "\"gbps\":",           "\"fma_peak_gflops\":",
+        "\"peak_fraction\":"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; ++i)
+        cr_assert_not_null(strstr(r.out, keys[i]), "%s lacks %s", r.out, keys[i]);
+    r = RUN("bench", "--backend", "cpu", "--shape", "1,8,3,2,4,4", "--iters", "3");
+    cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+    r = RUN("bench", "--shape", "1,8,a,2,4,4");
+    expect_failure(&r, 2, "--shape");
+}

@@ -162,7 +162,7 @@ static npy_result check_layout(reader *r, const npy_header *h, unsigned accepted
 }
 
 static npy_result read_data(reader *r, const npy_header *h, npy_array *out) {
-    uint64_t count, bytes;
+    uint64_t count = 0, bytes = 0;
     npy_result result = data_size(r, h, npy_dtype_size(out->dtype), &count, &bytes);
     if (result != NPY_OK) return result;
     uint64_t available = r->file_size - r->position;
@@ -183,7 +183,7 @@ static npy_result read_data(reader *r, const npy_header *h, npy_array *out) {
 }
 
 static npy_result read_open(reader *r, unsigned accepted, npy_array *out) {
-    uint32_t header_length;
+    uint32_t header_length = 0;
     npy_header header;
     npy_result result = read_preamble(r, &header_length);
     if (result == NPY_OK) result = read_header(r, header_length, &header);
