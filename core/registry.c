@@ -68,7 +68,7 @@ static efla_status usable_backend(efla_backend backend, const efla_backend_ops *
 
 efla_status efla_backend_probe(efla_backend backend) {
     efla_error_clear();
-    const efla_backend_ops *ops;
+    const efla_backend_ops *ops = NULL;
     return usable_backend(backend, &ops);
 }
 
@@ -77,7 +77,7 @@ efla_status efla_device_count(efla_backend backend, uint32_t *out_count) {
     if (!out_count)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "efla_device_count: out_count is NULL");
     *out_count = 0;
-    const efla_backend_ops *ops;
+    const efla_backend_ops *ops = NULL;
     efla_status status = usable_backend(backend, &ops);
     if (status == EFLA_ERROR_BACKEND_UNAVAILABLE) return EFLA_SUCCESS; /* none here */
     if (status != EFLA_SUCCESS) return status;
@@ -89,7 +89,7 @@ efla_status efla_device_get_info(efla_backend backend, uint32_t index, efla_devi
     if (!info || info->struct_size < sizeof *info)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "efla_device_get_info: info is NULL or its struct_size is too small");
-    const efla_backend_ops *ops;
+    const efla_backend_ops *ops = NULL;
     efla_status status = usable_backend(backend, &ops);
     if (status != EFLA_SUCCESS) return status;
     uint32_t count = 0;
@@ -178,7 +178,7 @@ efla_status efla_select_device(efla_backend requested, int32_t requested_device,
         efla_status status = best_device(&backend, &ignored);
         if (status != EFLA_SUCCESS) return status;
     }
-    const efla_backend_ops *ops;
+    const efla_backend_ops *ops = NULL;
     efla_status status = usable_backend(backend, &ops);
     if (status != EFLA_SUCCESS) return status;
     uint32_t count = 0;
