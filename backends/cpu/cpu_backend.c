@@ -1,6 +1,8 @@
 /* The CPU backend's table: device, context and buffers in host memory. */
 #include "backends/cpu/cpu_internal.h"
+#include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/cpu_pool.h"
+#include "backends/cpu/cpu_scratch.h"
 
 #include "core/context.h"
 #include "core/error.h"
@@ -50,10 +52,13 @@ static efla_status cpu_device_info(uint32_t index, efla_device_info *info) {
 
 static efla_status cpu_context_create(const efla_backend_context_params *params,
                                       efla_backend_context **out) {
+    const efla_cpu_kernels *kernels = efla_cpu_kernels_select();
+    if (!kernels) return EFLA_ERROR_UNSUPPORTED; /* message set by the selection */
     efla_backend_context *ctx = efla_host_alloc(params->allocator, sizeof *ctx);
     if (!ctx) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     memset(ctx, 0, sizeof *ctx);
     ctx->params = *params;
+    ctx->kernels = kernels;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     ctx->threads = params->threads ? params->threads : (cores > 0 ? (uint32_t)cores : 1);
     if (!params->parallel_for && ctx->threads > 1) {
@@ -68,6 +73,7 @@ static efla_status cpu_context_create(const efla_backend_context_params *params,
 }
 
 static void cpu_context_destroy(efla_backend_context *ctx) {
+    efla_cpu_scratch_destroy(ctx);
     efla_cpu_pool_destroy(ctx->pool);
     ctx->params.allocator->free(ctx->params.allocator->user, ctx);
 }
@@ -75,6 +81,7 @@ static void cpu_context_destroy(efla_backend_context *ctx) {
 static efla_status cpu_context_device_info(efla_backend_context *ctx, efla_device_info *info) {
     efla_status status = cpu_device_info(ctx->params.device_index, info);
     info->compute_units = ctx->threads;
+    snprintf(info->kernel_path, sizeof info->kernel_path, "%s", ctx->kernels->name);
     return status;
 }
 
@@ -152,9 +159,8 @@ static efla_status cpu_forward(efla_backend_context *ctx, const efla_forward_arg
 
 static efla_status cpu_forward_query(efla_backend_context *ctx, const efla_forward_args *args,
                                      efla_forward_plan *plan) {
-    (void)ctx;
     plan->algorithm = efla_cpu_forward_algorithm(args);
-    snprintf(plan->kernel_path, sizeof plan->kernel_path, "%s", efla_cpu_kernel_path());
+    snprintf(plan->kernel_path, sizeof plan->kernel_path, "%s", ctx->kernels->name);
     return EFLA_SUCCESS;
 }
 

@@ -79,7 +79,8 @@ void efla_cpu_pool_destroy(efla_cpu_pool *pool) {
     pool->stopping = true;
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
-    for (uint32_t i = 0; i < pool->worker_count; ++i) pthread_join(pool->workers[i], NULL);
+    for (uint32_t i = 0; i < pool->worker_count; ++i)
+        pthread_join(pool->workers[i], NULL);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->work_ready);
     pthread_cond_destroy(&pool->work_done);
@@ -100,7 +101,8 @@ static void pool_run(efla_cpu_pool *pool, efla_task_fn fn, void *arg, uint32_t c
     pthread_mutex_lock(&pool->lock);
     /* Workers that woke for this generation finish before we return; a
      * worker that has not woken yet finds no task left. */
-    while (pool->busy_workers > 0) pthread_cond_wait(&pool->work_done, &pool->lock);
+    while (pool->busy_workers > 0)
+        pthread_cond_wait(&pool->work_done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -111,6 +113,7 @@ void efla_cpu_parallel_for(efla_backend_context *ctx, efla_task_fn fn, void *arg
     } else if (ctx->pool && count > 1) {
         pool_run(ctx->pool, fn, arg, count);
     } else {
-        for (uint32_t i = 0; i < count; ++i) fn(arg, i);
+        for (uint32_t i = 0; i < count; ++i)
+            fn(arg, i);
     }
 }

@@ -1,4 +1,5 @@
-/* Reading and writing elements of validated tensor views on the host. */
+/* Reading and writing validated tensor views on the host: f32 inside,
+ * f16/bf16 converted on load and rounded to nearest even on store. */
 #ifndef EFLA_CPU_TENSOR_H
 #define EFLA_CPU_TENSOR_H
 
@@ -6,8 +7,8 @@
 #include "core/half.h"
 
 /* Element address offset (in elements) of index (i0, i1, i2, i3). */
-static inline int64_t efla_view_index(const efla_tensor_view *v, int64_t i0, int64_t i1,
-                                      int64_t i2, int64_t i3) {
+static inline int64_t efla_view_index(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
+                                      int64_t i3) {
     return (int64_t)v->offset_elements + i0 * v->strides[0] + i1 * v->strides[1] +
            i2 * v->strides[2] + i3 * v->strides[3];
 }
@@ -21,20 +22,45 @@ static inline float efla_view_load(const efla_tensor_view *v, int64_t index) {
     }
 }
 
-static inline void efla_view_store(const efla_tensor_view *v, int64_t index, float value) {
-    void *base = v->buffer->memory;
-    switch (v->dtype) {
-    case EFLA_DTYPE_F16: ((uint16_t *)base)[index] = efla_f32_to_f16(value); break;
-    case EFLA_DTYPE_BF16: ((uint16_t *)base)[index] = efla_f32_to_bf16(value); break;
-    default: ((float *)base)[index] = value; break;
-    }
+/* Elements (i0, i1, i2, col0 .. col0 + n - 1) of a rank-4 view to/from f32. */
+void efla_cpu_load_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2, int64_t col0,
+                       int64_t n, float *dst);
+void efla_cpu_store_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2, int64_t col0,
+                        int64_t n, const float *src);
+
+/* Reads one byte of every cache line of those elements (rows up to 4 KiB)
+ * so that they are cached before their use. Plain loads, because
+ * software prefetches proved ineffective here (rows scattered over many
+ * pages); *touched only keeps the loads alive. */
+static inline void efla_cpu_touch_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
+                                      int64_t col0, int64_t n, unsigned char *touched) {
+    const size_t element = v->dtype == EFLA_DTYPE_F32 ? 4 : 2;
+    if (n <= 0) return;
+    const size_t span = (size_t)((n - 1) * v->strides[3] + 1) * element;
+    if (span > 4096) return;
+    const unsigned char *p = (const unsigned char *)v->buffer->memory +
+                             efla_view_index(v, i0, i1, i2, col0) * (int64_t)element;
+    unsigned char sum = 0;
+    for (size_t off = 0; off < span; off += 64)
+        sum ^= p[off];
+    *touched ^= sum;
 }
 
-/* Loads row (b, t, h, 0..n-1) of a rank-4 view into dst as f32. */
-static inline void efla_view_load_row(const efla_tensor_view *v, int64_t b, int64_t t, int64_t h,
-                                      int64_t n, float *dst) {
-    int64_t base = efla_view_index(v, b, t, h, 0);
-    for (int64_t i = 0; i < n; ++i) dst[i] = efla_view_load(v, base + i * v->strides[3]);
-}
+/* A task's state columns [col0, col0 + width) of (sequence, value head) as
+ * panels of EFLA_CPU_NR columns (padding columns zero). Without an initial
+ * state the panels are zeros. */
+void efla_cpu_load_state(const efla_forward_args *a, int64_t sequence, int64_t value_head,
+                         int64_t col0, int64_t width, float *panels);
+void efla_cpu_store_state(const efla_forward_args *a, int64_t sequence, int64_t value_head,
+                          int64_t col0, int64_t width, const float *panels);
+
+/* Row r of a panelled matrix (`rows` rows, panels of EFLA_CPU_NR columns)
+ * from/to elements (i0, i1, i2, col0 .. col0 + width - 1) of a view;
+ * loading zeroes the padding columns. */
+void efla_cpu_load_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
+                              int64_t col0, int64_t width, float *panels, int64_t rows, int64_t r);
+void efla_cpu_store_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
+                               int64_t col0, int64_t width, const float *panels, int64_t rows,
+                               int64_t r);
 
 #endif

@@ -1,0 +1,225 @@
+/*
+ * The chunked algorithm (ALGORITHM.md §2.2) in the two-coefficient
+ * normalised form (§2.6), for one task: columns [col0, col0 + width) of one
+ * (sequence, value head). Per chunk of C tokens, with Q already scaled:
+ *
+ * state-free (identical for every Dv tile):
+ *   G    = [Q; K̂] K̂^T                       lower blocks only
+ *   P    = lower-incl(Q K̂^T),  L̂ = strict-lower(diag(e) K̂ K̂^T)
+ *   Âinv = (I + L̂)^{-1}                      forward substitution
+ *   P̃    = P Âinv                            lower-incl
+ * per state panel (NR columns of S, V, O):
+ *   X    = [Q; K̂] S
+ *   R    = g ⊙ V - e ⊙ (K̂ S)
+ *   V'   = Âinv R                            (= U - W S of §2.2)
+ *   O    = Q S + P̃ R                         (= Q S + P V')
+ *   S   += K̂^T V'
+ *
+ * W = Âinv (e ⊙ K̂) and U = Âinv (g ⊙ V) are never formed: V' = Âinv R
+ * costs what U alone would, and every state-dependent step is a plain
+ * blocked product.
+ */
+#include "backends/cpu/cpu_plan.h"
+#include "backends/cpu/cpu_scratch.h"
+#include "backends/cpu/cpu_tensor.h"
+#include "backends/cpu/cpu_token.h"
+
+#include <string.h>
+
+#define NR EFLA_CPU_NR
+
+typedef struct chunk_scratch {
+    float *state; /* Dk x padded width, panels */
+    float *a;     /* 2C rows of lda: Q then K̂ */
+    float *kt;    /* K̂^T: C/NR panels of Dk rows */
+    float *g;     /* 2C x C: Q K̂^T then K̂ K̂^T, masked in place to P then -L̂ */
+    float *inv;   /* 2C x C: Âinv then P̃ */
+    float *x;     /* per panel 2C x NR: Q S then K̂ S, the latter replaced by V' */
+    float *v;     /* per panel C x NR: V, then R */
+    float *erase, *write;
+    unsigned char *touched;
+    int64_t lda;
+} chunk_scratch;
+
+static size_t layout(const efla_forward_args *a, const efla_cpu_plan *plan, char *base,
+                     chunk_scratch *s) {
+    const size_t c = (size_t)plan->chunk, dk = (size_t)a->dk, w = (size_t)plan->tile_width;
+    const size_t lda = (dk + NR - 1) / NR * NR;
+    efla_cpu_arena arena = {base, 0};
+    s->lda = (int64_t)lda;
+    s->state = efla_cpu_arena_take(&arena, dk * w);
+    s->a = efla_cpu_arena_take(&arena, 2 * c * lda);
+    s->kt = efla_cpu_arena_take(&arena, c * dk);
+    s->g = efla_cpu_arena_take(&arena, 2 * c * c);
+    s->inv = efla_cpu_arena_take(&arena, 2 * c * c);
+    s->x = efla_cpu_arena_take(&arena, 2 * c * w);
+    s->v = efla_cpu_arena_take(&arena, c * w);
+    s->erase = efla_cpu_arena_take(&arena, c);
+    s->write = efla_cpu_arena_take(&arena, c);
+    s->touched = (unsigned char *)efla_cpu_arena_take(&arena, 1);
+    return arena.used;
+}
+
+size_t efla_cpu_chunked_scratch(const efla_forward_args *args, const efla_cpu_plan *plan) {
+    chunk_scratch s;
+    return layout(args, plan, NULL, &s);
+}
+
+static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+
+/* c (m rows) (+)= a (m x np) b over one NR-column slice, in row blocks. */
+static void slice_product(const efla_cpu_kernels *kern, int64_t m, int64_t np, const float *a,
+                          int64_t a_rs, int64_t a_ps, const float *b, int64_t b_rs, float *c,
+                          int64_t c_rs, bool accumulate) {
+    for (int64_t r0 = 0; r0 < m; r0 += kern->mr) {
+        int64_t rows = min64(m - r0, kern->mr);
+        kern->block[rows](np, a + r0 * a_rs, a_rs, a_ps, b, b_rs, c + r0 * c_rs, c_rs, accumulate);
+    }
+}
+
+/* c (n rows) (+)= t b for a lower-triangular t (n x n used, row stride
+ * t_rs): row block r0 needs only columns below r0 + rows. */
+static void lower_product(const efla_cpu_kernels *kern, int64_t n, const float *t, int64_t t_rs,
+                          const float *b, int64_t b_rs, float *c, int64_t c_rs, bool accumulate) {
+    for (int64_t r0 = 0; r0 < n; r0 += kern->mr) {
+        int64_t rows = min64(n - r0, kern->mr);
+        kern->block[rows](r0 + rows, t + r0 * t_rs, t_rs, 1, b, b_rs, c + r0 * c_rs, c_rs,
+                          accumulate);
+    }
+}
+
+/* Loads tokens [t0, t0 + n) into Q, K̂, e, g and V; rows n..C are zero. */
+static void load_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
+    const efla_forward_args *a = task->args;
+    const int64_t c = task->plan->chunk, lda = s->lda;
+    float *q = s->a, *k = s->a + c * lda;
+    for (int64_t r = 0; r < n; ++r) {
+        efla_cpu_load_token(task, t0 + r, q + r * lda, k + r * lda, &s->erase[r], &s->write[r]);
+        efla_cpu_load_row_panels(&a->v, task->batch_row, t0 + r, task->value_head, task->col0,
+                                 task->width, s->v, c, r);
+    }
+    for (int64_t r = n; r < c; ++r) {
+        memset(q + r * lda, 0, sizeof *q * (size_t)a->dk);
+        memset(k + r * lda, 0, sizeof *k * (size_t)a->dk);
+        s->erase[r] = s->write[r] = 0.0f;
+        for (int64_t p = 0; p < task->panels; ++p)
+            memset(s->v + (p * c + r) * NR, 0, sizeof *s->v * NR);
+    }
+}
+
+/* G = [Q; K̂] K̂^T on the blocks at or below the diagonal, masked in place:
+ * rows 0..C become P (diagonal kept), rows C..2C become -L̂. */
+static void gram(const efla_cpu_task *task, const chunk_scratch *s, int64_t n) {
+    const efla_cpu_kernels *kern = task->kernels;
+    const int64_t c = task->plan->chunk, dk = task->args->dk, lda = s->lda;
+    const float *k = s->a + c * lda;
+    for (int64_t jp = 0; jp < c / NR; ++jp)
+        for (int64_t i = 0; i < NR; ++i)
+            for (int64_t p = 0; p < dk; ++p)
+                s->kt[(jp * dk + p) * NR + i] = k[(jp * NR + i) * lda + p];
+    for (int64_t half = 0; half < 2; ++half)
+        for (int64_t r0 = 0; r0 < n; r0 += kern->mr) {
+            int64_t rows = min64(n - r0, kern->mr);
+            const float *arow = s->a + (half * c + r0) * lda;
+            float *grow = s->g + (half * c + r0) * c;
+            for (int64_t jp = 0; jp * NR < r0 + rows; ++jp)
+                kern->block[rows](dk, arow, lda, 1, s->kt + jp * dk * NR, NR, grow + jp * NR, c,
+                                  false);
+        }
+    for (int64_t i = 0; i < c; ++i) {
+        float *prow = s->g + i * c, *nrow = s->g + (c + i) * c;
+        const float scale = -s->erase[i];
+        if (i >= n) {
+            memset(prow, 0, sizeof *prow * (size_t)c);
+            memset(nrow, 0, sizeof *nrow * (size_t)c);
+            continue;
+        }
+        for (int64_t j = 0; j < i; ++j)
+            nrow[j] *= scale;
+        for (int64_t j = i; j < c; ++j)
+            nrow[j] = 0.0f;
+        for (int64_t j = i + 1; j < c; ++j)
+            prow[j] = 0.0f;
+    }
+}
+
+/* Âinv = (I + L̂)^{-1} by forward substitution on I, one NR-column slice
+ * at a time from the slice's first nonzero row; then P̃ = P Âinv. */
+static void inverse(const efla_cpu_task *task, const chunk_scratch *s) {
+    const efla_cpu_kernels *kern = task->kernels;
+    const int64_t c = task->plan->chunk;
+    const float *pmat = s->g, *nmat = s->g + c * c;
+    float *ainv = s->inv, *ptilde = s->inv + c * c;
+    memset(ainv, 0, sizeof *ainv * (size_t)(c * c));
+    for (int64_t i = 0; i < c; ++i)
+        ainv[i * c + i] = 1.0f;
+    for (int64_t j0 = 0; j0 < c; j0 += NR) {
+        const float *nsub = nmat + j0 * c + j0;
+        float *xsub = ainv + j0 * c + j0;
+        for (int64_t r0 = 0; r0 < c - j0; r0 += kern->mr)
+            kern->solve[min64(c - j0 - r0, kern->mr)](r0, nsub, c, xsub, c);
+    }
+    for (int64_t r0 = 0; r0 < c; r0 += kern->mr) {
+        int64_t rows = min64(c - r0, kern->mr);
+        for (int64_t j0 = 0; j0 < r0 + rows; j0 += NR)
+            kern->block[rows](r0 + rows - j0, pmat + r0 * c + j0, c, 1, ainv + j0 * c + j0, c,
+                              ptilde + r0 * c + j0, c, false);
+    }
+}
+
+/* The next chunk's input rows, a share per panel so that the loads spread
+ * over this chunk's products. */
+static void touch_next(const efla_cpu_task *task, const chunk_scratch *s, int64_t next,
+                       int64_t panel) {
+    const int64_t end = task->first + task->length;
+    const int64_t n = min64(end - next, task->plan->chunk);
+    unsigned char touched = 0;
+    for (int64_t r = n * panel / task->panels; r < n * (panel + 1) / task->panels; ++r)
+        touched ^= efla_cpu_touch_token(task, next + r);
+    *s->touched ^= touched;
+}
+
+/* Everything that touches the state, for one chunk of n tokens at t0. */
+static void state_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
+    const efla_cpu_kernels *kern = task->kernels;
+    const efla_forward_args *a = task->args;
+    const int64_t c = task->plan->chunk, dk = a->dk, lda = s->lda;
+    const float *k = s->a + c * lda, *ainv = s->inv, *ptilde = s->inv + c * c;
+    for (int64_t p = 0; p < task->panels; ++p) {
+        touch_next(task, s, t0 + c, p);
+        float *sp = s->state + p * dk * NR, *vp = s->v + p * c * NR;
+        float *xq = s->x + p * 2 * c * NR, *xk = xq + c * NR;
+        if (n == c) {
+            slice_product(kern, 2 * c, dk, s->a, lda, 1, sp, NR, xq, NR, false);
+        } else {
+            slice_product(kern, n, dk, s->a, lda, 1, sp, NR, xq, NR, false);
+            slice_product(kern, n, dk, k, lda, 1, sp, NR, xk, NR, false);
+        }
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t j = 0; j < NR; ++j)
+                vp[r * NR + j] = s->write[r] * vp[r * NR + j] - s->erase[r] * xk[r * NR + j];
+        lower_product(kern, n, ainv, c, vp, NR, xk, NR, false);
+        lower_product(kern, n, ptilde, c, vp, NR, xq, NR, true);
+        slice_product(kern, dk, n, k, 1, lda, xk, NR, sp, NR, true);
+    }
+    for (int64_t r = 0; r < n; ++r)
+        efla_cpu_store_row_panels(&a->out, task->batch_row, t0 + r, task->value_head, task->col0,
+                                  task->width, s->x, 2 * c, r);
+}
+
+void efla_cpu_chunked_run(const efla_cpu_task *task, void *scratch) {
+    const efla_forward_args *a = task->args;
+    const int64_t c = task->plan->chunk;
+    chunk_scratch s;
+    layout(a, task->plan, scratch, &s);
+    efla_cpu_load_state(a, task->sequence, task->value_head, task->col0, task->width, s.state);
+    for (int64_t t0 = 0; t0 < task->length; t0 += c) {
+        int64_t n = min64(task->length - t0, c);
+        load_chunk(task, &s, task->first + t0, n);
+        gram(task, &s, n);
+        inverse(task, &s);
+        state_chunk(task, &s, task->first + t0, n);
+    }
+    if (a->final_state.buffer)
+        efla_cpu_store_state(a, task->sequence, task->value_head, task->col0, task->width, s.state);
+}

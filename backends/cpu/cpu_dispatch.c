@@ -1,0 +1,77 @@
+/* Run-time choice of the microkernel table: the best the CPU runs, or the
+ * one EFLA_PATH forces (so tests and benchmarks can pin each path). */
+#include "backends/cpu/cpu_kernels.h"
+
+#include "backends/cpu/cpu_internal.h"
+
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kernel_path {
+    const char *name;
+    const efla_cpu_kernels *(*table)(void);
+    bool (*available)(void);
+} kernel_path;
+
+static bool always(void) { return true; }
+
+#if defined(EFLA_CPU_X86)
+static bool has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* Best first. */
+static const kernel_path paths[] = {
+#if defined(EFLA_CPU_X86)
+    {"avx2", efla_cpu_kernels_avx2, has_avx2},
+#endif
+    {"portable", efla_cpu_kernels_portable, always},
+};
+#define PATH_COUNT (sizeof paths / sizeof paths[0])
+
+const efla_cpu_kernels *efla_cpu_kernels_best(void) {
+    for (size_t i = 0; i < PATH_COUNT; ++i)
+        if (paths[i].available()) return paths[i].table();
+    return efla_cpu_kernels_portable();
+}
+
+static const char *valid_names(void) {
+#if defined(EFLA_CPU_X86)
+    return "portable, avx2, avx512";
+#else
+    return "portable";
+#endif
+}
+
+const efla_cpu_kernels *efla_cpu_kernels_select(void) {
+    const char *wanted = getenv("EFLA_PATH");
+    if (!wanted || !*wanted) return efla_cpu_kernels_best();
+    for (size_t i = 0; i < PATH_COUNT; ++i) {
+        if (strcmp(wanted, paths[i].name) != 0) continue;
+        if (paths[i].available()) return paths[i].table();
+        efla_error(EFLA_ERROR_UNSUPPORTED,
+                   "EFLA_PATH=%s: this CPU cannot run the %s kernels (valid values: %s)", wanted,
+                   wanted, valid_names());
+        return NULL;
+    }
+    if (strcmp(wanted, "avx512") == 0)
+        efla_error(EFLA_ERROR_UNSUPPORTED,
+                   "EFLA_PATH=avx512: this build or CPU has no avx512 kernels (valid values: %s)",
+                   valid_names());
+    else
+        efla_error(EFLA_ERROR_UNSUPPORTED,
+                   "EFLA_PATH=%s is not a CPU kernel path (valid values: %s)", wanted,
+                   valid_names());
+    return NULL;
+}
+
+const char *efla_cpu_kernel_path(void) {
+    const char *wanted = getenv("EFLA_PATH");
+    for (size_t i = 0; wanted && i < PATH_COUNT; ++i)
+        if (strcmp(wanted, paths[i].name) == 0 && paths[i].available()) return paths[i].name;
+    return efla_cpu_kernels_best()->name;
+}
