@@ -56,6 +56,36 @@ static const char *in_dir(const char *name) {
 
 /* ---- running the program ------------------------------------------- */
 
+/* The program under test: $EFLA_CLI, else the build's, else the efla
+ * beside this test program (a bundle copied to another machine). */
+static const char *cli_path(void) {
+    static char beside[4096];
+    const char *env = getenv("EFLA_CLI");
+    if (env && *env) return env;
+    if (access(EFLA_CLI_PATH, X_OK) == 0) return EFLA_CLI_PATH;
+    ssize_t n = readlink("/proc/self/exe", beside, sizeof beside - 8);
+    if (n <= 0) return EFLA_CLI_PATH;
+    beside[n] = '\0';
+    char *slash = strrchr(beside, '/');
+    if (!slash) return EFLA_CLI_PATH;
+    strcpy(slash + 1, "efla");
+    return beside;
+}
+
+/* This environment without the variables that pick a backend, device or
+ * kernel path: these tests pin the CPU backend with --backend cpu, and a
+ * GPU kernel path forced for the conformance runs means nothing to it. */
+static char **child_environment(void) {
+    static char *kept[1024];
+    size_t n = 0;
+    for (char **e = environ; *e && n + 1 < sizeof kept / sizeof kept[0]; ++e)
+        if (strncmp(*e, "EFLA_PATH=", 10) && strncmp(*e, "EFLA_BACKEND=", 13) &&
+            strncmp(*e, "EFLA_DEVICE=", 12))
+            kept[n++] = *e;
+    kept[n] = NULL;
+    return kept;
+}
+
 typedef struct cli_result {
     int code; /* exit status; 128 + signal when killed */
     char out[8192];
@@ -72,7 +102,8 @@ static void read_text(const char *path, char *buf, size_t size) {
 /* Runs efla with args (NULL-terminated), capturing stdout and stderr. */
 static cli_result run_efla(const char *const *args) {
     static cli_result r;
-    const char *argv[64] = {EFLA_CLI_PATH};
+    const char *program = cli_path();
+    const char *argv[64] = {program};
     int argc = 1;
     for (; args[argc - 1]; ++argc)
         argv[argc] = args[argc - 1];
@@ -85,7 +116,8 @@ static cli_result run_efla(const char *const *args) {
     posix_spawn_file_actions_addopen(&actions, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&actions, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     pid_t pid;
-    cr_assert_eq(posix_spawn(&pid, EFLA_CLI_PATH, &actions, NULL, (char *const *)argv, environ), 0);
+    cr_assert_eq(
+        posix_spawn(&pid, program, &actions, NULL, (char *const *)argv, child_environment()), 0);
     posix_spawn_file_actions_destroy(&actions);
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
