@@ -1,0 +1,28 @@
+# cmake -DPARAMS=efla_cuda_params.h "-DREPORTS=a.txt;b.txt" -P check_fatbin.cmake
+# From nvcc's --resource-usage reports of the fatbin builds: fails when a
+# kernel the host names (efla_cuda_params.h) was compiled for no target, or
+# when any kernel spills or uses a stack frame.
+file(READ "${PARAMS}" params)
+string(REGEX MATCHALL "X\\([A-Z0-9_]+, \"[a-z0-9_]+\"" entries "${params}")
+set(report "")
+foreach(file ${REPORTS})
+  file(READ "${file}" text)
+  string(APPEND report "${text}")
+endforeach()
+set(missing "")
+foreach(entry ${entries})
+  string(REGEX REPLACE ".*\"([a-z0-9_]+)\"" "\\1" name "${entry}")
+  string(FIND "${report}" "Compiling entry function '${name}'" at)
+  if(at EQUAL -1)
+    list(APPEND missing ${name})
+  endif()
+endforeach()
+list(LENGTH entries count)
+if(missing)
+  message(FATAL_ERROR "kernels missing from the fatbins: ${missing}")
+endif()
+string(REGEX MATCHALL "[1-9][0-9]* bytes (stack frame|spill stores|spill loads)" bad "${report}")
+if(bad)
+  message(FATAL_ERROR "a kernel spills or uses a stack frame:\n${report}")
+endif()
+message(STATUS "all ${count} kernels compiled, no spills, no stack frames")

@@ -1,0 +1,124 @@
+/*
+ * What every kernel file shares: the thin layer over CUDA built-ins (so
+ * that the same source also compiles as host C++ for the emulator, see
+ * backends/cuda/emu), element loads and stores by storage dtype, and the
+ * EFLA coefficients (ALGORITHM.md §1.6, §2.6) in f32.
+ */
+#ifndef EFLA_DEVICE_COMMON_CUH
+#define EFLA_DEVICE_COMMON_CUH
+
+#include "efla_cuda_params.h"
+
+#ifdef EFLA_CUDA_EMULATION
+#include "emu_device.h"
+#define EFLA_DEV static inline
+#define EFLA_KERNEL(name, threads)                                   \
+    extern "C" void name(efla_cuda_params p);                        \
+    static const efla_emu_registration name##_registration(#name, name, threads); \
+    extern "C" void name(efla_cuda_params p)
+#else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define EFLA_DEV static __device__ __forceinline__
+#define EFLA_KERNEL(name, threads) \
+    extern "C" __global__ void __launch_bounds__(threads) name(const efla_cuda_params p)
+
+static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE, "params layout");
+
+EFLA_DEV int efla_tid() { return (int)threadIdx.x; }
+EFLA_DEV int64_t efla_block_x() { return (int64_t)blockIdx.x; }
+EFLA_DEV int64_t efla_block_y() { return (int64_t)blockIdx.y; }
+EFLA_DEV void efla_sync() { __syncthreads(); }
+EFLA_DEV float efla_shfl_xor(float x, int mask) { return __shfl_xor_sync(0xffffffffu, x, mask); }
+EFLA_DEV float *efla_smem() {
+    extern __shared__ float4 efla_dynamic_smem[];
+    return reinterpret_cast<float *>(efla_dynamic_smem);
+}
+EFLA_DEV float efla_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+EFLA_DEV uint16_t efla_f32_to_f16(float x) { return __half_as_ushort(__float2half_rn(x)); }
+EFLA_DEV float efla_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+EFLA_DEV uint16_t efla_f32_to_bf16(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+#endif
+
+/* Sum over the 32 lanes of a warp; every lane gets the same value. */
+EFLA_DEV float efla_warp_sum(float x) {
+    for (int mask = 16; mask > 0; mask >>= 1) x += efla_shfl_xor(x, mask);
+    return x;
+}
+
+/* Element `index` (in elements from `address`) of a tensor of dtype DT. */
+template <int DT> EFLA_DEV float efla_load(uint64_t address, int64_t index) {
+    if (DT == EFLA_CUDA_F32) return reinterpret_cast<const float *>(address)[index];
+    uint16_t bits = reinterpret_cast<const uint16_t *>(address)[index];
+    return DT == EFLA_CUDA_F16 ? efla_f16_to_f32(bits) : efla_bf16_to_f32(bits);
+}
+
+template <int DT> EFLA_DEV void efla_store(uint64_t address, int64_t index, float x) {
+    if (DT == EFLA_CUDA_F32) {
+        reinterpret_cast<float *>(address)[index] = x;
+        return;
+    }
+    reinterpret_cast<uint16_t *>(address)[index] =
+        DT == EFLA_CUDA_F16 ? efla_f32_to_f16(x) : efla_f32_to_bf16(x);
+}
+
+/* Element offset of index (i0, i1, i2, i3); 64-bit throughout. */
+EFLA_DEV int64_t efla_offset(const efla_cuda_tensor &t, int64_t i0, int64_t i1, int64_t i2,
+                             int64_t i3) {
+    return i0 * t.stride[0] + i1 * t.stride[1] + i2 * t.stride[2] + i3 * t.stride[3];
+}
+
+EFLA_DEV float efla_state_load(const efla_cuda_tensor &t, int64_t n, int64_t hv, int64_t i,
+                               int64_t j) {
+    return reinterpret_cast<const float *>(t.address)[efla_offset(t, n, hv, i, j)];
+}
+
+EFLA_DEV void efla_state_store(const efla_cuda_tensor &t, int64_t n, int64_t hv, int64_t i,
+                               int64_t j, float x) {
+    reinterpret_cast<float *>(t.address)[efla_offset(t, n, hv, i, j)] = x;
+}
+
+/* Sequence n: batch row, first token, length and first scratch chunk. */
+EFLA_DEV efla_cuda_sequence efla_sequence(const efla_cuda_params &p, int64_t n) {
+    if (p.sequence_table) return reinterpret_cast<const efla_cuda_sequence *>(p.sequence_table)[n];
+    efla_cuda_sequence s;
+    s.batch_row = n;
+    s.first = 0;
+    s.length = p.tokens;
+    s.first_chunk = n * p.chunks_per_sequence;
+    return s;
+}
+
+/* The sequence that owns scratch chunk g: the last n with first_chunk <= g
+ * (sequences without chunks share first_chunk with the next one). */
+EFLA_DEV int64_t efla_chunk_owner(const efla_cuda_params &p, int64_t g) {
+    if (!p.sequence_table) return g / p.chunks_per_sequence;
+    const efla_cuda_sequence *table = reinterpret_cast<const efla_cuda_sequence *>(p.sequence_table);
+    int64_t lo = 0, hi = p.sequences - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (table[mid].first_chunk <= g) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+#define EFLA_SERIES_LIMIT 1e-4f
+
+/* erase = 1 - exp(-x), with the series below EFLA_SERIES_LIMIT. */
+EFLA_DEV float efla_erase(float x) {
+    if (x <= EFLA_SERIES_LIMIT) return x * (1.0f - x * (0.5f - x * (1.0f / 6.0f - x / 24.0f)));
+    return -expm1f(-x);
+}
+
+/* alpha = (1 - exp(-beta lambda)) / lambda, = beta at lambda = 0. */
+EFLA_DEV float efla_alpha(float beta, float lambda) {
+    float x = beta * lambda;
+    if (x <= EFLA_SERIES_LIMIT) return beta * (1.0f - x * (0.5f - x * (1.0f / 6.0f - x / 24.0f)));
+    return -expm1f(-x) / lambda;
+}
+
+/* 1 / sqrt(sum x^2 + 1e-6): the fused l2norm factor (fla's epsilon). */
+EFLA_DEV float efla_l2norm_factor(float sum_squares) { return 1.0f / sqrtf(sum_squares + 1e-6f); }
+
+#endif

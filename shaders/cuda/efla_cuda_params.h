@@ -1,0 +1,124 @@
+/*
+ * What the host passes every CUDA kernel, shared by backends/cuda (C) and
+ * shaders/cuda (CUDA C++, or host C++ in the emulator). One struct, passed
+ * by value as the kernel's only argument; fixed-width members only, so C
+ * and C++ agree on its layout (checked on both sides).
+ */
+#ifndef EFLA_CUDA_PARAMS_H
+#define EFLA_CUDA_PARAMS_H
+
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#define EFLA_HD __host__ __device__ static inline
+#else
+#define EFLA_HD static inline
+#endif
+
+/* Tokens per chunk of the chunked algorithm. */
+#define EFLA_CUDA_CHUNK 64
+/* Columns of the state one block of the recurrent / SIMT scan kernels owns. */
+#define EFLA_CUDA_TILE_V 32
+#define EFLA_CUDA_RECURRENT_THREADS 128
+#define EFLA_CUDA_PREPARE_THREADS 256
+#define EFLA_CUDA_SCAN_THREADS 256
+
+/* A tensor: the device address of element (0,0,0,0) and element strides. */
+typedef struct efla_cuda_tensor {
+    uint64_t address; /* 0 when absent */
+    int64_t stride[4];
+} efla_cuda_tensor;
+
+/* One sequence, as the varlen table in device memory holds it. */
+typedef struct efla_cuda_sequence {
+    int64_t batch_row, first, length;
+    int64_t first_chunk; /* index of its first chunk in the scratch; chunked sequences only */
+} efla_cuda_sequence;
+
+typedef struct efla_cuda_params {
+    efla_cuda_tensor q, k, v, beta, out, state_in, state_out;
+    uint64_t sequence_table; /* efla_cuda_sequence[sequences], or 0 without varlen */
+    uint64_t scratch;        /* chunk scratch (f32), see efla_cuda_chunk_floats */
+    int64_t tokens, heads, value_heads, dk, dv, sequences;
+    int64_t chunks_per_sequence; /* without varlen: chunks of every chunked sequence */
+    int64_t recurrent_max_len;   /* recurrent kernels take len <= this, chunked ones the rest */
+    int64_t chunk_floats;        /* floats per (chunk, head) in the scratch */
+    int32_t hv_begin, hv_count;  /* value heads of this launch (chunked kernels) */
+    int32_t dv_tiles;            /* ceil(dv / EFLA_CUDA_TILE_V) */
+    int32_t mode;                /* 0: EFLA, 1: DELTA */
+    int32_t l2norm_q, l2norm_k;
+    float scale;
+    int32_t reserved;
+} efla_cuda_params;
+
+#define EFLA_CUDA_PARAMS_SIZE 400
+
+/* Scratch of one (chunk, value head), in floats, row-major with row pitch dk
+ * or dv: K^ [C][dk], Q^ [C][dk], W [C][dk], U [C][dv], QK^T masked [C][C]. */
+EFLA_HD int64_t efla_cuda_chunk_floats(int64_t dk, int64_t dv) {
+    return (int64_t)EFLA_CUDA_CHUNK * (3 * dk + dv + EFLA_CUDA_CHUNK);
+}
+EFLA_HD int64_t efla_cuda_scratch_khat(int64_t dk, int64_t dv) { (void)dk; (void)dv; return 0; }
+EFLA_HD int64_t efla_cuda_scratch_qhat(int64_t dk, int64_t dv) { (void)dv; return EFLA_CUDA_CHUNK * dk; }
+EFLA_HD int64_t efla_cuda_scratch_w(int64_t dk, int64_t dv) { (void)dv; return 2 * EFLA_CUDA_CHUNK * dk; }
+EFLA_HD int64_t efla_cuda_scratch_u(int64_t dk, int64_t dv) { (void)dv; return 3 * EFLA_CUDA_CHUNK * dk; }
+EFLA_HD int64_t efla_cuda_scratch_aqk(int64_t dk, int64_t dv) {
+    return (int64_t)EFLA_CUDA_CHUNK * (3 * dk + dv);
+}
+
+/* Dynamic shared memory of each kernel, in bytes. */
+#define EFLA_CUDA_STAGE_PITCH (EFLA_CUDA_CHUNK + 1) /* a padded 64-wide row: no bank conflicts */
+EFLA_HD uint32_t efla_cuda_recurrent_smem(int64_t dk_class) {
+    /* k and q rows, the cross-warp partial sums, block-sum slots, u */
+    return (uint32_t)(4 * (2 * dk_class + 2 * 4 * EFLA_CUDA_TILE_V + 8 + EFLA_CUDA_TILE_V));
+}
+EFLA_HD uint32_t efla_cuda_prepare_smem(void) {
+    /* K^ and Q^ stages, A (then L), A^-1, four coefficient vectors */
+    return (uint32_t)(4 * (4 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH + 4 * EFLA_CUDA_CHUNK));
+}
+EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
+    /* the state tile [dk][32], V' [64][32], two stages */
+    return (uint32_t)(4 * (dk * EFLA_CUDA_TILE_V + EFLA_CUDA_CHUNK * EFLA_CUDA_TILE_V +
+                           2 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH));
+}
+
+/* The Dk class of the recurrent kernels: rows of the state one thread holds
+ * is class / 4 (4 warps share the rows). */
+EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
+    return dk <= 32 ? 32 : dk <= 64 ? 64 : dk <= 128 ? 128 : 256;
+}
+
+/*
+ * Every kernel: X(ID, "symbol", MODULE). The host resolves these names with
+ * cuModuleGetFunction; the emulator registers the same names.
+ */
+#define EFLA_CUDA_RECURRENT_KERNELS(X)                                  \
+    X(RECURRENT_F32_K32, "efla_recurrent_f32_k32", RECURRENT)           \
+    X(RECURRENT_F32_K64, "efla_recurrent_f32_k64", RECURRENT)           \
+    X(RECURRENT_F32_K128, "efla_recurrent_f32_k128", RECURRENT)         \
+    X(RECURRENT_F32_K256, "efla_recurrent_f32_k256", RECURRENT)         \
+    X(RECURRENT_F16_K32, "efla_recurrent_f16_k32", RECURRENT)           \
+    X(RECURRENT_F16_K64, "efla_recurrent_f16_k64", RECURRENT)           \
+    X(RECURRENT_F16_K128, "efla_recurrent_f16_k128", RECURRENT)         \
+    X(RECURRENT_F16_K256, "efla_recurrent_f16_k256", RECURRENT)         \
+    X(RECURRENT_BF16_K32, "efla_recurrent_bf16_k32", RECURRENT)         \
+    X(RECURRENT_BF16_K64, "efla_recurrent_bf16_k64", RECURRENT)         \
+    X(RECURRENT_BF16_K128, "efla_recurrent_bf16_k128", RECURRENT)       \
+    X(RECURRENT_BF16_K256, "efla_recurrent_bf16_k256", RECURRENT)
+
+#define EFLA_CUDA_CHUNK_SIMT_KERNELS(X)                                 \
+    X(PREPARE_SIMT_F32, "efla_prepare_simt_f32", CHUNK_SIMT)            \
+    X(PREPARE_SIMT_F16, "efla_prepare_simt_f16", CHUNK_SIMT)            \
+    X(PREPARE_SIMT_BF16, "efla_prepare_simt_bf16", CHUNK_SIMT)          \
+    X(SCAN_SIMT_F32, "efla_scan_simt_f32", CHUNK_SIMT)                  \
+    X(SCAN_SIMT_F16, "efla_scan_simt_f16", CHUNK_SIMT)                  \
+    X(SCAN_SIMT_BF16, "efla_scan_simt_bf16", CHUNK_SIMT)
+
+#define EFLA_CUDA_KERNELS(X) EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X)
+
+/* Storage dtype codes of the kernels' template parameter. */
+#define EFLA_CUDA_F32 0
+#define EFLA_CUDA_F16 1
+#define EFLA_CUDA_BF16 2
+
+#endif
