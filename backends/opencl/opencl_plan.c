@@ -1,0 +1,217 @@
+#include "backends/opencl/opencl_plan.h"
+
+#include "core/error.h"
+#include "shaders/opencl/efla_params.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool efla_cl_runs_recurrent(const efla_forward_args *args, int64_t length) {
+    switch (args->algorithm) {
+    case EFLA_ALGORITHM_RECURRENT: return true;
+    case EFLA_ALGORITHM_CHUNKED: return false;
+    default: return length <= EFLA_RECURRENT_MAX_TOKENS;
+    }
+}
+
+static void count_work(const efla_forward_args *args, uint32_t chunk, efla_cl_plan *plan) {
+    for (int64_t n = 0; n < args->sequences; ++n) {
+        int64_t b, first, length;
+        efla_forward_sequence(args, n, &b, &first, &length);
+        if (efla_cl_runs_recurrent(args, length)) {
+            plan->recurrent_count++;
+        } else {
+            plan->scan_count++;
+            plan->chunk_count += (length + chunk - 1) / chunk;
+        }
+    }
+}
+
+static void put_tensor(int64_t *P, int slot, const efla_tensor_view *view) {
+    if (!view->buffer) return;
+    const uint64_t element = efla_dtype_size(view->dtype);
+    P[slot] = (int64_t)(view->offset_elements + view->buffer->offset / element);
+    for (int i = 0; i < 4; ++i)
+        P[slot + 1 + i] = view->strides[i];
+}
+
+static int64_t float_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits;
+}
+
+static void fill_parameters(const efla_forward_args *args, uint32_t chunk, int64_t *P) {
+    put_tensor(P, EFLA_P_Q, &args->q);
+    put_tensor(P, EFLA_P_K, &args->k);
+    put_tensor(P, EFLA_P_V, &args->v);
+    put_tensor(P, EFLA_P_BETA, &args->beta);
+    put_tensor(P, EFLA_P_OUT, &args->out);
+    put_tensor(P, EFLA_P_S0, &args->initial_state);
+    put_tensor(P, EFLA_P_S1, &args->final_state);
+    P[EFLA_P_TOKENS] = args->tokens;
+    P[EFLA_P_HEADS] = args->heads;
+    P[EFLA_P_VALUE_HEADS] = args->value_heads;
+    P[EFLA_P_DK] = args->dk;
+    P[EFLA_P_DV] = args->dv;
+    P[EFLA_P_FLAGS] = (args->initial_state.buffer ? EFLA_PF_INITIAL_STATE : 0) |
+                      (args->final_state.buffer ? EFLA_PF_FINAL_STATE : 0) |
+                      (args->l2norm_q ? EFLA_PF_L2NORM_Q : 0) |
+                      (args->l2norm_k ? EFLA_PF_L2NORM_K : 0) |
+                      (args->mode == EFLA_MODE_DELTA ? EFLA_PF_DELTA : 0);
+    P[EFLA_P_SCALE] = float_bits(args->scale);
+    /* Scratch: W, U, A, C one after the other, B*T rows per value head. */
+    const int64_t rows = args->batch * args->tokens, heads_rows = args->value_heads * rows;
+    P[EFLA_P_ROWS] = rows;
+    P[EFLA_P_SCRATCH_W] = 0;
+    P[EFLA_P_SCRATCH_U] = heads_rows * args->dk;
+    P[EFLA_P_SCRATCH_A] = P[EFLA_P_SCRATCH_U] + heads_rows * args->dv;
+    P[EFLA_P_SCRATCH_C] = P[EFLA_P_SCRATCH_A] + heads_rows * chunk;
+}
+
+static void fill_tables(const efla_forward_args *args, uint32_t chunk, efla_cl_plan *plan) {
+    int32_t *base = (int32_t *)plan->block;
+    int32_t *recurrent = base + 4 * plan->recurrent_table, *chunks = base + 4 * plan->chunk_table,
+            *scan = base + 4 * plan->scan_table;
+    for (int64_t n = 0; n < args->sequences; ++n) {
+        int64_t b, first, length;
+        efla_forward_sequence(args, n, &b, &first, &length);
+        const int32_t entry[4] = {(int32_t)b, (int32_t)first, (int32_t)length, (int32_t)n};
+        if (efla_cl_runs_recurrent(args, length)) {
+            memcpy(recurrent, entry, sizeof entry);
+            recurrent += 4;
+            continue;
+        }
+        memcpy(scan, entry, sizeof entry);
+        scan += 4;
+        for (int64_t c = 0; c < length; c += chunk) {
+            const int32_t piece[4] = {(int32_t)b, (int32_t)(first + c),
+                                      (int32_t)(length - c < chunk ? length - c : chunk),
+                                      (int32_t)n};
+            memcpy(chunks, piece, sizeof piece);
+            chunks += 4;
+        }
+    }
+}
+
+static uint32_t ceil_pow2(int64_t x) {
+    uint32_t p = 1;
+    while (p < x && p < (1u << 30))
+        p *= 2;
+    return p;
+}
+
+/* An override of the Dv tile for tests (8, 16 or 32), else 0. */
+static uint32_t forced_dv_tile(void) {
+    const char *text = getenv("EFLA_OPENCL_DV_TILE");
+    if (!text) return 0;
+    long value = strtol(text, NULL, 10);
+    return value == 8 || value == 16 || value == 32 ? (uint32_t)value : 0;
+}
+
+/* The recurrent kernel's fixed work-group: dvr columns x rsr row groups,
+ * enough row groups for Dk rows at rows_max each. */
+static efla_status recurrent_shape(efla_backend_context *ctx, const efla_forward_args *args,
+                                   efla_cl_plan *plan) {
+    const uint32_t size = plan->program->tiles.work_group;
+    const uint32_t rows_max = plan->program->tiles.rows_max;
+    const uint32_t needed = ceil_pow2((args->dk + rows_max - 1) / rows_max);
+    if (needed > size)
+        return efla_error(EFLA_ERROR_UNSUPPORTED,
+                          "the recurrent kernel needs %u row groups for Dk=%lld but has %u items",
+                          needed, (long long)args->dk, size);
+    uint32_t columns = forced_dv_tile();
+    if (!columns) columns = ceil_pow2(args->dv) < 32 ? ceil_pow2(args->dv) : 32;
+    if (columns > size / needed) columns = size / needed;
+    plan->recurrent_columns = columns;
+    plan->recurrent_row_groups = size / columns;
+    plan->recurrent_local_bytes =
+        sizeof(float) * (size_t)(2 * args->dk + 2 * size + 3 * (size / columns));
+    (void)ctx;
+    return EFLA_SUCCESS;
+}
+
+static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args *args,
+                              efla_cl_plan *plan) {
+    const efla_cl_tiles *tiles = &plan->program->tiles;
+    const uint64_t local = ctx->device.local_memory;
+    const uint64_t fixed = plan->program->static_local[EFLA_CL_SCAN];
+    /* Narrowest tile the kernel's row mapping allows: rs = WG / dvt <= C. */
+    uint32_t narrowest = tiles->work_group / tiles->chunk;
+    if (narrowest < 8) narrowest = 8;
+    uint32_t columns = forced_dv_tile();
+    if (!columns) {
+        columns =
+            ceil_pow2(args->dv) < EFLA_CL_MAX_DV_TILE ? ceil_pow2(args->dv) : EFLA_CL_MAX_DV_TILE;
+        /* On a GPU, narrower tiles give more work-groups when there are few
+         * (sequence, head) pairs to spread over the compute units. */
+        const uint64_t pairs = (uint64_t)plan->scan_count * (uint64_t)args->value_heads;
+        while (ctx->device.info.type != EFLA_DEVICE_TYPE_SOFTWARE && columns > narrowest &&
+               pairs * (uint64_t)((args->dv + columns - 1) / columns) <
+                   2ull * ctx->device.info.compute_units)
+            columns /= 2;
+    }
+    if (columns < narrowest) columns = narrowest;
+    while (columns > narrowest && fixed + sizeof(float) * args->dk * columns > local)
+        columns /= 2;
+    if (fixed + sizeof(float) * args->dk * columns > local)
+        return efla_error(EFLA_ERROR_UNSUPPORTED,
+                          "the chunked scan needs %llu bytes of local memory for Dk=%lld but "
+                          "'%s' has %llu",
+                          (unsigned long long)(fixed + sizeof(float) * args->dk * columns),
+                          (long long)args->dk, ctx->device.info.name, (unsigned long long)local);
+    plan->scan_columns = columns;
+    plan->scan_local_bytes = sizeof(float) * (size_t)(args->dk * columns);
+    const uint64_t rows = (uint64_t)(args->batch * args->tokens) * (uint64_t)args->value_heads;
+    plan->scratch_bytes = sizeof(float) * rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2);
+    return EFLA_SUCCESS;
+}
+
+/* Every index the kernels form in 32 bits must fit. */
+static efla_status check_limits(const efla_forward_args *args, const efla_cl_plan *plan) {
+    const uint64_t tiles = (uint64_t)(args->dv + 7) / 8; /* the most Dv tiles */
+    const uint64_t most =
+        (uint64_t)(plan->recurrent_count > plan->scan_count ? plan->recurrent_count
+                                                            : plan->scan_count);
+    const uint64_t groups = most * (uint64_t)args->value_heads * tiles;
+    const uint64_t chunk_groups = (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
+    if (args->tokens > INT32_MAX || args->batch > INT32_MAX || args->sequences > INT32_MAX ||
+        groups > INT32_MAX || chunk_groups > INT32_MAX)
+        return efla_error(EFLA_ERROR_UNSUPPORTED,
+                          "the OpenCL kernels index tokens, sequences and work-groups in 32 bits; "
+                          "split this call (B=%lld, T=%lld, N=%lld)",
+                          (long long)args->batch, (long long)args->tokens,
+                          (long long)args->sequences);
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_cl_plan_make(efla_backend_context *ctx, const efla_forward_args *args,
+                              const efla_cl_program *program, efla_cl_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    plan->program = program;
+    const uint32_t chunk = program->tiles.chunk;
+    count_work(args, chunk, plan);
+    efla_status status = check_limits(args, plan);
+    if (status != EFLA_SUCCESS) return status;
+    if (plan->recurrent_count && (status = recurrent_shape(ctx, args, plan)) != EFLA_SUCCESS)
+        return status;
+    if (plan->scan_count && (status = scan_shape(ctx, args, plan)) != EFLA_SUCCESS) return status;
+    const int32_t header = EFLA_P_COUNT / 2; /* int4 entries taken by the parameters */
+    plan->recurrent_table = header;
+    plan->chunk_table = header + (int32_t)plan->recurrent_count;
+    plan->scan_table = plan->chunk_table + (int32_t)plan->chunk_count;
+    const uint64_t entries = (uint64_t)plan->scan_table + (uint64_t)plan->scan_count;
+    plan->block_bytes = (size_t)entries * 16;
+    plan->block = ctx->params.allocator->alloc(ctx->params.allocator->user, plan->block_bytes, 64);
+    if (!plan->block) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+    memset(plan->block, 0, plan->block_bytes);
+    fill_parameters(args, chunk, plan->block);
+    fill_tables(args, chunk, plan);
+    return EFLA_SUCCESS;
+}
+
+void efla_cl_plan_free(efla_backend_context *ctx, efla_cl_plan *plan) {
+    if (plan->block) ctx->params.allocator->free(ctx->params.allocator->user, plan->block);
+    plan->block = NULL;
+}

@@ -1,0 +1,47 @@
+/*
+ * The layout of the per-call parameter block shared by the OpenCL host code
+ * (C) and the kernels (OpenCL C). The block is an array of 64-bit integers,
+ * followed by the sequence tables as int4 {batch row, first token, length,
+ * state row}.
+ */
+#ifndef EFLA_OPENCL_PARAMS_H
+#define EFLA_OPENCL_PARAMS_H
+
+/* Tensors: element offset, then the four element strides (beta has 3). */
+#define EFLA_P_Q 0
+#define EFLA_P_K 5
+#define EFLA_P_V 10
+#define EFLA_P_BETA 15
+#define EFLA_P_OUT 20
+#define EFLA_P_S0 25
+#define EFLA_P_S1 30
+/* Sizes. */
+#define EFLA_P_TOKENS 35      /* T */
+#define EFLA_P_HEADS 36       /* H */
+#define EFLA_P_VALUE_HEADS 37 /* HV */
+#define EFLA_P_DK 38
+#define EFLA_P_DV 39
+#define EFLA_P_FLAGS 40 /* EFLA_PF_* */
+#define EFLA_P_SCALE 41 /* the float's bits */
+/* The chunked path's scratch: B*T rows per value head, and where each
+ * array starts (in floats). W [HV][rows][Dk], U [HV][rows][Dv], A (the
+ * masked, scaled Q K^T rows) [HV][rows][chunk], C {q factor, 1/|k|}
+ * [HV][rows][2]. */
+#define EFLA_P_ROWS 42
+#define EFLA_P_SCRATCH_W 43
+#define EFLA_P_SCRATCH_U 44
+#define EFLA_P_SCRATCH_A 45
+#define EFLA_P_SCRATCH_C 46
+#define EFLA_P_COUNT 48 /* a multiple of 2, so that the tables start on an int4 */
+
+#define EFLA_PF_INITIAL_STATE 1
+#define EFLA_PF_FINAL_STATE 2
+#define EFLA_PF_L2NORM_Q 4
+#define EFLA_PF_L2NORM_K 8
+#define EFLA_PF_DELTA 16
+
+/* Build-time constants (-D) of the kernels that the host must agree on. */
+#define EFLA_CL_K_TILE 32      /* rows of Dk staged in local memory at a time */
+#define EFLA_CL_MAX_DV_TILE 32 /* the scan's widest Dv tile */
+
+#endif
