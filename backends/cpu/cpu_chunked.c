@@ -37,7 +37,6 @@ typedef struct chunk_scratch {
     float *x;     /* per panel 2C x NR: Q S then K̂ S, the latter replaced by V' */
     float *v;     /* per panel C x NR: V, then R */
     float *erase, *write;
-    unsigned char *touched;
     int64_t lda;
 } chunk_scratch;
 
@@ -56,7 +55,6 @@ static size_t layout(const efla_forward_args *a, const efla_cpu_plan *plan, char
     s->v = efla_cpu_arena_take(&arena, c * w);
     s->erase = efla_cpu_arena_take(&arena, c);
     s->write = efla_cpu_arena_take(&arena, c);
-    s->touched = (unsigned char *)efla_cpu_arena_take(&arena, 1);
     return arena.used;
 }
 
@@ -167,16 +165,13 @@ static void inverse(const efla_cpu_task *task, const chunk_scratch *s) {
     }
 }
 
-/* The next chunk's input rows, a share per panel so that the loads spread
- * over this chunk's products. */
-static void touch_next(const efla_cpu_task *task, const chunk_scratch *s, int64_t next,
-                       int64_t panel) {
+/* The next chunk's rows, a share per panel so that the requests spread
+ * over this chunk's products instead of queueing in one burst. */
+static void prefetch_next(const efla_cpu_task *task, int64_t next, int64_t panel) {
     const int64_t end = task->first + task->length;
     const int64_t n = min64(end - next, task->plan->chunk);
-    unsigned char touched = 0;
     for (int64_t r = n * panel / task->panels; r < n * (panel + 1) / task->panels; ++r)
-        touched ^= efla_cpu_touch_token(task, next + r);
-    *s->touched ^= touched;
+        efla_cpu_prefetch_token(task, next + r);
 }
 
 /* Everything that touches the state, for one chunk of n tokens at t0. */
@@ -186,7 +181,7 @@ static void state_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64
     const int64_t c = task->plan->chunk, dk = a->dk, lda = s->lda;
     const float *k = s->a + c * lda, *ainv = s->inv, *ptilde = s->inv + c * c;
     for (int64_t p = 0; p < task->panels; ++p) {
-        touch_next(task, s, t0 + c, p);
+        prefetch_next(task, t0 + c, p);
         float *sp = s->state + p * dk * NR, *vp = s->v + p * c * NR;
         float *xq = s->x + p * 2 * c * NR, *xk = xq + c * NR;
         if (n == c) {

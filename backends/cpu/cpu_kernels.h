@@ -42,12 +42,14 @@ typedef struct efla_cpu_kernels {
     efla_cpu_block_fn block[EFLA_CPU_MR_MAX + 1];
     efla_cpu_solve_fn solve[EFLA_CPU_MR_MAX + 1];
 
-    /* For `panels` panels of dk rows: sk = S^T k and sq = S^T q (each
-     * panels * NR floats), sums in ascending row order. */
-    void (*state_dot2)(int64_t dk, int64_t panels, const float *s, const float *k, const float *q,
-                       float *sk, float *sq);
-    /* S += k u^T over `panels` panels of dk rows. */
-    void (*state_rank1)(int64_t dk, int64_t panels, float *s, const float *k, const float *u);
+    /* Row-major state tiles (dk rows of w floats, row stride ld), any w:
+     * sk = S^T k and sq = S^T q, sums in ascending row order; sk and sq
+     * have room for w rounded up to a multiple of 16. */
+    void (*state_dot2)(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
+                       const float *q, float *sk, float *sq);
+    /* dst = src + k u^T (dst may be src). */
+    void (*state_rank1)(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
+                        int64_t dst_ld, const float *k, const float *u);
 } efla_cpu_kernels;
 
 const efla_cpu_kernels *efla_cpu_kernels_portable(void);

@@ -69,8 +69,9 @@ AVX2_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t n_
     }
     DIAG(1, 0)
     DIAG(2, 0)
-    DIAG(2, 1) DIAG(3, 0) DIAG(3, 1) DIAG(3, 2) DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3)
-        DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4) FOR_ROWS(STORE_C)
+    DIAG(2, 1)
+    DIAG(3, 0) DIAG(3, 1) DIAG(3, 2) DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0)
+        DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4) FOR_ROWS(STORE_C)
 }
 
 #define DEFINE_ROWS(m)                                                                             \
@@ -89,33 +90,81 @@ DEFINE_ROWS(4)
 DEFINE_ROWS(5)
 DEFINE_ROWS(6)
 
-AVX2 static void state_dot2(int64_t dk, int64_t panels, const float *s, const float *k,
+/* Lanes [0, count) set, count in 1..8. */
+AVX2_INLINE __m256i tail_mask(int64_t count) {
+    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(bits + 8 - count));
+}
+
+/* Four full vectors of columns at a time, then single (masked-load)
+ * vectors; every column sees the same FMA sequence, ascending rows. The
+ * first column block prefetches whole rows ahead, so that the later
+ * blocks find the state in cache. */
+AVX2 static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
                             const float *q, float *sk, float *sq) {
-    for (int64_t panel = 0; panel < panels; ++panel, s += dk * NR) {
-        __m256 k0 = _mm256_setzero_ps(), k1 = k0, q0 = k0, q1 = k0;
+    const int64_t ahead = 8;
+    int64_t j = 0;
+    for (; j + 32 <= w; j += 32) {
+        __m256 k0 = _mm256_setzero_ps(), k1 = k0, k2 = k0, k3 = k0, q0 = k0, q1 = k0, q2 = k0,
+               q3 = k0;
         for (int64_t i = 0; i < dk; ++i) {
-            __m256 s0 = _mm256_load_ps(s + i * NR), s1 = _mm256_load_ps(s + i * NR + 8);
+            const float *row = s + i * ld + j;
+            if (j == 0 && i + ahead < dk)
+                for (int64_t c = 0; c < w; c += 16)
+                    _mm_prefetch((const char *)(row + ahead * ld + c), _MM_HINT_T1);
             __m256 ki = _mm256_broadcast_ss(k + i), qi = _mm256_broadcast_ss(q + i);
+            __m256 s0 = _mm256_loadu_ps(row), s1 = _mm256_loadu_ps(row + 8);
+            __m256 s2 = _mm256_loadu_ps(row + 16), s3 = _mm256_loadu_ps(row + 24);
             k0 = _mm256_fmadd_ps(s0, ki, k0);
             k1 = _mm256_fmadd_ps(s1, ki, k1);
+            k2 = _mm256_fmadd_ps(s2, ki, k2);
+            k3 = _mm256_fmadd_ps(s3, ki, k3);
             q0 = _mm256_fmadd_ps(s0, qi, q0);
             q1 = _mm256_fmadd_ps(s1, qi, q1);
+            q2 = _mm256_fmadd_ps(s2, qi, q2);
+            q3 = _mm256_fmadd_ps(s3, qi, q3);
         }
-        _mm256_store_ps(sk + panel * NR, k0);
-        _mm256_store_ps(sk + panel * NR + 8, k1);
-        _mm256_store_ps(sq + panel * NR, q0);
-        _mm256_store_ps(sq + panel * NR + 8, q1);
+        _mm256_storeu_ps(sk + j, k0);
+        _mm256_storeu_ps(sk + j + 8, k1);
+        _mm256_storeu_ps(sk + j + 16, k2);
+        _mm256_storeu_ps(sk + j + 24, k3);
+        _mm256_storeu_ps(sq + j, q0);
+        _mm256_storeu_ps(sq + j + 8, q1);
+        _mm256_storeu_ps(sq + j + 16, q2);
+        _mm256_storeu_ps(sq + j + 24, q3);
+    }
+    for (; j < w; j += 8) {
+        const __m256i mask = tail_mask(w - j < 8 ? w - j : 8);
+        __m256 k0 = _mm256_setzero_ps(), q0 = k0;
+        for (int64_t i = 0; i < dk; ++i) {
+            __m256 s0 = _mm256_maskload_ps(s + i * ld + j, mask);
+            k0 = _mm256_fmadd_ps(s0, _mm256_broadcast_ss(k + i), k0);
+            q0 = _mm256_fmadd_ps(s0, _mm256_broadcast_ss(q + i), q0);
+        }
+        _mm256_storeu_ps(sk + j, k0);
+        _mm256_storeu_ps(sq + j, q0);
     }
 }
 
-AVX2 static void state_rank1(int64_t dk, int64_t panels, float *s, const float *k, const float *u) {
-    for (int64_t panel = 0; panel < panels; ++panel, s += dk * NR) {
-        __m256 u0 = _mm256_load_ps(u + panel * NR), u1 = _mm256_load_ps(u + panel * NR + 8);
-        for (int64_t i = 0; i < dk; ++i) {
-            __m256 ki = _mm256_broadcast_ss(k + i);
-            _mm256_store_ps(s + i * NR, _mm256_fmadd_ps(ki, u0, _mm256_load_ps(s + i * NR)));
-            _mm256_store_ps(s + i * NR + 8,
-                            _mm256_fmadd_ps(ki, u1, _mm256_load_ps(s + i * NR + 8)));
+AVX2 static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
+                             int64_t dst_ld, const float *k, const float *u) {
+    for (int64_t i = 0; i < dk; ++i) {
+        const float *in = src + i * src_ld;
+        float *out = dst + i * dst_ld;
+        const __m256 ki = _mm256_broadcast_ss(k + i);
+        int64_t j = 0;
+        for (; j + 16 <= w; j += 16) {
+            __m256 a0 = _mm256_fmadd_ps(ki, _mm256_loadu_ps(u + j), _mm256_loadu_ps(in + j));
+            __m256 a1 =
+                _mm256_fmadd_ps(ki, _mm256_loadu_ps(u + j + 8), _mm256_loadu_ps(in + j + 8));
+            _mm256_storeu_ps(out + j, a0);
+            _mm256_storeu_ps(out + j + 8, a1);
+        }
+        for (; j < w; j += 8) {
+            const __m256i mask = tail_mask(w - j < 8 ? w - j : 8);
+            __m256 a0 = _mm256_fmadd_ps(ki, _mm256_maskload_ps(u + j, mask),
+                                        _mm256_maskload_ps(in + j, mask));
+            _mm256_maskstore_ps(out + j, mask, a0);
         }
     }
 }

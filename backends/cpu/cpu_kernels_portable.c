@@ -63,27 +63,27 @@ DEFINE_ROWS(4)
 DEFINE_ROWS(5)
 DEFINE_ROWS(6)
 
-static void state_dot2(int64_t dk, int64_t panels, const float *s, const float *k, const float *q,
-                       float *sk, float *sq) {
-    for (int64_t panel = 0; panel < panels; ++panel, s += dk * NR) {
-        float ak[NR] = {0}, aq[NR] = {0};
-        for (int64_t i = 0; i < dk; ++i)
-            for (int j = 0; j < NR; ++j) {
-                ak[j] += s[i * NR + j] * k[i];
-                aq[j] += s[i * NR + j] * q[i];
-            }
-        for (int j = 0; j < NR; ++j) {
-            sk[panel * NR + j] = ak[j];
-            sq[panel * NR + j] = aq[j];
+static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
+                       const float *q, float *sk, float *sq) {
+    for (int64_t j = 0; j < w; ++j)
+        sk[j] = sq[j] = 0.0f;
+    for (int64_t i = 0; i < dk; ++i) {
+        const float *row = s + i * ld, ki = k[i], qi = q[i];
+        for (int64_t j = 0; j < w; ++j) {
+            sk[j] += row[j] * ki;
+            sq[j] += row[j] * qi;
         }
     }
 }
 
-static void state_rank1(int64_t dk, int64_t panels, float *s, const float *k, const float *u) {
-    for (int64_t panel = 0; panel < panels; ++panel, s += dk * NR)
-        for (int64_t i = 0; i < dk; ++i)
-            for (int j = 0; j < NR; ++j)
-                s[i * NR + j] += k[i] * u[panel * NR + j];
+static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
+                        int64_t dst_ld, const float *k, const float *u) {
+    for (int64_t i = 0; i < dk; ++i) {
+        const float *in = src + i * src_ld, ki = k[i];
+        float *out = dst + i * dst_ld;
+        for (int64_t j = 0; j < w; ++j)
+            out[j] = in[j] + ki * u[j];
+    }
 }
 
 static const efla_cpu_kernels portable_kernels = {

@@ -94,14 +94,14 @@ void efla_cpu_prepare_key(const efla_forward_args *a, float *k, float beta, floa
         *write = *erase / norm;
 }
 
-unsigned char efla_cpu_touch_token(const efla_cpu_task *task, int64_t t) {
+void efla_cpu_prefetch_token(const efla_cpu_task *task, int64_t t) {
     const efla_forward_args *a = task->args;
-    unsigned char touched = 0;
-    efla_cpu_touch_row(&a->q, task->batch_row, t, task->head, 0, a->dk, &touched);
-    efla_cpu_touch_row(&a->k, task->batch_row, t, task->head, 0, a->dk, &touched);
-    efla_cpu_touch_row(&a->v, task->batch_row, t, task->value_head, task->col0, task->width,
-                       &touched);
-    return touched;
+    efla_cpu_prefetch_row(&a->q, task->batch_row, t, task->head, 0, a->dk, false);
+    efla_cpu_prefetch_row(&a->k, task->batch_row, t, task->head, 0, a->dk, false);
+    efla_cpu_prefetch_row(&a->v, task->batch_row, t, task->value_head, task->col0, task->width,
+                          false);
+    efla_cpu_prefetch_row(&a->out, task->batch_row, t, task->value_head, task->col0, task->width,
+                          true);
 }
 
 void efla_cpu_load_token(const efla_cpu_task *task, int64_t t, float *q, float *k, float *erase,

@@ -19,9 +19,8 @@ void efla_cpu_prepare_key(const efla_forward_args *a, float *k, float beta, floa
 /* sum x_i y_i in a fixed order (eight interleaved partial sums). */
 float efla_cpu_dot(const float *x, const float *y, int64_t n);
 
-/* Brings token t's q, k and v rows into the cache ahead of their use; the
- * result only keeps the loads from being optimised away. */
-unsigned char efla_cpu_touch_token(const struct efla_cpu_task *task, int64_t t);
+/* Prefetches token t's q, k, v rows (and its output row, for writing). */
+void efla_cpu_prefetch_token(const struct efla_cpu_task *task, int64_t t);
 
 /* Loads token t's q, k (head task->head), beta and prepares them. */
 void efla_cpu_load_token(const struct efla_cpu_task *task, int64_t t, float *q, float *k,
