@@ -216,6 +216,14 @@ _SIGNATURES = {
 }
 
 
+# Interop entry points (include/efla/efla_cuda.h): bound only when the library
+# exports them (a build with the CUDA backend).
+_OPTIONAL_SIGNATURES = {
+    "efla_cuda_buffer_wrap": (c_int, [c_void_p, c_uint64, c_uint64, POINTER(c_void_p)]),
+    "efla_cuda_buffer_address": (c_int, [c_void_p, POINTER(c_uint64)]),
+}
+
+
 class Library:
     """libefla loaded with ctypes, every used function typed."""
 
@@ -227,6 +235,12 @@ class Library:
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name[len("efla_"):], fn)
+        for name, (restype, argtypes) in _OPTIONAL_SIGNATURES.items():
+            if self.has(name):
+                fn = getattr(self.dll, name)
+                fn.restype = restype
+                fn.argtypes = argtypes
+                setattr(self, name[len("efla_"):], fn)
 
     @classmethod
     def load(cls, explicit=None):
@@ -298,6 +312,18 @@ class Context:
         handle = c_void_p()
         self.lib.check(self.lib.buffer_create(self.handle, size_bytes, byref(handle)),
                        f"buffer of {size_bytes} bytes")
+        buf = Buffer(self.lib, handle, size_bytes)
+        self.buffers.append(buf)
+        return buf
+
+    def wrap_cuda(self, device_address, size_bytes):
+        """A buffer over caller-owned CUDA device memory (efla_cuda_buffer_wrap); the memory
+        must outlive the buffer. None when the library has no CUDA interop."""
+        if not self.lib.has("efla_cuda_buffer_wrap"):
+            return None
+        handle = c_void_p()
+        self.lib.check(self.lib.cuda_buffer_wrap(self.handle, device_address, size_bytes,
+                                                 byref(handle)), "wrap CUDA memory")
         buf = Buffer(self.lib, handle, size_bytes)
         self.buffers.append(buf)
         return buf

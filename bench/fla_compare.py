@@ -14,6 +14,7 @@ Exit status: 0 all agree, 1 a comparison failed, 2 usage or missing fla/torch,
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -147,35 +148,90 @@ class Flush:
 
 # --------------------------------------------------------------- efla ----
 
-class EflaRun:
-    """One shape on an efla context: buffers uploaded once, then timed forwards."""
+class HostMemory:
+    """efla buffers of the context, filled from host memory once (every backend)."""
 
-    def __init__(self, ctx, shape, inputs):
+    name = "uploaded"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def input(self, array):
+        array = np.ascontiguousarray(array)
+        buf = self.ctx.buffer(array.nbytes)
+        buf.upload(array.ctypes.data, array.nbytes)
+        return buf
+
+    def output(self, nbytes):
+        return self.ctx.buffer(nbytes)
+
+    def read(self, buf, dtype, shape):
+        array = np.empty(shape, dtype=dtype)
+        buf.download(array.ctypes.data, array.nbytes)
+        return array
+
+
+class TorchMemory:
+    """efla buffers wrapped around torch CUDA tensors (efla_cuda_buffer_wrap): efla on CUDA
+    shares the device's primary context with torch, so it reads torch's memory directly."""
+
+    name = "torch tensors, wrapped"
+
+    def __init__(self, ctx, torch):
+        self.ctx = ctx
+        self.torch = torch
+        self.tensors = {}  # buffer handle -> tensor: keeps the memory alive
+
+    def _wrap(self, tensor):
+        buf = self.ctx.wrap_cuda(tensor.data_ptr(), tensor.numel() * tensor.element_size())
+        self.tensors[buf.handle.value] = tensor
+        return buf
+
+    def input(self, array):
+        tensor = self.torch.from_numpy(np.ascontiguousarray(array)).cuda()
+        self.torch.cuda.synchronize()  # efla reads it from its own stream
+        return self._wrap(tensor)
+
+    def output(self, nbytes):
+        return self._wrap(self.torch.empty(nbytes, dtype=self.torch.uint8, device="cuda"))
+
+    def read(self, buf, dtype, shape):
+        self.ctx.synchronize()
+        raw = self.tensors[buf.handle.value].cpu().numpy()
+        return raw.view(dtype).reshape(shape)
+
+
+def efla_memory(ctx, backend, torch):
+    """Torch-wrapped memory for the CUDA backend when both sides can, else host uploads."""
+    if backend == "cuda" and torch is not None and ctx.lib.has("efla_cuda_buffer_wrap"):
+        return TorchMemory(ctx, torch)
+    return HostMemory(ctx)
+
+
+class EflaRun:
+    """One shape on an efla context: inputs put in place once, then timed forwards."""
+
+    def __init__(self, ctx, memory, shape, inputs):
         B, T, H, HV, Dk, Dv = shape.B, shape.T, shape.H, shape.HV, shape.Dk, shape.Dv
         self.ctx = ctx
+        self.memory = memory
         self.shape = shape
         bf16, f32 = ec.DTYPE_BF16, ec.DTYPE_F32
-        q = self._upload(inputs.q).tensor(bf16, (B, T, H, Dk))
-        k = self._upload(inputs.k).tensor(bf16, (B, T, H, Dk))
-        v = self._upload(inputs.v).tensor(bf16, (B, T, HV, Dv))
-        beta = self._upload(inputs.beta).tensor(bf16, (B, T, HV))
-        self.out = ctx.buffer(B * T * HV * Dv * 2)
-        self.state = ctx.buffer(B * HV * Dk * Dv * 4)
+        q = memory.input(inputs.q).tensor(bf16, (B, T, H, Dk))
+        k = memory.input(inputs.k).tensor(bf16, (B, T, H, Dk))
+        v = memory.input(inputs.v).tensor(bf16, (B, T, HV, Dv))
+        beta = memory.input(inputs.beta).tensor(bf16, (B, T, HV))
+        self.out = memory.output(B * T * HV * Dv * 2)
+        self.state = memory.output(B * HV * Dk * Dv * 4)
         h0 = None
         if inputs.h0 is not None:
-            h0 = self._upload(inputs.h0).tensor(f32, (B, HV, Dk, Dv))
+            h0 = memory.input(inputs.h0).tensor(f32, (B, HV, Dk, Dv))
         self.desc = ec.forward_desc(q, k, v, beta, self.out.tensor(bf16, (B, T, HV, Dv)),
                                     initial_state=h0,
                                     final_state=self.state.tensor(f32, (B, HV, Dk, Dv)),
                                     scale=Dk ** -0.5)
         algorithm, kernel_path = ctx.query(self.desc)
         self.path = f"{algorithm}/{kernel_path}"
-
-    def _upload(self, array):
-        array = np.ascontiguousarray(array)
-        buf = self.ctx.buffer(array.nbytes)
-        buf.upload(array.ctypes.data, array.nbytes)
-        return buf
 
     def forward(self):
         self.ctx.forward(self.desc)
@@ -202,10 +258,8 @@ class EflaRun:
 
     def results(self):
         s = self.shape
-        o = np.empty((s.B, s.T, s.HV, s.Dv), dtype=np.uint16)
-        st = np.empty((s.B, s.HV, s.Dk, s.Dv), dtype=np.float32)
-        self.out.download(o.ctypes.data, o.nbytes)
-        self.state.download(st.ctypes.data, st.nbytes)
+        o = self.memory.read(self.out, np.uint16, (s.B, s.T, s.HV, s.Dv))
+        st = self.memory.read(self.state, np.float32, (s.B, s.HV, s.Dk, s.Dv))
         return bf16_to_f32(o), st
 
 
@@ -312,16 +366,20 @@ def numpy_delta_rule(shape, inputs):
 
 # ------------------------------------------------------------ driving ----
 
-def time_efla(args, ctx, flush, shape, inputs, row):
+def time_efla(args, ctx, memory, flush, shape, inputs, row):
     """Runs efla on one shape; returns its (output, final state) as f32 arrays."""
     try:
-        efla = EflaRun(ctx, shape, inputs)
+        efla = EflaRun(ctx, memory(), shape, inputs)
         row["efla_path"] = efla.path
         row["efla"] = percentiles(efla.time(args.iters, args.warmup, flush))
         if is_decode(shape):
             row["efla_host_ms_per_call"] = efla.host_ms_per_call(args.iters)
         return efla.results()
     finally:
+        try:  # no work may still use memory about to be freed
+            ctx.synchronize()
+        except ec.EflaError:
+            pass
         ctx.free_buffers()  # this shape's memory, before the next shape
 
 
@@ -350,14 +408,14 @@ def judge(args, row, efla_out, peer_out):
         row["status"] = "PASS"
 
 
-def run_shape(args, ctx, fla, flush, shape):
+def run_shape(args, ctx, memory, fla, flush, shape):
     """One table row: efla timed, then fla (or the NumPy reference), then compared."""
     with_state = args.initial_state or is_decode(shape)
     inputs = make_inputs(shape, args.seed, with_state)
     row = {"shape": shape.id, "dims": list(shape[1:]), "storage": "bf16",
            "initial_state": with_state, "status": "ok"}
     try:
-        efla_out = time_efla(args, ctx, flush, shape, inputs, row)
+        efla_out = time_efla(args, ctx, memory, flush, shape, inputs, row)
     except ec.EflaError as e:
         row["status"], row["why"] = "ERROR", f"efla: {e}"
         return row
@@ -554,16 +612,19 @@ def main(argv):
     try:
         with lib.context(args.backend, args.device, args.threads, profiling=True) as ctx:
             env = environment(lib, ctx, args, fla, flush)
+            memory = functools.partial(efla_memory, ctx, args.backend, torch)
+            env["efla_memory"] = memory().name
             print(f"# efla {env['efla_version']} ({env['efla_lib']}) on {args.backend}: "
                   f"{env['device']}, driver {env['driver']}; commit {env['commit']}")
             if fla is not None:
                 print(f"# fla {env['fla']}, torch {env['torch']}, triton {env['triton']} "
                       f"on {env['gpu']}")
             print(f"# median of {args.iters} runs after {args.warmup} warm-up; flush: "
-                  f"{env['flush']}; tolerance {args.tolerance:g}")
+                  f"{env['flush']}; tolerance {args.tolerance:g}; efla inputs "
+                  f"{env['efla_memory']}")
             sys.stdout.flush()
             for shape in args.shape_list:
-                rows.append(run_shape(args, ctx, fla, flush, shape))
+                rows.append(run_shape(args, ctx, memory, fla, flush, shape))
                 print_progress(rows[-1])
                 write_json(args.json, env, rows, final=False)
     except ec.EflaError as e:

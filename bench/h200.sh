@@ -21,6 +21,8 @@
 #   BENCH_LIMIT_S  efla bench per backend (default 90)
 #   FLA_LIMIT_S    fla_compare per backend (default 150)
 #   BENCH_ARGS     extra arguments for efla bench;  FLA_ARGS extra ones for fla_compare
+# Results: $OUT/bench-<backend>.jsonl (efla bench --json), $OUT/fla-<backend>.json; the
+# Markdown for docs/BENCHMARKS.md: python3 bench/to_markdown.py --bench ... --fla ...
 #   SKIP_SETUP=1   leave the system alone (a dry run on a build machine)
 #   BUNDLE         the bundle folder (default .device/bundle)
 set -uo pipefail
@@ -122,6 +124,11 @@ tests() {
   step "$name" "$STEP_TEST_LIMIT_S" env "${vars[@]}" "$here/run_tests.sh" "$BUNDLE/bin" "$TEST_LIMIT_S"
 }
 
+# efla bench prints its table on stderr (the log) and JSON lines on stdout.
+efla_bench() {
+  "$efla" bench --backend "$1" --suite all --storage bf16 --json "${bench_args[@]}" > "$OUT/bench-$1.jsonl"
+}
+
 efla_info() {
   "$efla" info || return
   "$efla" info --json > "$OUT/info.json"
@@ -162,7 +169,7 @@ export EFLA_COMMIT
 # `timeout` runs programs, not functions: a step that is a function of this
 # script runs as `bash h200.sh --run FUNCTION`.
 if [ "${1:-}" = --run ]; then
-  "$2"
+  "${@:2}"
   exit
 fi
 
@@ -190,8 +197,7 @@ for b in "${backends[@]}"; do
 done
 
 for b in "${backends[@]}"; do
-  step "bench-$b" "$BENCH_LIMIT_S" "$efla" bench --backend "$b" --suite all --storage bf16 \
-    --json "${bench_args[@]}"
+  step "bench-$b" "$BENCH_LIMIT_S" bash "$self" --run efla_bench "$b"
 done
 
 for b in "${backends[@]}"; do
