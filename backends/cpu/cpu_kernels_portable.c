@@ -1,9 +1,81 @@
 /* Portable C microkernels: the reference path, built on every platform. */
 #include "backends/cpu/cpu_kernels.h"
 
-#define NR EFLA_CPU_NR
-#define MR 6
+#include <string.h>
 
+#define NR EFLA_CPU_NR
+#define MR 2 /* 2 rows x 16 columns fit 16 128-bit registers with room to spare */
+
+#if defined(__GNUC__) || defined(__clang__)
+/* Four-float vectors in GNU C: SSE, NEON, or scalar code, whatever the
+ * target has; loads and stores go through memcpy (no alignment assumed). */
+typedef float vec4 __attribute__((vector_size(16)));
+static inline vec4 load4(const float *p) {
+    vec4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void store4(float *p, vec4 v) { memcpy(p, &v, sizeof v); }
+#define VEC_LANES 4
+#else
+#define VEC_LANES 0 /* other compilers: the plain loops below */
+#endif
+
+#if VEC_LANES
+typedef struct row16 {
+    vec4 v[NR / 4];
+} row16;
+
+static inline void block_body(int mr, int64_t np, const float *a, int64_t a_rs, int64_t a_ps,
+                              const float *b, int64_t b_rs, float *c, int64_t c_rs,
+                              bool accumulate) {
+    row16 acc[MR];
+    for (int r = 0; r < mr; ++r)
+        for (int j = 0; j < NR / 4; ++j)
+            acc[r].v[j] = accumulate ? load4(c + r * c_rs + 4 * j) : (vec4){0, 0, 0, 0};
+    for (int64_t p = 0; p < np; ++p) {
+        row16 bp;
+        for (int j = 0; j < NR / 4; ++j)
+            bp.v[j] = load4(b + p * b_rs + 4 * j);
+        for (int r = 0; r < mr; ++r) {
+            const float ar = a[r * a_rs + p * a_ps];
+            for (int j = 0; j < NR / 4; ++j)
+                acc[r].v[j] += ar * bp.v[j];
+        }
+    }
+    for (int r = 0; r < mr; ++r)
+        for (int j = 0; j < NR / 4; ++j)
+            store4(c + r * c_rs + 4 * j, acc[r].v[j]);
+}
+
+static inline void solve_body(int mr, int64_t r0, const float *n, int64_t n_rs, float *x,
+                              int64_t x_rs) {
+    row16 acc[MR];
+    const float *rows = n + r0 * n_rs;
+    for (int r = 0; r < mr; ++r)
+        for (int j = 0; j < NR / 4; ++j)
+            acc[r].v[j] = load4(x + (r0 + r) * x_rs + 4 * j);
+    for (int64_t p = 0; p < r0; ++p) {
+        row16 bp;
+        for (int j = 0; j < NR / 4; ++j)
+            bp.v[j] = load4(x + p * x_rs + 4 * j);
+        for (int r = 0; r < mr; ++r) {
+            const float nr = rows[r * n_rs + p];
+            for (int j = 0; j < NR / 4; ++j)
+                acc[r].v[j] += nr * bp.v[j];
+        }
+    }
+    for (int r = 1; r < mr; ++r)
+        for (int p = 0; p < r; ++p) {
+            const float nr = rows[r * n_rs + r0 + p];
+            for (int j = 0; j < NR / 4; ++j)
+                acc[r].v[j] += nr * acc[p].v[j];
+        }
+    for (int r = 0; r < mr; ++r)
+        for (int j = 0; j < NR / 4; ++j)
+            store4(x + (r0 + r) * x_rs + 4 * j, acc[r].v[j]);
+}
+#else
 static inline void block_body(int mr, int64_t np, const float *a, int64_t a_rs, int64_t a_ps,
                               const float *b, int64_t b_rs, float *c, int64_t c_rs,
                               bool accumulate) {
@@ -48,6 +120,8 @@ static inline void solve_body(int mr, int64_t r0, const float *n, int64_t n_rs, 
             x[(r0 + r) * x_rs + j] = acc[r][j];
 }
 
+#endif
+
 #define DEFINE_ROWS(m)                                                                             \
     static void block_##m(int64_t np, const float *a, int64_t a_rs, int64_t a_ps, const float *b,  \
                           int64_t b_rs, float *c, int64_t c_rs, bool accumulate) {                 \
@@ -58,10 +132,6 @@ static inline void solve_body(int mr, int64_t r0, const float *n, int64_t n_rs, 
     }
 DEFINE_ROWS(1)
 DEFINE_ROWS(2)
-DEFINE_ROWS(3)
-DEFINE_ROWS(4)
-DEFINE_ROWS(5)
-DEFINE_ROWS(6)
 
 static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
                        const float *q, float *sk, float *sq) {
@@ -89,8 +159,8 @@ static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld,
 static const efla_cpu_kernels portable_kernels = {
     .name = "portable",
     .mr = MR,
-    .block = {0, block_1, block_2, block_3, block_4, block_5, block_6},
-    .solve = {0, solve_1, solve_2, solve_3, solve_4, solve_5, solve_6},
+    .block = {0, block_1, block_2},
+    .solve = {0, solve_1, solve_2},
     .state_dot2 = state_dot2,
     .state_rank1 = state_rank1,
 };
