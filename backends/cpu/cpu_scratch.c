@@ -3,8 +3,10 @@
 #include "core/context.h"
 #include "core/error.h"
 
-#include <string.h>
-
+/* The slot array is made once; a slot's memory is allocated by the first
+ * task that takes the slot, so that only as many blocks exist as tasks ever
+ * ran at once. Slots too small for this forward are freed here, on the
+ * calling thread, before any task starts. */
 efla_status efla_cpu_scratch_reserve(efla_backend_context *ctx, size_t bytes) {
     const efla_allocator *allocator = ctx->params.allocator;
     if (!ctx->slots) {
@@ -20,12 +22,8 @@ efla_status efla_cpu_scratch_reserve(efla_backend_context *ctx, size_t bytes) {
         efla_cpu_scratch_slot *slot = &ctx->slots[i];
         if (slot->bytes >= bytes) continue;
         efla_host_free(allocator, slot->memory);
+        slot->memory = NULL;
         slot->bytes = 0;
-        slot->memory = efla_host_alloc(allocator, bytes);
-        if (!slot->memory)
-            return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY,
-                              "cannot allocate %zu bytes of CPU scratch", bytes);
-        slot->bytes = bytes;
     }
     return EFLA_SUCCESS;
 }
@@ -41,10 +39,17 @@ void efla_cpu_scratch_destroy(efla_backend_context *ctx) {
 void *efla_cpu_scratch_acquire(efla_backend_context *ctx, size_t bytes, int *slot) {
     for (uint32_t i = 0; i < ctx->threads; ++i) {
         efla_cpu_scratch_slot *s = &ctx->slots[i];
-        if (s->bytes >= bytes && atomic_exchange(&s->busy, 1) == 0) {
+        if (atomic_exchange(&s->busy, 1) != 0) continue;
+        if (!s->memory) {
+            s->memory = efla_host_alloc(ctx->params.allocator, bytes);
+            s->bytes = s->memory ? bytes : 0;
+        }
+        if (s->memory) {
             *slot = (int)i;
             return s->memory;
         }
+        atomic_store(&s->busy, 0);
+        break;
     }
     *slot = -1;
     return efla_host_alloc(ctx->params.allocator, bytes);

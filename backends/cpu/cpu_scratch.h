@@ -5,7 +5,8 @@
 
 #include "backends/cpu/cpu_internal.h"
 
-/* Makes every slot at least `bytes` large; called before tasks start. */
+/* Prepares the slots for tasks needing `bytes` each; called before tasks
+ * start. */
 efla_status efla_cpu_scratch_reserve(efla_backend_context *ctx, size_t bytes);
 void efla_cpu_scratch_destroy(efla_backend_context *ctx);
 
