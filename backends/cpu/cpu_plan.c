@@ -1,11 +1,12 @@
 #include "backends/cpu/cpu_plan.h"
 
 /* Chunk size. The intra-chunk work per token grows with C (the Gram
- * matrix and the triangular products), the per-call overhead of the
- * state products shrinks with it; 32 measured fastest at Dk = Dv = 128. */
+ * matrix and the triangular products), the per-call overhead of the state
+ * products shrinks with it; 16 (one panel) measured fastest for Dk = Dv
+ * from 32 to 256 on AVX2, by 2-10% over 32. */
 static int64_t chunk_size(const efla_forward_args *args) {
     (void)args;
-    return 32;
+    return 16;
 }
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
