@@ -56,6 +56,13 @@ static efla_tensor contiguous(int which, uint32_t rank, int64_t d0, int64_t d1, 
     return efla_tensor_contiguous(buffers[which], 0, EFLA_DTYPE_F32, rank, shape);
 }
 
+/* All dimensions `value` with implicit (contiguous) strides. */
+static void set_all_dims(efla_tensor *t, int64_t value) {
+    for (uint32_t i = 0; i < t->rank; ++i)
+        t->shape[i] = value;
+    memset(t->strides, 0, sizeof t->strides);
+}
+
 static void setup(void) {
     context = cpu_context();
     test_rng rng = {42};
@@ -238,6 +245,15 @@ Test(validation, out_of_bounds) {
     desc = valid;
     desc.initial_state.strides[1] = BUFFER_BYTES / 4; /* head 1 starts past the end */
     expect_rejected(&desc, EFLA_ERROR_OUT_OF_BOUNDS, "initial_state");
+}
+
+Test(validation, sizes_that_overflow_64_bits) {
+    efla_forward_desc desc = valid;
+    desc.q.strides[1] = INT64_C(1) << 62; /* 3 * 2^62 elements away */
+    expect_rejected(&desc, EFLA_ERROR_INVALID_TENSOR, "q's extent overflows 64 bits");
+    desc = valid;
+    set_all_dims(&desc.v, INT64_C(1) << 20); /* 2^80 elements */
+    expect_rejected(&desc, EFLA_ERROR_INVALID_TENSOR, "v's size overflows 64 bits");
 }
 
 /* ----- dtypes ----- */
