@@ -6,7 +6,9 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
@@ -222,6 +224,11 @@ Test(plan, query_reports_the_algorithm_and_kernel_path) {
         if (!harness_open(backends[b], 0, &device)) continue;
         cr_expect(device.info.kernel_path[0] != '\0', "%s: device info has no kernel_path",
                   device.text);
+        const char *forced = getenv("EFLA_PATH");
+        if (forced && *forced && strcasecmp(forced, "auto") != 0)
+            cr_expect(strcasecmp(device.info.kernel_path, forced) == 0,
+                      "%s: EFLA_PATH=%s but the context reports kernel path %s", device.text,
+                      forced, device.info.kernel_path);
         for (size_t i = 0; i < COUNT(plan_cases); ++i)
             check_plan(&device, &plan_cases[i]);
         harness_close(&device);
