@@ -47,9 +47,11 @@ typedef struct efla_cpu_kernels {
      * have room for w rounded up to a multiple of 16. */
     void (*state_dot2)(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
                        const float *q, float *sk, float *sq);
-    /* dst = src + k u^T (dst may be src). */
+    /* dst = src + k u^T (dst may be src). With `stream`, dst (not src)
+     * need not stay cached: a table may bypass the cache, which saves
+     * reading dst's lines in before overwriting them. */
     void (*state_rank1)(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
-                        int64_t dst_ld, const float *k, const float *u);
+                        int64_t dst_ld, const float *k, const float *u, bool stream);
 } efla_cpu_kernels;
 
 const efla_cpu_kernels *efla_cpu_kernels_portable(void);

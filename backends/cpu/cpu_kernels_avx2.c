@@ -72,8 +72,9 @@ AVX2_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t n_
     DIAG(2, 1)
     DIAG(3, 0)
     DIAG(3, 1)
-    DIAG(3, 2) DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2)
-        DIAG(5, 3) DIAG(5, 4) FOR_ROWS(STORE_C)
+    DIAG(3, 2)
+    DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3)
+        DIAG(5, 4) FOR_ROWS(STORE_C)
 }
 
 #define DEFINE_ROWS(m)                                                                             \
@@ -148,8 +149,31 @@ AVX2 static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, c
     }
 }
 
+/* Non-temporal stores when asked and possible (rows 16-byte aligned,
+ * whole vectors; 128-bit stores, as callers' memory is often only 16-byte
+ * aligned): a decode step then moves the state through memory once
+ * instead of also reading the destination's old lines. */
+AVX2 static void rank1_stream(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
+                              int64_t dst_ld, const float *k, const float *u) {
+    for (int64_t i = 0; i < dk; ++i) {
+        const float *in = src + i * src_ld;
+        float *out = dst + i * dst_ld;
+        const __m256 ki = _mm256_broadcast_ss(k + i);
+        for (int64_t j = 0; j < w; j += 8) {
+            __m256 x = _mm256_fmadd_ps(ki, _mm256_loadu_ps(u + j), _mm256_loadu_ps(in + j));
+            _mm_stream_ps(out + j, _mm256_castps256_ps128(x));
+            _mm_stream_ps(out + j + 4, _mm256_extractf128_ps(x, 1));
+        }
+    }
+    _mm_sfence(); /* order the streamed stores before the task's completion */
+}
+
 AVX2 static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
-                             int64_t dst_ld, const float *k, const float *u) {
+                             int64_t dst_ld, const float *k, const float *u, bool stream) {
+    if (stream && dst != src && w % 8 == 0 && dst_ld % 4 == 0 && ((uintptr_t)dst & 15) == 0) {
+        rank1_stream(dk, w, src, src_ld, dst, dst_ld, k, u);
+        return;
+    }
     for (int64_t i = 0; i < dk; ++i) {
         const float *in = src + i * src_ld;
         float *out = dst + i * dst_ld;

@@ -147,7 +147,8 @@ static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const 
 }
 
 static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
-                        int64_t dst_ld, const float *k, const float *u) {
+                        int64_t dst_ld, const float *k, const float *u, bool stream) {
+    (void)stream;
     for (int64_t i = 0; i < dk; ++i) {
         const float *in = src + i * src_ld, ki = k[i];
         float *out = dst + i * dst_ld;

@@ -12,7 +12,8 @@
 
 #include <string.h>
 
-#define NR EFLA_CPU_NR
+/* All states together from this size on are written past the cache. */
+#define EFLA_CPU_STREAM_STATE_BYTES (32.0 * 1024 * 1024)
 
 typedef struct recurrent_scratch {
     float *state, *q, *k, *v, *sk, *sq, *u, *o;
@@ -58,8 +59,15 @@ static void copy_tile(const efla_cpu_task *task, state_tile from, state_tile to)
         memmove(to.data + i * to.ld, from.data + i * from.ld, sizeof(float) * (size_t)task->width);
 }
 
+/* Streams the final state past the cache when all states together are
+ * larger than a cache could hold: nothing would find them there anyway. */
+static bool stream_state(const efla_forward_args *a) {
+    const double bytes = 4.0 * (double)(a->sequences * a->value_heads) * (double)(a->dk * a->dv);
+    return bytes >= EFLA_CPU_STREAM_STATE_BYTES;
+}
+
 static void token_step(const efla_cpu_task *task, int64_t t, const recurrent_scratch *s,
-                       state_tile src, state_tile dst) {
+                       state_tile src, state_tile dst, bool stream) {
     const efla_forward_args *a = task->args;
     const int64_t w = task->width;
     float e, g;
@@ -71,7 +79,7 @@ static void token_step(const efla_cpu_task *task, int64_t t, const recurrent_scr
         s->u[j] = g * s->v[j] - e * s->sk[j];
         s->o[j] = s->sq[j] + kq * s->u[j];
     }
-    task->kernels->state_rank1(a->dk, w, src.data, src.ld, dst.data, dst.ld, s->k, s->u);
+    task->kernels->state_rank1(a->dk, w, src.data, src.ld, dst.data, dst.ld, s->k, s->u, stream);
     efla_cpu_store_row(&a->out, task->batch_row, t, task->value_head, task->col0, w, s->o);
 }
 
@@ -96,8 +104,9 @@ void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
     }
     if (task->length == 0 && a->final_state.buffer && src.data != dst.data)
         copy_tile(task, src, dst);
-    for (int64_t t = task->first; t < task->first + task->length; ++t) {
-        token_step(task, t, &s, src, dst);
+    const int64_t last = task->first + task->length - 1;
+    for (int64_t t = task->first; t <= last; ++t) {
+        token_step(task, t, &s, src, dst, t == last && dst.data == out.data && stream_state(a));
         src = dst;
     }
     if (a->final_state.buffer && !out.data)
