@@ -105,25 +105,20 @@ static void load_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_
     }
 }
 
-/* G = [Q; K̂] K̂^T on the blocks at or below the diagonal, masked in place:
- * rows 0..C become P (diagonal kept), rows C..2C become -L̂. */
-static void gram(const efla_cpu_task *task, const chunk_scratch *s, int64_t n) {
-    const efla_cpu_kernels *kern = task->kernels;
+/* K̂^T as panels: the right-hand side of the Gram products. */
+static void transpose_keys(const efla_cpu_task *task, const chunk_scratch *s) {
     const int64_t c = task->plan->chunk, dk = task->args->dk, lda = s->lda;
     const float *k = s->a + c * lda;
     for (int64_t jp = 0; jp < c / NR; ++jp)
         for (int64_t i = 0; i < NR; ++i)
             for (int64_t p = 0; p < dk; ++p)
                 s->kt[(jp * dk + p) * NR + i] = k[(jp * NR + i) * lda + p];
-    for (int64_t half = 0; half < 2; ++half)
-        for (int64_t r0 = 0; r0 < n; r0 += kern->mr) {
-            int64_t rows = min64(n - r0, kern->mr);
-            const float *arow = s->a + (half * c + r0) * lda;
-            float *grow = s->g + (half * c + r0) * c;
-            for (int64_t jp = 0; jp * NR < r0 + rows; ++jp)
-                kern->block[rows](dk, arow, lda, 1, s->kt + jp * dk * NR, NR, grow + jp * NR, c,
-                                  false);
-        }
+}
+
+/* Rows 0..C of G become P (diagonal kept), rows C..2C become -L̂; rows of
+ * missing tokens (n..C) become zero. */
+static void mask_gram(const efla_cpu_task *task, const chunk_scratch *s, int64_t n) {
+    const int64_t c = task->plan->chunk;
     for (int64_t i = 0; i < c; ++i) {
         float *prow = s->g + i * c, *nrow = s->g + (c + i) * c;
         const float scale = -s->erase[i];
@@ -139,6 +134,23 @@ static void gram(const efla_cpu_task *task, const chunk_scratch *s, int64_t n) {
         for (int64_t j = i + 1; j < c; ++j)
             prow[j] = 0.0f;
     }
+}
+
+/* G = [Q; K̂] K̂^T on the blocks at or below the diagonal, then masked. */
+static void gram(const efla_cpu_task *task, const chunk_scratch *s, int64_t n) {
+    const efla_cpu_kernels *kern = task->kernels;
+    const int64_t c = task->plan->chunk, dk = task->args->dk, lda = s->lda;
+    transpose_keys(task, s);
+    for (int64_t half = 0; half < 2; ++half)
+        for (int64_t r0 = 0; r0 < n; r0 += kern->mr) {
+            int64_t rows = min64(n - r0, kern->mr);
+            const float *arow = s->a + (half * c + r0) * lda;
+            float *grow = s->g + (half * c + r0) * c;
+            for (int64_t jp = 0; jp * NR < r0 + rows; ++jp)
+                kern->block[rows](dk, arow, lda, 1, s->kt + jp * dk * NR, NR, grow + jp * NR, c,
+                                  false);
+        }
+    mask_gram(task, s, n);
 }
 
 /* Âinv = (I + L̂)^{-1} by forward substitution on I, one NR-column slice
@@ -174,28 +186,36 @@ static void prefetch_next(const efla_cpu_task *task, int64_t next, int64_t panel
         efla_cpu_prefetch_token(task, next + r);
 }
 
+/* One state panel p through one chunk of n tokens: X = [Q; K̂] S_p,
+ * R = g V - e (K̂ S_p), V' = Âinv R, O = Q S_p + P̃ R, S_p += K̂^T V'. The
+ * panel stays in L1 from its first read to its update. */
+static void state_panel(const efla_cpu_task *task, const chunk_scratch *s, int64_t p, int64_t n) {
+    const efla_cpu_kernels *kern = task->kernels;
+    const int64_t c = task->plan->chunk, dk = task->args->dk, lda = s->lda;
+    const float *k = s->a + c * lda, *ainv = s->inv, *ptilde = s->inv + c * c;
+    float *sp = s->state + p * dk * NR, *vp = s->v + p * c * NR;
+    float *xq = s->x + p * 2 * c * NR, *xk = xq + c * NR;
+    if (n == c) {
+        slice_product(kern, 2 * c, dk, s->a, lda, 1, sp, NR, xq, NR, false);
+    } else {
+        slice_product(kern, n, dk, s->a, lda, 1, sp, NR, xq, NR, false);
+        slice_product(kern, n, dk, k, lda, 1, sp, NR, xk, NR, false);
+    }
+    for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < NR; ++j)
+            vp[r * NR + j] = s->write[r] * vp[r * NR + j] - s->erase[r] * xk[r * NR + j];
+    lower_product(kern, n, ainv, c, vp, NR, xk, NR, false);
+    lower_product(kern, n, ptilde, c, vp, NR, xq, NR, true);
+    slice_product(kern, dk, n, k, 1, lda, xk, NR, sp, NR, true);
+}
+
 /* Everything that touches the state, for one chunk of n tokens at t0. */
 static void state_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
-    const efla_cpu_kernels *kern = task->kernels;
     const efla_forward_args *a = task->args;
-    const int64_t c = task->plan->chunk, dk = a->dk, lda = s->lda;
-    const float *k = s->a + c * lda, *ainv = s->inv, *ptilde = s->inv + c * c;
+    const int64_t c = task->plan->chunk;
     for (int64_t p = 0; p < task->panels; ++p) {
         prefetch_next(task, t0 + c, p);
-        float *sp = s->state + p * dk * NR, *vp = s->v + p * c * NR;
-        float *xq = s->x + p * 2 * c * NR, *xk = xq + c * NR;
-        if (n == c) {
-            slice_product(kern, 2 * c, dk, s->a, lda, 1, sp, NR, xq, NR, false);
-        } else {
-            slice_product(kern, n, dk, s->a, lda, 1, sp, NR, xq, NR, false);
-            slice_product(kern, n, dk, k, lda, 1, sp, NR, xk, NR, false);
-        }
-        for (int64_t r = 0; r < n; ++r)
-            for (int64_t j = 0; j < NR; ++j)
-                vp[r * NR + j] = s->write[r] * vp[r * NR + j] - s->erase[r] * xk[r * NR + j];
-        lower_product(kern, n, ainv, c, vp, NR, xk, NR, false);
-        lower_product(kern, n, ptilde, c, vp, NR, xq, NR, true);
-        slice_product(kern, dk, n, k, 1, lda, xk, NR, sp, NR, true);
+        state_panel(task, s, p, n);
     }
     for (int64_t r = 0; r < n; ++r)
         efla_cpu_store_row_panels(&a->out, task->batch_row, t0 + r, task->value_head, task->col0,

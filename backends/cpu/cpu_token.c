@@ -4,7 +4,6 @@
 
 #include "core/alpha.h"
 
-#include <float.h>
 #include <math.h>
 
 /* sum x_i y_i in eight interleaved partial sums combined in a fixed
