@@ -1,0 +1,290 @@
+/* Physical-device queries: properties, features, extensions, queues. */
+#include "backends/vulkan/vk_caps.h"
+
+#include "core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct extension_set {
+    bool push_descriptor, pci_bus_info, driver_properties, sm_builtins;
+    bool cooperative_matrix_khr, cooperative_matrix_nv, float16_int8;
+} extension_set;
+
+static efla_status query_extensions(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                                    extension_set *set) {
+    uint32_t count = 0;
+    VkResult result = fns->vkEnumerateDeviceExtensionProperties(device, NULL, &count, NULL);
+    if (result != VK_SUCCESS) return efla_vk_check(result, "vkEnumerateDeviceExtensionProperties");
+    VkExtensionProperties *list = calloc(count ? count : 1, sizeof *list);
+    if (!list) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+    result = fns->vkEnumerateDeviceExtensionProperties(device, NULL, &count, list);
+    for (uint32_t i = 0; result == VK_SUCCESS && i < count; ++i) {
+        const char *name = list[i].extensionName;
+        set->push_descriptor |= strcmp(name, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME) == 0;
+        set->pci_bus_info |= strcmp(name, VK_EXT_PCI_BUS_INFO_EXTENSION_NAME) == 0;
+        set->driver_properties |= strcmp(name, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME) == 0;
+        set->sm_builtins |= strcmp(name, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME) == 0;
+        set->cooperative_matrix_khr |= strcmp(name, "VK_KHR_cooperative_matrix") == 0;
+        set->cooperative_matrix_nv |= strcmp(name, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) == 0;
+        set->float16_int8 |= strcmp(name, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME) == 0;
+    }
+    free(list);
+    if (result != VK_SUCCESS && result != VK_INCOMPLETE)
+        return efla_vk_check(result, "vkEnumerateDeviceExtensionProperties");
+    return EFLA_SUCCESS;
+}
+
+static void query_properties2(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                              const extension_set *ext, efla_vk_caps *caps) {
+    VkPhysicalDeviceSubgroupProperties subgroup = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceIDProperties id = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES,
+                                       .pNext = &subgroup};
+    VkPhysicalDeviceMaintenance3Properties maintenance3 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &id};
+    VkPhysicalDevicePCIBusInfoPropertiesEXT pci = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PCI_BUS_INFO_PROPERTIES_EXT};
+    VkPhysicalDeviceDriverProperties driver = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+    VkPhysicalDeviceProperties2 properties = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &maintenance3};
+    caps->pci_bus_info = ext->pci_bus_info;
+    caps->driver_properties = caps->api_version >= VK_API_VERSION_1_2 || ext->driver_properties;
+    caps->sm_builtins = ext->sm_builtins;
+    if (caps->pci_bus_info) {
+        pci.pNext = properties.pNext;
+        properties.pNext = &pci;
+    }
+    if (caps->driver_properties) {
+        driver.pNext = properties.pNext;
+        properties.pNext = &driver;
+    }
+    if (caps->sm_builtins) {
+        sm.pNext = properties.pNext;
+        properties.pNext = &sm;
+    }
+    fns->vkGetPhysicalDeviceProperties2(device, &properties);
+    caps->subgroup_size = subgroup.subgroupSize;
+    caps->max_allocation = maintenance3.maxMemoryAllocationSize;
+    memcpy(caps->device_uuid, id.deviceUUID, VK_UUID_SIZE);
+    if (caps->pci_bus_info)
+        snprintf(caps->pci_bus_id, sizeof caps->pci_bus_id, "%04x:%02x:%02x.%x", pci.pciDomain,
+                 pci.pciBus, pci.pciDevice, pci.pciFunction);
+    if (caps->driver_properties)
+        snprintf(caps->driver_info, sizeof caps->driver_info, "%.63s", driver.driverInfo);
+    if (caps->sm_builtins) caps->sm_count = sm.shaderSMCount;
+}
+
+static void query_features(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                           const extension_set *ext, efla_vk_caps *caps) {
+    VkPhysicalDevice16BitStorageFeatures storage16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDeviceShaderFloat16Int8Features float16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                          .pNext = &storage16};
+    bool has_float16 = caps->api_version >= VK_API_VERSION_1_2 || ext->float16_int8;
+    if (has_float16) storage16.pNext = &float16;
+    fns->vkGetPhysicalDeviceFeatures2(device, &features);
+    caps->storage_16bit = storage16.storageBuffer16BitAccess == VK_TRUE;
+    caps->float16_arithmetic = has_float16 && float16.shaderFloat16 == VK_TRUE;
+}
+
+static void query_memory(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                         efla_vk_caps *caps) {
+    VkPhysicalDeviceMemoryProperties memory;
+    fns->vkGetPhysicalDeviceMemoryProperties(device, &memory);
+    for (uint32_t i = 0; i < memory.memoryHeapCount; ++i)
+        if (memory.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            caps->device_local_bytes += memory.memoryHeaps[i].size;
+}
+
+/* A compute family, preferring one with timestamps. */
+static void query_queue_family(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                               efla_vk_caps *caps) {
+    uint32_t count = 0;
+    fns->vkGetPhysicalDeviceQueueFamilyProperties(device, &count, NULL);
+    VkQueueFamilyProperties families[32];
+    if (count > 32) count = 32;
+    fns->vkGetPhysicalDeviceQueueFamilyProperties(device, &count, families);
+    caps->queue_family = UINT32_MAX;
+    for (uint32_t i = 0; i < count; ++i) {
+        if (!(families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) || families[i].queueCount == 0)
+            continue;
+        bool better = caps->queue_family == UINT32_MAX ||
+                      (caps->timestamp_bits == 0 && families[i].timestampValidBits > 0);
+        if (better) {
+            caps->queue_family = i;
+            caps->timestamp_bits = families[i].timestampValidBits;
+        }
+    }
+}
+
+const char *efla_vk_caps_unusable(const efla_vk_caps *caps) {
+    const VkPhysicalDeviceLimits *limits = &caps->properties.limits;
+    if (caps->queue_family == UINT32_MAX) return "it has no compute queue";
+    if (!caps->push_descriptor) return "it lacks VK_KHR_push_descriptor";
+    if (limits->maxPerStageDescriptorStorageBuffers < EFLA_VK_BINDING_COUNT)
+        return "it binds fewer than 13 storage buffers per stage";
+    if (limits->maxComputeWorkGroupInvocations < 128)
+        return "its workgroups hold fewer than 128 invocations";
+    if (limits->maxComputeSharedMemorySize < 16384)
+        return "it has less than 16 KiB of shared memory";
+    return NULL;
+}
+
+efla_status efla_vk_query_caps(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                               efla_vk_caps *caps) {
+    memset(caps, 0, sizeof *caps);
+    fns->vkGetPhysicalDeviceProperties(device, &caps->properties);
+    caps->api_version = caps->properties.apiVersion;
+    if (caps->api_version < VK_API_VERSION_1_1) {
+        caps->unusable = "it supports only Vulkan 1.0 (efla needs 1.1)";
+        return EFLA_SUCCESS;
+    }
+    extension_set ext = {0};
+    efla_status status = query_extensions(fns, device, &ext);
+    if (status != EFLA_SUCCESS) return status;
+    caps->push_descriptor = ext.push_descriptor;
+    caps->cooperative_matrix_khr = ext.cooperative_matrix_khr;
+    caps->cooperative_matrix_nv = ext.cooperative_matrix_nv;
+    query_properties2(fns, device, &ext, caps);
+    query_features(fns, device, &ext, caps);
+    query_memory(fns, device, caps);
+    query_queue_family(fns, device, caps);
+    caps->unusable = efla_vk_caps_unusable(caps);
+    return EFLA_SUCCESS;
+}
+
+int efla_vk_caps_rank(const efla_vk_caps *caps) {
+    switch (caps->properties.deviceType) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_OTHER: return 3;
+    default: return 4; /* CPU: a software implementation */
+    }
+}
+
+static efla_device_type device_type(VkPhysicalDeviceType type) {
+    switch (type) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return EFLA_DEVICE_TYPE_DISCRETE_GPU;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return EFLA_DEVICE_TYPE_INTEGRATED_GPU;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return EFLA_DEVICE_TYPE_VIRTUAL_GPU;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return EFLA_DEVICE_TYPE_SOFTWARE;
+    default: return EFLA_DEVICE_TYPE_OTHER;
+    }
+}
+
+static const char *vendor_name(uint32_t vendor_id) {
+    switch (vendor_id) {
+    case 0x10de: return "NVIDIA";
+    case 0x1002: return "AMD";
+    case 0x8086: return "Intel";
+    case 0x13b5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x1010: return "Imagination";
+    case 0x106b: return "Apple";
+    case 0x10005: return "Mesa";
+    default: return NULL;
+    }
+}
+
+static void driver_version_text(const efla_vk_caps *caps, char *text, size_t size) {
+    uint32_t v = caps->properties.driverVersion;
+    if (caps->properties.vendorID == 0x10de)
+        snprintf(text, size, "%u.%u.%u.%u", v >> 22, (v >> 14) & 0xff, (v >> 6) & 0xff, v & 0x3f);
+    else
+        snprintf(text, size, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
+                 VK_API_VERSION_PATCH(v));
+    if (caps->driver_info[0]) {
+        size_t used = strlen(text);
+        snprintf(text + used, size - used, " (%s)", caps->driver_info);
+    }
+}
+
+void efla_vk_caps_describe(const efla_vk_caps *caps, efla_device_info *info) {
+    const VkPhysicalDeviceProperties *p = &caps->properties;
+    info->type = device_type(p->deviceType);
+    snprintf(info->name, sizeof info->name, "%s", p->deviceName);
+    const char *vendor = vendor_name(p->vendorID);
+    if (vendor)
+        snprintf(info->vendor, sizeof info->vendor, "%s", vendor);
+    else
+        snprintf(info->vendor, sizeof info->vendor, "0x%04x", p->vendorID);
+    driver_version_text(caps, info->driver_version, sizeof info->driver_version);
+    snprintf(info->pci_bus_id, sizeof info->pci_bus_id, "%s", caps->pci_bus_id);
+    memcpy(info->uuid, caps->device_uuid, sizeof info->uuid);
+    info->vendor_id = p->vendorID;
+    info->device_id = p->deviceID;
+    info->compute_units = caps->sm_count;
+    info->subgroup_size = caps->subgroup_size;
+    info->shared_memory_bytes = p->limits.maxComputeSharedMemorySize;
+    info->memory_bytes = caps->device_local_bytes;
+    info->flags = EFLA_DEVICE_UUID_VALID;
+    if (caps->storage_16bit || caps->float16_arithmetic) info->flags |= EFLA_DEVICE_FP16;
+    if (caps->subgroup_size > 1) info->flags |= EFLA_DEVICE_SUBGROUPS;
+    if (caps->cooperative_matrix_khr || caps->cooperative_matrix_nv)
+        info->flags |= EFLA_DEVICE_COOPERATIVE_MATRIX;
+    if (caps->timestamp_bits > 0) info->flags |= EFLA_DEVICE_TIMESTAMPS;
+    snprintf(info->kernel_path, sizeof info->kernel_path, "portable");
+}
+
+/* A positive integer from the environment, or `fallback` when unset. */
+static efla_status env_u64(const char *name, uint64_t fallback, uint64_t *out) {
+    const char *text = getenv(name);
+    *out = fallback;
+    if (!text || !*text) return EFLA_SUCCESS;
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (*end || value == 0 || text[0] == '-')
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "%s='%s' is not a positive integer", name,
+                          text);
+    *out = value;
+    return EFLA_SUCCESS;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,
+                                efla_vk_limits *limits) {
+    const VkPhysicalDeviceLimits *l = &caps->properties.limits;
+    uint64_t shared, range, alignment, chunks, scratch, chunk;
+    uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
+    budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
+    efla_status status;
+    if ((status =
+             env_u64("EFLA_VULKAN_MAX_SHARED_MEMORY", l->maxComputeSharedMemorySize, &shared)) ||
+        (status = env_u64("EFLA_VULKAN_MAX_STORAGE_RANGE", l->maxStorageBufferRange, &range)) ||
+        (status = env_u64("EFLA_VULKAN_STORAGE_ALIGNMENT", l->minStorageBufferOffsetAlignment,
+                          &alignment)) ||
+        (status =
+             env_u64("EFLA_VULKAN_MAX_CHUNKS_PER_DISPATCH", max_chunks_per_dispatch, &chunks)) ||
+        (status = env_u64("EFLA_VULKAN_MAX_SCRATCH", budget, &scratch)) ||
+        (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)))
+        return status;
+    if (chunk != 0 && chunk != 16 && chunk != 32 && chunk != 64)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "EFLA_VULKAN_CHUNK=%llu; valid: 16, 32, 64",
+                          (unsigned long long)chunk);
+    if (alignment & (alignment - 1) || alignment > 65536)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "EFLA_VULKAN_STORAGE_ALIGNMENT=%llu is not a power of two <= 65536",
+                          (unsigned long long)alignment);
+    limits->shared_bytes = (uint32_t)min_u64(shared, l->maxComputeSharedMemorySize);
+    limits->storage_range = min_u64(range, l->maxStorageBufferRange);
+    limits->storage_alignment = (uint32_t)(alignment < l->minStorageBufferOffsetAlignment
+                                               ? l->minStorageBufferOffsetAlignment
+                                               : alignment);
+    if (limits->storage_alignment < 4) limits->storage_alignment = 4;
+    limits->max_invocations = l->maxComputeWorkGroupInvocations;
+    for (int i = 0; i < 3; ++i)
+        limits->max_groups[i] = l->maxComputeWorkGroupCount[i];
+    limits->scratch_budget = scratch;
+    limits->max_chunks_per_dispatch = (uint32_t)min_u64(chunks, UINT32_MAX);
+    limits->chunk = (uint32_t)chunk;
+    return EFLA_SUCCESS;
+}

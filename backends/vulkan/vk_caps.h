@@ -1,0 +1,68 @@
+/* What a physical device offers, and the limits efla plans with. */
+#ifndef EFLA_VK_CAPS_H
+#define EFLA_VK_CAPS_H
+
+#include "backends/vulkan/vk_functions.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bindings of the one descriptor set layout all kernels share. */
+#define EFLA_VK_BINDING_COUNT 13
+
+typedef struct efla_vk_caps {
+    VkPhysicalDeviceProperties properties; /* includes limits */
+    uint32_t api_version;
+    uint32_t queue_family;   /* a family with compute */
+    uint32_t timestamp_bits; /* of that family; 0: no timestamps */
+    uint32_t subgroup_size;
+    uint32_t sm_count; /* NVIDIA only (VK_NV_shader_sm_builtins), else 0 */
+    uint64_t device_local_bytes;
+    uint64_t max_allocation;
+    uint8_t device_uuid[VK_UUID_SIZE];
+    char pci_bus_id[32];
+    char driver_info[64];
+    bool push_descriptor;
+    bool pci_bus_info;
+    bool driver_properties;
+    bool sm_builtins;
+    bool cooperative_matrix_khr;
+    bool cooperative_matrix_nv;
+    bool float16_arithmetic;
+    bool storage_16bit;
+    const char *unusable; /* NULL when efla can run here, else why not */
+} efla_vk_caps;
+
+/* Queries everything efla reports or needs about `device`. */
+efla_status efla_vk_query_caps(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                               efla_vk_caps *caps);
+/* Why efla cannot use a device with these caps, or NULL. */
+const char *efla_vk_caps_unusable(const efla_vk_caps *caps);
+/* Fills the Vulkan-specific fields of an efla_device_info. */
+void efla_vk_caps_describe(const efla_vk_caps *caps, efla_device_info *info);
+/* The type rank used to order devices: lower is better. */
+int efla_vk_caps_rank(const efla_vk_caps *caps);
+
+/* The device limits the planner uses, possibly lowered through the
+ * environment so that small-device paths run anywhere:
+ *   EFLA_VULKAN_MAX_SHARED_MEMORY   bytes of shared memory per workgroup
+ *   EFLA_VULKAN_MAX_STORAGE_RANGE   bytes one storage-buffer binding may span
+ *   EFLA_VULKAN_STORAGE_ALIGNMENT   binding offset alignment (raised only)
+ *   EFLA_VULKAN_MAX_CHUNKS_PER_DISPATCH  chunks per sequence per dispatch
+ *   EFLA_VULKAN_MAX_SCRATCH         bytes of W/U/A scratch per round
+ *   EFLA_VULKAN_CHUNK               chunk size 16, 32 or 64 */
+typedef struct efla_vk_limits {
+    uint32_t shared_bytes;
+    uint64_t storage_range;
+    uint32_t storage_alignment;
+    uint32_t max_invocations;
+    uint32_t max_groups[3];
+    uint64_t scratch_budget;
+    uint32_t max_chunks_per_dispatch; /* 0: unbounded */
+    uint32_t chunk;                   /* 0: choose */
+} efla_vk_limits;
+
+efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,
+                                efla_vk_limits *limits);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * Descriptor/pipeline layouts, the embedded SPIR-V modules, and compute
+ * pipelines created on first use and cached per context (through the
+ * host's VkPipelineCache when it gives one).
+ */
+#include "backends/vulkan/vk_internal.h"
+
+#include "core/context.h"
+#include "core/error.h"
+
+#include <string.h>
+
+/* Generated at build time from shaders/vulkan/ (64-byte aligned words). */
+extern const unsigned char efla_vk_spirv_chunk_prep[];
+extern const size_t efla_vk_spirv_chunk_prep_size;
+extern const unsigned char efla_vk_spirv_chunk_scan[];
+extern const size_t efla_vk_spirv_chunk_scan_size;
+extern const unsigned char efla_vk_spirv_recurrent[];
+extern const size_t efla_vk_spirv_recurrent_size;
+
+static efla_status create_layouts(efla_backend_context *ctx) {
+    VkDescriptorSetLayoutBinding bindings[EFLA_VK_BINDING_COUNT];
+    for (uint32_t i = 0; i < EFLA_VK_BINDING_COUNT; ++i)
+        bindings[i] =
+            (VkDescriptorSetLayoutBinding){.binding = i,
+                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                           .descriptorCount = 1,
+                                           .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo set_info = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
+        .bindingCount = EFLA_VK_BINDING_COUNT,
+        .pBindings = bindings};
+    VkResult result =
+        ctx->fn.vkCreateDescriptorSetLayout(ctx->device, &set_info, NULL, &ctx->set_layout);
+    if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "vkCreateDescriptorSetLayout");
+    VkPushConstantRange push = {VK_SHADER_STAGE_COMPUTE_BIT, 0, 16};
+    VkPipelineLayoutCreateInfo layout_info = {.sType =
+                                                  VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                              .setLayoutCount = 1,
+                                              .pSetLayouts = &ctx->set_layout,
+                                              .pushConstantRangeCount = 1,
+                                              .pPushConstantRanges = &push};
+    result = ctx->fn.vkCreatePipelineLayout(ctx->device, &layout_info, NULL, &ctx->pipeline_layout);
+    if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "vkCreatePipelineLayout");
+    return EFLA_SUCCESS;
+}
+
+static efla_status create_modules(efla_backend_context *ctx) {
+    const unsigned char *code[EFLA_VK_KERNEL_COUNT] = {
+        efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan, efla_vk_spirv_recurrent};
+    const size_t sizes[EFLA_VK_KERNEL_COUNT] = {
+        efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size, efla_vk_spirv_recurrent_size};
+    for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
+        VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                         .codeSize = sizes[k],
+                                         .pCode = (const uint32_t *)(const void *)code[k]};
+        VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, &ctx->modules[k]);
+        if (result != VK_SUCCESS) {
+            efla_vk_fail(ctx, result, "vkCreateShaderModule");
+            return efla_error(EFLA_ERROR_KERNEL_BUILD, "%s", efla_last_error_message());
+        }
+    }
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_vk_pipelines_init(efla_backend_context *ctx) {
+    efla_status status = create_layouts(ctx);
+    if (status == EFLA_SUCCESS) status = create_modules(ctx);
+    if (status != EFLA_SUCCESS || ctx->pipeline_cache) return status;
+    VkPipelineCacheCreateInfo info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
+    VkResult result = ctx->fn.vkCreatePipelineCache(ctx->device, &info, NULL, &ctx->pipeline_cache);
+    if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "vkCreatePipelineCache");
+    ctx->owns_pipeline_cache = true;
+    return EFLA_SUCCESS;
+}
+
+void efla_vk_pipelines_destroy(efla_backend_context *ctx) {
+    for (uint32_t i = 0; i < ctx->pipeline_count; ++i)
+        ctx->fn.vkDestroyPipeline(ctx->device, ctx->pipelines[i].pipeline, NULL);
+    efla_host_free(ctx->host, ctx->pipelines);
+    ctx->pipelines = NULL;
+    ctx->pipeline_count = ctx->pipeline_capacity = 0;
+    for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k)
+        if (ctx->modules[k]) ctx->fn.vkDestroyShaderModule(ctx->device, ctx->modules[k], NULL);
+    if (ctx->owns_pipeline_cache)
+        ctx->fn.vkDestroyPipelineCache(ctx->device, ctx->pipeline_cache, NULL);
+    if (ctx->pipeline_layout)
+        ctx->fn.vkDestroyPipelineLayout(ctx->device, ctx->pipeline_layout, NULL);
+    if (ctx->set_layout) ctx->fn.vkDestroyDescriptorSetLayout(ctx->device, ctx->set_layout, NULL);
+}
+
+static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipeline_key *key,
+                                   VkPipeline *out) {
+    const uint32_t values[6] = {key->workgroup, key->dtype,   key->dk_class,
+                                key->chunk,     key->block_v, key->row_groups};
+    VkSpecializationMapEntry entries[6];
+    for (uint32_t i = 0; i < 6; ++i)
+        entries[i] = (VkSpecializationMapEntry){i, i * 4u, 4};
+    VkSpecializationInfo specialization = {6, entries, sizeof values, values};
+    VkComputePipelineCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = ctx->modules[key->kernel],
+                  .pName = "main",
+                  .pSpecializationInfo = &specialization},
+        .layout = ctx->pipeline_layout};
+    VkResult result =
+        ctx->fn.vkCreateComputePipelines(ctx->device, ctx->pipeline_cache, 1, &info, NULL, out);
+    if (result != VK_SUCCESS) {
+        efla_status status = efla_vk_fail(ctx, result, "vkCreateComputePipelines");
+        if (status == EFLA_ERROR_DEVICE) status = EFLA_ERROR_KERNEL_BUILD;
+        return efla_error(status, "%s", efla_last_error_message());
+    }
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_vk_pipeline_get(efla_backend_context *ctx, const efla_vk_pipeline_key *key,
+                                 VkPipeline *out) {
+    for (uint32_t i = 0; i < ctx->pipeline_count; ++i) {
+        if (memcmp(&ctx->pipelines[i].key, key, sizeof *key) == 0) {
+            *out = ctx->pipelines[i].pipeline;
+            return EFLA_SUCCESS;
+        }
+    }
+    if (ctx->pipeline_count == ctx->pipeline_capacity) {
+        uint32_t capacity = ctx->pipeline_capacity ? ctx->pipeline_capacity * 2 : 8;
+        efla_vk_pipeline *bigger = efla_host_alloc(ctx->host, capacity * sizeof *bigger);
+        if (!bigger) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+        if (ctx->pipeline_count)
+            memcpy(bigger, ctx->pipelines, ctx->pipeline_count * sizeof *bigger);
+        efla_host_free(ctx->host, ctx->pipelines);
+        ctx->pipelines = bigger;
+        ctx->pipeline_capacity = capacity;
+    }
+    efla_status status = create_pipeline(ctx, key, out);
+    if (status != EFLA_SUCCESS) return status;
+    ctx->pipelines[ctx->pipeline_count++] = (efla_vk_pipeline){*key, *out};
+    return EFLA_SUCCESS;
+}

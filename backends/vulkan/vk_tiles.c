@@ -1,0 +1,116 @@
+/* Choosing tile sizes that fit the device (see vk_tiles.h). */
+#include "backends/vulkan/vk_tiles.h"
+
+#include "core/error.h"
+
+#define PREP_WORKGROUP 128u
+#define SCAN_ROW_GROUPS 4u
+
+static uint32_t round_up(uint32_t value, uint32_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+static uint32_t pow2_ceil(uint32_t value) {
+    uint32_t p = 1;
+    while (p < value)
+        p *= 2;
+    return p;
+}
+
+/* Floats of shared memory, as declared in chunk_scan.comp / chunk_prep.comp. */
+static uint64_t scan_shared_bytes(uint32_t dkc, uint32_t chunk, uint32_t bv, bool half) {
+    uint64_t slab = (uint64_t)chunk * (EFLA_VK_SLAB + 1);
+    uint64_t floats = (uint64_t)dkc * bv + (uint64_t)chunk * bv + 2 * slab +
+                      (uint64_t)chunk * chunk + 2u * chunk + (half ? (uint64_t)chunk * bv : 1);
+    return floats * 4;
+}
+
+static uint64_t prep_shared_bytes(uint32_t chunk) {
+    uint64_t slab = (uint64_t)chunk * (EFLA_VK_SLAB + 1);
+    return (2 * (uint64_t)chunk * chunk + 2 * slab + 4u * chunk) * 4;
+}
+
+static uint32_t dtype_code(efla_dtype storage) {
+    return storage == EFLA_DTYPE_F16 ? 1u : storage == EFLA_DTYPE_BF16 ? 2u : 0u;
+}
+
+static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forward_args *args,
+                                  uint64_t chunked_sequences, efla_vk_tiles *tiles) {
+    static const uint32_t default_chunks[] = {32, 16};
+    const uint32_t *chunks = limits->chunk ? &limits->chunk : default_chunks;
+    size_t chunk_count = limits->chunk ? 1 : 2;
+    bool half = args->storage != EFLA_DTYPE_F32;
+    uint32_t bv_start = pow2_ceil((uint32_t)args->dv);
+    bv_start = bv_start < 8 ? 8 : bv_start > 32 ? 32 : bv_start;
+    for (size_t c = 0; c < chunk_count; ++c) {
+        uint32_t chunk = chunks[c];
+        if (prep_shared_bytes(chunk) > limits->shared_bytes) continue;
+        for (uint32_t bv = bv_start; bv >= 8; bv /= 2) {
+            if (SCAN_ROW_GROUPS * bv > limits->max_invocations ||
+                scan_shared_bytes(tiles->dk_class, chunk, bv, half) > limits->shared_bytes)
+                continue;
+            /* Narrower tiles when there are too few workgroups to fill a GPU. */
+            uint64_t tiles_v = ((uint64_t)args->dv + bv - 1) / bv;
+            while (bv > 16 && chunked_sequences * (uint64_t)args->value_heads * tiles_v < 128) {
+                bv /= 2;
+                tiles_v = ((uint64_t)args->dv + bv - 1) / bv;
+            }
+            tiles->chunk = chunk;
+            tiles->prep = (efla_vk_pipeline_key){
+                EFLA_VK_PREP, PREP_WORKGROUP, dtype_code(args->storage), tiles->dk_class, chunk,
+                16,           SCAN_ROW_GROUPS};
+            tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN,
+                                                 SCAN_ROW_GROUPS * bv,
+                                                 dtype_code(args->storage),
+                                                 tiles->dk_class,
+                                                 chunk,
+                                                 bv,
+                                                 SCAN_ROW_GROUPS};
+            return EFLA_SUCCESS;
+        }
+    }
+    return efla_error(EFLA_ERROR_UNSUPPORTED,
+                      "%u bytes of shared memory per workgroup cannot hold the chunked kernels "
+                      "for Dk=%lld (chunk %u)",
+                      limits->shared_bytes, (long long)args->dk, chunks[chunk_count - 1]);
+}
+
+static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_forward_args *args,
+                                    efla_vk_tiles *tiles) {
+    uint32_t dkc = tiles->dk_class;
+    uint32_t bv = pow2_ceil((uint32_t)args->dv);
+    if (bv > 32) bv = 32;
+    uint32_t rg = dkc / 32 > 4 ? dkc / 32 : 4; /* at most 32 state rows per invocation */
+    while (rg < 16 && rg * bv < 32)
+        rg *= 2; /* small Dv: more row groups */
+    if (rg > 16) rg = 16;
+    while (rg * bv > limits->max_invocations && bv > 1)
+        bv /= 2;
+    uint64_t shared = (2ull * dkc + rg * bv + 2ull * bv) * 4;
+    if (shared > limits->shared_bytes)
+        return efla_error(EFLA_ERROR_UNSUPPORTED,
+                          "%u bytes of shared memory cannot hold the recurrent kernel",
+                          limits->shared_bytes);
+    tiles->recurrent = (efla_vk_pipeline_key){
+        EFLA_VK_RECURRENT, rg * bv, dtype_code(args->storage), dkc, 16, bv, rg};
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forward_args *args,
+                                 uint64_t chunked_sequences, efla_vk_tiles *tiles) {
+    tiles->dk_class = round_up((uint32_t)args->dk, EFLA_VK_SLAB);
+    tiles->dv_stride = round_up((uint32_t)args->dv, EFLA_VK_SLAB);
+    efla_status status = choose_recurrent(limits, args, tiles);
+    if (status != EFLA_SUCCESS) return status;
+    tiles->chunk = 32;
+    if (chunked_sequences > 0 || limits->chunk) {
+        status = choose_chunked(limits, args, chunked_sequences, tiles);
+        if (status != EFLA_SUCCESS) return status;
+    }
+    uint64_t c = tiles->chunk;
+    tiles->chunk_bytes[0] = c * tiles->dk_class * 4;
+    tiles->chunk_bytes[1] = c * tiles->dv_stride * 4;
+    tiles->chunk_bytes[2] = c * c * 4;
+    tiles->chunk_bytes[3] = 2 * c * 4;
+    return EFLA_SUCCESS;
+}

@@ -1,0 +1,23 @@
+/* Tile, chunk and workgroup sizes for the Vulkan kernels, from the device's
+ * limits. The shared-memory formulas mirror the shaders' declarations. */
+#ifndef EFLA_VK_TILES_H
+#define EFLA_VK_TILES_H
+
+#include "backends/vulkan/vk_internal.h"
+
+#define EFLA_VK_SLAB 16 /* KS in the shaders */
+
+typedef struct efla_vk_tiles {
+    efla_vk_pipeline_key prep, scan, recurrent;
+    uint32_t chunk;          /* tokens per chunk */
+    uint32_t dk_class;       /* Dk rounded up to the slab */
+    uint32_t dv_stride;      /* U row stride in scratch */
+    uint64_t chunk_bytes[4]; /* scratch per (chunk, head): W, U, A, factors */
+} efla_vk_tiles;
+
+/* `chunked_sequences` sequences will run the chunked kernels (it steers the
+ * Dv tile width towards enough workgroups). */
+efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forward_args *args,
+                                 uint64_t chunked_sequences, efla_vk_tiles *tiles);
+
+#endif

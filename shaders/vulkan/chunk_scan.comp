@@ -1,0 +1,151 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// The sequential part of the chunked forward, one workgroup per (entry,
+// value head, Dv tile of BV columns). The state tile S [DKC x BV] stays in
+// shared memory for the whole entry; per chunk, from the scratch written by
+// chunk_prep:
+//   V' = U - W S
+//   O  = qfac (Q S) + A V'          (A already holds qfac, kfac and the mask)
+//   S += K^T V'                      (K^ = k * kfac)
+// Invocation (rg, j) owns column j and the chunk rows rg + RG m; W, Q and K
+// are staged through shared slabs of KS columns. No per-chunk state is
+// written. Requires WG = RG * BV and KS % RG == 0.
+#include "efla_common.glsl"
+
+layout(std430, set = 0, binding = 9) readonly buffer WBuf { float w_s[]; };
+layout(std430, set = 0, binding = 10) readonly buffer UBuf { float u_s[]; };
+layout(std430, set = 0, binding = 11) readonly buffer ABuf { float a_s[]; };
+layout(std430, set = 0, binding = 12) readonly buffer FBuf { float f_s[]; };
+
+const uint SL = KS + 1;
+const uint CM = CH / RG; // chunk rows per invocation
+const uint KM = KS / RG; // state rows per invocation within a slab
+
+shared float s_sh[DKC * BV];
+shared float vp_sh[CH * BV];
+shared float xs[CH * SL]; // W, then K^ slab
+shared float qs[CH * SL];
+shared float a_sh[CH * CH];
+shared float qf_sh[CH];
+shared float kf_sh[CH];
+shared float o_stage[DTYPE == 0u ? 1u : CH * BV];
+
+#include "efla_out_store.glsl"
+
+void main() {
+    uint t = gl_LocalInvocationIndex;
+    uint j = t % BV, rg = t / BV;
+    uint hvl = gl_WorkGroupID.y;
+    uint hv = P.hv_base + hvl;
+    uint h = hv / P.group;
+    Entry en = entries[pc.entry_base + gl_WorkGroupID.z];
+    uint b = en.batch_row;
+    uint col0 = gl_WorkGroupID.x * BV;
+    uint ncol = min(BV, P.dv - col0);
+    bool col_ok = j < ncol;
+
+    bool read_state = (en.flags & ENTRY_READ_STATE) != 0u;
+    for (uint e = t; e < DKC * BV; e += WG) {
+        uint i = e / BV, jj = e % BV;
+        float sv = 0.0;
+        if (read_state && i < P.dk && jj < ncol)
+            sv = sin_w[vidx(P.sin_, en.state_row, hv, i, col0 + jj)];
+        s_sh[e] = sv;
+    }
+
+    uint chunks = (en.count + CH - 1u) / CH;
+    for (uint ck = 0u; ck < chunks; ++ck) {
+        uint tok0 = en.first + ck * CH;
+        uint rows = min(CH, en.count - ck * CH);
+        uint block = (en.chunk_base + ck) * P.hv_count + hvl;
+        uint wbase = P.w_base + block * CH * DKC;
+        uint ubase = P.u_base + block * CH * P.dvs;
+        uint abase = P.a_base + block * CH * CH;
+        uint fbase = P.f_base + block * 2u * CH;
+        for (uint e = t; e < CH * CH; e += WG) a_sh[e] = a_s[abase + e];
+        if (t < CH) {
+            qf_sh[t] = f_s[fbase + t];
+            kf_sh[t] = f_s[fbase + CH + t];
+        }
+        barrier();
+
+        // W S and Q S over Dk slabs.
+        float aw[CM], aq[CM];
+        for (uint m = 0u; m < CM; ++m) {
+            aw[m] = 0.0;
+            aq[m] = 0.0;
+        }
+        for (uint s = 0u; s < DKC; s += KS) {
+            for (uint e = t; e < CH * KS; e += WG) {
+                uint c = e / KS, ii = e % KS;
+                xs[c * SL + ii] = w_s[wbase + c * DKC + s + ii];
+                float qv = 0.0;
+                if (c < rows && s + ii < P.dk) qv = load_q(vidx(P.q, b, tok0 + c, h, s + ii));
+                qs[c * SL + ii] = qv;
+            }
+            barrier();
+            for (uint ii = 0u; ii < KS; ++ii) {
+                float sv = s_sh[(s + ii) * BV + j];
+                for (uint m = 0u; m < CM; ++m) {
+                    uint c = rg + RG * m;
+                    aw[m] += xs[c * SL + ii] * sv;
+                    aq[m] += qs[c * SL + ii] * sv;
+                }
+            }
+            barrier();
+        }
+
+        // V' = U - W S.
+        for (uint m = 0u; m < CM; ++m) {
+            uint c = rg + RG * m;
+            float vp = 0.0;
+            if (c < rows && col_ok) vp = u_s[ubase + c * P.dvs + col0 + j] - aw[m];
+            vp_sh[c * BV + j] = vp;
+        }
+        barrier();
+
+        // O = qfac (Q S) + A V'.
+        for (uint m = 0u; m < CM; ++m) {
+            uint c = rg + RG * m;
+            float o = qf_sh[c] * aq[m];
+            for (uint c2 = 0u; c2 <= c; ++c2) o += a_sh[c * CH + c2] * vp_sh[c2 * BV + j];
+            if (DTYPE == 0u) {
+                if (c < rows && col_ok)
+                    o_w[vidx(P.o, b, tok0 + c, hv, col0 + j)] = floatBitsToUint(o);
+            } else {
+                o_stage[c * BV + j] = o;
+            }
+        }
+        if (DTYPE != 0u) {
+            barrier();
+            store_output_rows(b, tok0, hv, col0, rows, ncol);
+        }
+
+        // S += K^T V' over Dk slabs of state rows.
+        for (uint s = 0u; s < DKC; s += KS) {
+            for (uint e = t; e < CH * KS; e += WG) {
+                uint c = e / KS, ii = e % KS;
+                float kv = 0.0;
+                if (c < rows && s + ii < P.dk)
+                    kv = load_k(vidx(P.k, b, tok0 + c, h, s + ii)) * kf_sh[c];
+                xs[c * SL + ii] = kv;
+            }
+            barrier();
+            float ds[KM];
+            for (uint m = 0u; m < KM; ++m) ds[m] = 0.0;
+            for (uint c = 0u; c < rows; ++c) {
+                float vv = vp_sh[c * BV + j];
+                for (uint m = 0u; m < KM; ++m) ds[m] += xs[c * SL + rg + RG * m] * vv;
+            }
+            for (uint m = 0u; m < KM; ++m) s_sh[(s + rg + RG * m) * BV + j] += ds[m];
+            barrier();
+        }
+    }
+
+    if ((en.flags & ENTRY_WRITE_STATE) != 0u) {
+        for (uint e = t; e < DKC * BV; e += WG) {
+            uint i = e / BV, jj = e % BV;
+            if (i < P.dk && jj < ncol) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = s_sh[e];
+        }
+    }
+}

@@ -1,0 +1,107 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Token-by-token forward for decode and short sequences (ALGORITHM.md §2.1
+// in the two-coefficient form of §2.6), one workgroup per (entry, value
+// head, Dv tile of BV columns). Invocation (rg, j) keeps rows rg + RG m of
+// state column j in registers for the whole entry; per token:
+//   v'_j = g v_j - e kfac (k^T S)_j,   S += (k kfac) v'^T,   o = qfac S^T q
+// Column sums over the RG row groups are reduced in a fixed order, so the
+// result does not depend on scheduling. Requires WG = RG * BV, DKC % RG == 0.
+#include "efla_common.glsl"
+
+const uint RM = DKC / RG; // state rows per invocation
+
+shared float q_sh[DKC];
+shared float k_sh[DKC];
+shared float red[WG];
+shared float u_sh[BV];
+shared float o_stage[BV];
+
+#include "efla_out_store.glsl"
+
+// Sum of the RG partials of column j (fixed order).
+float column_sum(uint j) {
+    float sum = 0.0;
+    for (uint r = 0u; r < RG; ++r) sum += red[r * BV + j];
+    return sum;
+}
+
+void main() {
+    uint t = gl_LocalInvocationIndex;
+    uint j = t % BV, rg = t / BV;
+    uint hvl = gl_WorkGroupID.y;
+    uint hv = P.hv_base + hvl;
+    uint h = hv / P.group;
+    Entry en = entries[pc.entry_base + gl_WorkGroupID.z];
+    uint b = en.batch_row;
+    uint col0 = gl_WorkGroupID.x * BV;
+    uint ncol = min(BV, P.dv - col0);
+    bool col_ok = j < ncol;
+
+    float S[RM];
+    bool read_state = (en.flags & ENTRY_READ_STATE) != 0u;
+    for (uint m = 0u; m < RM; ++m) {
+        uint i = rg + RG * m;
+        S[m] = 0.0;
+        if (read_state && col_ok && i < P.dk) S[m] = sin_w[vidx(P.sin_, en.state_row, hv, i, col0 + j)];
+    }
+
+    for (uint tok = en.first; tok < en.first + en.count; ++tok) {
+        for (uint i = t; i < DKC; i += WG) {
+            float qv = 0.0, kv = 0.0;
+            if (i < P.dk) {
+                qv = load_q(vidx(P.q, b, tok, h, i));
+                kv = load_k(vidx(P.k, b, tok, h, i));
+            }
+            q_sh[i] = qv;
+            k_sh[i] = kv;
+        }
+        barrier();
+        float kk = 0.0, qq = 0.0;
+        for (uint i = 0u; i < DKC; ++i) {
+            kk += k_sh[i] * k_sh[i];
+            qq += q_sh[i] * q_sh[i];
+        }
+        float kfac, qfac, e, g;
+        step_coefficients(kk, qq, load_beta(vidx(P.beta, b, tok, hv, 0u)), kfac, qfac, e, g);
+
+        float p = 0.0;
+        for (uint m = 0u; m < RM; ++m) p += S[m] * k_sh[rg + RG * m];
+        red[t] = p;
+        barrier();
+        if (rg == 0u) {
+            float vv = col_ok ? load_v(vidx(P.v, b, tok, hv, col0 + j)) : 0.0;
+            u_sh[j] = col_ok ? g * vv - e * kfac * column_sum(j) : 0.0;
+        }
+        barrier();
+
+        float ku = kfac * u_sh[j];
+        p = 0.0;
+        for (uint m = 0u; m < RM; ++m) {
+            S[m] += k_sh[rg + RG * m] * ku;
+            p += S[m] * q_sh[rg + RG * m];
+        }
+        red[t] = p;
+        barrier();
+        if (rg == 0u) {
+            float o = qfac * column_sum(j);
+            if (DTYPE == 0u) {
+                if (col_ok) o_w[vidx(P.o, b, tok, hv, col0 + j)] = floatBitsToUint(o);
+            } else {
+                o_stage[j] = o;
+            }
+        }
+        if (DTYPE != 0u) {
+            barrier();
+            store_output_rows(b, tok, hv, col0, 1u, ncol);
+        }
+        barrier();
+    }
+
+    if ((en.flags & ENTRY_WRITE_STATE) != 0u) {
+        for (uint m = 0u; m < RM; ++m) {
+            uint i = rg + RG * m;
+            if (col_ok && i < P.dk) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + j)] = S[m];
+        }
+    }
+}
