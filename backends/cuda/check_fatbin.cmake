@@ -3,7 +3,7 @@
 # kernel the host names (efla_cuda_params.h) was compiled for no target, or
 # when any kernel spills or uses a stack frame.
 file(READ "${PARAMS}" params)
-string(REGEX MATCHALL "X\\([A-Z0-9_]+, \"[a-z0-9_]+\"" entries "${params}")
+string(REGEX MATCHALL "X\\([A-Z0-9_]+, \"efla_[a-z0-9_]+\"" entries "${params}")
 set(report "")
 foreach(file ${REPORTS})
   file(READ "${file}" text)

@@ -44,16 +44,15 @@ efla_status efla_cuda_device_props_get(CUdevice device, int ordinal, efla_cuda_d
 }
 
 const char *efla_cuda_path_name(efla_cuda_path path) {
-    (void)path;
-    return "simt";
+    return path == EFLA_CUDA_PATH_SIMT ? "simt" : "mma";
 }
 
 efla_status efla_cuda_path_from_env(efla_cuda_path *out) {
     const char *text = getenv("EFLA_PATH");
     *out = EFLA_CUDA_PATH_AUTO;
     if (!text || !*text || strcmp(text, "auto") == 0) return EFLA_SUCCESS;
-    if (strcmp(text, "simt") == 0) {
-        *out = EFLA_CUDA_PATH_SIMT;
+    if (strcmp(text, "simt") == 0 || strcmp(text, "mma") == 0) {
+        *out = text[0] == 's' ? EFLA_CUDA_PATH_SIMT : EFLA_CUDA_PATH_MMA;
         return EFLA_SUCCESS;
     }
     return efla_error(

@@ -17,6 +17,8 @@
 
 typedef struct forward_plan {
     int64_t recurrent_max_len; /* sequences longer than this run chunked */
+    bool mma;                  /* the chunked kernels run on tensor cores */
+    int stages;                /* mma scan: chunk operand buffers */
     bool any_recurrent, any_chunked;
     int64_t chunks_per_sequence; /* without varlen */
     int64_t total_chunks;
@@ -31,6 +33,19 @@ static int64_t recurrent_limit(const efla_forward_args *a) {
     }
 }
 
+/* Tensor cores for the chunked kernels: 16-bit storage, sm_80+, not
+ * forced off, and the kernels' shared memory fits this device. */
+static void choose_chunked_path(const efla_backend_context *ctx, const efla_forward_args *a,
+                                forward_plan *plan) {
+    const int64_t optin = ctx->props.smem_optin;
+    const uint32_t stage = efla_cuda_scan_mma_stage_bytes(a->dk);
+    const uint32_t fixed = efla_cuda_scan_mma_fixed_bytes(a->dk);
+    plan->mma = ctx->path != EFLA_CUDA_PATH_SIMT && a->storage != EFLA_DTYPE_F32 &&
+                ctx->props.cc_major >= 8 && efla_cuda_prepare_mma_smem(a->dk, a->dv) <= optin &&
+                stage + fixed <= optin;
+    plan->stages = 2 * (int64_t)stage + fixed <= optin ? 2 : 1;
+}
+
 static int64_t chunks_of(int64_t length) {
     return (length + EFLA_CUDA_CHUNK - 1) / EFLA_CUDA_CHUNK;
 }
@@ -41,6 +56,7 @@ static efla_status make_plan(efla_backend_context *ctx, const efla_forward_args 
                              forward_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->recurrent_max_len = recurrent_limit(a);
+    choose_chunked_path(ctx, a, plan);
     if (!a->cu_seqlens) {
         const bool chunked = a->tokens > plan->recurrent_max_len;
         plan->any_recurrent = !chunked && a->sequences > 0;
@@ -143,7 +159,7 @@ static efla_status ensure_device(efla_backend_context *ctx, CUdeviceptr *address
 }
 
 static efla_status check_geometry(const efla_forward_args *a) {
-    const int64_t tiles = (a->dv + EFLA_CUDA_TILE_V - 1) / EFLA_CUDA_TILE_V;
+    const int64_t tiles = efla_cuda_pad16(a->dv) / EFLA_CUDA_MMA_TILE_V; /* the most tiles */
     if (a->sequences > INT32_MAX / (a->value_heads * tiles))
         return efla_error(EFLA_ERROR_UNSUPPORTED,
                           "%lld sequences x %lld value heads exceed the CUDA grid",
@@ -166,7 +182,13 @@ static efla_status launch_recurrent(efla_backend_context *ctx, CUstream stream, 
  * budget (one round for every shape of PERFORMANCE.md). */
 static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, int dtype,
                                   const forward_plan *plan, efla_cuda_params *p) {
-    const uint64_t per_head = (uint64_t)plan->total_chunks * (uint64_t)p->chunk_floats * 4u;
+    if (plan->mma) {
+        p->chunk_floats = efla_cuda_mma_chunk_elems(p->dk, p->dv);
+        p->dv_tiles = (int32_t)(efla_cuda_pad16(p->dv) / EFLA_CUDA_MMA_TILE_V);
+        p->stages = plan->stages;
+    }
+    const uint64_t element = plan->mma ? 2u : 4u;
+    const uint64_t per_head = (uint64_t)plan->total_chunks * (uint64_t)p->chunk_floats * element;
     int64_t heads_per_round =
         per_head ? (int64_t)(SCRATCH_BUDGET_BYTES / per_head) : p->value_heads;
     if (heads_per_round < 1) heads_per_round = 1;
@@ -179,20 +201,30 @@ static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, in
                                        per_head * (uint64_t)heads_per_round, "chunk scratch");
     if (status != EFLA_SUCCESS) return status;
     p->scratch = (uint64_t)ctx->scratch;
-    const efla_cuda_kernel prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_SIMT_F32 + dtype);
-    const efla_cuda_kernel scan = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_SCAN_SIMT_F32 + dtype);
+    efla_cuda_kernel prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_SIMT_F32 + dtype);
+    efla_cuda_kernel scan = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_SCAN_SIMT_F32 + dtype);
+    uint32_t threads = EFLA_CUDA_PREPARE_THREADS, scan_threads = EFLA_CUDA_SCAN_THREADS;
+    uint32_t prepare_smem = efla_cuda_prepare_smem(), scan_smem = efla_cuda_scan_smem(p->dk);
+    if (plan->mma) {
+        const int half = dtype == EFLA_CUDA_F16 ? 0 : 1;
+        prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + half);
+        scan = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_SCAN_MMA_F16 + half);
+        threads = scan_threads = EFLA_CUDA_MMA_THREADS;
+        prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
+        scan_smem = (uint32_t)plan->stages * efla_cuda_scan_mma_stage_bytes(p->dk) +
+                    efla_cuda_scan_mma_fixed_bytes(p->dk);
+    }
     for (int64_t begin = 0; begin < p->value_heads; begin += heads_per_round) {
         const int64_t count =
             p->value_heads - begin < heads_per_round ? p->value_heads - begin : heads_per_round;
         p->hv_begin = (int32_t)begin;
         p->hv_count = (int32_t)count;
-        status =
-            efla_cuda_launch(ctx, prepare, stream, (uint32_t)plan->total_chunks, (uint32_t)count,
-                             EFLA_CUDA_PREPARE_THREADS, efla_cuda_prepare_smem(), p);
+        status = efla_cuda_launch(ctx, prepare, stream, (uint32_t)plan->total_chunks,
+                                  (uint32_t)count, threads, prepare_smem, p);
         if (status != EFLA_SUCCESS) return status;
         const int64_t blocks = p->sequences * count * p->dv_tiles;
-        status = efla_cuda_launch(ctx, scan, stream, (uint32_t)blocks, 1, EFLA_CUDA_SCAN_THREADS,
-                                  efla_cuda_scan_smem(p->dk), p);
+        status =
+            efla_cuda_launch(ctx, scan, stream, (uint32_t)blocks, 1, scan_threads, scan_smem, p);
         if (status != EFLA_SUCCESS) return status;
     }
     return EFLA_SUCCESS;
@@ -276,7 +308,11 @@ efla_status efla_cuda_forward_query(efla_backend_context *ctx, const efla_forwar
     out->algorithm = plan.any_recurrent && plan.any_chunked ? EFLA_ALGORITHM_AUTO
                      : plan.any_chunked                     ? EFLA_ALGORITHM_CHUNKED
                                                             : EFLA_ALGORITHM_RECURRENT;
-    snprintf(out->kernel_path, sizeof out->kernel_path, "%s", efla_cuda_path_name(ctx->path));
+    /* The chunked kernels' path when they run; the recurrent kernel is the
+     * same on every path, so a recurrent-only call reports the context's. */
+    const char *path =
+        plan.any_chunked ? (plan.mma ? "mma" : "simt") : efla_cuda_path_name(ctx->path);
+    snprintf(out->kernel_path, sizeof out->kernel_path, "%s", path);
     release_plan(ctx, &plan);
     return EFLA_SUCCESS;
 }

@@ -18,6 +18,7 @@ typedef enum efla_cuda_kernel {
 typedef enum efla_cuda_module_id {
     EFLA_CUDA_MODULE_RECURRENT,
     EFLA_CUDA_MODULE_CHUNK_SIMT,
+    EFLA_CUDA_MODULE_CHUNK_MMA,
     EFLA_CUDA_MODULE_COUNT
 } efla_cuda_module_id;
 
@@ -25,8 +26,9 @@ typedef enum efla_cuda_module_id {
 typedef enum efla_cuda_path {
     EFLA_CUDA_PATH_AUTO = 0,
     EFLA_CUDA_PATH_SIMT = 1, /* plain f32 FMA for everything */
+    EFLA_CUDA_PATH_MMA = 2,  /* tensor cores for the chunked kernels of f16/bf16 storage */
 } efla_cuda_path;
-#define EFLA_CUDA_PATH_NAMES "simt"
+#define EFLA_CUDA_PATH_NAMES "simt, mma"
 
 /* Device properties the backend plans with. */
 typedef struct efla_cuda_device_props {

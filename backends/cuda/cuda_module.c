@@ -9,10 +9,13 @@ extern const unsigned char efla_cuda_fatbin_recurrent[];
 extern const size_t efla_cuda_fatbin_recurrent_size;
 extern const unsigned char efla_cuda_fatbin_chunk_simt[];
 extern const size_t efla_cuda_fatbin_chunk_simt_size;
+extern const unsigned char efla_cuda_fatbin_chunk_mma[];
+extern const size_t efla_cuda_fatbin_chunk_mma_size;
 
 static const unsigned char *const module_images[EFLA_CUDA_MODULE_COUNT] = {
     [EFLA_CUDA_MODULE_RECURRENT] = efla_cuda_fatbin_recurrent,
     [EFLA_CUDA_MODULE_CHUNK_SIMT] = efla_cuda_fatbin_chunk_simt,
+    [EFLA_CUDA_MODULE_CHUNK_MMA] = efla_cuda_fatbin_chunk_mma,
 };
 
 static const struct {

@@ -15,7 +15,7 @@
  * sequence are zeros in the scratch (e = g = 0, K^ = Q^ = 0), so a partial
  * last chunk needs no special case beyond not storing its outputs.
  */
-#include "device_common.cuh"
+#include "chunk_common.cuh"
 
 namespace {
 
@@ -24,63 +24,6 @@ constexpr int P = EFLA_CUDA_STAGE_PITCH;
 constexpr int kPrepareThreads = EFLA_CUDA_PREPARE_THREADS;
 constexpr int kScanThreads = EFLA_CUDA_SCAN_THREADS;
 
-EFLA_DEV int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-/* Per-row coefficients of one chunk: the unit-key factor ck (k^ = k ck),
- * the q factor rq, erase e and write g. Rows past the end get zeros. */
-template <int DT>
-EFLA_DEV void row_coefficients(const efla_cuda_params &p, const efla_cuda_sequence &seq,
-                               int64_t t0, int rows, int64_t h, int64_t hv, float *ck, float *rq,
-                               float *erase, float *write) {
-    const int lane = efla_tid() & 31, warp = efla_tid() >> 5;
-    for (int r = warp; r < C; r += kPrepareThreads / 32) {
-        float kk = 0.0f, qq = 0.0f;
-        if (r < rows) {
-            for (int64_t i = lane; i < p.dk; i += 32) {
-                const float k = efla_load<DT>(p.k.address, efla_offset(p.k, seq.batch_row, t0 + r, h, i));
-                const float q = efla_load<DT>(p.q.address, efla_offset(p.q, seq.batch_row, t0 + r, h, i));
-                kk += k * k;
-                qq += q * q;
-            }
-        }
-        kk = efla_warp_sum(kk);
-        qq = efla_warp_sum(qq);
-        if (lane != 0) continue;
-        if (r >= rows) {
-            ck[r] = rq[r] = erase[r] = write[r] = 0.0f;
-            continue;
-        }
-        const float rk = p.l2norm_k ? efla_l2norm_factor(kk) : 1.0f;
-        const float lambda = p.l2norm_k ? kk * rk * rk : kk;
-        const float norm = sqrtf(lambda);
-        const float beta =
-            efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
-        ck[r] = lambda > 0.0f ? rk / norm : 0.0f;
-        rq[r] = p.l2norm_q ? efla_l2norm_factor(qq) : 1.0f;
-        if (p.mode == 1) { /* DELTA: alpha = beta */
-            erase[r] = beta * lambda;
-            write[r] = beta * norm;
-        } else {
-            erase[r] = efla_erase(beta * lambda);
-            write[r] = efla_alpha(beta, lambda) * norm;
-        }
-    }
-}
-
-/* Column j of (I + L)^-1 by forward substitution, in registers:
- * x_i = delta_ij - sum_{m<i} L_im x_m (x_m = 0 for m < j). */
-EFLA_DEV void solve_column(const float *lower, float *inverse, int j) {
-    float x[C];
-#pragma unroll
-    for (int i = 0; i < C; ++i) {
-        float acc = 0.0f;
-#pragma unroll
-        for (int m = 0; m < i; ++m) acc += lower[i * P + m] * x[m];
-        x[i] = i < j ? 0.0f : (i == j ? 1.0f : -acc);
-    }
-#pragma unroll
-    for (int i = 0; i < C; ++i) inverse[i * P + j] = x[i];
-}
 
 /* out[t][c0 + cc] = sum_{s<=t} inverse[t][s] stage[s][cc] for this thread's
  * row t = tid/4 and columns cc = tid%4 + 4m, written to global rows of
@@ -108,7 +51,7 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
     const int64_t n = efla_chunk_owner(p, g);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     const int64_t t0 = seq.first + (g - seq.first_chunk) * C;
-    const int rows = (int)min64(C, seq.first + seq.length - t0);
+    const int rows = (int)efla_min64(C, seq.first + seq.length - t0);
 
     float *base = reinterpret_cast<float *>(p.scratch) + (g * p.hv_count + slot) * p.chunk_floats;
     float *khat = base + efla_cuda_scratch_khat(p.dk, p.dv);
@@ -123,7 +66,7 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
     float *inverse = lower + C * P;   /* [C][P] */
     float *ck = inverse + C * P, *rq = ck + C, *erase = rq + C, *write = erase + C;
 
-    row_coefficients<DT>(p, seq, t0, rows, h, hv, ck, rq, erase, write);
+    efla_row_coefficients<DT, kPrepareThreads>(p, seq, t0, rows, h, hv, ck, rq, erase, write);
     efla_sync();
 
     /* K^K^T and Q^K^T: thread owns row t = tid/4, columns s = tid%4 + 4m. */
@@ -132,7 +75,7 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
 #pragma unroll
     for (int m = 0; m < 16; ++m) acc_kk[m] = acc_qk[m] = 0.0f;
     for (int64_t i0 = 0; i0 < p.dk; i0 += C) {
-        const int width = (int)min64(C, p.dk - i0);
+        const int width = (int)efla_min64(C, p.dk - i0);
         efla_sync();
         for (int e = tid; e < C * C; e += kPrepareThreads) {
             const int r = e / C, cc = e % C;
@@ -168,11 +111,11 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
         aqk[t * C + s] = s <= t ? acc_qk[m] : 0.0f;
     }
     efla_sync();
-    if (tid < C) solve_column(lower, inverse, tid);
+    if (tid < C) efla_solve_column(lower, inverse, tid);
 
     /* W = A^-1 (e . K^), slice by slice of Dk. */
     for (int64_t i0 = 0; i0 < p.dk; i0 += C) {
-        const int width = (int)min64(C, p.dk - i0);
+        const int width = (int)efla_min64(C, p.dk - i0);
         efla_sync(); /* the inverse is complete; the stage is free */
         for (int e = tid; e < C * C; e += kPrepareThreads) {
             const int r = e / C, cc = e % C;
@@ -187,7 +130,7 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
     }
     /* U = A^-1 (g . V), slice by slice of Dv. */
     for (int64_t j0 = 0; j0 < p.dv; j0 += C) {
-        const int width = (int)min64(C, p.dv - j0);
+        const int width = (int)efla_min64(C, p.dv - j0);
         efla_sync();
         for (int e = tid; e < C * C; e += kPrepareThreads) {
             const int r = e / C, cc = e % C;
@@ -243,7 +186,7 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
             acc_o[m] = 0.0f;
         }
         for (int64_t i0 = 0; i0 < p.dk; i0 += C) {
-            const int width = (int)min64(C, p.dk - i0);
+            const int width = (int)efla_min64(C, p.dk - i0);
             efla_sync(); /* the state is up to date; the stages are free */
             for (int e = tid; e < C * C; e += kScanThreads) {
                 const int r = e / C, cc = e % C;
@@ -268,7 +211,7 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
 
         /* O = scale (Q^ S + (QK^T masked) V'). */
         const int64_t t0 = seq.first + c * C;
-        const int64_t rows = min64(C, seq.length - c * C);
+        const int64_t rows = efla_min64(C, seq.length - c * C);
 #pragma unroll
         for (int m = 0; m < 8; ++m) {
             const int t = warp + kWarps * m;
@@ -281,7 +224,7 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
 
         /* S += K^T V', slice by slice of Dk; each thread owns rows warp + 8r. */
         for (int64_t i0 = 0; i0 < p.dk; i0 += C) {
-            const int width = (int)min64(C, p.dk - i0);
+            const int width = (int)efla_min64(C, p.dk - i0);
             efla_sync(); /* stage_b free */
             for (int e = tid; e < C * C; e += kScanThreads) {
                 const int r = e / C, cc = e % C;

@@ -38,17 +38,17 @@ typedef struct efla_cuda_sequence {
 typedef struct efla_cuda_params {
     efla_cuda_tensor q, k, v, beta, out, state_in, state_out;
     uint64_t sequence_table; /* efla_cuda_sequence[sequences], or 0 without varlen */
-    uint64_t scratch;        /* chunk scratch (f32), see efla_cuda_chunk_floats */
+    uint64_t scratch;        /* chunk scratch: f32 (simt) or 16-bit (mma) */
     int64_t tokens, heads, value_heads, dk, dv, sequences;
     int64_t chunks_per_sequence; /* without varlen: chunks of every chunked sequence */
     int64_t recurrent_max_len;   /* recurrent kernels take len <= this, chunked ones the rest */
-    int64_t chunk_floats;        /* floats per (chunk, head) in the scratch */
+    int64_t chunk_floats;        /* scratch elements per (chunk, head) */
     int32_t hv_begin, hv_count;  /* value heads of this launch (chunked kernels) */
     int32_t dv_tiles;            /* ceil(dv / EFLA_CUDA_TILE_V) */
     int32_t mode;                /* 0: EFLA, 1: DELTA */
     int32_t l2norm_q, l2norm_k;
     float scale;
-    int32_t reserved;
+    int32_t stages; /* mma scan: 2 = double-buffered chunk loads, 1 = single */
 } efla_cuda_params;
 
 #define EFLA_CUDA_PARAMS_SIZE 400
@@ -80,6 +80,38 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
     /* the state tile [dk][32], V' [64][32], two stages */
     return (uint32_t)(4 * (dk * EFLA_CUDA_TILE_V + EFLA_CUDA_CHUNK * EFLA_CUDA_TILE_V +
                            2 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH));
+}
+
+/* The tensor-core (mma) path: 16-bit scratch with head dimensions padded
+ * to multiples of 16 (zeros), per (chunk, value head), in elements:
+ * K^T [dkp][C], Q^ [C][dkp], W [C][dkp], U [C][dvp], QK^T masked [C][C]. */
+#define EFLA_CUDA_MMA_THREADS 128
+#define EFLA_CUDA_MMA_TILE_V 16
+#define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
+EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
+EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
+EFLA_HD int64_t efla_cuda_mma_chunk_elems(int64_t dk, int64_t dv) {
+    return (int64_t)EFLA_CUDA_CHUNK * (3 * efla_cuda_pad16(dk) + efla_cuda_pad16(dv) + EFLA_CUDA_CHUNK);
+}
+EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
+    const int64_t kp = efla_cuda_mma_pitch_k(dk), pc = EFLA_CUDA_MMA_PITCH_C;
+    const int64_t r1 = efla_cuda_max64(EFLA_CUDA_CHUNK * kp, efla_cuda_pad16(dv) * pc);
+    const int64_t r2 = efla_cuda_max64(EFLA_CUDA_CHUNK * kp, efla_cuda_pad16(dk) * pc);
+    /* K^ (then g.V^T), Q^ (then e.K^T), L in f32 (then A^-1 in 16 bits), coefficients */
+    return (uint32_t)(2 * (r1 + r2) + 4 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH +
+                      4 * 4 * EFLA_CUDA_CHUNK);
+}
+EFLA_HD uint32_t efla_cuda_scan_mma_stage_bytes(int64_t dk) {
+    const int64_t kp = efla_cuda_mma_pitch_k(dk), pc = EFLA_CUDA_MMA_PITCH_C;
+    /* W, Q^ [C][kp]; K^T [dkp][pc]; U tile [C][24]; QK^T [C][pc] */
+    return (uint32_t)(2 * (2 * EFLA_CUDA_CHUNK * kp + efla_cuda_pad16(dk) * pc +
+                           EFLA_CUDA_CHUNK * 24 + EFLA_CUDA_CHUNK * pc));
+}
+EFLA_HD uint32_t efla_cuda_scan_mma_fixed_bytes(int64_t dk) {
+    /* S^T and V'^T tiles as 16-bit operands: [16][kp], [16][pc] */
+    return (uint32_t)(2 * (EFLA_CUDA_MMA_TILE_V * efla_cuda_mma_pitch_k(dk) +
+                           EFLA_CUDA_MMA_TILE_V * EFLA_CUDA_MMA_PITCH_C));
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds
@@ -114,7 +146,14 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(SCAN_SIMT_F16, "efla_scan_simt_f16", CHUNK_SIMT)                  \
     X(SCAN_SIMT_BF16, "efla_scan_simt_bf16", CHUNK_SIMT)
 
-#define EFLA_CUDA_KERNELS(X) EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X)
+#define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                  \
+    X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)               \
+    X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)             \
+    X(SCAN_MMA_F16, "efla_scan_mma_f16", CHUNK_MMA)                     \
+    X(SCAN_MMA_BF16, "efla_scan_mma_bf16", CHUNK_MMA)
+
+#define EFLA_CUDA_KERNELS(X) \
+    EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X) EFLA_CUDA_CHUNK_MMA_KERNELS(X)
 
 /* Storage dtype codes of the kernels' template parameter. */
 #define EFLA_CUDA_F32 0

@@ -150,7 +150,12 @@ static void run_case(efla_backend backend, const test_case *c, const host_data *
     info.backend = backend;
     info.flags = EFLA_CONTEXT_PROFILING;
     efla_context ctx;
-    CHECK(efla_context_create(&info, &ctx));
+    /* EFLA_EMU_PATH forces a CUDA kernel path without touching the CPU's. */
+    const char *path = getenv("EFLA_EMU_PATH");
+    if (backend == EFLA_BACKEND_CUDA && path && *path) setenv("EFLA_PATH", path, 1);
+    efla_status created = efla_context_create(&info, &ctx);
+    unsetenv("EFLA_PATH");
+    CHECK(created);
     const efla_dtype dt = c->dtype;
     const size_t es = efla_dtype_size(dt);
     void *qb = c->permuted ? permute_bt(d->q, c, dt) : pack(d->q, d->nq, dt);
@@ -353,8 +358,15 @@ int main(void) {
          EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 1},
         {"bf16 chunked no final state Dk64 Dv64", 1, 128, 2, 2, 64, 64, EFLA_DTYPE_BF16,
          EFLA_ALGORITHM_AUTO, EFLA_MODE_EFLA, 0, NULL, 0, 1, 0, 0, 0, 0},
+        {"bf16 hard keys, HV2 H1, Dk128 Dv48, T200", 1, 200, 1, 2, 128, 48, EFLA_DTYPE_BF16,
+         EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 1},
+        {"f16 hard keys, Dk100 Dv130 permuted, T150", 1, 150, 2, 2, 100, 130, EFLA_DTYPE_F16,
+         EFLA_ALGORITHM_AUTO, EFLA_MODE_EFLA, EFLA_FORWARD_L2NORM_Q, NULL, 0, 1, 1, 0, 1, 1},
     };
     int ok = 1;
+    const char *forced = getenv("EFLA_EMU_PATH");
+    printf("CUDA kernel path: %s\n", forced && *forced ? forced : "(auto)");
+    unsetenv("EFLA_PATH");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         ok &= check_case(&cases[i]);
     check_interop();
