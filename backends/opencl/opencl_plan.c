@@ -186,6 +186,18 @@ static efla_status check_limits(const efla_forward_args *args, const efla_cl_pla
     return EFLA_SUCCESS;
 }
 
+/* A kernel's static plus dynamic local memory must fit the device. */
+static efla_status check_local(const efla_backend_context *ctx, const efla_cl_program *program,
+                               int kernel, const char *name, uint64_t dynamic) {
+    const uint64_t needed = program->static_local[kernel] + dynamic;
+    if (needed <= ctx->device.local_memory) return EFLA_SUCCESS;
+    return efla_error(EFLA_ERROR_UNSUPPORTED,
+                      "%s needs %llu bytes of local memory but '%s' has %llu (try "
+                      "EFLA_OPENCL_CHUNK=32)",
+                      name, (unsigned long long)needed, ctx->device.info.name,
+                      (unsigned long long)ctx->device.local_memory);
+}
+
 efla_status efla_cl_plan_make(efla_backend_context *ctx, const efla_forward_args *args,
                               const efla_cl_program *program, efla_cl_plan *plan) {
     memset(plan, 0, sizeof *plan);
@@ -197,6 +209,13 @@ efla_status efla_cl_plan_make(efla_backend_context *ctx, const efla_forward_args
     if (plan->recurrent_count && (status = recurrent_shape(ctx, args, plan)) != EFLA_SUCCESS)
         return status;
     if (plan->scan_count && (status = scan_shape(ctx, args, plan)) != EFLA_SUCCESS) return status;
+    if (plan->recurrent_count &&
+        (status = check_local(ctx, program, EFLA_CL_RECURRENT, "efla_recurrent",
+                              plan->recurrent_local_bytes)) != EFLA_SUCCESS)
+        return status;
+    if (plan->chunk_count && (status = check_local(ctx, program, EFLA_CL_PREPARE,
+                                                   "efla_chunk_prepare", 0)) != EFLA_SUCCESS)
+        return status;
     const int32_t header = EFLA_P_COUNT / 2; /* int4 entries taken by the parameters */
     plan->recurrent_table = header;
     plan->chunk_table = header + (int32_t)plan->recurrent_count;
