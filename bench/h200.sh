@@ -20,6 +20,9 @@
 #                  at most STEP_TEST_LIMIT_S (default 150)
 #   BENCH_LIMIT_S  efla bench per backend (default 90)
 #   FLA_LIMIT_S    fla_compare per backend (default 150)
+#   TESTS_UNTIL_S  no test step runs past this many seconds into the run (default 270),
+#   BENCH_UNTIL_S  nor a bench step past this (default 360): a slow phase cannot starve
+#                  the fla comparison, which gets the rest of BUDGET_S
 #   BENCH_ARGS     extra arguments for efla bench;  FLA_ARGS extra ones for fla_compare
 # Results: $OUT/bench-<backend>.jsonl (efla bench --json), $OUT/fla-<backend>.json; the
 # Markdown for docs/BENCHMARKS.md: python3 bench/to_markdown.py --bench ... --fla ...
@@ -37,6 +40,8 @@ TEST_LIMIT_S=${TEST_LIMIT_S:-120}
 STEP_TEST_LIMIT_S=${STEP_TEST_LIMIT_S:-150}
 BENCH_LIMIT_S=${BENCH_LIMIT_S:-90}
 FLA_LIMIT_S=${FLA_LIMIT_S:-150}
+TESTS_UNTIL_S=${TESTS_UNTIL_S:-270}
+BENCH_UNTIL_S=${BENCH_UNTIL_S:-360}
 read -r -a bench_args <<< "${BENCH_ARGS:-}"
 read -r -a fla_args <<< "${FLA_ARGS:-}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,16 +52,18 @@ reserve_s=5 # kept back for the summary
 mkdir -p "$OUT"
 started=$SECONDS
 summary=()
+phase_end=$BUDGET_S # the current phase's deadline, in seconds into the run
 
 # step NAME LIMIT_S COMMAND...: runs COMMAND under a time limit (cut to what is
-# left of the budget), its output shown and kept in $OUT/NAME.log; records
-# the result and never fails the script.
+# left of the phase and the budget), its output shown and kept in
+# $OUT/NAME.log; records the result and never fails the script.
 step() {
   local name=$1 limit=$2 rc result
   shift 2
-  local left=$((BUDGET_S - (SECONDS - started) - reserve_s))
+  local end=$((phase_end < BUDGET_S - reserve_s ? phase_end : BUDGET_S - reserve_s))
+  local left=$((end - (SECONDS - started)))
   if [ "$left" -lt 5 ]; then
-    summary+=("$name|SKIPPED (budget spent)|0")
+    summary+=("$name|SKIPPED (no time left)|0")
     return
   fi
   [ "$limit" -gt "$left" ] && limit=$left
@@ -187,6 +194,7 @@ if [ -z "${BACKENDS:-}" ]; then
 fi
 read -r -a backends <<< "$BACKENDS"
 
+phase_end=$TESTS_UNTIL_S
 for b in "${backends[@]}"; do
   for p in $(paths_of "$b"); do
     tests "test-$b-$p" "$b" "$p"
@@ -196,10 +204,12 @@ for b in "${backends[@]}"; do
   fi
 done
 
+phase_end=$BENCH_UNTIL_S
 for b in "${backends[@]}"; do
   step "bench-$b" "$BENCH_LIMIT_S" bash "$self" --run efla_bench "$b"
 done
 
+phase_end=$BUDGET_S
 for b in "${backends[@]}"; do
   step "fla-$b" "$FLA_LIMIT_S" python3 "$here/fla_compare.py" --backend "$b" \
     --lib "$BUNDLE/lib/libefla.so" --json "$OUT/fla-$b.json" "${fla_args[@]}"

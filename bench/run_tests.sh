@@ -17,12 +17,20 @@ if [ ${#programs[@]} -eq 0 ]; then
   exit 2
 fi
 
+# Each program's `timeout` leads a process group of its own, which a timeout
+# around this script does not reach: pass its signal on.
+child=
+trap '[ -n "$child" ] && kill -TERM -- "-$child" 2> /dev/null; exit 143' TERM INT
+
 failed=()
 for program in "${programs[@]}"; do
   name=$(basename "$program")
   echo "--- $name ${args[*]}"
-  timeout --kill-after=5 "$limit" "$program" "${args[@]}"
+  timeout --kill-after=5 "$limit" "$program" "${args[@]}" &
+  child=$!
+  wait "$child"
   rc=$?
+  child=
   case $rc in
     0) echo "--- $name: ok" ;;
     124 | 137) echo "--- $name: TIMEOUT after ${limit}s"; failed+=("$name(timeout)") ;;
