@@ -6,7 +6,8 @@
 #   2. .device/bundle: the efla program, the test programs and libefla.so with the
 #      libraries they need (device-bundle.sh), and COMMIT;
 #   3. .device/debs: the Vulkan and OpenCL loaders and glvnd (downloaded once);
-#   4. .fla: fla's fla/ package exported from a fetched mirror, if one is given;
+#   4. .fla: fla's fla/ package exported from a fetched mirror, if one is given, and
+#      the pure-Python packages it imports (einops, packaging) in .fla/deps;
 #   5. checks that what travels stays under 64 MiB.
 # usage: bench/bundle.sh [FLA_GIT_DIR]   (from anywhere; FLA_GIT_DIR is a git dir of
 #        fla-org/flash-linear-attention, e.g. /work/.mirror/fla-org+flash-linear-attention/repo)
@@ -77,6 +78,24 @@ export_fla() {
   git --git-dir="$fla_git" archive HEAD fla | tar -x -C .fla
   git --git-dir="$fla_git" rev-parse --short HEAD > .fla/FLA_COMMIT
   echo "bundle: fla $(cat .fla/FLA_COMMIT) exported into .fla"
+  fla_python_deps
+}
+
+# fla imports einops and packaging, which the host may lack (it cannot install
+# packages): their pure-Python wheels go to .fla/deps, which fla_compare.py puts
+# last on sys.path, so the host's own copies win.
+fla_python_deps() {
+  local wheels whl
+  wheels=$(mktemp -d)
+  if pip download --quiet --no-deps -d "$wheels" einops packaging; then
+    for whl in "$wheels"/*.whl; do
+      python3 -m zipfile -e "$whl" .fla/deps
+    done
+    echo "bundle: $(cd "$wheels" && echo *.whl) unpacked into .fla/deps"
+  else
+    echo "bundle: warning: could not download einops/packaging; fla needs them on the host" >&2
+  fi
+  rm -rf "$wheels"
 }
 
 check_size() {

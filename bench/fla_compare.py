@@ -277,6 +277,7 @@ def import_fla(fla_dir):
     if not torch.cuda.is_available():
         raise ImportError("torch sees no CUDA device: fla runs on CUDA only")
     sys.path.insert(0, fla_dir)
+    sys.path.append(os.path.join(fla_dir, "deps"))  # fallbacks from bundle.sh; host's win
     try:
         from fla.ops.delta_rule import chunk_delta_rule, fused_recurrent_delta_rule
     except ImportError as e:
