@@ -73,8 +73,9 @@ AVX2_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t n_
     DIAG(3, 0)
     DIAG(3, 1)
     DIAG(3, 2)
-    DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3)
-        DIAG(5, 4) FOR_ROWS(STORE_C)
+    DIAG(4, 0)
+    DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4)
+        FOR_ROWS(STORE_C)
 }
 
 #define DEFINE_ROWS(m)                                                                             \
