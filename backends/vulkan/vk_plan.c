@@ -624,8 +624,8 @@ efla_status efla_vk_plan_build(const efla_vk_limits *limits, const efla_forward_
         uint64_t current = p.segment_chunks ? p.segment_chunks : (longest > 1 ? longest : 2);
         if (current <= 1) {
             status = efla_error(EFLA_ERROR_UNSUPPORTED,
-                                "one chunk of one head needs a binding larger than the device's "
-                                "%llu-byte storage-buffer range (tensor strides too large)",
+                                "one chunk (or the state) of one value head needs a binding larger "
+                                "than the %llu-byte storage-buffer range",
                                 (unsigned long long)limits->storage_range);
             break;
         }
