@@ -69,17 +69,26 @@ static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
  * even as possible (32 rows by 6: 6 6 5 5 5 5, never a 2-row block that
  * would leave the FMA pipes half idle). Results do not depend on it: every
  * row is its own sum. */
-static int64_t block_rows(int64_t m, int64_t mr, int64_t index) {
-    const int64_t blocks = (m + mr - 1) / mr, small = m / blocks;
-    return index < m % blocks ? small + 1 : small;
+typedef struct row_blocks {
+    int64_t small, larger; /* the first `larger` blocks have small + 1 rows */
+} row_blocks;
+
+static row_blocks even_blocks(int64_t m, int64_t mr) {
+    const int64_t blocks = (m + mr - 1) / mr;
+    return (row_blocks){m / blocks, m % blocks};
+}
+
+static int64_t block_rows(row_blocks b, int64_t index) {
+    return index < b.larger ? b.small + 1 : b.small;
 }
 
 /* c (m rows) (+)= a (m x np) b over one NR-column slice, in row blocks. */
 static void slice_product(const efla_cpu_kernels *kern, int64_t m, int64_t np, const float *a,
                           int64_t a_rs, int64_t a_ps, const float *b, int64_t b_rs, float *c,
                           int64_t c_rs, bool accumulate) {
+    const row_blocks blocks = even_blocks(m, kern->mr);
     for (int64_t r0 = 0, i = 0; r0 < m; ++i) {
-        int64_t rows = block_rows(m, kern->mr, i);
+        int64_t rows = block_rows(blocks, i);
         kern->block[rows](np, a + r0 * a_rs, a_rs, a_ps, b, b_rs, c + r0 * c_rs, c_rs, accumulate);
         r0 += rows;
     }
@@ -89,8 +98,9 @@ static void slice_product(const efla_cpu_kernels *kern, int64_t m, int64_t np, c
  * t_rs): row block r0 needs only columns below r0 + rows. */
 static void lower_product(const efla_cpu_kernels *kern, int64_t n, const float *t, int64_t t_rs,
                           const float *b, int64_t b_rs, float *c, int64_t c_rs, bool accumulate) {
+    const row_blocks blocks = even_blocks(n, kern->mr);
     for (int64_t r0 = 0, i = 0; r0 < n; ++i) {
-        int64_t rows = block_rows(n, kern->mr, i);
+        int64_t rows = block_rows(blocks, i);
         kern->block[rows](r0 + rows, t + r0 * t_rs, t_rs, 1, b, b_rs, c + r0 * c_rs, c_rs,
                           accumulate);
         r0 += rows;
@@ -121,9 +131,7 @@ static void transpose_keys(const efla_cpu_task *task, const chunk_scratch *s) {
     const int64_t c = task->plan->chunk, dk = task->args->dk, lda = s->lda;
     const float *k = s->a + c * lda;
     for (int64_t jp = 0; jp < c / NR; ++jp)
-        for (int64_t i = 0; i < NR; ++i)
-            for (int64_t p = 0; p < dk; ++p)
-                s->kt[(jp * dk + p) * NR + i] = k[(jp * NR + i) * lda + p];
+        task->kernels->transpose(k + jp * NR * lda, lda, dk, s->kt + jp * dk * NR);
 }
 
 /* Rows 0..C of G become P (diagonal kept), rows C..2C become -L̂; rows of

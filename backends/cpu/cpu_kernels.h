@@ -42,6 +42,10 @@ typedef struct efla_cpu_kernels {
     efla_cpu_block_fn block[EFLA_CPU_MR_MAX + 1];
     efla_cpu_solve_fn solve[EFLA_CPU_MR_MAX + 1];
 
+    /* dst[p][i] = src[i][p] for i < NR, p < cols: NR rows of src (row
+     * stride ld) into one panel of `cols` rows. */
+    void (*transpose)(const float *src, int64_t ld, int64_t cols, float *dst);
+
     /* Row-major state tiles (dk rows of w floats, row stride ld), any w:
      * sk = S^T k and sq = S^T q, sums in ascending row order; sk and sq
      * have room for w rounded up to a multiple of 16. */

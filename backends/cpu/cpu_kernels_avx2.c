@@ -74,8 +74,8 @@ AVX2_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t n_
     DIAG(3, 1)
     DIAG(3, 2)
     DIAG(4, 0)
-    DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4)
-        FOR_ROWS(STORE_C)
+    DIAG(4, 1)
+    DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4) FOR_ROWS(STORE_C)
 }
 
 #define DEFINE_ROWS(m)                                                                             \
@@ -196,11 +196,47 @@ AVX2 static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t sr
     }
 }
 
+/* In-register 8 x 8 transpose of r[0..7]. */
+AVX2_INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+AVX2 static void transpose(const float *src, int64_t ld, int64_t cols, float *dst) {
+    int64_t p = 0;
+    for (; p + 8 <= cols; p += 8)
+        for (int half = 0; half < 2; ++half) {
+            __m256 r[8];
+            for (int i = 0; i < 8; ++i)
+                r[i] = _mm256_loadu_ps(src + (8 * half + i) * ld + p);
+            transpose8(r);
+            for (int i = 0; i < 8; ++i)
+                _mm256_store_ps(dst + (p + i) * NR + 8 * half, r[i]);
+        }
+    for (; p < cols; ++p)
+        for (int i = 0; i < NR; ++i)
+            dst[p * NR + i] = src[i * ld + p];
+}
+
 static const efla_cpu_kernels avx2_kernels = {
     .name = "avx2",
     .mr = MR,
     .block = {0, block_1, block_2, block_3, block_4, block_5, block_6},
     .solve = {0, solve_1, solve_2, solve_3, solve_4, solve_5, solve_6},
+    .transpose = transpose,
     .state_dot2 = state_dot2,
     .state_rank1 = state_rank1,
 };

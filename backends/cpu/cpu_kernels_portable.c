@@ -157,11 +157,18 @@ static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld,
     }
 }
 
+static void transpose(const float *src, int64_t ld, int64_t cols, float *dst) {
+    for (int64_t p = 0; p < cols; ++p)
+        for (int i = 0; i < NR; ++i)
+            dst[p * NR + i] = src[i * ld + p];
+}
+
 static const efla_cpu_kernels portable_kernels = {
     .name = "portable",
     .mr = MR,
     .block = {0, block_1, block_2},
     .solve = {0, solve_1, solve_2},
+    .transpose = transpose,
     .state_dot2 = state_dot2,
     .state_rank1 = state_rank1,
 };
