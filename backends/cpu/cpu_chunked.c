@@ -114,8 +114,8 @@ static void load_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_
     float *q = s->a, *k = s->a + c * lda;
     for (int64_t r = 0; r < n; ++r) {
         efla_cpu_load_token(task, t0 + r, q + r * lda, k + r * lda, &s->erase[r], &s->write[r]);
-        efla_cpu_load_row_panels(&a->v, task->batch_row, t0 + r, task->value_head, task->col0,
-                                 task->width, s->v, c, r);
+        efla_cpu_load_row_panels(task->kernels, &a->v, task->batch_row, t0 + r, task->value_head,
+                                 task->col0, task->width, s->v, c, r);
     }
     for (int64_t r = n; r < c; ++r) {
         memset(q + r * lda, 0, sizeof *q * (size_t)a->dk);
@@ -237,8 +237,8 @@ static void state_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64
         state_panel(task, s, p, n);
     }
     for (int64_t r = 0; r < n; ++r)
-        efla_cpu_store_row_panels(&a->out, task->batch_row, t0 + r, task->value_head, task->col0,
-                                  task->width, s->x, 2 * c, r);
+        efla_cpu_store_row_panels(task->kernels, &a->out, task->batch_row, t0 + r, task->value_head,
+                                  task->col0, task->width, s->x, 2 * c, r);
 }
 
 void efla_cpu_chunked_run(const efla_cpu_task *task, void *scratch) {

@@ -18,9 +18,19 @@ typedef struct kernel_path {
 static bool always(void) { return true; }
 
 #if defined(EFLA_CPU_X86)
+#include <cpuid.h>
+
+/* F16C (CPUID.1:ECX bit 29) by hand: not every compiler's
+ * __builtin_cpu_supports knows it. Every AVX2 CPU has it, but a virtual
+ * machine may hide it. */
+static bool has_f16c(void) {
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29));
+}
+
 static bool has_avx2(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 }
 #endif
 

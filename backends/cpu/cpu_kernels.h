@@ -46,6 +46,11 @@ typedef struct efla_cpu_kernels {
      * stride ld) into one panel of `cols` rows. */
     void (*transpose)(const float *src, int64_t ld, int64_t cols, float *dst);
 
+    /* Contiguous f16 <-> f32, bit-identical to core/half.h (round to
+     * nearest even) except for the payloads of signalling NaNs on load. */
+    void (*f16_to_f32)(const uint16_t *src, int64_t n, float *dst);
+    void (*f32_to_f16)(const float *src, int64_t n, uint16_t *dst);
+
     /* Row-major state tiles (dk rows of w floats, row stride ld), any w:
      * sk = S^T k and sq = S^T q, sums in ascending row order; sk and sq
      * have room for w rounded up to a multiple of 16. */

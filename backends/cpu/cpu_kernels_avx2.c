@@ -1,14 +1,15 @@
-/* AVX2 + FMA microkernels (x86-64 only): 6 rows x 16 columns of
+/* AVX2 + FMA (+ F16C) microkernels (x86-64 only): 6 rows x 16 columns of
  * accumulators, two 8-float vectors per row. */
 #include "backends/cpu/cpu_kernels.h"
+#include "core/half.h"
 
 #if defined(EFLA_CPU_X86)
 #include <immintrin.h>
 
 #define NR EFLA_CPU_NR
 #define MR 6
-#define AVX2 __attribute__((target("avx2,fma")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 /* The accumulators are named variables, not an array, so that the
  * compiler keeps all twelve in registers. Rows at or past mr vanish at
@@ -231,12 +232,38 @@ AVX2 static void transpose(const float *src, int64_t ld, int64_t cols, float *ds
             dst[p * NR + i] = src[i * ld + p];
 }
 
+AVX2 static void f16_to_f32(const uint16_t *src, int64_t n, float *dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; ++i)
+        dst[i] = efla_f16_to_f32(src[i]);
+}
+
+/* Hardware rounding matches core/half.h for every number; NaNs are
+ * rewritten the core's way (quiet, payload dropped). */
+AVX2 static void f32_to_f16(const float *src, int64_t n, uint16_t *dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(src + i);
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)))
+            for (int j = 0; j < 8; ++j)
+                dst[i + j] = efla_f32_to_f16(src[i + j]);
+    }
+    for (; i < n; ++i)
+        dst[i] = efla_f32_to_f16(src[i]);
+}
+
 static const efla_cpu_kernels avx2_kernels = {
     .name = "avx2",
     .mr = MR,
     .block = {0, block_1, block_2, block_3, block_4, block_5, block_6},
     .solve = {0, solve_1, solve_2, solve_3, solve_4, solve_5, solve_6},
     .transpose = transpose,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
     .state_dot2 = state_dot2,
     .state_rank1 = state_rank1,
 };

@@ -1,5 +1,6 @@
 /* Portable C microkernels: the reference path, built on every platform. */
 #include "backends/cpu/cpu_kernels.h"
+#include "core/half.h"
 
 #include <string.h>
 
@@ -163,12 +164,24 @@ static void transpose(const float *src, int64_t ld, int64_t cols, float *dst) {
             dst[p * NR + i] = src[i * ld + p];
 }
 
+static void f16_to_f32(const uint16_t *src, int64_t n, float *dst) {
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = efla_f16_to_f32(src[i]);
+}
+
+static void f32_to_f16(const float *src, int64_t n, uint16_t *dst) {
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = efla_f32_to_f16(src[i]);
+}
+
 static const efla_cpu_kernels portable_kernels = {
     .name = "portable",
     .mr = MR,
     .block = {0, block_1, block_2},
     .solve = {0, solve_1, solve_2},
     .transpose = transpose,
+    .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
     .state_dot2 = state_dot2,
     .state_rank1 = state_rank1,
 };

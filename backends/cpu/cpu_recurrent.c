@@ -72,7 +72,8 @@ static void token_step(const efla_cpu_task *task, int64_t t, const recurrent_scr
     const int64_t w = task->width;
     float e, g;
     efla_cpu_load_token(task, t, s->q, s->k, &e, &g);
-    efla_cpu_load_row(&a->v, task->batch_row, t, task->value_head, task->col0, w, s->v);
+    efla_cpu_load_row(task->kernels, &a->v, task->batch_row, t, task->value_head, task->col0, w,
+                      s->v);
     task->kernels->state_dot2(a->dk, w, src.data, src.ld, s->k, s->q, s->sk, s->sq);
     const float kq = efla_cpu_dot(s->k, s->q, a->dk);
     for (int64_t j = 0; j < w; ++j) {
@@ -80,7 +81,8 @@ static void token_step(const efla_cpu_task *task, int64_t t, const recurrent_scr
         s->o[j] = s->sq[j] + kq * s->u[j];
     }
     task->kernels->state_rank1(a->dk, w, src.data, src.ld, dst.data, dst.ld, s->k, s->u, stream);
-    efla_cpu_store_row(&a->out, task->batch_row, t, task->value_head, task->col0, w, s->o);
+    efla_cpu_store_row(task->kernels, &a->out, task->batch_row, t, task->value_head, task->col0, w,
+                       s->o);
 }
 
 void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
@@ -94,8 +96,9 @@ void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
     if (!src.data) {
         if (a->initial_state.buffer) {
             for (int64_t i = 0; i < a->dk; ++i)
-                efla_cpu_load_row(&a->initial_state, task->sequence, task->value_head, i,
-                                  task->col0, task->width, local.data + i * local.ld);
+                efla_cpu_load_row(task->kernels, &a->initial_state, task->sequence,
+                                  task->value_head, i, task->col0, task->width,
+                                  local.data + i * local.ld);
         } else {
             for (int64_t i = 0; i < a->dk; ++i)
                 memset(local.data + i * local.ld, 0, sizeof(float) * (size_t)task->width);
@@ -111,6 +114,6 @@ void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
     }
     if (a->final_state.buffer && !out.data)
         for (int64_t i = 0; i < a->dk; ++i)
-            efla_cpu_store_row(&a->final_state, task->sequence, task->value_head, i, task->col0,
-                               task->width, src.data + i * src.ld);
+            efla_cpu_store_row(task->kernels, &a->final_state, task->sequence, task->value_head, i,
+                               task->col0, task->width, src.data + i * src.ld);
 }

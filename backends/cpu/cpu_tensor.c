@@ -5,12 +5,14 @@
 
 #define NR EFLA_CPU_NR
 
-void efla_cpu_load_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2, int64_t col0,
-                       int64_t n, float *dst) {
+void efla_cpu_load_row(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                       int64_t i1, int64_t i2, int64_t col0, int64_t n, float *dst) {
     const int64_t base = efla_view_index(v, i0, i1, i2, col0), step = v->strides[3];
     const void *memory = v->buffer->memory;
     if (v->dtype == EFLA_DTYPE_F32 && step == 1) {
         memcpy(dst, (const float *)memory + base, sizeof *dst * (size_t)n);
+    } else if (v->dtype == EFLA_DTYPE_F16 && step == 1) {
+        kern->f16_to_f32((const uint16_t *)memory + base, n, dst);
     } else if (v->dtype == EFLA_DTYPE_F16) {
         const uint16_t *src = (const uint16_t *)memory + base;
         for (int64_t i = 0; i < n; ++i)
@@ -26,12 +28,14 @@ void efla_cpu_load_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_
     }
 }
 
-void efla_cpu_store_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2, int64_t col0,
-                        int64_t n, const float *src) {
+void efla_cpu_store_row(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                        int64_t i1, int64_t i2, int64_t col0, int64_t n, const float *src) {
     const int64_t base = efla_view_index(v, i0, i1, i2, col0), step = v->strides[3];
     void *memory = v->buffer->memory;
     if (v->dtype == EFLA_DTYPE_F32 && step == 1) {
         memcpy((float *)memory + base, src, sizeof *src * (size_t)n);
+    } else if (v->dtype == EFLA_DTYPE_F16 && step == 1) {
+        kern->f32_to_f16(src, n, (uint16_t *)memory + base);
     } else if (v->dtype == EFLA_DTYPE_F16) {
         uint16_t *dst = (uint16_t *)memory + base;
         for (int64_t i = 0; i < n; ++i)
@@ -98,8 +102,9 @@ void efla_cpu_store_state(const efla_forward_args *a, int64_t sequence, int64_t 
     }
 }
 
-void efla_cpu_load_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
-                              int64_t col0, int64_t width, float *panels, int64_t rows, int64_t r) {
+void efla_cpu_load_row_panels(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                              int64_t i1, int64_t i2, int64_t col0, int64_t width, float *panels,
+                              int64_t rows, int64_t r) {
     const int64_t padded = (width + NR - 1) / NR * NR;
     if (v->dtype == EFLA_DTYPE_F32 && v->strides[3] == 1) {
         const float *src = (const float *)v->buffer->memory + efla_view_index(v, i0, i1, i2, col0);
@@ -119,15 +124,15 @@ void efla_cpu_load_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1,
     for (int64_t j0 = 0; j0 < padded; j0 += NR) {
         const int64_t count = width - j0 < NR ? width - j0 : NR;
         float *dst = panels + (j0 / NR) * rows * NR + r * NR;
-        efla_cpu_load_row(v, i0, i1, i2, col0 + j0, count, row);
+        efla_cpu_load_row(kern, v, i0, i1, i2, col0 + j0, count, row);
         for (int j = 0; j < NR; ++j)
             dst[j] = j < count ? row[j] : 0.0f;
     }
 }
 
-void efla_cpu_store_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
-                               int64_t col0, int64_t width, const float *panels, int64_t rows,
-                               int64_t r) {
+void efla_cpu_store_row_panels(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                               int64_t i1, int64_t i2, int64_t col0, int64_t width,
+                               const float *panels, int64_t rows, int64_t r) {
     if (v->dtype == EFLA_DTYPE_F32 && v->strides[3] == 1) {
         float *dst = (float *)v->buffer->memory + efla_view_index(v, i0, i1, i2, col0);
         for (int64_t j0 = 0; j0 < width; j0 += NR) {
@@ -144,7 +149,7 @@ void efla_cpu_store_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1
     }
     for (int64_t j0 = 0; j0 < width; j0 += NR) {
         const int64_t count = width - j0 < NR ? width - j0 : NR;
-        efla_cpu_store_row(v, i0, i1, i2, col0 + j0, count,
+        efla_cpu_store_row(kern, v, i0, i1, i2, col0 + j0, count,
                            panels + (j0 / NR) * rows * NR + r * NR);
     }
 }

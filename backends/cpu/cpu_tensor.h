@@ -4,6 +4,7 @@
 #define EFLA_CPU_TENSOR_H
 
 #include "backends/cpu/cpu_internal.h"
+#include "backends/cpu/cpu_kernels.h"
 #include "core/half.h"
 
 /* Element address offset (in elements) of index (i0, i1, i2, i3). */
@@ -22,11 +23,12 @@ static inline float efla_view_load(const efla_tensor_view *v, int64_t index) {
     }
 }
 
-/* Elements (i0, i1, i2, col0 .. col0 + n - 1) of a rank-4 view to/from f32. */
-void efla_cpu_load_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2, int64_t col0,
-                       int64_t n, float *dst);
-void efla_cpu_store_row(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2, int64_t col0,
-                        int64_t n, const float *src);
+/* Elements (i0, i1, i2, col0 .. col0 + n - 1) of a rank-4 view to/from f32
+ * (contiguous f16 rows convert with the kernel table's converters). */
+void efla_cpu_load_row(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                       int64_t i1, int64_t i2, int64_t col0, int64_t n, float *dst);
+void efla_cpu_store_row(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                        int64_t i1, int64_t i2, int64_t col0, int64_t n, const float *src);
 
 /* Asks for the cache lines of those elements (rows up to 4 KiB) to be
  * brought into the L2 cache ahead of their use. Level 2, because
@@ -64,10 +66,11 @@ void efla_cpu_store_state(const efla_forward_args *a, int64_t sequence, int64_t 
 /* Row r of a panelled matrix (`rows` rows, panels of EFLA_CPU_NR columns)
  * from/to elements (i0, i1, i2, col0 .. col0 + width - 1) of a view;
  * loading zeroes the padding columns. */
-void efla_cpu_load_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
-                              int64_t col0, int64_t width, float *panels, int64_t rows, int64_t r);
-void efla_cpu_store_row_panels(const efla_tensor_view *v, int64_t i0, int64_t i1, int64_t i2,
-                               int64_t col0, int64_t width, const float *panels, int64_t rows,
-                               int64_t r);
+void efla_cpu_load_row_panels(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                              int64_t i1, int64_t i2, int64_t col0, int64_t width, float *panels,
+                              int64_t rows, int64_t r);
+void efla_cpu_store_row_panels(const efla_cpu_kernels *kern, const efla_tensor_view *v, int64_t i0,
+                               int64_t i1, int64_t i2, int64_t col0, int64_t width,
+                               const float *panels, int64_t rows, int64_t r);
 
 #endif

@@ -106,8 +106,8 @@ void efla_cpu_prefetch_token(const efla_cpu_task *task, int64_t t) {
 void efla_cpu_load_token(const efla_cpu_task *task, int64_t t, float *q, float *k, float *erase,
                          float *write) {
     const efla_forward_args *a = task->args;
-    efla_cpu_load_row(&a->q, task->batch_row, t, task->head, 0, a->dk, q);
-    efla_cpu_load_row(&a->k, task->batch_row, t, task->head, 0, a->dk, k);
+    efla_cpu_load_row(task->kernels, &a->q, task->batch_row, t, task->head, 0, a->dk, q);
+    efla_cpu_load_row(task->kernels, &a->k, task->batch_row, t, task->head, 0, a->dk, k);
     float beta = efla_view_load(&a->beta,
                                 efla_view_index(&a->beta, task->batch_row, t, task->value_head, 0));
     efla_cpu_prepare_query(a, q);
