@@ -32,11 +32,16 @@ static bool has_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 }
+
+/* The AVX-512 table also runs AVX2 kernels. __builtin_cpu_supports checks
+ * that the OS saves the 512-bit state. */
+static bool has_avx512(void) { return has_avx2() && __builtin_cpu_supports("avx512f"); }
 #endif
 
 /* Best first. */
 static const kernel_path paths[] = {
 #if defined(EFLA_CPU_X86)
+    {"avx512", efla_cpu_kernels_avx512, has_avx512},
     {"avx2", efla_cpu_kernels_avx2, has_avx2},
 #endif
     {"portable", efla_cpu_kernels_portable, always},
@@ -68,14 +73,8 @@ const efla_cpu_kernels *efla_cpu_kernels_select(void) {
                    wanted, valid_names());
         return NULL;
     }
-    if (strcmp(wanted, "avx512") == 0)
-        efla_error(EFLA_ERROR_UNSUPPORTED,
-                   "EFLA_PATH=avx512: this build or CPU has no avx512 kernels (valid values: %s)",
-                   valid_names());
-    else
-        efla_error(EFLA_ERROR_UNSUPPORTED,
-                   "EFLA_PATH=%s is not a CPU kernel path (valid values: %s)", wanted,
-                   valid_names());
+    efla_error(EFLA_ERROR_UNSUPPORTED, "EFLA_PATH=%s is not a CPU kernel path (valid values: %s)",
+               wanted, valid_names());
     return NULL;
 }
 

@@ -67,6 +67,7 @@ const efla_cpu_kernels *efla_cpu_kernels_portable(void);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define EFLA_CPU_X86 1
 const efla_cpu_kernels *efla_cpu_kernels_avx2(void);
+const efla_cpu_kernels *efla_cpu_kernels_avx512(void);
 #endif
 
 /* The table EFLA_PATH asks for, or the best this CPU runs. On an unknown

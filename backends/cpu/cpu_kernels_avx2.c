@@ -1,6 +1,6 @@
 /* AVX2 + FMA (+ F16C) microkernels (x86-64 only): 6 rows x 16 columns of
  * accumulators, two 8-float vectors per row. */
-#include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/cpu_kernels_avx2.h"
 #include "core/half.h"
 
 #if defined(EFLA_CPU_X86)
@@ -105,8 +105,8 @@ AVX2_INLINE __m256i tail_mask(int64_t count) {
  * vectors; every column sees the same FMA sequence, ascending rows. The
  * first column block prefetches whole rows ahead, so that the later
  * blocks find the state in cache. */
-AVX2 static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
-                            const float *q, float *sk, float *sq) {
+AVX2 void efla_cpu_avx2_state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld,
+                                   const float *k, const float *q, float *sk, float *sq) {
     const int64_t ahead = 8;
     int64_t j = 0;
     for (; j + 32 <= w; j += 32) {
@@ -170,8 +170,9 @@ AVX2 static void rank1_stream(int64_t dk, int64_t w, const float *src, int64_t s
     _mm_sfence(); /* order the streamed stores before the task's completion */
 }
 
-AVX2 static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
-                             int64_t dst_ld, const float *k, const float *u, bool stream) {
+AVX2 void efla_cpu_avx2_state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld,
+                                    float *dst, int64_t dst_ld, const float *k, const float *u,
+                                    bool stream) {
     if (stream && dst != src && w % 8 == 0 && dst_ld % 4 == 0 && ((uintptr_t)dst & 15) == 0) {
         rank1_stream(dk, w, src, src_ld, dst, dst_ld, k, u);
         return;
@@ -216,7 +217,7 @@ AVX2_INLINE void transpose8(__m256 r[8]) {
     }
 }
 
-AVX2 static void transpose(const float *src, int64_t ld, int64_t cols, float *dst) {
+AVX2 void efla_cpu_avx2_transpose(const float *src, int64_t ld, int64_t cols, float *dst) {
     int64_t p = 0;
     for (; p + 8 <= cols; p += 8)
         for (int half = 0; half < 2; ++half) {
@@ -232,7 +233,7 @@ AVX2 static void transpose(const float *src, int64_t ld, int64_t cols, float *ds
             dst[p * NR + i] = src[i * ld + p];
 }
 
-AVX2 static void f16_to_f32(const uint16_t *src, int64_t n, float *dst) {
+AVX2 void efla_cpu_avx2_f16_to_f32(const uint16_t *src, int64_t n, float *dst) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
@@ -242,7 +243,7 @@ AVX2 static void f16_to_f32(const uint16_t *src, int64_t n, float *dst) {
 
 /* Hardware rounding matches core/half.h for every number; NaNs are
  * rewritten the core's way (quiet, payload dropped). */
-AVX2 static void f32_to_f16(const float *src, int64_t n, uint16_t *dst) {
+AVX2 void efla_cpu_avx2_f32_to_f16(const float *src, int64_t n, uint16_t *dst) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(src + i);
@@ -261,11 +262,11 @@ static const efla_cpu_kernels avx2_kernels = {
     .mr = MR,
     .block = {0, block_1, block_2, block_3, block_4, block_5, block_6},
     .solve = {0, solve_1, solve_2, solve_3, solve_4, solve_5, solve_6},
-    .transpose = transpose,
-    .f16_to_f32 = f16_to_f32,
-    .f32_to_f16 = f32_to_f16,
-    .state_dot2 = state_dot2,
-    .state_rank1 = state_rank1,
+    .transpose = efla_cpu_avx2_transpose,
+    .f16_to_f32 = efla_cpu_avx2_f16_to_f32,
+    .f32_to_f16 = efla_cpu_avx2_f32_to_f16,
+    .state_dot2 = efla_cpu_avx2_state_dot2,
+    .state_rank1 = efla_cpu_avx2_state_rank1,
 };
 
 const efla_cpu_kernels *efla_cpu_kernels_avx2(void) { return &avx2_kernels; }
