@@ -109,6 +109,7 @@ void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
         copy_tile(task, src, dst);
     const int64_t last = task->first + task->length - 1;
     for (int64_t t = task->first; t <= last; ++t) {
+        if (t + 2 <= last) efla_cpu_prefetch_token(task, t + 2);
         token_step(task, t, &s, src, dst, t == last && dst.data == out.data && stream_state(a));
         src = dst;
     }
