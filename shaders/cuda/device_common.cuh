@@ -21,7 +21,7 @@
 #include <cuda_fp16.h>
 #define EFLA_DEV static __device__ __forceinline__
 #define EFLA_KERNEL(name, threads) \
-    extern "C" __global__ void __launch_bounds__(threads) name(const efla_cuda_params p)
+    extern "C" __global__ void __launch_bounds__(threads, 1) name(const efla_cuda_params p)
 
 static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE, "params layout");
 
