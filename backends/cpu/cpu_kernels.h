@@ -56,6 +56,13 @@ typedef struct efla_cpu_kernels {
      * have room for w rounded up to a multiple of 16. */
     void (*state_dot2)(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
                        const float *q, float *sk, float *sq);
+    /* One pass for two tokens: dst = src + k u^T, then sk = dst^T kn and
+     * sq = dst^T qn (ascending rows; sk and sq as for state_dot2). The
+     * same operations, element for element, as state_rank1 followed by
+     * state_dot2, with the state read once. */
+    void (*state_rank1_dot2)(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
+                             int64_t dst_ld, const float *k, const float *u, const float *kn,
+                             const float *qn, float *sk, float *sq);
     /* dst = src + k u^T (dst may be src). With `stream`, dst (not src)
      * need not stay cached: a table may bypass the cache, which saves
      * reading dst's lines in before overwriting them. */

@@ -151,6 +151,50 @@ AVX2 void efla_cpu_avx2_state_dot2(int64_t dk, int64_t w, const float *s, int64_
     }
 }
 
+/* Column blocks of 16 (8 with a masked tail), rows in order within each:
+ * per element one FMA for the update, two for the next token's dots. */
+AVX2 void efla_cpu_avx2_state_rank1_dot2(int64_t dk, int64_t w, const float *src, int64_t src_ld,
+                                         float *dst, int64_t dst_ld, const float *k, const float *u,
+                                         const float *kn, const float *qn, float *sk, float *sq) {
+    int64_t j = 0;
+    for (; j + 16 <= w; j += 16) {
+        const __m256 u0 = _mm256_loadu_ps(u + j), u1 = _mm256_loadu_ps(u + j + 8);
+        __m256 k0 = _mm256_setzero_ps(), k1 = k0, q0 = k0, q1 = k0;
+        for (int64_t i = 0; i < dk; ++i) {
+            const float *in = src + i * src_ld + j;
+            float *out = dst + i * dst_ld + j;
+            const __m256 ki = _mm256_broadcast_ss(k + i);
+            const __m256 x0 = _mm256_fmadd_ps(ki, u0, _mm256_loadu_ps(in));
+            const __m256 x1 = _mm256_fmadd_ps(ki, u1, _mm256_loadu_ps(in + 8));
+            _mm256_storeu_ps(out, x0);
+            _mm256_storeu_ps(out + 8, x1);
+            const __m256 kni = _mm256_broadcast_ss(kn + i), qni = _mm256_broadcast_ss(qn + i);
+            k0 = _mm256_fmadd_ps(x0, kni, k0);
+            k1 = _mm256_fmadd_ps(x1, kni, k1);
+            q0 = _mm256_fmadd_ps(x0, qni, q0);
+            q1 = _mm256_fmadd_ps(x1, qni, q1);
+        }
+        _mm256_storeu_ps(sk + j, k0);
+        _mm256_storeu_ps(sk + j + 8, k1);
+        _mm256_storeu_ps(sq + j, q0);
+        _mm256_storeu_ps(sq + j + 8, q1);
+    }
+    for (; j < w; j += 8) {
+        const __m256i mask = tail_mask(w - j < 8 ? w - j : 8);
+        const __m256 u0 = _mm256_maskload_ps(u + j, mask);
+        __m256 k0 = _mm256_setzero_ps(), q0 = k0;
+        for (int64_t i = 0; i < dk; ++i) {
+            const __m256 x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(k + i), u0,
+                                              _mm256_maskload_ps(src + i * src_ld + j, mask));
+            _mm256_maskstore_ps(dst + i * dst_ld + j, mask, x0);
+            k0 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(kn + i), k0);
+            q0 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(qn + i), q0);
+        }
+        _mm256_storeu_ps(sk + j, k0);
+        _mm256_storeu_ps(sq + j, q0);
+    }
+}
+
 /* Non-temporal stores when asked and possible (rows 16-byte aligned,
  * whole vectors; 128-bit stores, as callers' memory is often only 16-byte
  * aligned): a decode step then moves the state through memory once
@@ -266,6 +310,7 @@ static const efla_cpu_kernels avx2_kernels = {
     .f16_to_f32 = efla_cpu_avx2_f16_to_f32,
     .f32_to_f16 = efla_cpu_avx2_f32_to_f16,
     .state_dot2 = efla_cpu_avx2_state_dot2,
+    .state_rank1_dot2 = efla_cpu_avx2_state_rank1_dot2,
     .state_rank1 = efla_cpu_avx2_state_rank1,
 };
 

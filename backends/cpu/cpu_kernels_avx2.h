@@ -11,6 +11,9 @@ void efla_cpu_avx2_f16_to_f32(const uint16_t *src, int64_t n, float *dst);
 void efla_cpu_avx2_f32_to_f16(const float *src, int64_t n, uint16_t *dst);
 void efla_cpu_avx2_state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
                               const float *q, float *sk, float *sq);
+void efla_cpu_avx2_state_rank1_dot2(int64_t dk, int64_t w, const float *src, int64_t src_ld,
+                                    float *dst, int64_t dst_ld, const float *k, const float *u,
+                                    const float *kn, const float *qn, float *sk, float *sq);
 void efla_cpu_avx2_state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
                                int64_t dst_ld, const float *k, const float *u, bool stream);
 #endif

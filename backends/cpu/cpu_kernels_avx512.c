@@ -56,10 +56,12 @@ AVX512_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t 
     }
     DIAG(1, 0)
     DIAG(2, 0)
-    DIAG(2, 1) DIAG(3, 0) DIAG(3, 1) DIAG(3, 2) DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3)
-        DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4) DIAG(6, 0) DIAG(6, 1) DIAG(6, 2)
-            DIAG(6, 3) DIAG(6, 4) DIAG(6, 5) DIAG(7, 0) DIAG(7, 1) DIAG(7, 2) DIAG(7, 3) DIAG(7, 4)
-                DIAG(7, 5) DIAG(7, 6) FOR_ROWS(STORE_C)
+    DIAG(2, 1)
+    DIAG(3, 0)
+    DIAG(3, 1) DIAG(3, 2) DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1)
+        DIAG(5, 2) DIAG(5, 3) DIAG(5, 4) DIAG(6, 0) DIAG(6, 1) DIAG(6, 2) DIAG(6, 3) DIAG(6, 4)
+            DIAG(6, 5) DIAG(7, 0) DIAG(7, 1) DIAG(7, 2) DIAG(7, 3) DIAG(7, 4) DIAG(7, 5) DIAG(7, 6)
+                FOR_ROWS(STORE_C)
 }
 
 #define DEFINE_ROWS(m)                                                                             \
@@ -90,6 +92,7 @@ static const efla_cpu_kernels avx512_kernels = {
     .f16_to_f32 = efla_cpu_avx2_f16_to_f32,
     .f32_to_f16 = efla_cpu_avx2_f32_to_f16,
     .state_dot2 = efla_cpu_avx2_state_dot2,
+    .state_rank1_dot2 = efla_cpu_avx2_state_rank1_dot2,
     .state_rank1 = efla_cpu_avx2_state_rank1,
 };
 

@@ -158,6 +158,23 @@ static void state_rank1(int64_t dk, int64_t w, const float *src, int64_t src_ld,
     }
 }
 
+static void state_rank1_dot2(int64_t dk, int64_t w, const float *src, int64_t src_ld, float *dst,
+                             int64_t dst_ld, const float *k, const float *u, const float *kn,
+                             const float *qn, float *sk, float *sq) {
+    for (int64_t j = 0; j < w; ++j)
+        sk[j] = sq[j] = 0.0f;
+    for (int64_t i = 0; i < dk; ++i) {
+        const float *in = src + i * src_ld, ki = k[i], kni = kn[i], qni = qn[i];
+        float *out = dst + i * dst_ld;
+        for (int64_t j = 0; j < w; ++j) {
+            const float x = in[j] + ki * u[j];
+            out[j] = x;
+            sk[j] += x * kni;
+            sq[j] += x * qni;
+        }
+    }
+}
+
 static void transpose(const float *src, int64_t ld, int64_t cols, float *dst) {
     for (int64_t p = 0; p < cols; ++p)
         for (int i = 0; i < NR; ++i)
@@ -183,6 +200,7 @@ static const efla_cpu_kernels portable_kernels = {
     .f16_to_f32 = f16_to_f32,
     .f32_to_f16 = f32_to_f16,
     .state_dot2 = state_dot2,
+    .state_rank1_dot2 = state_rank1_dot2,
     .state_rank1 = state_rank1,
 };
 

@@ -1,7 +1,8 @@
 /* Token-by-token recurrence (ALGORITHM.md §2.1, in the normalised form of
- * §2.6) for decode and short sequences. Per token, one pass reads the state
- * for S^T k̂ and S^T q together, and one pass applies the rank-1 update:
- *   u = g v - e S^T k̂,  o = S^T q + (k̂ . q) u  (= S_new^T q),  S += k̂ u^T.
+ * §2.6) for decode and short sequences. Per token, from S^T k̂ and S^T q:
+ *   u = g v - e S^T k̂,  o = S^T q + (k̂ . q) u  (= S_new^T q),  S += k̂ u^T;
+ * one pass over the state applies a token's update and takes the next
+ * token's two products.
  * The state is read from the initial state and written to the final state
  * in place where their rows are contiguous, so that a decode step moves it
  * through memory once. */
@@ -15,20 +16,31 @@
 /* All states together from this size on are written past the cache. */
 #define EFLA_CPU_STREAM_STATE_BYTES (32.0 * 1024 * 1024)
 
+/* Two token buffers: the next token's q̂, k̂ and v are prepared before
+ * the current token's update, which then also takes the next token's dot
+ * products in the same pass over the state. */
+typedef struct token_buffers {
+    float *q, *k, *v, erase, write;
+} token_buffers;
+
 typedef struct recurrent_scratch {
-    float *state, *q, *k, *v, *sk, *sq, *u, *o;
+    float *state, *sk, *sq, *u, *o;
+    token_buffers token[2];
 } recurrent_scratch;
 
 static size_t layout(const efla_forward_args *a, const efla_cpu_plan *plan, char *base,
                      recurrent_scratch *s) {
     const size_t dk = (size_t)a->dk, w = (size_t)plan->tile_width;
     efla_cpu_arena arena = {base, 0};
-    float **vectors[] = {&s->v, &s->sk, &s->sq, &s->u, &s->o};
+    float **vectors[] = {&s->sk, &s->sq, &s->u, &s->o};
     s->state = efla_cpu_arena_take(&arena, dk * w);
-    s->q = efla_cpu_arena_take(&arena, dk);
-    s->k = efla_cpu_arena_take(&arena, dk);
     for (size_t i = 0; i < sizeof vectors / sizeof *vectors; ++i)
         *vectors[i] = efla_cpu_arena_take(&arena, w);
+    for (int i = 0; i < 2; ++i) {
+        s->token[i].q = efla_cpu_arena_take(&arena, dk);
+        s->token[i].k = efla_cpu_arena_take(&arena, dk);
+        s->token[i].v = efla_cpu_arena_take(&arena, w);
+    }
     return arena.used;
 }
 
@@ -66,23 +78,50 @@ static bool stream_state(const efla_forward_args *a) {
     return bytes >= EFLA_CPU_STREAM_STATE_BYTES;
 }
 
-static void token_step(const efla_cpu_task *task, int64_t t, const recurrent_scratch *s,
-                       state_tile src, state_tile dst, bool stream) {
+static void load_token(const efla_cpu_task *task, int64_t t, token_buffers *b) {
     const efla_forward_args *a = task->args;
-    const int64_t w = task->width;
-    float e, g;
-    efla_cpu_load_token(task, t, s->q, s->k, &e, &g);
-    efla_cpu_load_row(task->kernels, &a->v, task->batch_row, t, task->value_head, task->col0, w,
-                      s->v);
-    task->kernels->state_dot2(a->dk, w, src.data, src.ld, s->k, s->q, s->sk, s->sq);
-    const float kq = efla_cpu_dot(s->k, s->q, a->dk);
-    for (int64_t j = 0; j < w; ++j) {
-        s->u[j] = g * s->v[j] - e * s->sk[j];
+    efla_cpu_load_token(task, t, b->q, b->k, &b->erase, &b->write);
+    efla_cpu_load_row(task->kernels, &a->v, task->batch_row, t, task->value_head, task->col0,
+                      task->width, b->v);
+}
+
+/* Token t's output from sk = S^T k̂ and sq = S^T q, and u for its update. */
+static void token_output(const efla_cpu_task *task, int64_t t, const token_buffers *b,
+                         const recurrent_scratch *s) {
+    const efla_forward_args *a = task->args;
+    const float kq = efla_cpu_dot(b->k, b->q, a->dk);
+    for (int64_t j = 0; j < task->width; ++j) {
+        s->u[j] = b->write * b->v[j] - b->erase * s->sk[j];
         s->o[j] = s->sq[j] + kq * s->u[j];
     }
-    task->kernels->state_rank1(a->dk, w, src.data, src.ld, dst.data, dst.ld, s->k, s->u, stream);
-    efla_cpu_store_row(task->kernels, &a->out, task->batch_row, t, task->value_head, task->col0, w,
-                       s->o);
+    efla_cpu_store_row(task->kernels, &a->out, task->batch_row, t, task->value_head, task->col0,
+                       task->width, s->o);
+}
+
+/* The tokens of the task's sequence, src the state before the first one;
+ * the state after the last ends in dst. */
+static void run_tokens(const efla_cpu_task *task, recurrent_scratch *s, state_tile src,
+                       state_tile dst, bool stream) {
+    const efla_cpu_kernels *kern = task->kernels;
+    const int64_t dk = task->args->dk, w = task->width, last = task->first + task->length - 1;
+    token_buffers *now = &s->token[0], *next = &s->token[1];
+    load_token(task, task->first, &s->token[0]);
+    kern->state_dot2(dk, w, src.data, src.ld, now->k, now->q, s->sk, s->sq);
+    for (int64_t t = task->first; t <= last; ++t) {
+        if (t + 2 <= last) efla_cpu_prefetch_token(task, t + 2);
+        token_output(task, t, now, s);
+        if (t == last) {
+            kern->state_rank1(dk, w, src.data, src.ld, dst.data, dst.ld, now->k, s->u, stream);
+            break;
+        }
+        load_token(task, t + 1, next);
+        kern->state_rank1_dot2(dk, w, src.data, src.ld, dst.data, dst.ld, now->k, s->u, next->k,
+                               next->q, s->sk, s->sq);
+        token_buffers *swap = now;
+        now = next;
+        next = swap;
+        src = dst;
+    }
 }
 
 void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
@@ -107,10 +146,8 @@ void efla_cpu_recurrent_run(const efla_cpu_task *task, void *scratch) {
     }
     if (task->length == 0 && a->final_state.buffer && src.data != dst.data)
         copy_tile(task, src, dst);
-    const int64_t last = task->first + task->length - 1;
-    for (int64_t t = task->first; t <= last; ++t) {
-        if (t + 2 <= last) efla_cpu_prefetch_token(task, t + 2);
-        token_step(task, t, &s, src, dst, t == last && dst.data == out.data && stream_state(a));
+    if (task->length > 0) {
+        run_tokens(task, &s, src, dst, dst.data == out.data && stream_state(a));
         src = dst;
     }
     if (a->final_state.buffer && !out.data)
