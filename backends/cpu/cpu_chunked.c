@@ -196,24 +196,29 @@ static void inverse(const efla_cpu_task *task, const chunk_scratch *s) {
     }
 }
 
-/* The next chunk's rows, a share per panel so that the requests spread
- * over this chunk's products instead of queueing in one burst. */
-static void prefetch_next(const efla_cpu_task *task, int64_t next, int64_t panel) {
+/* Share `part` of `parts` of the next chunk's rows (q, k, v, out of each
+ * token): the requests spread over this chunk's products instead of
+ * queueing in bursts that stall on the cache's miss buffers. */
+static void prefetch_next(const efla_cpu_task *task, int64_t next, int64_t part, int64_t parts) {
     const int64_t end = task->first + task->length;
-    const int64_t n = min64(end - next, task->plan->chunk);
-    for (int64_t r = n * panel / task->panels; r < n * (panel + 1) / task->panels; ++r)
-        efla_cpu_prefetch_token(task, next + r);
+    const int64_t rows = EFLA_CPU_TOKEN_ROWS * min64(end - next, task->plan->chunk);
+    for (int64_t i = rows * part / parts; i < rows * (part + 1) / parts; ++i)
+        efla_cpu_prefetch_token_row(task, next + i / EFLA_CPU_TOKEN_ROWS,
+                                    (int)(i % EFLA_CPU_TOKEN_ROWS));
 }
 
-/* One state panel p through one chunk of n tokens: X = [Q; K̂] S_p,
+/* One state panel p through one chunk of n tokens at t0: X = [Q; K̂] S_p,
  * R = g V - e (K̂ S_p), V' = Âinv R, O = Q S_p + P̃ R, S_p += K̂^T V'. The
  * panel stays in L1 from its first read to its update. */
-static void state_panel(const efla_cpu_task *task, const chunk_scratch *s, int64_t p, int64_t n) {
+static void state_panel(const efla_cpu_task *task, const chunk_scratch *s, int64_t p, int64_t t0,
+                        int64_t n) {
     const efla_cpu_kernels *kern = task->kernels;
     const int64_t c = task->plan->chunk, dk = task->args->dk, lda = s->lda;
+    const int64_t parts = 2 * task->panels;
     const float *k = s->a + c * lda, *ainv = s->inv, *ptilde = s->inv + c * c;
     float *sp = s->state + p * dk * NR, *vp = s->v + p * c * NR;
     float *xq = s->x + p * 2 * c * NR, *xk = xq + c * NR;
+    prefetch_next(task, t0 + c, 2 * p, parts);
     if (n == c) {
         slice_product(kern, 2 * c, dk, s->a, lda, 1, sp, NR, xq, NR, false);
     } else {
@@ -225,6 +230,7 @@ static void state_panel(const efla_cpu_task *task, const chunk_scratch *s, int64
             vp[r * NR + j] = s->write[r] * vp[r * NR + j] - s->erase[r] * xk[r * NR + j];
     lower_product(kern, n, ainv, c, vp, NR, xk, NR, false);
     lower_product(kern, n, ptilde, c, vp, NR, xq, NR, true);
+    prefetch_next(task, t0 + c, 2 * p + 1, parts);
     slice_product(kern, dk, n, k, 1, lda, xk, NR, sp, NR, true);
 }
 
@@ -232,10 +238,8 @@ static void state_panel(const efla_cpu_task *task, const chunk_scratch *s, int64
 static void state_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
     const efla_forward_args *a = task->args;
     const int64_t c = task->plan->chunk;
-    for (int64_t p = 0; p < task->panels; ++p) {
-        prefetch_next(task, t0 + c, p);
-        state_panel(task, s, p, n);
-    }
+    for (int64_t p = 0; p < task->panels; ++p)
+        state_panel(task, s, p, t0, n);
     for (int64_t r = 0; r < n; ++r)
         efla_cpu_store_row_panels(task->kernels, &a->out, task->batch_row, t0 + r, task->value_head,
                                   task->col0, task->width, s->x, 2 * c, r);

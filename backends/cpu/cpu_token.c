@@ -93,14 +93,24 @@ void efla_cpu_prepare_key(const efla_forward_args *a, float *k, float beta, floa
         *write = *erase / norm;
 }
 
-void efla_cpu_prefetch_token(const efla_cpu_task *task, int64_t t) {
+void efla_cpu_prefetch_token_row(const efla_cpu_task *task, int64_t t, int which) {
     const efla_forward_args *a = task->args;
-    efla_cpu_prefetch_row(&a->q, task->batch_row, t, task->head, 0, a->dk, false);
-    efla_cpu_prefetch_row(&a->k, task->batch_row, t, task->head, 0, a->dk, false);
-    efla_cpu_prefetch_row(&a->v, task->batch_row, t, task->value_head, task->col0, task->width,
-                          false);
-    efla_cpu_prefetch_row(&a->out, task->batch_row, t, task->value_head, task->col0, task->width,
-                          true);
+    const int64_t b = task->batch_row;
+    switch (which) {
+    case 0: efla_cpu_prefetch_row(&a->q, b, t, task->head, 0, a->dk, false); break;
+    case 1: efla_cpu_prefetch_row(&a->k, b, t, task->head, 0, a->dk, false); break;
+    case 2:
+        efla_cpu_prefetch_row(&a->v, b, t, task->value_head, task->col0, task->width, false);
+        break;
+    default:
+        efla_cpu_prefetch_row(&a->out, b, t, task->value_head, task->col0, task->width, true);
+        break;
+    }
+}
+
+void efla_cpu_prefetch_token(const efla_cpu_task *task, int64_t t) {
+    for (int which = 0; which < EFLA_CPU_TOKEN_ROWS; ++which)
+        efla_cpu_prefetch_token_row(task, t, which);
 }
 
 void efla_cpu_load_token(const efla_cpu_task *task, int64_t t, float *q, float *k, float *erase,

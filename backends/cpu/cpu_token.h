@@ -19,7 +19,10 @@ void efla_cpu_prepare_key(const efla_forward_args *a, float *k, float beta, floa
 /* sum x_i y_i in a fixed order (eight interleaved partial sums). */
 float efla_cpu_dot(const float *x, const float *y, int64_t n);
 
-/* Prefetches token t's q, k, v rows (and its output row, for writing). */
+/* Prefetches token t's q, k, v rows (and its output row, for writing):
+ * one of them (which = 0..3) or all. */
+#define EFLA_CPU_TOKEN_ROWS 4
+void efla_cpu_prefetch_token_row(const struct efla_cpu_task *task, int64_t t, int which);
 void efla_cpu_prefetch_token(const struct efla_cpu_task *task, int64_t t);
 
 /* Loads token t's q, k (head task->head), beta and prepares them. */
