@@ -23,9 +23,9 @@ static efla_status set_args(cl_kernel kernel, const char *name, const kernel_arg
     for (cl_uint i = 0; i < count; ++i) {
         cl_int err = efla_cl.clSetKernelArg(kernel, i, args[i].size, args[i].value);
         if (err != CL_SUCCESS) {
-            efla_status status = efla_cl_fail(err, "clSetKernelArg");
-            efla_error_prefix(name);
-            return status;
+            char what[64];
+            snprintf(what, sizeof what, "%s: clSetKernelArg(%u)", name, i);
+            return efla_cl_fail(err, what);
         }
     }
     return EFLA_SUCCESS;
@@ -129,25 +129,25 @@ static efla_status run_prepare(const launch_state *s, cl_event *event) {
 static efla_status run_scan(const launch_state *s, cl_event prepared, cl_event *event) {
     const efla_forward_args *a = s->args;
     const efla_cl_plan *p = s->plan;
-    cl_kernel kernel = p->program->kernels[EFLA_CL_SCAN];
+    cl_kernel kernel = p->program->kernels[efla_cl_scan_kernel(p->scan_columns)];
     cl_mem q = memory_of(&a->q), k = memory_of(&a->k), out = memory_of(&a->out),
            s0 = memory_of(&a->initial_state), s1 = memory_of(&a->final_state),
            scratch = s->ctx->scratch;
-    cl_int table = p->scan_table, columns = (cl_int)p->scan_columns;
-    const kernel_arg args[] = {{sizeof(cl_mem), &s->call}, {sizeof table, &table},
-                               {sizeof(cl_mem), &q},       {sizeof(cl_mem), &k},
-                               {sizeof(cl_mem), &out},     {sizeof(cl_mem), &s0},
-                               {sizeof(cl_mem), &s1},      {sizeof(cl_mem), &scratch},
-                               {sizeof columns, &columns}, {p->scan_local_bytes, NULL}};
-    efla_status status = set_args(kernel, "efla_chunk_scan", args, 10);
+    cl_int table = p->scan_table;
+    const cl_int columns = (cl_int)p->scan_columns;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &s->call}, {sizeof table, &table},     {sizeof(cl_mem), &q},
+        {sizeof(cl_mem), &k},       {sizeof(cl_mem), &out},     {sizeof(cl_mem), &s0},
+        {sizeof(cl_mem), &s1},      {sizeof(cl_mem), &scratch}, {p->scan_local_bytes, NULL}};
+    efla_status status = set_args(kernel, "efla_chunk_scan", args, 9);
     if (status != EFLA_SUCCESS) return status;
     const size_t tiles = (size_t)((a->dv + columns - 1) / columns);
     const size_t groups = (size_t)p->scan_count * (size_t)a->value_heads * tiles;
     /* With no chunk to prepare (only empty sequences), wait like prepare. */
     const cl_event *wait = prepared ? &prepared : s->wait;
     cl_uint wait_count = prepared ? 1 : s->wait_count;
-    return launch(s->queue, kernel, "efla_chunk_scan", groups, p->program->tiles.work_group, wait,
-                  wait_count, event);
+    return launch(s->queue, kernel, "efla_chunk_scan", groups, 4 * (size_t)p->program->tiles.chunk,
+                  wait, wait_count, event);
 }
 
 /* The wait list: the context's tail, then the caller's events. */

@@ -11,13 +11,21 @@
 
 /* Tile class: the build-time constants of the chunk kernels. */
 typedef struct efla_cl_tiles {
-    uint32_t chunk;      /* EFLA_CHUNK: 64, or 32 on small local memory */
-    uint32_t work_group; /* EFLA_WG: 256, 128 or 64 */
+    uint32_t chunk;      /* EFLA_CHUNK: 64, or 32 on small devices; the scan has 4 C items */
+    uint32_t work_group; /* EFLA_WG of the recurrent and prepare kernels: 256, 128 or 64 */
     uint32_t rows_max;   /* EFLA_RMAX: state rows per item of the recurrent kernel */
 } efla_cl_tiles;
 
 /* The kernels of one program (one storage dtype and tile class). */
-enum { EFLA_CL_RECURRENT, EFLA_CL_PREPARE, EFLA_CL_SCAN, EFLA_CL_KERNEL_COUNT };
+/* The scan comes in three Dv tile widths: EFLA_CL_SCAN + log2(width / 8). */
+enum {
+    EFLA_CL_RECURRENT,
+    EFLA_CL_PREPARE,
+    EFLA_CL_SCAN, /* 8 columns */
+    EFLA_CL_SCAN16,
+    EFLA_CL_SCAN32,
+    EFLA_CL_KERNEL_COUNT
+};
 
 typedef struct efla_cl_program {
     cl_program program; /* NULL until first needed */

@@ -132,37 +132,44 @@ static efla_status recurrent_shape(efla_backend_context *ctx, const efla_forward
     return EFLA_SUCCESS;
 }
 
+/* The scan's kernel for a Dv tile width of 8, 16 or 32. */
+int efla_cl_scan_kernel(uint32_t columns) {
+    return columns >= 32 ? EFLA_CL_SCAN32 : columns >= 16 ? EFLA_CL_SCAN16 : EFLA_CL_SCAN;
+}
+
 static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args *args,
                               efla_cl_plan *plan) {
     const efla_cl_tiles *tiles = &plan->program->tiles;
     const uint64_t local = ctx->device.local_memory;
-    const uint64_t fixed = plan->program->static_local[EFLA_CL_SCAN];
-    /* Narrowest tile the kernel's row mapping allows: rs = WG / dvt <= C. */
-    uint32_t narrowest = tiles->work_group / tiles->chunk;
-    if (narrowest < 8) narrowest = 8;
+    /* S is [Dk rounded up to the K tile][width] floats. */
+    const uint64_t s_rows =
+        (uint64_t)(args->dk + EFLA_CL_K_TILE - 1) / EFLA_CL_K_TILE * EFLA_CL_K_TILE;
     uint32_t columns = forced_dv_tile();
     if (!columns) {
         columns =
             ceil_pow2(args->dv) < EFLA_CL_MAX_DV_TILE ? ceil_pow2(args->dv) : EFLA_CL_MAX_DV_TILE;
+        if (columns < 8) columns = 8;
         /* On a GPU, narrower tiles give more work-groups when there are few
          * (sequence, head) pairs to spread over the compute units. */
         const uint64_t pairs = (uint64_t)plan->scan_count * (uint64_t)args->value_heads;
-        while (ctx->device.info.type != EFLA_DEVICE_TYPE_SOFTWARE && columns > narrowest &&
+        while (ctx->device.info.type != EFLA_DEVICE_TYPE_SOFTWARE && columns > 8 &&
                pairs * (uint64_t)((args->dv + columns - 1) / columns) <
                    2ull * ctx->device.info.compute_units)
             columns /= 2;
     }
-    if (columns < narrowest) columns = narrowest;
-    while (columns > narrowest && fixed + sizeof(float) * args->dk * columns > local)
+    uint64_t needed;
+    while ((needed = plan->program->static_local[efla_cl_scan_kernel(columns)] +
+                     sizeof(float) * s_rows * columns) > local &&
+           columns > 8)
         columns /= 2;
-    if (fixed + sizeof(float) * args->dk * columns > local)
+    if (needed > local)
         return efla_error(EFLA_ERROR_UNSUPPORTED,
                           "the chunked scan needs %llu bytes of local memory for Dk=%lld but "
                           "'%s' has %llu",
-                          (unsigned long long)(fixed + sizeof(float) * args->dk * columns),
-                          (long long)args->dk, ctx->device.info.name, (unsigned long long)local);
+                          (unsigned long long)needed, (long long)args->dk, ctx->device.info.name,
+                          (unsigned long long)local);
     plan->scan_columns = columns;
-    plan->scan_local_bytes = sizeof(float) * (size_t)(args->dk * columns);
+    plan->scan_local_bytes = sizeof(float) * (size_t)(s_rows * columns);
     const uint64_t rows = (uint64_t)(args->batch * args->tokens) * (uint64_t)args->value_heads;
     plan->scratch_bytes = sizeof(float) * rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2);
     return EFLA_SUCCESS;
@@ -170,7 +177,7 @@ static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args
 
 /* Every index the kernels form in 32 bits must fit. */
 static efla_status check_limits(const efla_forward_args *args, const efla_cl_plan *plan) {
-    const uint64_t tiles = (uint64_t)(args->dv + 7) / 8; /* the most Dv tiles */
+    const uint64_t tiles = (uint64_t)args->dv; /* the most Dv tiles (1 column each) */
     const uint64_t most =
         (uint64_t)(plan->recurrent_count > plan->scan_count ? plan->recurrent_count
                                                             : plan->scan_count);

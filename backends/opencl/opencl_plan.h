@@ -27,6 +27,9 @@ typedef struct efla_cl_plan {
 /* Whether a sequence of `length` tokens runs the recurrent kernel. */
 bool efla_cl_runs_recurrent(const efla_forward_args *args, int64_t length);
 
+/* The scan kernel (EFLA_CL_SCAN..SCAN32) for a Dv tile width. */
+int efla_cl_scan_kernel(uint32_t columns);
+
 /* Fills the plan (and allocates its block from the context's allocator). */
 efla_status efla_cl_plan_make(efla_backend_context *ctx, const efla_forward_args *args,
                               const efla_cl_program *program, efla_cl_plan *plan);

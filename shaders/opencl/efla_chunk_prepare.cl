@@ -12,9 +12,12 @@
 #define EFLA_GY (EFLA_WG / 16) /* the C x C products: a 16 x GY grid of items */
 #define EFLA_RA (EFLA_C / EFLA_GY)
 #define EFLA_CB (EFLA_C / 16)
-#define EFLA_TILE_FLOATS EFLA_MAX2(EFLA_C *EFLA_C, 2 * EFLA_C * EFLA_KTP)
-#define EFLA_LOWER_FLOATS EFLA_MAX2(EFLA_C *EFLA_C, EFLA_C *EFLA_KTP)
+#define EFLA_TILE_FLOATS EFLA_MAX2(EFLA_C *(EFLA_C + 1), 2 * EFLA_C * EFLA_KTP)
+#define EFLA_LOWER_FLOATS EFLA_MAX2(EFLA_C *EFLA_C, EFLA_C *(EFLA_KT + 4))
 #define EFLA_NB (EFLA_C / 16)
+#define EFLA_PAS (EFLA_C + 1)       /* Ainv row stride: rows land in different banks */
+#define EFLA_APPLY_TS (EFLA_KT + 4) /* W/U input tile row stride (float4 aligned) */
+#define EFLA_APPLY_ROWS (8 * EFLA_C / EFLA_WG)
 
 /* Accumulates the raw products k_r.k_m and q_r.k_m over Dk, and |q_r|^2 in
  * item r < C. Tiles of K and Q pass through `tiles`. */
@@ -67,19 +70,19 @@ void efla_prepare_products(__global const long *P, int4 chunk, int h, __global c
 
 /* Ainv = (I + L)^-1 for unit-lower-triangular I + L: the 16x16 diagonal
  * blocks by substitution (one item per column), then block rows I = 1.. as
- * A_IJ = -A_II sum_M L_IM A_MJ. `ainv` is C x C, `x` 16 x (C - 16). */
+ * A_IJ = -A_II sum_M L_IM A_MJ. `ainv` is C x C (row stride EFLA_PAS), `x` 16 x (C - 16). */
 void efla_prepare_solve(__local const float *L, __local float *ainv, __local float *x) {
     const int lid = get_local_id(0);
-    for (int idx = lid; idx < EFLA_C * EFLA_C; idx += EFLA_WG)
-        ainv[idx] = (idx / EFLA_C == idx % EFLA_C) ? 1.0f : 0.0f;
+    for (int idx = lid; idx < EFLA_C * EFLA_PAS; idx += EFLA_WG)
+        ainv[idx] = (idx / EFLA_PAS == idx % EFLA_PAS) ? 1.0f : 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < EFLA_C) {
         const int j = lid, block_end = (j / 16 + 1) * 16;
         for (int i = j + 1; i < block_end; ++i) {
             float s = 0.0f;
             for (int m = j; m < i; ++m)
-                s += L[i * EFLA_C + m] * ainv[m * EFLA_C + j];
-            ainv[i * EFLA_C + j] = -s;
+                s += L[i * EFLA_C + m] * ainv[m * EFLA_PAS + j];
+            ainv[i * EFLA_PAS + j] = -s;
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -89,7 +92,7 @@ void efla_prepare_solve(__local const float *L, __local float *ainv, __local flo
             const int r = 16 * I + idx / width, c = idx % width;
             float s = 0.0f;
             for (int m = c; m < 16 * I; ++m)
-                s += L[r * EFLA_C + m] * ainv[m * EFLA_C + c];
+                s += L[r * EFLA_C + m] * ainv[m * EFLA_PAS + c];
             x[(idx / width) * (EFLA_C - 16) + c] = s;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -97,35 +100,55 @@ void efla_prepare_solve(__local const float *L, __local float *ainv, __local flo
             const int rr = idx / width, r = 16 * I + rr, c = idx % width;
             float s = 0.0f;
             for (int m = 0; m <= rr; ++m)
-                s += ainv[r * EFLA_C + 16 * I + m] * x[m * (EFLA_C - 16) + c];
-            ainv[r * EFLA_C + c] = -s;
+                s += ainv[r * EFLA_PAS + 16 * I + m] * x[m * (EFLA_C - 16) + c];
+            ainv[r * EFLA_PAS + c] = -s;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
 
 /* out rows = Ainv (coef . X) for X = K (slot EFLA_P_K, head h, width dk) or
- * V (slot EFLA_P_V, head hv, width dv), written to scratch at `dst`. */
+ * V (slot EFLA_P_V, head hv, width dv), written to scratch at `dst`. Item
+ * (cx = lid % 8, ry = lid / 8) computes columns 4 cx..4 cx + 3 of rows ry,
+ * ry + WG/8, ...; one float4 of the tile feeds 4 rows' multiply-adds. */
 void efla_prepare_apply(__global const long *P, int4 chunk, int slot, int head, int width,
                         __global const store_t *src, __local const float *coef,
                         __local const float *ainv, __local float *tile, __global float *dst) {
-    const int lid = get_local_id(0);
+    const int lid = get_local_id(0), cx = lid % 8, ry = lid / 8;
+    const int last_row = ry + (EFLA_WG / 8) * (EFLA_APPLY_ROWS - 1);
     for (int d0 = 0; d0 < width; d0 += EFLA_KT) {
         for (int idx = lid; idx < EFLA_C * EFLA_KT; idx += EFLA_WG) {
             const int r = idx / EFLA_KT, c = idx % EFLA_KT, d = d0 + c;
-            tile[r * EFLA_KTP + c] =
+            tile[r * EFLA_APPLY_TS + c] =
                 r < chunk.z && d < width
                     ? coef[r] * efla_load(src, efla_row(P, slot, chunk.x, chunk.y + r, head) +
                                                    d * P[slot + 4])
                     : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        const int c = lid % EFLA_KT;
-        for (int r = lid / EFLA_KT; r < EFLA_C; r += EFLA_WG / EFLA_KT) {
-            float s = 0.0f;
-            for (int m = 0; m <= r; ++m)
-                s += ainv[r * EFLA_C + m] * tile[m * EFLA_KTP + c];
-            if (r < chunk.z && d0 + c < width) dst[(long)r * width + d0 + c] = s;
+        float4 acc[EFLA_APPLY_ROWS];
+#pragma unroll
+        for (int a = 0; a < EFLA_APPLY_ROWS; ++a)
+            acc[a] = 0.0f;
+        /* Ainv is zero above the diagonal: every row may run to last_row. */
+        for (int m = 0; m <= last_row; ++m) {
+            const float4 x = vload4(0, tile + m * EFLA_APPLY_TS + 4 * cx);
+#pragma unroll
+            for (int a = 0; a < EFLA_APPLY_ROWS; ++a)
+                acc[a] = fma((float4)(ainv[(ry + (EFLA_WG / 8) * a) * EFLA_PAS + m]), x, acc[a]);
+        }
+#pragma unroll
+        for (int a = 0; a < EFLA_APPLY_ROWS; ++a) {
+            const int r = ry + (EFLA_WG / 8) * a, d = d0 + 4 * cx;
+            if (r >= chunk.z) continue;
+            __global float *row = dst + (long)r * width;
+            if (d + 3 < width) {
+                vstore4(acc[a], 0, row + d);
+            } else {
+                const float values[4] = {acc[a].x, acc[a].y, acc[a].z, acc[a].w};
+                for (int n = 0; n < 4 && d + n < width; ++n)
+                    row[d + n] = values[n];
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
