@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct extension_set {
     bool push_descriptor, pci_bus_info, driver_properties, sm_builtins;
-    bool cooperative_matrix_khr, cooperative_matrix_nv, float16_int8;
+    bool cooperative_matrix_khr, cooperative_matrix_nv, float16_int8, amd_core;
 } extension_set;
 
 static efla_status query_extensions(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
@@ -29,6 +30,7 @@ static efla_status query_extensions(const efla_vk_instance_fns *fns, VkPhysicalD
         set->cooperative_matrix_khr |= strcmp(name, "VK_KHR_cooperative_matrix") == 0;
         set->cooperative_matrix_nv |= strcmp(name, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) == 0;
         set->float16_int8 |= strcmp(name, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME) == 0;
+        set->amd_core |= strcmp(name, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME) == 0;
     }
     free(list);
     if (result != VK_SUCCESS && result != VK_INCOMPLETE)
@@ -50,6 +52,8 @@ static void query_properties2(const efla_vk_instance_fns *fns, VkPhysicalDevice 
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+    VkPhysicalDeviceShaderCorePropertiesAMD amd = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD};
     VkPhysicalDeviceProperties2 properties = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &maintenance3};
     caps->pci_bus_info = ext->pci_bus_info;
@@ -67,6 +71,10 @@ static void query_properties2(const efla_vk_instance_fns *fns, VkPhysicalDevice 
         sm.pNext = properties.pNext;
         properties.pNext = &sm;
     }
+    if (ext->amd_core) {
+        amd.pNext = properties.pNext;
+        properties.pNext = &amd;
+    }
     fns->vkGetPhysicalDeviceProperties2(device, &properties);
     caps->subgroup_size = subgroup.subgroupSize;
     caps->max_allocation = maintenance3.maxMemoryAllocationSize;
@@ -76,7 +84,10 @@ static void query_properties2(const efla_vk_instance_fns *fns, VkPhysicalDevice 
                  pci.pciBus, pci.pciDevice, pci.pciFunction);
     if (caps->driver_properties)
         snprintf(caps->driver_info, sizeof caps->driver_info, "%.63s", driver.driverInfo);
-    if (caps->sm_builtins) caps->sm_count = sm.shaderSMCount;
+    if (caps->sm_builtins) caps->compute_units = sm.shaderSMCount;
+    if (ext->amd_core)
+        caps->compute_units =
+            amd.shaderEngineCount * amd.shaderArraysPerEngineCount * amd.computeUnitsPerShaderArray;
 }
 
 static void query_features(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
@@ -221,7 +232,12 @@ void efla_vk_caps_describe(const efla_vk_caps *caps, efla_device_info *info) {
     memcpy(info->uuid, caps->device_uuid, sizeof info->uuid);
     info->vendor_id = p->vendorID;
     info->device_id = p->deviceID;
-    info->compute_units = caps->sm_count;
+    info->compute_units = caps->compute_units;
+    if (info->compute_units == 0 && info->type == EFLA_DEVICE_TYPE_SOFTWARE) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN); /* llvmpipe runs one thread per core */
+        info->compute_units = cores > 0 ? (uint32_t)cores : 1;
+    }
+    if (info->compute_units == 0) info->compute_units = 1; /* the driver does not say */
     info->subgroup_size = caps->subgroup_size;
     info->shared_memory_bytes = p->limits.maxComputeSharedMemorySize;
     info->memory_bytes = caps->device_local_bytes;

@@ -16,7 +16,7 @@ typedef struct efla_vk_caps {
     uint32_t queue_family;   /* a family with compute */
     uint32_t timestamp_bits; /* of that family; 0: no timestamps */
     uint32_t subgroup_size;
-    uint32_t sm_count; /* NVIDIA only (VK_NV_shader_sm_builtins), else 0 */
+    uint32_t compute_units; /* SMs (NVIDIA) or CUs (AMD) where the driver says, else 0 */
     uint64_t device_local_bytes;
     uint64_t max_allocation;
     uint8_t device_uuid[VK_UUID_SIZE];
