@@ -59,10 +59,10 @@ AVX512_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t 
     DIAG(2, 1)
     DIAG(3, 0)
     DIAG(3, 1)
-    DIAG(3, 2) DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2)
-        DIAG(5, 3) DIAG(5, 4) DIAG(6, 0) DIAG(6, 1) DIAG(6, 2) DIAG(6, 3) DIAG(6, 4) DIAG(6, 5)
-            DIAG(7, 0) DIAG(7, 1) DIAG(7, 2) DIAG(7, 3) DIAG(7, 4) DIAG(7, 5) DIAG(7, 6)
-                FOR_ROWS(STORE_C)
+    DIAG(3, 2)
+    DIAG(4, 0) DIAG(4, 1) DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3)
+        DIAG(5, 4) DIAG(6, 0) DIAG(6, 1) DIAG(6, 2) DIAG(6, 3) DIAG(6, 4) DIAG(6, 5) DIAG(7, 0)
+            DIAG(7, 1) DIAG(7, 2) DIAG(7, 3) DIAG(7, 4) DIAG(7, 5) DIAG(7, 6) FOR_ROWS(STORE_C)
 }
 
 #define DEFINE_ROWS(m)                                                                             \

@@ -8,7 +8,9 @@
 
 /* Value heads are split into Dv tiles only while there are fewer
  * (sequence, value head) pairs than this; each extra tile repeats the
- * state-free work of the chunk (about a fifth of it at Dk = Dv = 128). */
+ * state-free work of the chunk (+17% work for 2 tiles, +56% for 4 at
+ * Dk = Dv = 128). The outputs do not depend on the tiling at all (every
+ * column's arithmetic is the same in any tile; checked bitwise). */
 #define EFLA_CPU_MIN_TASKS 4
 /* Narrowest Dv tile a split produces. */
 #define EFLA_CPU_MIN_TILE 32
