@@ -5,7 +5,14 @@
 #include <string.h>
 
 #define NR EFLA_CPU_NR
-#define MR 2 /* 2 rows x 16 columns fit 16 128-bit registers with room to spare */
+/* Rows per block: the accumulators (MR x 4 vectors of 4 floats), a row of
+ * b and a broadcast must fit the vector registers: 16 on x86-64 (SSE2),
+ * 32 on AArch64 (NEON). */
+#if defined(__aarch64__)
+#define MR 4
+#else
+#define MR 2
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 /* Four-float vectors in GNU C: SSE, NEON, or scalar code, whatever the
@@ -133,6 +140,10 @@ static inline void solve_body(int mr, int64_t r0, const float *n, int64_t n_rs, 
     }
 DEFINE_ROWS(1)
 DEFINE_ROWS(2)
+#if MR > 2
+DEFINE_ROWS(3)
+DEFINE_ROWS(4)
+#endif
 
 static void state_dot2(int64_t dk, int64_t w, const float *s, int64_t ld, const float *k,
                        const float *q, float *sk, float *sq) {
@@ -194,8 +205,13 @@ static void f32_to_f16(const float *src, int64_t n, uint16_t *dst) {
 static const efla_cpu_kernels portable_kernels = {
     .name = "portable",
     .mr = MR,
+#if MR > 2
+    .block = {0, block_1, block_2, block_3, block_4},
+    .solve = {0, solve_1, solve_2, solve_3, solve_4},
+#else
     .block = {0, block_1, block_2},
     .solve = {0, solve_1, solve_2},
+#endif
     .transpose = transpose,
     .f16_to_f32 = f16_to_f32,
     .f32_to_f16 = f32_to_f16,
