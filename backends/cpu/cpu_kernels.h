@@ -7,8 +7,9 @@
  * Kernels vectorise across those columns only; every element is a sum
  * taken in ascending order of the reduction index, so results do not
  * depend on how rows or column panels are blocked, nor on which thread
- * runs them. Each table is internally consistent; tables differ in their
- * rounding (FMA or not).
+ * runs them. The AVX2 and AVX-512 tables perform the same fused
+ * multiply-adds element for element (bitwise equal results); the portable
+ * table rounds products separately.
  */
 #ifndef EFLA_CPU_KERNELS_H
 #define EFLA_CPU_KERNELS_H
