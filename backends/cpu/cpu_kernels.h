@@ -9,7 +9,7 @@
  * depend on how rows or column panels are blocked, nor on which thread
  * runs them. The AVX2 and AVX-512 tables perform the same fused
  * multiply-adds element for element (bitwise equal results); the portable
- * table rounds products separately.
+ * table's products are fused or not as the compiler contracts them.
  */
 #ifndef EFLA_CPU_KERNELS_H
 #define EFLA_CPU_KERNELS_H
