@@ -111,8 +111,7 @@ void efla_cpu_load_row_panels(const efla_cpu_kernels *kern, const efla_tensor_vi
         for (int64_t j0 = 0; j0 < padded; j0 += NR) {
             float *dst = panels + (j0 / NR) * rows * NR + r * NR;
             if (width - j0 >= NR) {
-                for (int j = 0; j < NR; ++j)
-                    dst[j] = src[j0 + j];
+                memcpy(dst, src + j0, sizeof *dst * NR); /* fixed size: inlined moves */
             } else {
                 for (int j = 0; j < NR; ++j)
                     dst[j] = j0 + j < width ? src[j0 + j] : 0.0f;
@@ -138,8 +137,7 @@ void efla_cpu_store_row_panels(const efla_cpu_kernels *kern, const efla_tensor_v
         for (int64_t j0 = 0; j0 < width; j0 += NR) {
             const float *src = panels + (j0 / NR) * rows * NR + r * NR;
             if (width - j0 >= NR) {
-                for (int j = 0; j < NR; ++j)
-                    dst[j0 + j] = src[j];
+                memcpy(dst + j0, src, sizeof *src * NR); /* fixed size: inlined moves */
             } else {
                 for (int64_t j = 0; j < width - j0; ++j)
                     dst[j0 + j] = src[j];
