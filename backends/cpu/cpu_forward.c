@@ -8,17 +8,11 @@
 #include "core/context.h"
 #include "core/error.h"
 
-#include <stdlib.h>
-
-typedef struct sequence_length {
-    int64_t length, index;
-} sequence_length;
-
 typedef struct forward_job {
     const efla_forward_args *args;
     efla_backend_context *ctx;
     const efla_cpu_plan *plan;
-    const sequence_length *order; /* sequences longest first, or NULL for 0..N-1 */
+    const int64_t *order; /* sequences, longest classes first; NULL for 0..N-1 */
     atomic_int failed;
 } forward_job;
 
@@ -29,7 +23,7 @@ static void forward_task(void *opaque, uint32_t index) {
     const int64_t tile = index % plan->tiles, pair = index / plan->tiles;
     const int64_t rank = pair / a->value_heads, hv = pair % a->value_heads;
     efla_cpu_task task = {.args = a, .kernels = job->ctx->kernels, .plan = plan};
-    task.sequence = job->order ? job->order[rank].index : rank;
+    task.sequence = job->order ? job->order[rank] : rank;
     efla_forward_sequence(a, task.sequence, &task.batch_row, &task.first, &task.length);
     task.value_head = hv;
     task.head = hv / (a->value_heads / a->heads);
@@ -49,24 +43,36 @@ static void forward_task(void *opaque, uint32_t index) {
     efla_cpu_scratch_release(job->ctx, slot, scratch);
 }
 
-static int longest_first(const void *x, const void *y) {
-    const sequence_length *a = x, *b = y;
-    if (a->length != b->length) return a->length > b->length ? -1 : 1;
-    return a->index < b->index ? -1 : a->index > b->index;
+/* Length class: floor(log2(length + 1)), 0..63. */
+static int length_class(int64_t length) {
+    int c = 0;
+    for (uint64_t x = (uint64_t)length + 1; x > 1; x >>= 1)
+        ++c;
+    return c;
 }
 
-/* Varlen sequences in a fixed longest-first order, so that long sequences
- * start early and short ones fill in behind them. */
+#define LENGTH_CLASSES 64
+
+/* Varlen sequences ordered by length class, longest first (stable within a
+ * class: a counting sort, linear in N), so that long sequences start early
+ * and short ones fill in behind them. NULL when all share one class. */
 static efla_status sequence_order(const efla_forward_args *a, const efla_allocator *allocator,
-                                  sequence_length **out) {
+                                  int64_t **out) {
     *out = NULL;
     if (!a->cu_seqlens || a->sequences < 2) return EFLA_SUCCESS;
-    sequence_length *items = efla_host_alloc(allocator, sizeof *items * (size_t)a->sequences);
-    if (!items) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+    int64_t start[LENGTH_CLASSES + 1] = {0};
     for (int64_t n = 0; n < a->sequences; ++n)
-        items[n] = (sequence_length){a->cu_seqlens[n + 1] - a->cu_seqlens[n], n};
-    qsort(items, (size_t)a->sequences, sizeof *items, longest_first);
-    *out = items;
+        start[LENGTH_CLASSES - 1 - length_class(a->cu_seqlens[n + 1] - a->cu_seqlens[n]) + 1]++;
+    for (int c = 0; c < LENGTH_CLASSES; ++c) {
+        if (start[c + 1] == a->sequences) return EFLA_SUCCESS; /* one class: keep 0..N-1 */
+        start[c + 1] += start[c];
+    }
+    int64_t *order = efla_host_alloc(allocator, sizeof *order * (size_t)a->sequences);
+    if (!order) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int64_t n = 0; n < a->sequences; ++n)
+        order[start[LENGTH_CLASSES - 1 - length_class(a->cu_seqlens[n + 1] - a->cu_seqlens[n])]++] =
+            n;
+    *out = order;
     return EFLA_SUCCESS;
 }
 
@@ -93,7 +99,7 @@ efla_status efla_cpu_forward_run(efla_backend_context *ctx, const efla_forward_a
                           (long long)plan.task_count);
     efla_status status = efla_cpu_scratch_reserve(ctx, plan.scratch_bytes);
     if (status != EFLA_SUCCESS) return status;
-    sequence_length *order;
+    int64_t *order;
     status = sequence_order(args, ctx->params.allocator, &order);
     if (status != EFLA_SUCCESS) return status;
     forward_job job = {args, ctx, &plan, order, 0};
