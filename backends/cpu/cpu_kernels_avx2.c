@@ -36,15 +36,15 @@
 
 AVX2_INLINE void block_body(const int mr, int64_t np, const float *a, int64_t a_rs, int64_t a_ps,
                             const float *b, int64_t b_rs, float *c, int64_t c_rs, bool accumulate) {
-    FOR_ROWS(DECLARE)
+    FOR_ROWS(DECLARE);
     if (accumulate) {
-        FOR_ROWS(LOAD_C)
+        FOR_ROWS(LOAD_C);
     }
     for (int64_t p = 0; p < np; ++p) {
         __m256 b0 = _mm256_load_ps(b + p * b_rs), b1 = _mm256_load_ps(b + p * b_rs + 8);
-        FOR_ROWS(FMA_A)
+        FOR_ROWS(FMA_A);
     }
-    FOR_ROWS(STORE_C)
+    FOR_ROWS(STORE_C);
 }
 
 /* Row r of the diagonal block takes the finished rows p < r from
@@ -55,6 +55,16 @@ AVX2_INLINE void block_body(const int mr, int64_t np, const float *a, int64_t a_
         c##r##0 = _mm256_fmadd_ps(nr, c##q##0, c##r##0);                                           \
         c##r##1 = _mm256_fmadd_ps(nr, c##q##1, c##r##1);                                           \
     }
+/* The pairs (r, q), q < r, of the diagonal block, in the order the
+ * substitution takes them. */
+/* clang-format off */
+#define DIAG_PAIRS(X) \
+    X(1, 0) \
+    X(2, 0) X(2, 1) \
+    X(3, 0) X(3, 1) X(3, 2) \
+    X(4, 0) X(4, 1) X(4, 2) X(4, 3) \
+    X(5, 0) X(5, 1) X(5, 2) X(5, 3) X(5, 4)
+/* clang-format on */
 #define FMA_N(r) FMA_ROW(r, rows + r * n_rs + p)
 
 AVX2_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t n_rs, float *x,
@@ -62,21 +72,14 @@ AVX2_INLINE void solve_body(const int mr, int64_t r0, const float *n, int64_t n_
     const float *rows = n + r0 * n_rs;
     float *c = x + r0 * x_rs;
     const int64_t c_rs = x_rs;
-    FOR_ROWS(DECLARE)
-    FOR_ROWS(LOAD_C)
+    FOR_ROWS(DECLARE);
+    FOR_ROWS(LOAD_C);
     for (int64_t p = 0; p < r0; ++p) {
         __m256 b0 = _mm256_load_ps(x + p * x_rs), b1 = _mm256_load_ps(x + p * x_rs + 8);
-        FOR_ROWS(FMA_N)
+        FOR_ROWS(FMA_N);
     }
-    DIAG(1, 0)
-    DIAG(2, 0)
-    DIAG(2, 1)
-    DIAG(3, 0)
-    DIAG(3, 1)
-    DIAG(3, 2)
-    DIAG(4, 0)
-    DIAG(4, 1)
-    DIAG(4, 2) DIAG(4, 3) DIAG(5, 0) DIAG(5, 1) DIAG(5, 2) DIAG(5, 3) DIAG(5, 4) FOR_ROWS(STORE_C)
+    DIAG_PAIRS(DIAG);
+    FOR_ROWS(STORE_C);
 }
 
 #define DEFINE_ROWS(m)                                                                             \
