@@ -7,7 +7,7 @@
 #include "core/error.h"
 
 #include <stdlib.h>
-#include <string.h>
+#include <strings.h>
 
 typedef struct kernel_path {
     const char *name;
@@ -66,7 +66,7 @@ const efla_cpu_kernels *efla_cpu_kernels_select(void) {
     const char *wanted = getenv("EFLA_PATH");
     if (!wanted || !*wanted) return efla_cpu_kernels_best();
     for (size_t i = 0; i < PATH_COUNT; ++i) {
-        if (strcmp(wanted, paths[i].name) != 0) continue;
+        if (strcasecmp(wanted, paths[i].name) != 0) continue;
         if (paths[i].available()) return paths[i].table();
         efla_error(EFLA_ERROR_UNSUPPORTED,
                    "EFLA_PATH=%s: this CPU cannot run the %s kernels (valid values: %s)", wanted,
@@ -81,6 +81,6 @@ const efla_cpu_kernels *efla_cpu_kernels_select(void) {
 const char *efla_cpu_kernel_path(void) {
     const char *wanted = getenv("EFLA_PATH");
     for (size_t i = 0; wanted && i < PATH_COUNT; ++i)
-        if (strcmp(wanted, paths[i].name) == 0 && paths[i].available()) return paths[i].name;
+        if (strcasecmp(wanted, paths[i].name) == 0 && paths[i].available()) return paths[i].name;
     return efla_cpu_kernels_best()->name;
 }
