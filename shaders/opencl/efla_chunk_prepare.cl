@@ -21,24 +21,21 @@
 
 /* Accumulates the raw products k_r.k_m and q_r.k_m over Dk, and |q_r|^2 in
  * item r < C. Tiles of K and Q pass through `tiles`. */
-void efla_prepare_products(__global const long *P, int4 chunk, int h, __global const store_t *q,
+void efla_prepare_products(__global const long *P, int4 chunk, __local const long *q_base,
+                           __local const long *k_base, __global const store_t *q,
                            __global const store_t *k, __local float *tiles,
                            float kk_acc[EFLA_RA][EFLA_CB], float qk_acc[EFLA_RA][EFLA_CB],
                            float *q_squares) {
     const int lid = get_local_id(0), tx = lid % 16, ty = lid / 16;
     const int dk = (int)P[EFLA_P_DK];
+    const long k_step = P[EFLA_P_K + 4], q_step = P[EFLA_P_Q + 4];
     __local float *kt = tiles, *qt = tiles + EFLA_C * EFLA_KTP;
     for (int d0 = 0; d0 < dk; d0 += EFLA_KT) {
         for (int idx = lid; idx < EFLA_C * EFLA_KT; idx += EFLA_WG) {
             const int r = idx / EFLA_KT, c = idx % EFLA_KT, d = d0 + c;
             const bool valid = r < chunk.z && d < dk;
-            const int t = chunk.y + r;
-            kt[r * EFLA_KTP + c] =
-                valid ? efla_load(k, efla_row(P, EFLA_P_K, chunk.x, t, h) + d * P[EFLA_P_K + 4])
-                      : 0.0f;
-            qt[r * EFLA_KTP + c] =
-                valid ? efla_load(q, efla_row(P, EFLA_P_Q, chunk.x, t, h) + d * P[EFLA_P_Q + 4])
-                      : 0.0f;
+            kt[r * EFLA_KTP + c] = valid ? efla_load(k, k_base[r] + d * k_step) : 0.0f;
+            qt[r * EFLA_KTP + c] = valid ? efla_load(q, q_base[r] + d * q_step) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lid < EFLA_C)
@@ -107,11 +104,11 @@ void efla_prepare_solve(__local const float *L, __local float *ainv, __local flo
     }
 }
 
-/* out rows = Ainv (coef . X) for X = K (slot EFLA_P_K, head h, width dk) or
- * V (slot EFLA_P_V, head hv, width dv), written to scratch at `dst`. Item
+/* out rows = Ainv (coef . X) for X = K (width dk) or V (width dv), rows at
+ * `base` with element step `step`, written to scratch at `dst`. Item
  * (cx = lid % 8, ry = lid / 8) computes columns 4 cx..4 cx + 3 of rows ry,
  * ry + WG/8, ...; one float4 of the tile feeds 4 rows' multiply-adds. */
-void efla_prepare_apply(__global const long *P, int4 chunk, int slot, int head, int width,
+void efla_prepare_apply(int4 chunk, __local const long *base, long step, int width,
                         __global const store_t *src, __local const float *coef,
                         __local const float *ainv, __local float *tile, __global float *dst) {
     const int lid = get_local_id(0), cx = lid % 8, ry = lid / 8;
@@ -120,10 +117,7 @@ void efla_prepare_apply(__global const long *P, int4 chunk, int slot, int head, 
         for (int idx = lid; idx < EFLA_C * EFLA_KT; idx += EFLA_WG) {
             const int r = idx / EFLA_KT, c = idx % EFLA_KT, d = d0 + c;
             tile[r * EFLA_APPLY_TS + c] =
-                r < chunk.z && d < width
-                    ? coef[r] * efla_load(src, efla_row(P, slot, chunk.x, chunk.y + r, head) +
-                                                   d * P[slot + 4])
-                    : 0.0f;
+                r < chunk.z && d < width ? coef[r] * efla_load(src, base[r] + d * step) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         float4 acc[EFLA_APPLY_ROWS];
@@ -164,6 +158,7 @@ efla_chunk_prepare(__global const int4 *call, int table, __global const store_t 
     __local float x[16 * (EFLA_C - 16)];
     __local float k_squares[EFLA_C], q_squares[EFLA_C];
     __local float w_coef[EFLA_C], u_coef[EFLA_C], k_inv[EFLA_C], q_factor[EFLA_C];
+    __local long q_base[EFLA_C], k_base[EFLA_C], v_base[EFLA_C]; /* row element offsets */
 
     const int lid = get_local_id(0), tx = lid % 16, ty = lid / 16;
     const int value_heads = (int)P[EFLA_P_VALUE_HEADS];
@@ -173,6 +168,12 @@ efla_chunk_prepare(__global const int4 *call, int table, __global const store_t 
     const int flags = (int)P[EFLA_P_FLAGS];
     const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
     const long row0 = (long)hv * P[EFLA_P_ROWS] + (long)chunk.x * P[EFLA_P_TOKENS] + chunk.y;
+    if (lid < EFLA_C) {
+        q_base[lid] = efla_row(P, EFLA_P_Q, chunk.x, chunk.y + lid, h);
+        k_base[lid] = efla_row(P, EFLA_P_K, chunk.x, chunk.y + lid, h);
+        v_base[lid] = efla_row(P, EFLA_P_V, chunk.x, chunk.y + lid, hv);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
 
     float kk_acc[EFLA_RA][EFLA_CB], qk_acc[EFLA_RA][EFLA_CB], q_sum = 0.0f;
 #pragma unroll
@@ -180,7 +181,7 @@ efla_chunk_prepare(__global const int4 *call, int table, __global const store_t 
 #pragma unroll
         for (int b = 0; b < EFLA_CB; ++b)
             kk_acc[a][b] = qk_acc[a][b] = 0.0f;
-    efla_prepare_products(P, chunk, h, q, k, ainv, kk_acc, qk_acc, &q_sum);
+    efla_prepare_products(P, chunk, q_base, k_base, q, k, ainv, kk_acc, qk_acc, &q_sum);
 
 #pragma unroll
     for (int a = 0; a < EFLA_RA; ++a)
@@ -231,8 +232,8 @@ efla_chunk_prepare(__global const int4 *call, int table, __global const store_t 
     efla_prepare_solve(lower, ainv, x);
 
     /* W = Ainv (e . K^): the row coefficient e_r / |k_r| on raw k. */
-    efla_prepare_apply(P, chunk, EFLA_P_K, h, dk, k, w_coef, ainv, lower,
+    efla_prepare_apply(chunk, k_base, P[EFLA_P_K + 4], dk, k, w_coef, ainv, lower,
                        scratch + P[EFLA_P_SCRATCH_W] + row0 * dk);
-    efla_prepare_apply(P, chunk, EFLA_P_V, hv, dv, v, u_coef, ainv, lower,
+    efla_prepare_apply(chunk, v_base, P[EFLA_P_V + 4], dv, v, u_coef, ainv, lower,
                        scratch + P[EFLA_P_SCRATCH_U] + row0 * dv);
 }

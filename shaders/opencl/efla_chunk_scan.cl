@@ -53,6 +53,7 @@ EFLA_SCAN_NAME(__global const int4 *call, int table, __global const store_t *q,
     __local float vp[EFLA_C * EFLA_DVT]; /* V' [C][DVT] */
     __local float tile[EFLA_SCAN_TILE];  /* [W;Q] tiles, A, then K tiles */
     __local float q_factor[EFLA_C], k_inv[EFLA_C];
+    __local long q_base[EFLA_C], k_base[EFLA_C]; /* element offsets of the chunk's rows */
 
     const int lid = get_local_id(0), cg = lid % 8, grp = lid / 8, j0 = cg * EFLA_CN;
     const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
@@ -86,6 +87,8 @@ EFLA_SCAN_NAME(__global const int4 *call, int table, __global const store_t *q,
         if (lid < EFLA_C) {
             q_factor[lid] = lid < length ? c_rows[(long)(t0 + lid) * 2] : 0.0f;
             k_inv[lid] = lid < length ? c_rows[(long)(t0 + lid) * 2 + 1] : 0.0f;
+            q_base[lid] = efla_row(P, EFLA_P_Q, seq.x, t0 + lid, h);
+            k_base[lid] = efla_row(P, EFLA_P_K, seq.x, t0 + lid, h);
         }
 
         /* 1. [W S; Q S]: rows row0..row0+3 of the stacked 2C rows. */
@@ -97,9 +100,8 @@ EFLA_SCAN_NAME(__global const int4 *call, int table, __global const store_t *q,
                 const int rr = r < EFLA_C ? r : r - EFLA_C;
                 float x = 0.0f;
                 if (rr < length && d < dk)
-                    x = r < EFLA_C
-                            ? w_rows[(long)(t0 + rr) * dk + d]
-                            : efla_load(q, efla_row(P, EFLA_P_Q, seq.x, t0 + rr, h) + d * q_step);
+                    x = r < EFLA_C ? w_rows[(long)(t0 + rr) * dk + d]
+                                   : efla_load(q, q_base[rr] + d * q_step);
                 tile[r * EFLA_SCAN_TS + c] = x;
             }
             barrier(CLK_LOCAL_MEM_FENCE);
@@ -189,10 +191,8 @@ EFLA_SCAN_NAME(__global const int4 *call, int table, __global const store_t *q,
                     const int rr = idx / (2 * EFLA_C), c = idx % (2 * EFLA_C);
                     const int r = rh + rr, d = p0 + c;
                     tile[rr * EFLA_SCAN_KS + c] =
-                        r < length && d < dk
-                            ? k_inv[r] *
-                                  efla_load(k, efla_row(P, EFLA_P_K, seq.x, t0 + r, h) + d * k_step)
-                            : 0.0f;
+                        r < length && d < dk ? k_inv[r] * efla_load(k, k_base[r] + d * k_step)
+                                             : 0.0f;
                 }
                 barrier(CLK_LOCAL_MEM_FENCE);
                 for (int rr = 0; rr < EFLA_SCAN_KR; ++rr) {
