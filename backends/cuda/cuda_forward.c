@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+_Static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE,
+               "efla_cuda_params must have the layout the kernels expect");
+
 /* Scratch per launch round; value heads are split into rounds beyond it. */
 #define SCRATCH_BUDGET_BYTES ((uint64_t)1 << 30)
 

@@ -12,16 +12,18 @@
 #ifdef EFLA_CUDA_EMULATION
 #include "emu_device.h"
 #define EFLA_DEV static inline
-#define EFLA_KERNEL(name, threads)                                   \
-    extern "C" void name(efla_cuda_params p);                        \
+#define EFLA_KERNEL_OCCUPANCY(name, threads, min_blocks)                         \
+    extern "C" void name(efla_cuda_params p);                                     \
     static const efla_emu_registration name##_registration(#name, name, threads); \
     extern "C" void name(efla_cuda_params p)
 #else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define EFLA_DEV static __device__ __forceinline__
-#define EFLA_KERNEL(name, threads) \
-    extern "C" __global__ void __launch_bounds__(threads, 1) name(const efla_cuda_params p)
+/* min_blocks: blocks per SM the register budget must allow (1: let ptxas
+ * use up to 255 registers rather than guess a cap and spill). */
+#define EFLA_KERNEL_OCCUPANCY(name, threads, min_blocks) \
+    extern "C" __global__ void __launch_bounds__(threads, min_blocks) name(const efla_cuda_params p)
 
 static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE, "params layout");
 
@@ -39,6 +41,8 @@ EFLA_DEV uint16_t efla_f32_to_f16(float x) { return __half_as_ushort(__float2hal
 EFLA_DEV float efla_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 EFLA_DEV uint16_t efla_f32_to_bf16(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
 #endif
+
+#define EFLA_KERNEL(name, threads) EFLA_KERNEL_OCCUPANCY(name, threads, 1)
 
 /* Sum over the 32 lanes of a warp; every lane gets the same value. */
 EFLA_DEV float efla_warp_sum(float x) {

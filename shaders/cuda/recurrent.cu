@@ -139,8 +139,12 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
 
 } // namespace
 
-#define EFLA_RECURRENT_KERNEL(name, DT, RPT) \
-    EFLA_KERNEL(name, EFLA_CUDA_RECURRENT_THREADS) { recurrent<DT, RPT>(p); }
+/* Decode is memory-bound: keep enough warps in flight: 4 blocks per SM,
+ * at most 128 registers up to Dk 128, 170 for Dk 256; tighter caps spill). */
+#define EFLA_RECURRENT_KERNEL(name, DT, RPT)                                              \
+    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_RECURRENT_THREADS, (RPT) <= 32 ? 4 : 3) {       \
+        recurrent<DT, RPT>(p);                                                            \
+    }
 
 EFLA_RECURRENT_KERNEL(efla_recurrent_f32_k32, EFLA_CUDA_F32, 8)
 EFLA_RECURRENT_KERNEL(efla_recurrent_f32_k64, EFLA_CUDA_F32, 16)
