@@ -1,7 +1,8 @@
 /*
  * efla interop with a host's own OpenCL objects.
  *
- * Include <CL/cl.h> (or <CL/opencl.h>) before this header. These functions
+ * This header includes <CL/cl.h> unless OpenCL's types are already there
+ * (define CL_TARGET_OPENCL_VERSION as your project does). These functions
  * exist when efla was built with its OpenCL backend
  * (efla_backend_compiled(EFLA_BACKEND_OPENCL)).
  *
@@ -40,6 +41,14 @@
 #define EFLA_EFLA_OPENCL_H
 
 #include "efla/efla.h"
+
+#ifndef CL_SUCCESS
+#if defined(__APPLE__)
+#include <OpenCL/cl.h>
+#else
+#include <CL/cl.h>
+#endif
+#endif
 
 #ifdef __cplusplus
 extern "C" {
