@@ -12,6 +12,7 @@ efla_cl_api efla_cl;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static efla_status load_status;
+static efla_dynlib *library; /* open for the life of the process */
 static char load_message[512];
 
 static const efla_dynlib_symbol symbols[] = {
@@ -21,14 +22,16 @@ static const efla_dynlib_symbol symbols[] = {
 };
 
 static void load_library(void) {
-    efla_dynlib *lib = NULL;
-    load_status = efla_dynlib_open(efla_dynlib_opencl_names, &lib);
+    load_status = efla_dynlib_open(efla_dynlib_opencl_names, &library);
     if (load_status == EFLA_SUCCESS) {
         load_status =
-            efla_dynlib_load_table(lib, symbols, sizeof symbols / sizeof symbols[0], &efla_cl);
+            efla_dynlib_load_table(library, symbols, sizeof symbols / sizeof symbols[0], &efla_cl);
         /* The library stays loaded for the life of the process: OpenCL
          * objects handed to the host may outlive any efla context. */
-        if (load_status != EFLA_SUCCESS) efla_dynlib_close(lib);
+        if (load_status != EFLA_SUCCESS) {
+            efla_dynlib_close(library);
+            library = NULL;
+        }
     }
     if (load_status != EFLA_SUCCESS)
         snprintf(load_message, sizeof load_message, "%s", efla_last_error_message());
