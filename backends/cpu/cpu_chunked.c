@@ -21,9 +21,11 @@
  */
 #include "backends/cpu/cpu_plan.h"
 #include "backends/cpu/cpu_scratch.h"
+#include "backends/cpu/cpu_share.h"
 #include "backends/cpu/cpu_tensor.h"
 #include "backends/cpu/cpu_token.h"
 
+#include <sched.h>
 #include <string.h>
 
 #define NR EFLA_CPU_NR
@@ -107,23 +109,30 @@ static void lower_product(const efla_cpu_kernels *kern, int64_t n, const float *
     }
 }
 
-/* Loads tokens [t0, t0 + n) into Q, K̂, e, g and V; rows n..C are zero. */
-static void load_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
+/* Loads tokens [t0, t0 + n) into Q, K̂, e and g; rows n..C are zero. */
+static void load_keys(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
     const efla_forward_args *a = task->args;
     const int64_t c = task->plan->chunk, lda = s->lda;
     float *q = s->a, *k = s->a + c * lda;
-    for (int64_t r = 0; r < n; ++r) {
+    for (int64_t r = 0; r < n; ++r)
         efla_cpu_load_token(task, t0 + r, q + r * lda, k + r * lda, &s->erase[r], &s->write[r]);
-        efla_cpu_load_row_panels(task->kernels, &a->v, task->batch_row, t0 + r, task->value_head,
-                                 task->col0, task->width, s->v, c, r);
-    }
     for (int64_t r = n; r < c; ++r) {
         memset(q + r * lda, 0, sizeof *q * (size_t)a->dk);
         memset(k + r * lda, 0, sizeof *k * (size_t)a->dk);
         s->erase[r] = s->write[r] = 0.0f;
+    }
+}
+
+/* Loads the task's columns of V for tokens [t0, t0 + n); rows n..C are zero. */
+static void load_values(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
+    const efla_forward_args *a = task->args;
+    const int64_t c = task->plan->chunk;
+    for (int64_t r = 0; r < n; ++r)
+        efla_cpu_load_row_panels(task->kernels, &a->v, task->batch_row, t0 + r, task->value_head,
+                                 task->col0, task->width, s->v, c, r);
+    for (int64_t r = n; r < c; ++r)
         for (int64_t p = 0; p < task->panels; ++p)
             memset(s->v + (p * c + r) * NR, 0, sizeof *s->v * NR);
-    }
 }
 
 /* K̂^T as panels: the right-hand side of the Gram products. */
@@ -245,18 +254,90 @@ static void state_chunk(const efla_cpu_task *task, const chunk_scratch *s, int64
                                   task->col0, task->width, s->x, 2 * c, r);
 }
 
+static void state_free(const efla_cpu_task *task, const chunk_scratch *s, int64_t t0, int64_t n) {
+    load_keys(task, s, t0, n);
+    gram(task, s, n);
+    inverse(task, s);
+}
+
+/* s with its state-free arrays (Q̃ K̂, Âinv P̃, e, g) in shared chunk `index`. */
+static chunk_scratch shared_view(const efla_cpu_task *task, const chunk_scratch *s, int64_t index) {
+    const int64_t c = task->plan->chunk;
+    chunk_scratch view = *s;
+    efla_cpu_arena arena = {
+        (char *)(task->share->data +
+                 (size_t)index * efla_cpu_share_chunk_floats(task->args, task->plan)),
+        0};
+    view.a = efla_cpu_arena_take(&arena, (size_t)(2 * c * s->lda));
+    view.inv = efla_cpu_arena_take(&arena, (size_t)(2 * c * c));
+    view.erase = efla_cpu_arena_take(&arena, (size_t)c);
+    view.write = efla_cpu_arena_take(&arena, (size_t)c);
+    return view;
+}
+
+/* Computes shared chunk `index` if nobody has claimed it; true if it did. */
+static bool claim(const efla_cpu_task *task, const chunk_scratch *s, int64_t index) {
+    atomic_int *state = &task->share->state[index];
+    int expected = EFLA_CPU_CHUNK_EMPTY;
+    if (atomic_load_explicit(state, memory_order_relaxed) != EFLA_CPU_CHUNK_EMPTY ||
+        !atomic_compare_exchange_strong(state, &expected, EFLA_CPU_CHUNK_BUSY))
+        return false;
+    const int64_t c = task->plan->chunk;
+    const chunk_scratch view = shared_view(task, s, index);
+    state_free(task, &view, task->first + index * c, min64(task->length - index * c, c));
+    atomic_store_explicit(state, EFLA_CPU_CHUNK_READY, memory_order_release);
+    return true;
+}
+
+/* Polls of a busy chunk before a tile gives its core away: a chunk takes
+ * some 10-20 microseconds, a yield to another process can take a whole
+ * time slice. */
+#define EFLA_CPU_SPINS_BEFORE_YIELD 20000
+
+static void relax(int64_t *spins) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_ia32_pause();
+#endif
+    if (++*spins > EFLA_CPU_SPINS_BEFORE_YIELD) {
+        sched_yield();
+        *spins = 0;
+    }
+}
+
+/* The state-free arrays of chunk `index`: from the shared chunk (computed
+ * here if unclaimed; while another tile computes it, this one computes
+ * any later unclaimed chunk instead of idling: every chunk is needed by
+ * every tile), or computed into s without sharing. */
+static chunk_scratch obtain_chunk(const efla_cpu_task *task, const chunk_scratch *s,
+                                  int64_t index) {
+    const int64_t c = task->plan->chunk;
+    if (!task->share) {
+        state_free(task, s, task->first + index * c, min64(task->length - index * c, c));
+        return *s;
+    }
+    int64_t ahead = index + 1, spins = 0;
+    for (;;) {
+        int state = atomic_load_explicit(&task->share->state[index], memory_order_acquire);
+        if (state == EFLA_CPU_CHUNK_READY || claim(task, s, index)) break;
+        bool helped = false;
+        for (; ahead < task->share->chunks && !helped; ++ahead)
+            helped = claim(task, s, ahead);
+        if (!helped) relax(&spins);
+    }
+    return shared_view(task, s, index);
+}
+
 void efla_cpu_chunked_run(const efla_cpu_task *task, void *scratch) {
     const efla_forward_args *a = task->args;
     const int64_t c = task->plan->chunk;
     chunk_scratch s;
     layout(a, task->plan, scratch, &s);
     efla_cpu_load_state(a, task->sequence, task->value_head, task->col0, task->width, s.state);
-    for (int64_t t0 = 0; t0 < task->length; t0 += c) {
-        int64_t n = min64(task->length - t0, c);
-        load_chunk(task, &s, task->first + t0, n);
-        gram(task, &s, n);
-        inverse(task, &s);
-        state_chunk(task, &s, task->first + t0, n);
+    for (int64_t index = 0, t0 = 0; t0 < task->length; ++index, t0 += c) {
+        const int64_t n = min64(task->length - t0, c);
+        const chunk_scratch view = obtain_chunk(task, &s, index);
+        load_values(task, &view, task->first + t0, n);
+        state_chunk(task, &view, task->first + t0, n);
     }
     if (a->final_state.buffer)
         efla_cpu_store_state(a, task->sequence, task->value_head, task->col0, task->width, s.state);

@@ -4,6 +4,7 @@
 #include "backends/cpu/cpu_plan.h"
 #include "backends/cpu/cpu_pool.h"
 #include "backends/cpu/cpu_scratch.h"
+#include "backends/cpu/cpu_share.h"
 
 #include "core/context.h"
 #include "core/error.h"
@@ -13,6 +14,7 @@ typedef struct forward_job {
     efla_backend_context *ctx;
     const efla_cpu_plan *plan;
     const int64_t *order; /* sequences, longest classes first; NULL for 0..N-1 */
+    const efla_cpu_shares *shares;
     atomic_int failed;
 } forward_job;
 
@@ -26,6 +28,7 @@ static void forward_task(void *opaque, uint32_t index) {
     task.sequence = job->order ? job->order[rank] : rank;
     efla_forward_sequence(a, task.sequence, &task.batch_row, &task.first, &task.length);
     task.value_head = hv;
+    task.share = job->shares->pair ? &job->shares->pair[task.sequence * a->value_heads + hv] : NULL;
     task.head = hv / (a->value_heads / a->heads);
     task.col0 = tile * plan->tile_width;
     task.width = a->dv - task.col0 < plan->tile_width ? a->dv - task.col0 : plan->tile_width;
@@ -102,8 +105,15 @@ efla_status efla_cpu_forward_run(efla_backend_context *ctx, const efla_forward_a
     int64_t *order;
     status = sequence_order(args, ctx->params.allocator, &order);
     if (status != EFLA_SUCCESS) return status;
-    forward_job job = {args, ctx, &plan, order, 0};
+    efla_cpu_shares shares;
+    status = efla_cpu_shares_create(args, &plan, ctx->params.allocator, &shares);
+    if (status != EFLA_SUCCESS) {
+        efla_host_free(ctx->params.allocator, order);
+        return status;
+    }
+    forward_job job = {args, ctx, &plan, order, &shares, 0};
     efla_cpu_parallel_for(ctx, forward_task, &job, (uint32_t)plan.task_count);
+    efla_cpu_shares_destroy(ctx->params.allocator, &shares);
     efla_host_free(ctx->params.allocator, order);
     if (atomic_load(&job.failed))
         return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for CPU scratch");

@@ -31,11 +31,14 @@ static inline bool efla_cpu_use_chunked(const efla_forward_args *args, int64_t l
     return args->algorithm == EFLA_ALGORITHM_CHUNKED;
 }
 
+struct efla_cpu_share;
+
 /* One task: the columns [col0, col0 + width) of one (sequence, value head). */
 typedef struct efla_cpu_task {
     const efla_forward_args *args;
     const efla_cpu_kernels *kernels;
     const efla_cpu_plan *plan;
+    const struct efla_cpu_share *share; /* the pair's shared chunk work, or NULL */
     int64_t sequence, batch_row, first, length;
     int64_t value_head, head; /* head: the q/k head it reads */
     int64_t col0, width, panels;
