@@ -7,10 +7,11 @@
 #include "backends/cpu/cpu_kernels.h"
 
 /* Value heads are split into Dv tiles only while there are fewer
- * (sequence, value head) pairs than this; each extra tile repeats the
- * state-free work of the chunk (+17% work for 2 tiles, +56% for 4 at
- * Dk = Dv = 128). The outputs do not depend on the tiling at all (every
- * column's arithmetic is the same in any tile; checked bitwise). */
+ * (sequence, value head) pairs than this. The tiles of a head share the
+ * state-free chunk work (cpu_share.h); each adds its own loads of V and
+ * the traffic of reading the shared chunks. The outputs do not depend on
+ * the tiling at all (every column's arithmetic is the same in any tile;
+ * checked bitwise). */
 #define EFLA_CPU_MIN_TASKS 4
 /* Narrowest Dv tile a split produces. */
 #define EFLA_CPU_MIN_TILE 32
