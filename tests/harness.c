@@ -163,6 +163,15 @@ size_t harness_seeds(uint64_t *out, size_t capacity) {
     return count;
 }
 
+size_t harness_device_seeds(const harness_device *device, uint64_t *out, size_t capacity) {
+    size_t count = harness_seeds(out, capacity);
+    if (count > 2 && device->info.type == EFLA_DEVICE_TYPE_SOFTWARE) {
+        out[1] = out[count - 1];
+        count = 2;
+    }
+    return count;
+}
+
 double harness_tolerance(efla_dtype dtype) {
     switch (dtype) {
     case EFLA_DTYPE_F16: return 3e-3;
@@ -324,11 +333,11 @@ void harness_check_case(const char *name, const problem_spec *spec, const efla_d
     efla_backend backends[HARNESS_MAX_BACKENDS];
     uint64_t seeds[HARNESS_MAX_SEEDS];
     const size_t backend_count = harness_backends(backends, HARNESS_MAX_BACKENDS);
-    const size_t seed_count = harness_seeds(seeds, HARNESS_MAX_SEEDS);
     if (!backend_count) cr_skip_test("no backend selected (EFLA_TEST_BACKENDS)");
     for (size_t b = 0; b < backend_count; ++b) {
         harness_device device;
         if (!harness_open(backends[b], 0, &device)) continue;
+        const size_t seed_count = harness_device_seeds(&device, seeds, HARNESS_MAX_SEEDS);
         for (size_t s = 0; s < seed_count; ++s)
             for (size_t d = 0; d < dtype_count; ++d) {
                 problem p;

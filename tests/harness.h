@@ -35,6 +35,9 @@ void harness_close(harness_device *device);
 
 /* EFLA_TEST_SEED alone when set, else the fixed seeds plus this run's fresh one. */
 size_t harness_seeds(uint64_t *out, size_t capacity);
+/* The same for one device: software devices (llvmpipe, PoCL) are slow, so
+ * they run the first fixed seed and the fresh one only. */
+size_t harness_device_seeds(const harness_device *device, uint64_t *out, size_t capacity);
 uint64_t harness_fresh_seed(void);
 
 /* Relative Frobenius tolerance of the precision contract. */

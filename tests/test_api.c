@@ -107,8 +107,8 @@ Test(api, devices_of_every_selected_backend) {
         cr_expect_eq(info.index, 0);
         cr_expect(info.name[0] != '\0', "%s device 0 has no name", name);
         cr_expect(info.kernel_path[0] != '\0', "%s device 0 names no kernel path", name);
-        cr_expect_geq(info.compute_units, 1, "%s device 0 has no compute units", name);
-        if (backends[b] == EFLA_BACKEND_CPU) {
+        if (backends[b] == EFLA_BACKEND_CPU) { /* GPU APIs may not expose a unit count */
+            cr_expect_geq(info.compute_units, 1, "%s device 0 has no compute units", name);
             cr_expect_eq(info.type, EFLA_DEVICE_TYPE_CPU);
             cr_expect_eq(devices, 1);
         }

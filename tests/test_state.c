@@ -23,11 +23,11 @@ static void for_each_problem(const char *name, const problem_spec *spec, problem
     efla_backend backends[HARNESS_MAX_BACKENDS];
     uint64_t seeds[HARNESS_MAX_SEEDS];
     const size_t backend_count = harness_backends(backends, HARNESS_MAX_BACKENDS);
-    const size_t seed_count = harness_seeds(seeds, HARNESS_MAX_SEEDS);
     if (!backend_count) cr_skip_test("no backend selected (EFLA_TEST_BACKENDS)");
     for (size_t b = 0; b < backend_count; ++b) {
         harness_device device;
         if (!harness_open(backends[b], 0, &device)) continue;
+        const size_t seed_count = harness_device_seeds(&device, seeds, HARNESS_MAX_SEEDS);
         for (size_t s = 0; s < seed_count; ++s)
             for (size_t d = 0; d < 3; ++d) {
                 problem p;
