@@ -287,10 +287,11 @@ static efla_status load_seqlens(efla_context context, const efla_forward_desc *d
         else if (i > 0 && offsets[i] < offsets[i - 1]) problem = "must not decrease";
         else if (i == n && offsets[i] != a->tokens) problem = "must end at T";
         if (problem) {
+            const long long value = (long long)offsets[i];
             efla_host_free(&context->allocator, offsets);
             return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                               "cu_seqlens %s: entry %lld is %lld (T=%lld)", problem, (long long)i,
-                              (long long)offsets[i], (long long)a->tokens);
+                              value, (long long)a->tokens);
         }
     }
     a->sequences = n;
