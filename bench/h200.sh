@@ -127,7 +127,7 @@ tests() {
   local name=$1 backend=$2 path=$3
   shift 3
   local vars=("EFLA_REQUIRE_BACKENDS=$backend" "EFLA_TEST_BACKENDS=$backend" "$@")
-  [ "$path" != default ] && vars+=("EFLA_PATH=$path")
+  [ "$path" != default ] && vars+=("EFLA_PATH=$backend:$path")
   step "$name" "$STEP_TEST_LIMIT_S" env "${vars[@]}" "$here/run_tests.sh" "$BUNDLE/bin" "$TEST_LIMIT_S"
 }
 

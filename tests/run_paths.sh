@@ -18,8 +18,8 @@ status=0
 for pair in "$@"; do
     backend=${pair%%:*}
     path=${pair#*:}
-    echo "== backend $backend, EFLA_PATH=$path"
-    EFLA_TEST_BACKENDS=$backend EFLA_REQUIRE_BACKENDS=$backend EFLA_PATH=$path \
+    echo "== backend $backend, EFLA_PATH=$backend:$path"
+    EFLA_TEST_BACKENDS=$backend EFLA_REQUIRE_BACKENDS=$backend EFLA_PATH=$backend:$path \
         ctest --test-dir "$build" --output-on-failure \
         -R '^test_(conformance|state|determinism|golden)$' || status=1
 done

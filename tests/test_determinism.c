@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,27 @@ static void check_plan(const harness_device *device, const plan_case *c) {
     problem_destroy(&p);
 }
 
+/* The path EFLA_PATH forces on `backend` ("path" or "backend:path" entries,
+ * comma-separated; the last that applies wins), or NULL. */
+static const char *forced_path(const char *backend, char *buffer, size_t size) {
+    const char *text = getenv("EFLA_PATH");
+    const char *found = NULL;
+    char entry[64];
+    while (text && *text) {
+        size_t length = strcspn(text, ",");
+        snprintf(entry, sizeof entry, "%.*s", (int)length, text);
+        text += length + (text[length] == ',');
+        const char *colon = strchr(entry, ':');
+        const char *path = colon ? colon + 1 : entry;
+        bool applies = !colon || ((size_t)(colon - entry) == strlen(backend) &&
+                                  strncasecmp(entry, backend, strlen(backend)) == 0);
+        if (!applies || !*path) continue;
+        snprintf(buffer, size, "%s", path);
+        found = buffer;
+    }
+    return found;
+}
+
 Test(plan, query_reports_the_algorithm_and_kernel_path) {
     efla_backend backends[HARNESS_MAX_BACKENDS];
     const size_t backend_count = harness_backends(backends, HARNESS_MAX_BACKENDS);
@@ -228,7 +250,9 @@ Test(plan, query_reports_the_algorithm_and_kernel_path) {
         if (!harness_open(backends[b], 0, &device)) continue;
         cr_expect(device.info.kernel_path[0] != '\0', "%s: device info has no kernel_path",
                   device.text);
-        const char *forced = getenv("EFLA_PATH");
+        char buffer[64];
+        const char *forced =
+            forced_path(efla_backend_name(backends[b]), buffer, sizeof buffer);
         if (forced && *forced && strcasecmp(forced, "auto") != 0)
             cr_expect(strcasecmp(device.info.kernel_path, forced) == 0,
                       "%s: EFLA_PATH=%s but the context reports kernel path %s", device.text,

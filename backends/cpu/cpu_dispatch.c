@@ -5,6 +5,7 @@
 #include "backends/cpu/cpu_internal.h"
 
 #include "core/error.h"
+#include "core/kernel_path.h"
 
 #include <stdlib.h>
 #include <strings.h>
@@ -63,7 +64,8 @@ static const char *valid_names(void) {
 }
 
 const efla_cpu_kernels *efla_cpu_kernels_select(void) {
-    const char *wanted = getenv("EFLA_PATH");
+    char buffer[64];
+    const char *wanted = efla_kernel_path_requested(EFLA_BACKEND_CPU, buffer, sizeof buffer);
     if (!wanted || !*wanted) return efla_cpu_kernels_best();
     for (size_t i = 0; i < PATH_COUNT; ++i) {
         if (strcasecmp(wanted, paths[i].name) != 0) continue;
@@ -79,7 +81,8 @@ const efla_cpu_kernels *efla_cpu_kernels_select(void) {
 }
 
 const char *efla_cpu_kernel_path(void) {
-    const char *wanted = getenv("EFLA_PATH");
+    char buffer[64];
+    const char *wanted = efla_kernel_path_requested(EFLA_BACKEND_CPU, buffer, sizeof buffer);
     for (size_t i = 0; wanted && i < PATH_COUNT; ++i)
         if (strcasecmp(wanted, paths[i].name) == 0 && paths[i].available()) return paths[i].name;
     return efla_cpu_kernels_best()->name;

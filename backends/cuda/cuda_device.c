@@ -2,6 +2,7 @@
 #include "backends/cuda/cuda_internal.h"
 
 #include "core/error.h"
+#include "core/kernel_path.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -48,7 +49,8 @@ const char *efla_cuda_path_name(efla_cuda_path path) {
 }
 
 efla_status efla_cuda_path_from_env(efla_cuda_path *out) {
-    const char *text = getenv("EFLA_PATH");
+    char buffer[64];
+    const char *text = efla_kernel_path_requested(EFLA_BACKEND_CUDA, buffer, sizeof buffer);
     *out = EFLA_CUDA_PATH_AUTO;
     if (!text || !*text || strcmp(text, "auto") == 0) return EFLA_SUCCESS;
     if (strcmp(text, "simt") == 0 || strcmp(text, "mma") == 0) {

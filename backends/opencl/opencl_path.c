@@ -2,6 +2,7 @@
 
 #include "backends/opencl/opencl_device.h"
 #include "core/error.h"
+#include "core/kernel_path.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@ efla_status efla_cl_path_default(const efla_cl_device *device, efla_cl_path *out
 }
 
 efla_status efla_cl_path_choose(const efla_cl_device *device, efla_cl_path *out) {
-    const char *forced = getenv("EFLA_PATH");
+    char buffer[64];
+    const char *forced = efla_kernel_path_requested(EFLA_BACKEND_OPENCL, buffer, sizeof buffer);
     if (!forced || !*forced) return efla_cl_path_default(device, out);
     for (int p = 0; p < EFLA_CL_PATH_COUNT; ++p) {
         if (strcasecmp(forced, path_names[p]) != 0) continue;
