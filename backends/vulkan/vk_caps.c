@@ -266,10 +266,16 @@ static efla_status env_u64(const char *name, uint64_t fallback, uint64_t *out) {
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+/* More invocations per scan tile hide latency on GPUs; on a CPU
+ * implementation they only add coroutine switches at every barrier. */
+static uint64_t default_row_groups(const efla_vk_caps *caps) {
+    return caps->properties.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 4 : 8;
+}
+
 efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,
                                 efla_vk_limits *limits) {
     const VkPhysicalDeviceLimits *l = &caps->properties.limits;
-    uint64_t shared, range, alignment, chunks, scratch, chunk;
+    uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, row_groups;
     uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
     budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
     efla_status status;
@@ -281,8 +287,18 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status =
              env_u64("EFLA_VULKAN_MAX_CHUNKS_PER_DISPATCH", max_chunks_per_dispatch, &chunks)) ||
         (status = env_u64("EFLA_VULKAN_MAX_SCRATCH", budget, &scratch)) ||
-        (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)))
+        (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)) ||
+        (status = env_u64("EFLA_VULKAN_SCAN_BLOCK_V", 0, &block_v)) ||
+        (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)))
         return status;
+    if (block_v != 0 && block_v != 8 && block_v != 16 && block_v != 32 && block_v != 64)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "EFLA_VULKAN_SCAN_BLOCK_V=%llu; valid: 8, 16, 32, 64",
+                          (unsigned long long)block_v);
+    if (row_groups > 16 || (row_groups & (row_groups - 1)))
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "EFLA_VULKAN_SCAN_ROW_GROUPS=%llu; valid: 1, 2, 4, 8, 16",
+                          (unsigned long long)row_groups);
     if (chunk != 0 && chunk != 16 && chunk != 32 && chunk != 64)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "EFLA_VULKAN_CHUNK=%llu; valid: 16, 32, 64",
                           (unsigned long long)chunk);
@@ -302,5 +318,8 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     limits->scratch_budget = scratch;
     limits->max_chunks_per_dispatch = (uint32_t)min_u64(chunks, UINT32_MAX);
     limits->chunk = (uint32_t)chunk;
+    limits->scan_block_v = (uint32_t)block_v;
+    limits->scan_row_groups = (uint32_t)row_groups;
+    limits->compute_units = caps->compute_units;
     return EFLA_SUCCESS;
 }

@@ -50,7 +50,12 @@ int efla_vk_caps_rank(const efla_vk_caps *caps);
  *   EFLA_VULKAN_STORAGE_ALIGNMENT   binding offset alignment (raised only)
  *   EFLA_VULKAN_MAX_CHUNKS_PER_DISPATCH  chunks per sequence per dispatch
  *   EFLA_VULKAN_MAX_SCRATCH         bytes of W/U/A scratch per round
- *   EFLA_VULKAN_CHUNK               chunk size 16, 32 or 64 */
+ *   EFLA_VULKAN_CHUNK               chunk size 16, 32 or 64
+ * and two tuning knobs of the chunked scan (one workgroup per sequence, value
+ * head and tile of BLOCK_V state columns, ROW_GROUPS * BLOCK_V invocations):
+ *   EFLA_VULKAN_SCAN_BLOCK_V        8, 16, 32 or 64 (default: from Dv, shared
+ *                                   memory and the number of workgroups)
+ *   EFLA_VULKAN_SCAN_ROW_GROUPS     1, 2, 4, 8 or 16 (default 8; 4 on CPU devices) */
 typedef struct efla_vk_limits {
     uint32_t shared_bytes;
     uint64_t storage_range;
@@ -60,6 +65,9 @@ typedef struct efla_vk_limits {
     uint64_t scratch_budget;
     uint32_t max_chunks_per_dispatch; /* 0: unbounded */
     uint32_t chunk;                   /* 0: choose */
+    uint32_t scan_block_v;            /* 0: choose */
+    uint32_t scan_row_groups;
+    uint32_t compute_units; /* 0: unknown */
 } efla_vk_limits;
 
 efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,

@@ -4,7 +4,6 @@
 #include "core/error.h"
 
 #define PREP_WORKGROUP 128u
-#define SCAN_ROW_GROUPS 4u
 
 static uint32_t round_up(uint32_t value, uint32_t multiple) {
     return (value + multiple - 1) / multiple * multiple;
@@ -34,38 +33,47 @@ static uint32_t dtype_code(efla_dtype storage) {
     return storage == EFLA_DTYPE_F16 ? 1u : storage == EFLA_DTYPE_BF16 ? 2u : 0u;
 }
 
+/* Workgroups the scan needs to keep the device busy: two per compute unit
+ * where the driver says how many there are. */
+static uint64_t wanted_workgroups(const efla_vk_limits *limits) {
+    return limits->compute_units ? 2ull * limits->compute_units : 128;
+}
+
 static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forward_args *args,
                                   uint64_t chunked_sequences, efla_vk_tiles *tiles) {
     static const uint32_t default_chunks[] = {32, 16};
     const uint32_t *chunks = limits->chunk ? &limits->chunk : default_chunks;
     size_t chunk_count = limits->chunk ? 1 : 2;
     bool half = args->storage != EFLA_DTYPE_F32;
-    uint32_t bv_start = pow2_ceil((uint32_t)args->dv);
-    bv_start = bv_start < 8 ? 8 : bv_start > 32 ? 32 : bv_start;
+    uint32_t rg = limits->scan_row_groups;
+    uint32_t bv_start = limits->scan_block_v ? limits->scan_block_v : pow2_ceil((uint32_t)args->dv);
+    if (!limits->scan_block_v) bv_start = bv_start < 8 ? 8 : bv_start > 32 ? 32 : bv_start;
+    uint32_t bv_end = limits->scan_block_v ? limits->scan_block_v : 8;
     for (size_t c = 0; c < chunk_count; ++c) {
         uint32_t chunk = chunks[c];
-        if (prep_shared_bytes(chunk) > limits->shared_bytes) continue;
-        for (uint32_t bv = bv_start; bv >= 8; bv /= 2) {
-            if (SCAN_ROW_GROUPS * bv > limits->max_invocations ||
+        if (prep_shared_bytes(chunk) > limits->shared_bytes || rg > chunk) continue;
+        for (uint32_t bv = bv_start; bv >= bv_end; bv /= 2) {
+            if (rg * bv > limits->max_invocations ||
                 scan_shared_bytes(tiles->dk_class, chunk, bv, half) > limits->shared_bytes)
                 continue;
             /* Narrower tiles when there are too few workgroups to fill a GPU. */
             uint64_t tiles_v = ((uint64_t)args->dv + bv - 1) / bv;
-            while (bv > 16 && chunked_sequences * (uint64_t)args->value_heads * tiles_v < 128) {
+            while (!limits->scan_block_v && bv > 16 &&
+                   chunked_sequences * (uint64_t)args->value_heads * tiles_v <
+                       wanted_workgroups(limits)) {
                 bv /= 2;
                 tiles_v = ((uint64_t)args->dv + bv - 1) / bv;
             }
             tiles->chunk = chunk;
-            tiles->prep = (efla_vk_pipeline_key){
-                EFLA_VK_PREP, PREP_WORKGROUP, dtype_code(args->storage), tiles->dk_class, chunk,
-                16,           SCAN_ROW_GROUPS};
-            tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN,
-                                                 SCAN_ROW_GROUPS * bv,
+            tiles->prep = (efla_vk_pipeline_key){EFLA_VK_PREP,
+                                                 PREP_WORKGROUP,
                                                  dtype_code(args->storage),
                                                  tiles->dk_class,
                                                  chunk,
-                                                 bv,
-                                                 SCAN_ROW_GROUPS};
+                                                 16,
+                                                 4};
+            tiles->scan = (efla_vk_pipeline_key){
+                EFLA_VK_SCAN, rg * bv, dtype_code(args->storage), tiles->dk_class, chunk, bv, rg};
             return EFLA_SUCCESS;
         }
     }

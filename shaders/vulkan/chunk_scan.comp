@@ -63,9 +63,9 @@ void main() {
         uint abase = P.a_base + block * CH * CH;
         uint fbase = P.f_base + block * 2u * CH;
         for (uint e = t; e < CH * CH; e += WG) a_sh[e] = a_s[abase + e];
-        if (t < CH) {
-            qf_sh[t] = f_s[fbase + t];
-            kf_sh[t] = f_s[fbase + CH + t];
+        for (uint c = t; c < CH; c += WG) {
+            qf_sh[c] = f_s[fbase + c];
+            kf_sh[c] = f_s[fbase + CH + c];
         }
         barrier();
 
