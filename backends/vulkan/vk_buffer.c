@@ -7,6 +7,7 @@
 #include "core/context.h"
 #include "core/error.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define STAGING_MAX (16u << 20)
@@ -34,9 +35,12 @@ efla_status efla_vk_raw_create(efla_backend_context *ctx, VkDeviceSize size,
     }
     if (status != EFLA_SUCCESS) {
         efla_vk_raw_destroy(ctx, out);
-        if (status == EFLA_ERROR_OUT_OF_DEVICE_MEMORY)
+        if (status == EFLA_ERROR_OUT_OF_DEVICE_MEMORY) {
+            char reason[256];
+            snprintf(reason, sizeof reason, "%s", efla_last_error_message());
             return efla_error(status, "cannot allocate %llu bytes of device memory: %s",
-                              (unsigned long long)size, efla_last_error_message());
+                              (unsigned long long)size, reason);
+        }
         return status;
     }
     out->size = size;

@@ -278,6 +278,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, row_groups;
     uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
     budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
+    if (caps->max_allocation) budget = min_u64(budget, caps->max_allocation / 2); /* one buffer */
     efla_status status;
     if ((status =
              env_u64("EFLA_VULKAN_MAX_SHARED_MEMORY", l->maxComputeSharedMemorySize, &shared)) ||

@@ -130,7 +130,7 @@ static efla_status finish_create(efla_backend_context *ctx) {
     VkPhysicalDeviceMemoryProperties memory;
     ctx->ifn.vkGetPhysicalDeviceMemoryProperties(ctx->physical, &memory);
     efla_vk_memory_init(&ctx->memory, &ctx->fn, ctx->device, ctx->host, &memory, BLOCK_SIZE,
-                        ctx->caps.properties.limits.nonCoherentAtomSize);
+                        ctx->caps.properties.limits.nonCoherentAtomSize, ctx->caps.max_allocation);
     efla_status status = create_submission(ctx);
     if (status == EFLA_SUCCESS) status = efla_vk_pipelines_init(ctx);
     if (status == EFLA_SUCCESS)

@@ -30,7 +30,7 @@ static VkDeviceSize align_up(VkDeviceSize value, VkDeviceSize alignment) {
 void efla_vk_memory_init(efla_vk_memory *memory, const efla_vk_device_fns *fn, VkDevice device,
                          const efla_allocator *host,
                          const VkPhysicalDeviceMemoryProperties *properties,
-                         VkDeviceSize block_size, VkDeviceSize atom) {
+                         VkDeviceSize block_size, VkDeviceSize atom, VkDeviceSize max_allocation) {
     memset(memory, 0, sizeof *memory);
     memory->fn = fn;
     memory->device = device;
@@ -38,6 +38,7 @@ void efla_vk_memory_init(efla_vk_memory *memory, const efla_vk_device_fns *fn, V
     memory->properties = *properties;
     memory->block_size = block_size;
     memory->atom = atom ? atom : 1;
+    memory->max_allocation = max_allocation;
 }
 
 static void block_release(efla_vk_memory *memory, efla_vk_block *block) {
@@ -153,6 +154,13 @@ static efla_status new_block(efla_vk_memory *memory, uint32_t type, VkDeviceSize
     return EFLA_SUCCESS;
 }
 
+/* Whether one VkDeviceMemory of `size` bytes may come from `type`. */
+static bool type_can_hold(const efla_vk_memory *memory, uint32_t type, VkDeviceSize size) {
+    uint32_t heap = memory->properties.memoryTypes[type].heapIndex;
+    if (size > memory->properties.memoryHeaps[heap].size) return false;
+    return memory->max_allocation == 0 || size <= memory->max_allocation;
+}
+
 static efla_status alloc_of_type(efla_vk_memory *memory, uint32_t type, VkDeviceSize size,
                                  VkDeviceSize alignment, efla_vk_allocation *out) {
     bool host_visible =
@@ -166,9 +174,13 @@ static efla_status alloc_of_type(efla_vk_memory *memory, uint32_t type, VkDevice
         for (efla_vk_block *b = memory->blocks; b; b = b->next)
             if (b->type == type && !b->dedicated && block_alloc(memory, b, size, alignment, out))
                 return EFLA_SUCCESS;
+    /* A shared block never exceeds what one allocation of the type may be. */
+    VkDeviceSize block_bytes = memory->block_size;
+    while (block_bytes > size && !type_can_hold(memory, type, block_bytes))
+        block_bytes /= 2;
+    if (block_bytes < size) dedicated = true;
     efla_vk_block *block;
-    efla_status status =
-        new_block(memory, type, dedicated ? size : memory->block_size, dedicated, &block);
+    efla_status status = new_block(memory, type, dedicated ? size : block_bytes, dedicated, &block);
     if (status != EFLA_SUCCESS) return status;
     if (!block_alloc(memory, block, size, alignment, out))
         return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -178,21 +190,27 @@ static efla_status alloc_of_type(efla_vk_memory *memory, uint32_t type, VkDevice
 efla_status efla_vk_memory_alloc(efla_vk_memory *memory, const VkMemoryRequirements *requirements,
                                  VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred,
                                  efla_vk_allocation *out) {
-    efla_status status =
-        efla_error(EFLA_ERROR_OUT_OF_DEVICE_MEMORY, "no memory type fits a %llu-byte buffer",
-                   (unsigned long long)requirements->size);
+    efla_status status = EFLA_ERROR_OUT_OF_DEVICE_MEMORY;
+    bool tried = false;
     /* Two passes: types with the preferred flags first, then the rest. */
     for (int pass = 0; pass < 2; ++pass) {
         for (uint32_t type = 0; type < memory->properties.memoryTypeCount; ++type) {
             VkMemoryPropertyFlags flags = memory->properties.memoryTypes[type].propertyFlags;
             bool preferred_type = (flags & preferred) == preferred;
             if (!(requirements->memoryTypeBits & (1u << type)) || (flags & required) != required ||
-                preferred_type != (pass == 0))
+                preferred_type != (pass == 0) || !type_can_hold(memory, type, requirements->size))
                 continue;
+            tried = true;
             status = alloc_of_type(memory, type, requirements->size, requirements->alignment, out);
             if (status != EFLA_ERROR_OUT_OF_DEVICE_MEMORY) return status;
         }
     }
+    if (!tried)
+        return efla_error(EFLA_ERROR_OUT_OF_DEVICE_MEMORY,
+                          "no memory heap of the device can hold %llu bytes in one allocation "
+                          "(maxMemoryAllocationSize %llu)",
+                          (unsigned long long)requirements->size,
+                          (unsigned long long)memory->max_allocation);
     return status;
 }
 

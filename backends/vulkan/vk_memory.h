@@ -28,14 +28,15 @@ typedef struct efla_vk_memory {
     const efla_allocator *host;
     VkPhysicalDeviceMemoryProperties properties;
     VkDeviceSize block_size;
-    VkDeviceSize atom; /* nonCoherentAtomSize */
+    VkDeviceSize atom;           /* nonCoherentAtomSize */
+    VkDeviceSize max_allocation; /* maxMemoryAllocationSize (0: unknown) */
     efla_vk_block *blocks;
 } efla_vk_memory;
 
 void efla_vk_memory_init(efla_vk_memory *memory, const efla_vk_device_fns *fn, VkDevice device,
                          const efla_allocator *host,
                          const VkPhysicalDeviceMemoryProperties *properties,
-                         VkDeviceSize block_size, VkDeviceSize atom);
+                         VkDeviceSize block_size, VkDeviceSize atom, VkDeviceSize max_allocation);
 /* Frees every block (all allocations must be dead). */
 void efla_vk_memory_destroy(efla_vk_memory *memory);
 

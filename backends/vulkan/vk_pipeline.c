@@ -57,8 +57,11 @@ static efla_status create_modules(efla_backend_context *ctx) {
                                          .pCode = (const uint32_t *)(const void *)code[k]};
         VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, &ctx->modules[k]);
         if (result != VK_SUCCESS) {
-            efla_vk_fail(ctx, result, "vkCreateShaderModule");
-            return efla_error(EFLA_ERROR_KERNEL_BUILD, "%s", efla_last_error_message());
+            efla_status status = efla_vk_fail(ctx, result, "vkCreateShaderModule");
+            return status == EFLA_ERROR_DEVICE
+                       ? efla_error(EFLA_ERROR_KERNEL_BUILD, "vkCreateShaderModule failed: %s (%d)",
+                                    efla_vk_result_name(result), (int)result)
+                       : status;
         }
     }
     return EFLA_SUCCESS;
@@ -110,8 +113,9 @@ static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipe
         ctx->fn.vkCreateComputePipelines(ctx->device, ctx->pipeline_cache, 1, &info, NULL, out);
     if (result != VK_SUCCESS) {
         efla_status status = efla_vk_fail(ctx, result, "vkCreateComputePipelines");
-        if (status == EFLA_ERROR_DEVICE) status = EFLA_ERROR_KERNEL_BUILD;
-        return efla_error(status, "%s", efla_last_error_message());
+        if (status != EFLA_ERROR_DEVICE) return status;
+        return efla_error(EFLA_ERROR_KERNEL_BUILD, "vkCreateComputePipelines failed: %s (%d)",
+                          efla_vk_result_name(result), (int)result);
     }
     return EFLA_SUCCESS;
 }
