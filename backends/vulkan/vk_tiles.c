@@ -18,7 +18,7 @@ static uint32_t pow2_ceil(uint32_t value) {
 
 /* Floats of shared memory, as declared in chunk_scan.comp / chunk_prep.comp. */
 static uint64_t scan_shared_bytes(uint32_t dkc, uint32_t chunk, uint32_t bv, bool half) {
-    uint64_t slab = (uint64_t)chunk * (EFLA_VK_SLAB + 1);
+    uint64_t slab = (uint64_t)chunk * EFLA_VK_SLAB;
     uint64_t floats = (uint64_t)dkc * bv + (uint64_t)chunk * bv + 2 * slab +
                       (uint64_t)chunk * chunk + 2u * chunk + (half ? (uint64_t)chunk * bv : 1);
     return floats * 4;

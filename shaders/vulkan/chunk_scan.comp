@@ -17,14 +17,16 @@ layout(std430, set = 0, binding = 10) readonly buffer UBuf { float u_s[]; };
 layout(std430, set = 0, binding = 11) readonly buffer ABuf { float a_s[]; };
 layout(std430, set = 0, binding = 12) readonly buffer FBuf { float f_s[]; };
 
-const uint SL = KS + 1;
-const uint CM = CH / RG; // chunk rows per invocation
-const uint KM = KS / RG; // state rows per invocation within a slab
+const uint KS4 = KS / 4; // vec4s per slab row
+const uint CM = CH / RG;  // chunk rows per invocation
+const uint KM = KS / RG;  // state rows per invocation within a slab
 
 shared float s_sh[DKC * BV];
 shared float vp_sh[CH * BV];
-shared float xs[CH * SL]; // W, then K^ slab
-shared float qs[CH * SL];
+// Slabs as vec4 rows: one shared load feeds four FMAs. Rows are read by
+// whole row groups at once (broadcast), so they need no padding.
+shared vec4 xs[CH * KS4]; // W, then K^ slab
+shared vec4 qs[CH * KS4];
 shared float a_sh[CH * CH];
 shared float qf_sh[CH];
 shared float kf_sh[CH];
@@ -78,18 +80,19 @@ void main() {
         for (uint s = 0u; s < DKC; s += KS) {
             for (uint e = t; e < CH * KS; e += WG) {
                 uint c = e / KS, ii = e % KS;
-                xs[c * SL + ii] = w_s[wbase + c * DKC + s + ii];
+                xs[c * KS4 + ii / 4u][ii % 4u] = w_s[wbase + c * DKC + s + ii];
                 float qv = 0.0;
                 if (c < rows && s + ii < P.dk) qv = load_q(vidx(P.q, b, tok0 + c, h, s + ii));
-                qs[c * SL + ii] = qv;
+                qs[c * KS4 + ii / 4u][ii % 4u] = qv;
             }
             barrier();
-            for (uint ii = 0u; ii < KS; ++ii) {
-                float sv = s_sh[(s + ii) * BV + j];
+            for (uint i4 = 0u; i4 < KS4; ++i4) {
+                uint row = (s + 4u * i4) * BV + j;
+                vec4 sv = vec4(s_sh[row], s_sh[row + BV], s_sh[row + 2u * BV], s_sh[row + 3u * BV]);
                 for (uint m = 0u; m < CM; ++m) {
                     uint c = rg + RG * m;
-                    aw[m] += xs[c * SL + ii] * sv;
-                    aq[m] += qs[c * SL + ii] * sv;
+                    aw[m] += dot(xs[c * KS4 + i4], sv);
+                    aq[m] += dot(qs[c * KS4 + i4], sv);
                 }
             }
             barrier();
@@ -128,14 +131,17 @@ void main() {
                 float kv = 0.0;
                 if (c < rows && s + ii < P.dk)
                     kv = load_k(vidx(P.k, b, tok0 + c, h, s + ii)) * kf_sh[c];
-                xs[c * SL + ii] = kv;
+                xs[c * KS4 + ii / 4u][ii % 4u] = kv;
             }
             barrier();
             float ds[KM];
             for (uint m = 0u; m < KM; ++m) ds[m] = 0.0;
             for (uint c = 0u; c < rows; ++c) {
                 float vv = vp_sh[c * BV + j];
-                for (uint m = 0u; m < KM; ++m) ds[m] += xs[c * SL + rg + RG * m] * vv;
+                for (uint m = 0u; m < KM; ++m) {
+                    uint i = rg + RG * m;
+                    ds[m] += xs[c * KS4 + i / 4u][i % 4u] * vv;
+                }
             }
             for (uint m = 0u; m < KM; ++m) s_sh[(s + rg + RG * m) * BV + j] += ds[m];
             barrier();
