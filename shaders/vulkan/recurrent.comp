@@ -11,13 +11,17 @@
 
 const uint RM = DKC / RG; // state rows per invocation
 
-shared float q_sh[DKC];
-shared float k_sh[DKC];
+// q and k of the current token as vec4s: every invocation reads all of
+// them for the norms, four values per shared load.
+shared vec4 q_sh[DKC / 4u];
+shared vec4 k_sh[DKC / 4u];
 shared float red[WG];
 shared float u_sh[BV];
 shared float o_stage[BV];
 
 #include "efla_out_store.glsl"
+
+float key(uint i) { return k_sh[i / 4u][i % 4u]; }
 
 // Sum of the RG partials of column j (fixed order).
 float column_sum(uint j) {
@@ -53,20 +57,20 @@ void main() {
                 qv = load_q(vidx(P.q, b, tok, h, i));
                 kv = load_k(vidx(P.k, b, tok, h, i));
             }
-            q_sh[i] = qv;
-            k_sh[i] = kv;
+            q_sh[i / 4u][i % 4u] = qv;
+            k_sh[i / 4u][i % 4u] = kv;
         }
         barrier();
         float kk = 0.0, qq = 0.0;
-        for (uint i = 0u; i < DKC; ++i) {
-            kk += k_sh[i] * k_sh[i];
-            qq += q_sh[i] * q_sh[i];
+        for (uint i4 = 0u; i4 < DKC / 4u; ++i4) {
+            kk += dot(k_sh[i4], k_sh[i4]);
+            qq += dot(q_sh[i4], q_sh[i4]);
         }
         float kfac, qfac, e, g;
         step_coefficients(kk, qq, load_beta(vidx(P.beta, b, tok, hv, 0u)), kfac, qfac, e, g);
 
         float p = 0.0;
-        for (uint m = 0u; m < RM; ++m) p += S[m] * k_sh[rg + RG * m];
+        for (uint m = 0u; m < RM; ++m) p += S[m] * key(rg + RG * m);
         red[t] = p;
         barrier();
         if (rg == 0u) {
@@ -78,8 +82,8 @@ void main() {
         float ku = kfac * u_sh[j];
         p = 0.0;
         for (uint m = 0u; m < RM; ++m) {
-            S[m] += k_sh[rg + RG * m] * ku;
-            p += S[m] * q_sh[rg + RG * m];
+            S[m] += key(rg + RG * m) * ku;
+            p += S[m] * q_sh[(rg + RG * m) / 4u][(rg + RG * m) % 4u];
         }
         red[t] = p;
         barrier();
