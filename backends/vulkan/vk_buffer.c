@@ -110,7 +110,7 @@ static efla_status new_buffer(efla_backend_context *ctx, efla_backend_buffer **o
 efla_status efla_vk_buffer_create(efla_backend_context *ctx, uint64_t size,
                                   efla_backend_buffer **out) {
     if (ctx->lost) return efla_error(EFLA_ERROR_DEVICE_LOST, "the Vulkan device was lost");
-    efla_backend_buffer *buf;
+    efla_backend_buffer *buf = NULL;
     efla_status status = new_buffer(ctx, &buf);
     if (status != EFLA_SUCCESS) return status;
     efla_vk_raw_buffer raw;
@@ -144,7 +144,7 @@ efla_status efla_vk_buffer_wrap_native(efla_backend_context *ctx, efla_native_ki
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "wrapped VkBuffer offset %llu is not a multiple of 4",
                           (unsigned long long)native->offset);
-    efla_backend_buffer *buf;
+    efla_backend_buffer *buf = NULL;
     efla_status status = new_buffer(ctx, &buf);
     if (status != EFLA_SUCCESS) return status;
     buf->buffer = native->buffer;

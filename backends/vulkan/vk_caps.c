@@ -1,6 +1,8 @@
 /* Physical-device queries: properties, features, extensions, queues. */
 #include "backends/vulkan/vk_caps.h"
 
+#include "backends/vulkan/vk_path.h"
+
 #include "core/error.h"
 
 #include <stdio.h>
@@ -247,7 +249,9 @@ void efla_vk_caps_describe(const efla_vk_caps *caps, efla_device_info *info) {
     if (caps->cooperative_matrix_khr || caps->cooperative_matrix_nv)
         info->flags |= EFLA_DEVICE_COOPERATIVE_MATRIX;
     if (caps->timestamp_bits > 0) info->flags |= EFLA_DEVICE_TIMESTAMPS;
-    snprintf(info->kernel_path, sizeof info->kernel_path, "portable");
+    efla_vk_path path = EFLA_VK_PATH_PORTABLE;
+    if (efla_vk_path_select(caps, &path) != EFLA_SUCCESS) efla_error_clear(); /* reported at use */
+    snprintf(info->kernel_path, sizeof info->kernel_path, "%s", efla_vk_path_name(path));
 }
 
 /* A positive integer from the environment, or `fallback` when unset. */
@@ -322,5 +326,8 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     limits->scan_block_v = (uint32_t)block_v;
     limits->scan_row_groups = (uint32_t)row_groups;
     limits->compute_units = caps->compute_units;
-    return EFLA_SUCCESS;
+    efla_vk_path path;
+    status = efla_vk_path_select(caps, &path);
+    limits->path = (int)path;
+    return status;
 }

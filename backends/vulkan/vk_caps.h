@@ -68,6 +68,7 @@ typedef struct efla_vk_limits {
     uint32_t scan_block_v;            /* 0: choose */
     uint32_t scan_row_groups;
     uint32_t compute_units; /* 0: unknown */
+    int path;               /* efla_vk_path (vk_path.h) */
 } efla_vk_limits;
 
 efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,

@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define BLOCK_SIZE (64u << 20)
 #define DUMMY_SIZE (64u << 10)
@@ -117,14 +116,6 @@ static efla_status create_submission(efla_backend_context *ctx) {
     return EFLA_SUCCESS;
 }
 
-static efla_status check_kernel_path(void) {
-    const char *path = getenv("EFLA_PATH");
-    if (!path || !*path || strcasecmp(path, "portable") == 0 || strcasecmp(path, "auto") == 0)
-        return EFLA_SUCCESS;
-    return efla_error(EFLA_ERROR_UNSUPPORTED,
-                      "EFLA_PATH='%s' is not a Vulkan kernel path (valid: portable, auto)", path);
-}
-
 /* Everything after the device and queue exist. */
 static efla_status finish_create(efla_backend_context *ctx) {
     VkPhysicalDeviceMemoryProperties memory;
@@ -200,8 +191,6 @@ void efla_vk_context_destroy(efla_backend_context *ctx) {
 
 efla_status efla_vk_context_create(const efla_backend_context_params *params,
                                    efla_backend_context **out) {
-    efla_status status = check_kernel_path();
-    if (status != EFLA_SUCCESS) return status;
     const efla_vk_physical *physical = efla_vk_runtime_device(params->device_index);
     if (!physical)
         return efla_error(EFLA_ERROR_DEVICE_NOT_FOUND, "vulkan has %u device(s); no device %u",
@@ -211,7 +200,7 @@ efla_status efla_vk_context_create(const efla_backend_context_params *params,
     ctx->ifn = *efla_vk_runtime_fns();
     ctx->caps = physical->caps;
     ctx->physical = physical->handle;
-    status = efla_vk_limits_init(&ctx->caps, 0, &ctx->limits);
+    efla_status status = efla_vk_limits_init(&ctx->caps, 0, &ctx->limits);
     if (status == EFLA_SUCCESS) status = create_device(ctx);
     if (status == EFLA_SUCCESS) status = finish_create(ctx);
     if (status != EFLA_SUCCESS) {
@@ -279,7 +268,6 @@ static efla_status adopt_host_queue(efla_backend_context *ctx, const efla_vulkan
 
 static efla_status init_native(efla_backend_context *ctx, const efla_vulkan_device_info *vk) {
     efla_status status = check_native_info(vk);
-    if (status == EFLA_SUCCESS) status = check_kernel_path();
     if (status == EFLA_SUCCESS)
         status = efla_vk_load_instance_fns(vk->get_instance_proc_addr, vk->instance, &ctx->ifn);
     if (status != EFLA_SUCCESS) return status;

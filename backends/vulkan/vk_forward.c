@@ -1,5 +1,6 @@
 /* The forward hooks: plan, make room, record, submit (or record only). */
 #include "backends/vulkan/vk_context.h"
+#include "backends/vulkan/vk_path.h"
 #include "backends/vulkan/vk_plan.h"
 #include "backends/vulkan/vk_record.h"
 
@@ -58,9 +59,9 @@ efla_status efla_vk_forward(efla_backend_context *ctx, const efla_forward_args *
 
 efla_status efla_vk_forward_query(efla_backend_context *ctx, const efla_forward_args *args,
                                   efla_forward_plan *plan) {
-    (void)ctx;
     plan->algorithm = efla_vk_plan_algorithm(args);
-    snprintf(plan->kernel_path, sizeof plan->kernel_path, "portable");
+    snprintf(plan->kernel_path, sizeof plan->kernel_path, "%s",
+             efla_vk_path_name((efla_vk_path)ctx->limits.path));
     return EFLA_SUCCESS;
 }
 

@@ -179,7 +179,7 @@ static efla_status alloc_of_type(efla_vk_memory *memory, uint32_t type, VkDevice
     while (block_bytes > size && !type_can_hold(memory, type, block_bytes))
         block_bytes /= 2;
     if (block_bytes < size) dedicated = true;
-    efla_vk_block *block;
+    efla_vk_block *block = NULL;
     efla_status status = new_block(memory, type, dedicated ? size : block_bytes, dedicated, &block);
     if (status != EFLA_SUCCESS) return status;
     if (!block_alloc(memory, block, size, alignment, out))
