@@ -27,7 +27,7 @@ for program in test_conformance test_state test_determinism test_golden test_api
     echo "== $program under the validation layer"
     "$build/tests/$program" --jobs 1 >"$log" 2>&1 || status=1
     tail -n 1 "$log"
-    if ! grep -q "Current Enables: VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT" "$log"; then
+    if ! grep -q "Current Enables:.*SYNCHRONIZATION_VALIDATION" "$log"; then
         echo "$program: the validation layer with synchronization validation did not load" >&2
         status=1
     fi
