@@ -251,8 +251,7 @@ Test(plan, query_reports_the_algorithm_and_kernel_path) {
         cr_expect(device.info.kernel_path[0] != '\0', "%s: device info has no kernel_path",
                   device.text);
         char buffer[64];
-        const char *forced =
-            forced_path(efla_backend_name(backends[b]), buffer, sizeof buffer);
+        const char *forced = forced_path(efla_backend_name(backends[b]), buffer, sizeof buffer);
         if (forced && *forced && strcasecmp(forced, "auto") != 0)
             cr_expect(strcasecmp(device.info.kernel_path, forced) == 0,
                       "%s: EFLA_PATH=%s but the context reports kernel path %s", device.text,
