@@ -36,15 +36,23 @@ static int64_t recurrent_limit(const efla_forward_args *a) {
     }
 }
 
+/* Below this head dimension the mma path pads Dk or Dv to 16 (mostly zero
+ * products, no speed to gain) and still rounds the state and V' to 16-bit
+ * operands (bf16 at Dk = 1, Dv = 5 missed the 1e-2 contract on the H200):
+ * such requests run the f32 simt kernels whatever the context's path. */
+#define MMA_MIN_HEAD_DIM 16
+
 /* Tensor cores for the chunked kernels: 16-bit storage, sm_80+, not
- * forced off, and the kernels' shared memory fits this device. */
+ * forced off, head dimensions of at least MMA_MIN_HEAD_DIM, and the
+ * kernels' shared memory fits this device. */
 static void choose_chunked_path(const efla_backend_context *ctx, const efla_forward_args *a,
                                 forward_plan *plan) {
     const int64_t optin = ctx->props.smem_optin;
     const uint32_t stage = efla_cuda_scan_mma_stage_bytes(a->dk);
     const uint32_t fixed = efla_cuda_scan_mma_fixed_bytes(a->dk);
     plan->mma = ctx->path != EFLA_CUDA_PATH_SIMT && a->storage != EFLA_DTYPE_F32 &&
-                ctx->props.cc_major >= 8 && efla_cuda_prepare_mma_smem(a->dk, a->dv) <= optin &&
+                ctx->props.cc_major >= 8 && a->dk >= MMA_MIN_HEAD_DIM &&
+                a->dv >= MMA_MIN_HEAD_DIM && efla_cuda_prepare_mma_smem(a->dk, a->dv) <= optin &&
                 stage + fixed <= optin;
     plan->stages = 2 * (int64_t)stage + fixed <= optin ? 2 : 1;
 }
