@@ -69,8 +69,8 @@ void efla_cuda_buffer_destroy(efla_backend_context *ctx, efla_backend_buffer *bu
     efla_host_free(ctx->params.allocator, buf);
 }
 
-/* The blocking copies run on the legacy stream: wait for the context's work
- * (its own stream, and the last forward recorded on any stream) first. */
+/* Blocking copies wait for the context's work first (its own stream, and
+ * the last forward recorded on any stream). */
 static CUresult drain(efla_backend_context *ctx) {
     CUresult result = efla_cu->StreamSynchronize(ctx->stream);
     if (result == CUDA_SUCCESS && ctx->work_recorded)
@@ -83,9 +83,15 @@ efla_status efla_cuda_buffer_upload(efla_backend_context *ctx, efla_backend_buff
     if (size == 0) return EFLA_SUCCESS;
     efla_status status = efla_cuda_enter(ctx);
     if (status != EFLA_SUCCESS) return status;
+    /* Not cuMemcpyHtoD: from pageable memory it returns once the bytes are
+     * staged, and its DMA, on the legacy stream, is not ordered with our
+     * non-blocking stream: a forward could run first and have its outputs
+     * overwritten when the DMA lands (seen on the H200 as NaN final states
+     * of the last, quickest sequences). Copy on our stream and wait. */
     CUresult result = drain(ctx);
     if (result == CUDA_SUCCESS)
-        result = efla_cu->MemcpyHtoD(buf->address + offset, src, (size_t)size);
+        result = efla_cu->MemcpyHtoDAsync(buf->address + offset, src, (size_t)size, ctx->stream);
+    if (result == CUDA_SUCCESS) result = efla_cu->StreamSynchronize(ctx->stream);
     efla_cuda_leave(ctx);
     return result == CUDA_SUCCESS ? EFLA_SUCCESS
                                   : efla_cuda_fail(result, "uploading to the buffer");

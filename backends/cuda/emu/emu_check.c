@@ -330,9 +330,54 @@ static void check_interop(void) {
     printf("ok   EFLA_PATH=bogus: %s\n", efla_last_error_message());
 }
 
+/* The plan's kernel path: simt below head dimension 16 even where mma is
+ * forced; the device keeps reporting the context's path. */
+static void check_query_path(void) {
+    setenv("EFLA_PATH", "cuda:mma", 1);
+    efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
+    info.backend = EFLA_BACKEND_CUDA;
+    efla_context ctx;
+    efla_status created = efla_context_create(&info, &ctx);
+    unsetenv("EFLA_PATH");
+    CHECK(created);
+    static const int64_t dims[][3] = {
+        {1, 5, 0}, {15, 64, 0}, {64, 15, 0}, {16, 16, 1}, {64, 64, 1}};
+    efla_buffer buf;
+    CHECK(efla_buffer_create(ctx, 1 << 20, &buf));
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; ++i) {
+        int64_t qs[4] = {1, 128, 1, dims[i][0]}, vs[4] = {1, 128, 1, dims[i][1]},
+                bs[3] = {1, 128, 1};
+        efla_forward_desc desc = EFLA_FORWARD_DESC_INIT;
+        desc.q = efla_tensor_contiguous(buf, 0, EFLA_DTYPE_BF16, 4, qs);
+        desc.k = efla_tensor_contiguous(buf, 1 << 16, EFLA_DTYPE_BF16, 4, qs);
+        desc.v = efla_tensor_contiguous(buf, 2 << 16, EFLA_DTYPE_BF16, 4, vs);
+        desc.out = efla_tensor_contiguous(buf, 3 << 16, EFLA_DTYPE_BF16, 4, vs);
+        desc.beta = efla_tensor_contiguous(buf, 4 << 16, EFLA_DTYPE_BF16, 3, bs);
+        desc.algorithm = EFLA_ALGORITHM_CHUNKED;
+        efla_forward_plan plan = EFLA_FORWARD_PLAN_INIT;
+        CHECK(efla_forward_query(ctx, &desc, &plan));
+        const char *want = dims[i][2] ? "mma" : "simt";
+        if (strcmp(plan.kernel_path, want)) {
+            fprintf(stderr, "FAIL: Dk%lld Dv%lld plans path %s, want %s\n", (long long)dims[i][0],
+                    (long long)dims[i][1], plan.kernel_path, want);
+            exit(1);
+        }
+    }
+    efla_device_info dev = EFLA_DEVICE_INFO_INIT;
+    CHECK(efla_context_device_info(ctx, &dev));
+    if (strcmp(dev.kernel_path, "mma"))
+        fail("device kernel_path must stay mma", EFLA_ERROR_INTERNAL);
+    efla_buffer_destroy(buf);
+    efla_context_destroy(ctx);
+    printf("ok   EFLA_PATH=cuda:mma plans simt below Dk/Dv 16, mma from 16\n");
+}
+
 int main(void) {
     static const int32_t mixed[] = {0, 3, 3, 70, 200, 201};
     static const int32_t long_only[] = {0, 65, 130};
+    /* empty sequences first, in the middle and last (the last one's state
+     * was overwritten by a late upload DMA on the H200) */
+    static const int32_t with_empty[] = {0, 0, 5, 75, 75, 76, 140, 205, 205};
     const test_case cases[] = {
         {"f32 chunked B2 T100 H2 HV4 Dk17 Dv33", 2, 100, 2, 4, 17, 33, EFLA_DTYPE_F32,
          EFLA_ALGORITHM_AUTO, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 0},
@@ -362,6 +407,12 @@ int main(void) {
          EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 1},
         {"f16 hard keys, Dk100 Dv130 permuted, T150", 1, 150, 2, 2, 100, 130, EFLA_DTYPE_F16,
          EFLA_ALGORITHM_AUTO, EFLA_MODE_EFLA, EFLA_FORWARD_L2NORM_Q, NULL, 0, 1, 1, 0, 1, 1},
+        {"bf16 varlen, empty sequences (last too)", 1, 205, 2, 4, 16, 16, EFLA_DTYPE_BF16,
+         EFLA_ALGORITHM_AUTO, EFLA_MODE_EFLA, 0, with_empty, 8, 1, 1, 0, 0, 0},
+        {"f32 varlen chunked, empty sequences, no state", 1, 205, 1, 2, 8, 8, EFLA_DTYPE_F32,
+         EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, with_empty, 8, 0, 1, 0, 0, 0},
+        {"bf16 chunked Dk1 Dv5 (simt below Dk/Dv 16)", 1, 130, 1, 1, 1, 5, EFLA_DTYPE_BF16,
+         EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 0},
     };
     int ok = 1;
     const char *forced = getenv("EFLA_EMU_PATH");
@@ -370,5 +421,6 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         ok &= check_case(&cases[i]);
     check_interop();
+    check_query_path();
     return ok ? 0 : 1;
 }

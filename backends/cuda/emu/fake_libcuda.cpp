@@ -9,6 +9,14 @@
  * opt-in limit, grid limits, copies outside an allocation, unknown kernel
  * names, fatbin images without the fatbin magic or misaligned.
  *
+ * Synchronous host-to-device copies model the driver's staging: cuMemcpyHtoD
+ * from pageable memory returns once the bytes are staged, and the DMA lands
+ * later, ordered with the legacy stream but not with streams created
+ * CU_STREAM_NON_BLOCKING. Here it lands after the next kernel launched on
+ * such a stream (the race lost), or before legacy / blocking-stream work
+ * and synchronizations. Fresh allocations hold 0xff bytes (NaN in every
+ * float dtype), so reads of memory nobody wrote show up.
+ *
  * The emulated device: "efla emulator (H200-like)", sm_90, 132 SMs, 227 KiB
  * opt-in shared memory; EFLA_FAKE_CUDA_SMEM_OPTIN overrides the latter
  * (e.g. 101376 for sm_86/89-class limits), EFLA_FAKE_CUDA_DEVICES the count.
@@ -39,6 +47,25 @@ struct Context {
 };
 
 std::map<uintptr_t, size_t> g_allocations;
+
+/* Legacy-stream host-to-device copies whose DMA has not landed yet. */
+struct PendingCopy {
+    CUdeviceptr dst;
+    std::vector<unsigned char> bytes;
+};
+std::vector<PendingCopy> g_pending;
+
+void land_pending_copies() {
+    for (const PendingCopy &copy : g_pending)
+        std::memcpy(reinterpret_cast<void *>((uintptr_t)copy.dst), copy.bytes.data(),
+                    copy.bytes.size());
+    g_pending.clear();
+}
+
+/* Streams are an int holding their creation flags; 0 is the legacy stream. */
+bool non_blocking(CUstream stream) {
+    return stream && (*reinterpret_cast<int *>(stream) & CU_STREAM_NON_BLOCKING);
+}
 std::vector<CUcontext> g_stack;
 Context g_contexts[8];
 bool g_initialized = false;
@@ -178,18 +205,24 @@ CUresult fake_CtxGetDevice(CUdevice *device) {
 }
 
 CUresult fake_context_only() { return need_context(); }
-CUresult fake_CtxSynchronize() { return fake_context_only(); }
+CUresult fake_CtxSynchronize() {
+    land_pending_copies();
+    return fake_context_only();
+}
 
-CUresult fake_StreamCreate(CUstream *stream, unsigned int) {
+CUresult fake_StreamCreate(CUstream *stream, unsigned int flags) {
     if (CUresult r = need_context()) return r;
-    *stream = reinterpret_cast<CUstream>(new int(0));
+    *stream = reinterpret_cast<CUstream>(new int((int)flags));
     return CUDA_SUCCESS;
 }
 CUresult fake_StreamDestroy(CUstream stream) {
     delete reinterpret_cast<int *>(stream);
     return CUDA_SUCCESS;
 }
-CUresult fake_StreamSynchronize(CUstream) { return need_context(); }
+CUresult fake_StreamSynchronize(CUstream stream) {
+    if (!non_blocking(stream)) land_pending_copies();
+    return need_context();
+}
 CUresult fake_StreamWaitEvent(CUstream, CUevent event, unsigned int) {
     return event ? need_context() : CUDA_ERROR_INVALID_VALUE;
 }
@@ -251,7 +284,7 @@ CUresult fake_FuncSetAttribute(CUfunction function, CUfunction_attribute attribu
 }
 
 CUresult fake_LaunchKernel(CUfunction function, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                           unsigned by, unsigned bz, unsigned smem, CUstream, void **params,
+                           unsigned by, unsigned bz, unsigned smem, CUstream stream, void **params,
                            void **extra) {
     if (CUresult r = need_context()) return r;
     Function *f = reinterpret_cast<Function *>(function);
@@ -259,7 +292,10 @@ CUresult fake_LaunchKernel(CUfunction function, unsigned gx, unsigned gy, unsign
     if (gx == 0 || gy == 0 || gx > 0x7fffffffu || gy > 65535) return CUDA_ERROR_INVALID_VALUE;
     if (bx == 0 || bx > 1024 || (int)bx > f->max_threads) return CUDA_ERROR_INVALID_VALUE;
     if ((int)smem > f->max_dynamic_smem) return CUDA_ERROR_INVALID_VALUE;
+    const bool racing = non_blocking(stream);
+    if (!racing) land_pending_copies();
     efla_emu_launch(f->fn, gx, gy, bx, smem, static_cast<const efla_cuda_params *>(params[0]));
+    land_pending_copies(); /* a non-blocking stream's kernel ran before the DMA landed */
     return CUDA_SUCCESS;
 }
 
@@ -268,7 +304,7 @@ CUresult fake_MemAlloc(CUdeviceptr *address, size_t size) {
     if (size == 0) return CUDA_ERROR_INVALID_VALUE;
     void *memory = std::aligned_alloc(256, (size + 255) / 256 * 256);
     if (!memory) return CUDA_ERROR_OUT_OF_MEMORY;
-    std::memset(memory, 0xcd, size); /* garbage, as on a GPU */
+    std::memset(memory, 0xff, size); /* NaN in every dtype: reads of unwritten device memory show */
     g_allocations[(uintptr_t)memory] = size;
     *address = (CUdeviceptr)(uintptr_t)memory;
     return CUDA_SUCCESS;
@@ -278,23 +314,33 @@ CUresult fake_MemFree(CUdeviceptr address) {
     if (CUresult r = need_context()) return r;
     auto it = g_allocations.find((uintptr_t)address);
     if (it == g_allocations.end()) return CUDA_ERROR_INVALID_VALUE;
+    land_pending_copies(); /* cuMemFree waits for the device */
     std::free(reinterpret_cast<void *>(it->first));
     g_allocations.erase(it);
     return CUDA_SUCCESS;
 }
 
+/* Staged: the DMA lands later (see the top of this file). */
 CUresult fake_MemcpyHtoD(CUdeviceptr dst, const void *src, size_t size) {
     if (CUresult r = need_context()) return r;
     if (!inside_allocation(dst, size)) return CUDA_ERROR_INVALID_VALUE;
-    std::memcpy(reinterpret_cast<void *>((uintptr_t)dst), src, size);
+    const unsigned char *bytes = static_cast<const unsigned char *>(src);
+    g_pending.push_back(PendingCopy{dst, std::vector<unsigned char>(bytes, bytes + size)});
     return CUDA_SUCCESS;
 }
-CUresult fake_MemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t size, CUstream) {
-    return fake_MemcpyHtoD(dst, src, size);
+/* In stream order: earlier legacy copies land first unless the stream is
+ * non-blocking, where they may land after it (and overwrite it). */
+CUresult fake_MemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t size, CUstream stream) {
+    if (CUresult r = need_context()) return r;
+    if (!inside_allocation(dst, size)) return CUDA_ERROR_INVALID_VALUE;
+    if (!non_blocking(stream)) land_pending_copies();
+    std::memcpy(reinterpret_cast<void *>((uintptr_t)dst), src, size);
+    return CUDA_SUCCESS;
 }
 CUresult fake_MemcpyDtoH(void *dst, CUdeviceptr src, size_t size) {
     if (CUresult r = need_context()) return r;
     if (!inside_allocation(src, size)) return CUDA_ERROR_INVALID_VALUE;
+    land_pending_copies(); /* legacy stream: after the earlier legacy copies */
     std::memcpy(dst, reinterpret_cast<const void *>((uintptr_t)src), size);
     return CUDA_SUCCESS;
 }
