@@ -82,6 +82,34 @@ EFLA_DEV void efla_state_store(const efla_cuda_tensor &t, int64_t n, int64_t hv,
     reinterpret_cast<float *>(t.address)[efla_offset(t, n, hv, i, j)] = x;
 }
 
+/* Four consecutive f32 of the state at a 16-byte aligned address. */
+EFLA_DEV void efla_load4(const float *address, float x[4]) {
+#ifdef EFLA_CUDA_EMULATION
+    std::memcpy(x, address, 16);
+#else
+    const float4 v = *reinterpret_cast<const float4 *>(address);
+    x[0] = v.x;
+    x[1] = v.y;
+    x[2] = v.z;
+    x[3] = v.w;
+#endif
+}
+
+EFLA_DEV void efla_store4(float *address, const float x[4]) {
+#ifdef EFLA_CUDA_EMULATION
+    std::memcpy(address, x, 16);
+#else
+    *reinterpret_cast<float4 *>(address) = make_float4(x[0], x[1], x[2], x[3]);
+#endif
+}
+
+/* Whether a state tensor can move 4 columns as one 16-byte access: unit
+ * column stride, every other stride and the address multiples of 4 floats. */
+EFLA_DEV bool efla_state_vectorizable(const efla_cuda_tensor &t) {
+    return t.stride[3] == 1 && t.stride[2] % 4 == 0 && t.stride[1] % 4 == 0 &&
+           t.stride[0] % 4 == 0 && t.address % 16 == 0;
+}
+
 /* Sequence n: batch row, first token, length and first scratch chunk. */
 EFLA_DEV efla_cuda_sequence efla_sequence(const efla_cuda_params &p, int64_t n) {
     if (p.sequence_table) return reinterpret_cast<const efla_cuda_sequence *>(p.sequence_table)[n];

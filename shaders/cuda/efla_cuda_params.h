@@ -69,8 +69,10 @@ EFLA_HD int64_t efla_cuda_scratch_aqk(int64_t dk, int64_t dv) {
 /* Dynamic shared memory of each kernel, in bytes. */
 #define EFLA_CUDA_STAGE_PITCH (EFLA_CUDA_CHUNK + 1) /* a padded 64-wide row: no bank conflicts */
 EFLA_HD uint32_t efla_cuda_recurrent_smem(int64_t dk_class) {
-    /* k and q rows, the cross-warp partial sums, block-sum slots, u */
-    return (uint32_t)(4 * (2 * dk_class + 2 * 4 * EFLA_CUDA_TILE_V + 8 + EFLA_CUDA_TILE_V));
+    /* k and q rows and the cross-warp column sums (S^T k, S^T q), two of each
+     * (by token parity) */
+    const int64_t warps = EFLA_CUDA_RECURRENT_THREADS / 32;
+    return (uint32_t)(4 * (2 * 2 * dk_class + 2 * warps * 2 * EFLA_CUDA_TILE_V));
 }
 EFLA_HD uint32_t efla_cuda_prepare_smem(void) {
     /* K^ and Q^ stages, A (then L), A^-1, four coefficient vectors */
@@ -115,7 +117,7 @@ EFLA_HD uint32_t efla_cuda_scan_mma_fixed_bytes(int64_t dk) {
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds
- * is class / 4 (4 warps share the rows). */
+ * is class / 16 (16 row slots of 8 threads share the rows). */
 EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     return dk <= 32 ? 32 : dk <= 64 ? 64 : dk <= 128 ? 128 : 256;
 }
