@@ -2,8 +2,8 @@
 #include "backends/vulkan/vk_path.h"
 
 #include "core/error.h"
+#include "core/kernel_path.h"
 
-#include <stdlib.h>
 #include <strings.h>
 
 typedef struct path_entry {
@@ -26,7 +26,8 @@ const char *efla_vk_path_name(efla_vk_path path) {
 }
 
 efla_status efla_vk_path_select(const efla_vk_caps *caps, efla_vk_path *out) {
-    const char *forced = getenv("EFLA_PATH");
+    char buffer[64];
+    const char *forced = efla_kernel_path_requested(EFLA_BACKEND_VULKAN, buffer, sizeof buffer);
     bool automatic = !forced || !*forced || strcasecmp(forced, "auto") == 0;
     for (int p = 0; p < EFLA_VK_PATH_COUNT; ++p) {
         if (!automatic && strcasecmp(forced, paths[p].name) != 0) continue;

@@ -14,9 +14,9 @@ typedef enum efla_vk_path { EFLA_VK_PATH_PORTABLE = 0, EFLA_VK_PATH_COUNT } efla
 
 const char *efla_vk_path_name(efla_vk_path path);
 
-/* The best path the device offers, or the one EFLA_PATH forces ("auto" or
- * unset: the best). An unknown or unavailable name fails with
- * EFLA_ERROR_UNSUPPORTED listing the valid ones. */
+/* The best path the device offers, or the one EFLA_PATH forces for vulkan
+ * (an entry "vulkan:<path>" or a bare "<path>"; "auto" or none: the best). An unknown or
+ * unavailable name fails with EFLA_ERROR_UNSUPPORTED listing the valid ones. */
 efla_status efla_vk_path_select(const efla_vk_caps *caps, efla_vk_path *out);
 
 #endif
