@@ -45,7 +45,7 @@ efla_status efla_cuda_device_props_get(CUdevice device, int ordinal, efla_cuda_d
 }
 
 const char *efla_cuda_path_name(efla_cuda_path path) {
-    return path == EFLA_CUDA_PATH_SIMT ? "simt" : "mma";
+    return path == EFLA_CUDA_PATH_SIMT ? "simt" : path == EFLA_CUDA_PATH_MMA4 ? "mma4" : "mma";
 }
 
 efla_status efla_cuda_path_from_env(efla_cuda_path *out) {
@@ -53,10 +53,16 @@ efla_status efla_cuda_path_from_env(efla_cuda_path *out) {
     const char *text = efla_kernel_path_requested(EFLA_BACKEND_CUDA, buffer, sizeof buffer);
     *out = EFLA_CUDA_PATH_AUTO;
     if (!text || !*text || strcmp(text, "auto") == 0) return EFLA_SUCCESS;
-    if (strcmp(text, "simt") == 0 || strcmp(text, "mma") == 0) {
-        *out = text[0] == 's' ? EFLA_CUDA_PATH_SIMT : EFLA_CUDA_PATH_MMA;
-        return EFLA_SUCCESS;
-    }
+    static const struct {
+        const char *name;
+        efla_cuda_path path;
+    } paths[] = {
+        {"simt", EFLA_CUDA_PATH_SIMT}, {"mma", EFLA_CUDA_PATH_MMA}, {"mma4", EFLA_CUDA_PATH_MMA4}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; ++i)
+        if (strcmp(text, paths[i].name) == 0) {
+            *out = paths[i].path;
+            return EFLA_SUCCESS;
+        }
     return efla_error(
         EFLA_ERROR_UNSUPPORTED,
         "EFLA_PATH='%s' is not a CUDA kernel path (valid: auto, " EFLA_CUDA_PATH_NAMES ")", text);

@@ -21,6 +21,7 @@ _Static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE,
 typedef struct forward_plan {
     int64_t recurrent_max_len; /* sequences longer than this run chunked */
     bool mma;                  /* the chunked kernels run on tensor cores */
+    bool mma4;                 /* ... with the 4-warp scan (path mma4) */
     int stages;                /* mma scan: chunk operand buffers */
     bool any_recurrent, any_chunked;
     int64_t chunks_per_sequence; /* without varlen */
@@ -54,6 +55,7 @@ static void choose_chunked_path(const efla_backend_context *ctx, const efla_forw
                 ctx->props.cc_major >= 8 && a->dk >= MMA_MIN_HEAD_DIM &&
                 a->dv >= MMA_MIN_HEAD_DIM && efla_cuda_prepare_mma_smem(a->dk, a->dv) <= optin &&
                 stage + fixed <= optin;
+    plan->mma4 = ctx->path == EFLA_CUDA_PATH_MMA4;
     plan->stages = 2 * (int64_t)stage + fixed <= optin ? 2 : 1;
 }
 
@@ -219,8 +221,11 @@ static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, in
     if (plan->mma) {
         const int half = dtype == EFLA_CUDA_F16 ? 0 : 1;
         prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + half);
-        scan = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_SCAN_MMA_F16 + half);
-        threads = scan_threads = EFLA_CUDA_MMA_THREADS;
+        scan = (efla_cuda_kernel)((plan->mma4 ? EFLA_CUDA_KERNEL_SCAN_MMA4_F16
+                                              : EFLA_CUDA_KERNEL_SCAN_MMA_F16) +
+                                  half);
+        threads = EFLA_CUDA_MMA_THREADS;
+        scan_threads = plan->mma4 ? EFLA_CUDA_MMA_THREADS : EFLA_CUDA_MMA_SCAN_THREADS;
         prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
         scan_smem = (uint32_t)plan->stages * efla_cuda_scan_mma_stage_bytes(p->dk) +
                     efla_cuda_scan_mma_fixed_bytes(p->dk);
@@ -321,8 +326,8 @@ efla_status efla_cuda_forward_query(efla_backend_context *ctx, const efla_forwar
                                                             : EFLA_ALGORITHM_RECURRENT;
     /* The chunked kernels' path when they run; the recurrent kernel is the
      * same on every path, so a recurrent-only call reports the context's. */
-    const char *path =
-        plan.any_chunked ? (plan.mma ? "mma" : "simt") : efla_cuda_path_name(ctx->path);
+    const char *path = plan.any_chunked ? (plan.mma ? (plan.mma4 ? "mma4" : "mma") : "simt")
+                                        : efla_cuda_path_name(ctx->path);
     snprintf(out->kernel_path, sizeof out->kernel_path, "%s", path);
     release_plan(ctx, &plan);
     return EFLA_SUCCESS;

@@ -27,8 +27,9 @@ typedef enum efla_cuda_path {
     EFLA_CUDA_PATH_AUTO = 0,
     EFLA_CUDA_PATH_SIMT = 1, /* plain f32 FMA for everything */
     EFLA_CUDA_PATH_MMA = 2,  /* tensor cores for the chunked kernels of f16/bf16 storage */
+    EFLA_CUDA_PATH_MMA4 = 3, /* mma with the earlier 4-warp scan, for comparison */
 } efla_cuda_path;
-#define EFLA_CUDA_PATH_NAMES "simt, mma"
+#define EFLA_CUDA_PATH_NAMES "simt, mma, mma4"
 
 /* Device properties the backend plans with. */
 typedef struct efla_cuda_device_props {

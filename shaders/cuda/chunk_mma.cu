@@ -9,9 +9,11 @@
  *
  * prepare: one block of 4 warps per (chunk, value head); warp w owns rows
  *   16w..16w+15 of every 64-row product.
- * scan: one block of 4 warps per (sequence, value head, 16 columns of the
- *   state). Per chunk: V' = U - W S and Q^S (warp w: rows 16w..), then
- *   O += QK^T V', then S += K^T V' (warp w: 16-row tiles w, w+4, ... of S).
+ * scan: one block of 8 warps per (sequence, value head, 16 columns of the
+ *   state). Per chunk: V' = U - W S (warps 0-3) and Q^S (warps 4-7) on
+ *   rows 16 (w % 4).., then O += QK^T V' (warps 4-7), then S += K^T V'
+ *   (warp w: 16-row tiles w, w+8 of S). The 4-warp form (every warp both
+ *   products, tiles w, w+4, ...) stays selectable as EFLA_PATH=cuda:mma4.
  *   The next chunk's operands stream in with cp.async while this one runs
  *   (when two stages fit the shared memory).
  */
@@ -152,33 +154,41 @@ EFLA_DEV ScanStage scan_stage(uint16_t *base, int dkp, int kp) {
 }
 
 /* Issues the 16-byte copies of chunk `chunk`'s operands into `stage`. */
+template <int THREADS>
 EFLA_DEV void load_stage(const efla_cuda_params &p, int64_t chunk, int64_t slot, int64_t j0,
                          const ScanStage &stage, int dkp, int kp) {
     const MmaScratch src = mma_scratch(p, chunk, slot);
     const int dvp = (int)efla_cuda_pad16(p.dv), row_pieces = dkp / 8;
-    for (int e = efla_tid(); e < C * row_pieces; e += kThreads) {
+    for (int e = efla_tid(); e < C * row_pieces; e += THREADS) {
         const int r = e / row_pieces, piece = 8 * (e % row_pieces);
         efla_cp_async16(stage.w + r * kp + piece, src.w + (int64_t)r * dkp + piece);
         efla_cp_async16(stage.q + r * kp + piece, src.q + (int64_t)r * dkp + piece);
     }
-    for (int e = efla_tid(); e < dkp * (C / 8); e += kThreads) {
+    for (int e = efla_tid(); e < dkp * (C / 8); e += THREADS) {
         const int i = e / (C / 8), piece = 8 * (e % (C / 8));
         efla_cp_async16(stage.kt + i * PC + piece, src.kt + (int64_t)i * C + piece);
     }
-    for (int e = efla_tid(); e < C * (C / 8); e += kThreads) {
+    for (int e = efla_tid(); e < C * (C / 8); e += THREADS) {
         const int r = e / (C / 8), piece = 8 * (e % (C / 8));
         efla_cp_async16(stage.aqk + r * PC + piece, src.aqk + (int64_t)r * C + piece);
     }
-    for (int e = efla_tid(); e < C * 2; e += kThreads) {
+    for (int e = efla_tid(); e < C * 2; e += THREADS) {
         const int r = e / 2, piece = 8 * (e % 2);
         efla_cp_async16(stage.u + r * kUPitch + piece, src.u + (int64_t)r * dvp + j0 + piece);
     }
     efla_cp_async_commit();
 }
 
-template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
-    constexpr int kMaxTiles = 256 / 16 / (kThreads / 32); /* S row tiles per warp */
+/* WARPS = 4: every warp computes W S and Q^S for its 16 chunk rows.
+ * WARPS = 8: warps 0-3 compute W S (and publish V'), warps 4-7 Q^S (and
+ * then O) for rows 16 (warp % 4): half the serial work per warp per chunk
+ * and two warps per scheduler to hide the latencies of the next. */
+template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
+    constexpr int kScanThreads = 32 * WARPS;
+    constexpr int kMaxTiles = 256 / 16 / WARPS; /* S row tiles per warp */
     const int tid = efla_tid(), warp = tid >> 5;
+    const int row0 = 16 * (warp % 4); /* this warp's chunk rows */
+    const bool does_w = WARPS == 4 || warp < 4, does_q = WARPS == 4 || warp >= 4;
     const int64_t block = efla_block_x();
     const int64_t tile = block % p.dv_tiles;
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
@@ -196,12 +206,12 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     uint16_t *vt = st + kTileV * kp;              /* V'^T [16][PC] */
 
     /* The state tile, f32, as accumulators: tile r of this warp is rows
-     * 16 (warp + 4r) .., two 8-column halves. */
+     * 16 (warp + WARPS r) .., two 8-column halves. */
     float state[kMaxTiles][2][4];
     for (int r = 0; r < kMaxTiles; ++r)
         for (int half = 0; half < 2; ++half)
             for (int e = 0; e < 4; ++e) {
-                const int64_t i = 16 * (warp + 4 * r) + efla_acc_row(e);
+                const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
                 state[r][half][e] = p.state_in.address && i < p.dk && j < p.dv
                                         ? efla_state_load(p.state_in, n, hv, i, j)
@@ -210,10 +220,10 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     /* S^T as a 16-bit operand; every warp writes its own rows. */
     auto publish_state = [&]() {
         for (int r = 0; r < kMaxTiles; ++r) {
-            if (warp + 4 * r >= row_tiles) break;
+            if (warp + WARPS * r >= row_tiles) break;
             for (int half = 0; half < 2; ++half)
                 for (int e = 0; e < 4; ++e) {
-                    const int i = 16 * (warp + 4 * r) + efla_acc_row(e);
+                    const int i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                     const int jl = 8 * half + efla_acc_col(e);
                     st[jl * kp + i] = efla_f32_to_half<DT>(state[r][half][e]);
                 }
@@ -222,45 +232,46 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     publish_state();
 
     const int64_t chunks = (seq.length + C - 1) / C;
-    if (chunks > 0) load_stage(p, seq.first_chunk, slot, j0, scan_stage(smem, dkp, kp), dkp, kp);
+    if (chunks > 0) load_stage<kScanThreads>(p, seq.first_chunk, slot, j0, scan_stage(smem, dkp, kp), dkp, kp);
     for (int64_t c = 0; c < chunks; ++c) {
         const ScanStage stage = scan_stage(smem + (c % p.stages) * stage_elems, dkp, kp);
         const bool prefetch = p.stages == 2 && c + 1 < chunks;
         if (p.stages == 1 && c > 0) /* the previous chunk is done with the only stage */
-            load_stage(p, seq.first_chunk + c, slot, j0, stage, dkp, kp);
+            load_stage<kScanThreads>(p, seq.first_chunk + c, slot, j0, stage, dkp, kp);
         if (prefetch)
-            load_stage(p, seq.first_chunk + c + 1, slot, j0,
+            load_stage<kScanThreads>(p, seq.first_chunk + c + 1, slot, j0,
                        scan_stage(smem + ((c + 1) % 2) * stage_elems, dkp, kp), dkp, kp);
         if (prefetch) efla_cp_async_wait_one();
         else efla_cp_async_wait_all();
         efla_sync(); /* chunk c's operands and S^T are visible to all */
 
-        /* W S and Q^ S for this warp's 16 rows, two 8-column halves. */
+        /* W S and Q^ S for rows row0.., two 8-column halves (warp-uniform
+         * branches: the mma is a warp collective). */
         float ws[2][4] = {}, o[2][4] = {};
         for (int k0 = 0; k0 < dkp; k0 += 16) {
             uint32_t fw[4], fq[4];
-            efla_load_a(fw, stage.w, kp, 16 * warp, k0);
-            efla_load_a(fq, stage.q, kp, 16 * warp, k0);
+            if (does_w) efla_load_a(fw, stage.w, kp, row0, k0);
+            if (does_q) efla_load_a(fq, stage.q, kp, row0, k0);
             for (int half = 0; half < 2; ++half) {
                 uint32_t fs[2];
                 efla_load_b(fs, st, kp, 8 * half, k0);
-                efla_mma<DT>(ws[half], fw, fs);
-                efla_mma<DT>(o[half], fq, fs);
+                if (does_w) efla_mma<DT>(ws[half], fw, fs);
+                if (does_q) efla_mma<DT>(o[half], fq, fs);
             }
         }
         /* V' = U - W S, published transposed as a 16-bit operand. */
-        for (int half = 0; half < 2; ++half)
+        for (int half = 0; half < 2 && does_w; ++half)
             for (int e = 0; e < 4; ++e) {
-                const int t = 16 * warp + efla_acc_row(e), jl = 8 * half + efla_acc_col(e);
+                const int t = row0 + efla_acc_row(e), jl = 8 * half + efla_acc_col(e);
                 const float v = efla_half_to_f32<DT>(stage.u[t * kUPitch + jl]) - ws[half][e];
                 vt[jl * PC + t] = efla_f32_to_half<DT>(v);
             }
         efla_sync(); /* V' complete; S^T no longer read */
 
         /* O = scale (Q^ S + QK^T V') */
-        for (int k0 = 0; k0 < C; k0 += 16) {
+        for (int k0 = 0; k0 < C && does_q; k0 += 16) {
             uint32_t fa[4];
-            efla_load_a(fa, stage.aqk, PC, 16 * warp, k0);
+            efla_load_a(fa, stage.aqk, PC, row0, k0);
             for (int half = 0; half < 2; ++half) {
                 uint32_t fv[2];
                 efla_load_b(fv, vt, PC, 8 * half, k0);
@@ -268,9 +279,9 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
             }
         }
         const int64_t rows = efla_min64(C, seq.length - c * C);
-        for (int half = 0; half < 2; ++half)
+        for (int half = 0; half < 2 && does_q; ++half)
             for (int e = 0; e < 4; ++e) {
-                const int t = 16 * warp + efla_acc_row(e);
+                const int t = row0 + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
                 if (t < rows && j < p.dv)
                     efla_store<DT>(p.out.address,
@@ -280,7 +291,7 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
 
         /* S += K^T V' on this warp's row tiles, then publish S^T. */
         for (int r = 0; r < kMaxTiles; ++r) {
-            const int tile_row = warp + 4 * r;
+            const int tile_row = warp + WARPS * r;
             if (tile_row >= row_tiles) break;
             for (int k0 = 0; k0 < C; k0 += 16) {
                 uint32_t fk[4];
@@ -300,7 +311,7 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     for (int r = 0; r < kMaxTiles; ++r)
         for (int half = 0; half < 2; ++half)
             for (int e = 0; e < 4; ++e) {
-                const int64_t i = 16 * (warp + 4 * r) + efla_acc_row(e);
+                const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
                 if (i < p.dk && j < p.dv) efla_state_store(p.state_out, n, hv, i, j, state[r][half][e]);
             }
@@ -310,5 +321,8 @@ template <int DT> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
 
 EFLA_KERNEL(efla_prepare_mma_f16, EFLA_CUDA_MMA_THREADS) { prepare_mma<EFLA_CUDA_F16>(p); }
 EFLA_KERNEL(efla_prepare_mma_bf16, EFLA_CUDA_MMA_THREADS) { prepare_mma<EFLA_CUDA_BF16>(p); }
-EFLA_KERNEL(efla_scan_mma_f16, EFLA_CUDA_MMA_THREADS) { scan_mma<EFLA_CUDA_F16>(p); }
-EFLA_KERNEL(efla_scan_mma_bf16, EFLA_CUDA_MMA_THREADS) { scan_mma<EFLA_CUDA_BF16>(p); }
+EFLA_KERNEL(efla_scan_mma_f16, EFLA_CUDA_MMA_SCAN_THREADS) { scan_mma<EFLA_CUDA_F16, 8>(p); }
+EFLA_KERNEL(efla_scan_mma_bf16, EFLA_CUDA_MMA_SCAN_THREADS) { scan_mma<EFLA_CUDA_BF16, 8>(p); }
+/* The 4-warp scan, kept for comparison (EFLA_PATH=cuda:mma4). */
+EFLA_KERNEL(efla_scan_mma4_f16, EFLA_CUDA_MMA_THREADS) { scan_mma<EFLA_CUDA_F16, 4>(p); }
+EFLA_KERNEL(efla_scan_mma4_bf16, EFLA_CUDA_MMA_THREADS) { scan_mma<EFLA_CUDA_BF16, 4>(p); }

@@ -87,7 +87,8 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
 /* The tensor-core (mma) path: 16-bit scratch with head dimensions padded
  * to multiples of 16 (zeros), per (chunk, value head), in elements:
  * K^T [dkp][C], Q^ [C][dkp], W [C][dkp], U [C][dvp], QK^T masked [C][C]. */
-#define EFLA_CUDA_MMA_THREADS 128
+#define EFLA_CUDA_MMA_THREADS 128      /* prepare; the 4-warp scan (path mma4) */
+#define EFLA_CUDA_MMA_SCAN_THREADS 256 /* the 8-warp scan (path mma) */
 #define EFLA_CUDA_MMA_TILE_V 16
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
@@ -152,7 +153,9 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)               \
     X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)             \
     X(SCAN_MMA_F16, "efla_scan_mma_f16", CHUNK_MMA)                     \
-    X(SCAN_MMA_BF16, "efla_scan_mma_bf16", CHUNK_MMA)
+    X(SCAN_MMA_BF16, "efla_scan_mma_bf16", CHUNK_MMA)                   \
+    X(SCAN_MMA4_F16, "efla_scan_mma4_f16", CHUNK_MMA)                   \
+    X(SCAN_MMA4_BF16, "efla_scan_mma4_bf16", CHUNK_MMA)
 
 #define EFLA_CUDA_KERNELS(X) \
     EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X) EFLA_CUDA_CHUNK_MMA_KERNELS(X)

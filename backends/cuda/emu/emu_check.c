@@ -411,6 +411,9 @@ int main(void) {
          EFLA_ALGORITHM_AUTO, EFLA_MODE_EFLA, 0, with_empty, 8, 1, 1, 0, 0, 0},
         {"f32 varlen chunked, empty sequences, no state", 1, 205, 1, 2, 8, 8, EFLA_DTYPE_F32,
          EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, with_empty, 8, 0, 1, 0, 0, 0},
+        {"bf16 varlen chunked Dk256 Dv24 (mma, 2 tiles)", 1, 130, 1, 1, 256, 24, EFLA_DTYPE_BF16,
+         EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, EFLA_FORWARD_L2NORM_K, long_only, 2, 1, 1, 0, 0,
+         0},
         {"bf16 chunked Dk1 Dv5 (simt below Dk/Dv 16)", 1, 130, 1, 1, 1, 5, EFLA_DTYPE_BF16,
          EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 0},
     };
