@@ -172,7 +172,7 @@ static efla_status ensure_device(efla_backend_context *ctx, CUdeviceptr *address
 }
 
 static efla_status check_geometry(const efla_forward_args *a) {
-    const int64_t tiles = efla_cuda_pad16(a->dv) / EFLA_CUDA_MMA_TILE_V; /* the most tiles */
+    const int64_t tiles = efla_cuda_pad16(a->dv) / 8; /* the most tiles (mma, 8 columns) */
     if (a->sequences > INT32_MAX / (a->value_heads * tiles))
         return efla_error(EFLA_ERROR_UNSUPPORTED,
                           "%lld sequences x %lld value heads exceed the CUDA grid",
@@ -191,14 +191,26 @@ static efla_status launch_recurrent(efla_backend_context *ctx, CUstream stream, 
                             efla_cuda_recurrent_smem(dk_class), p);
 }
 
+/* 16-column scan tiles unless they would leave half the SMs idle (few
+ * sequences x heads, long T: S4 = 8 heads x 8 tiles on 132 SMs): then 8,
+ * twice the blocks, each with the same chunk operands and half the math.
+ * One block per SM fits (shared memory), so only a grid that fits twice
+ * gains. The 4-warp scan (mma4) keeps 16. */
+static int32_t mma_tile_halves(const efla_backend_context *ctx, const forward_plan *plan,
+                               const efla_cuda_params *p) {
+    const int64_t blocks16 = p->sequences * p->value_heads * (efla_cuda_pad16(p->dv) / 16);
+    return !plan->mma4 && 2 * blocks16 <= ctx->props.sm_count ? 1 : 2;
+}
+
 /* The chunked kernels, in rounds of value heads that fit the scratch
  * budget (one round for every shape of PERFORMANCE.md). */
 static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, int dtype,
                                   const forward_plan *plan, efla_cuda_params *p) {
     if (plan->mma) {
         p->chunk_floats = efla_cuda_mma_chunk_elems(p->dk, p->dv);
-        p->dv_tiles = (int32_t)(efla_cuda_pad16(p->dv) / EFLA_CUDA_MMA_TILE_V);
         p->stages = plan->stages;
+        p->tile_halves = mma_tile_halves(ctx, plan, p);
+        p->dv_tiles = (int32_t)(efla_cuda_pad16(p->dv) / (8 * p->tile_halves));
     }
     const uint64_t element = plan->mma ? 2u : 4u;
     const uint64_t per_head = (uint64_t)plan->total_chunks * (uint64_t)p->chunk_floats * element;

@@ -172,8 +172,8 @@ EFLA_DEV void load_stage(const efla_cuda_params &p, int64_t chunk, int64_t slot,
         const int r = e / (C / 8), piece = 8 * (e % (C / 8));
         efla_cp_async16(stage.aqk + r * PC + piece, src.aqk + (int64_t)r * C + piece);
     }
-    for (int e = efla_tid(); e < C * 2; e += THREADS) {
-        const int r = e / 2, piece = 8 * (e % 2);
+    for (int e = efla_tid(); e < C * p.tile_halves; e += THREADS) {
+        const int r = e / p.tile_halves, piece = 8 * (e % p.tile_halves);
         efla_cp_async16(stage.u + r * kUPitch + piece, src.u + (int64_t)r * dvp + j0 + piece);
     }
     efla_cp_async_commit();
@@ -196,7 +196,10 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     const int64_t hv = p.hv_begin + slot;
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length <= p.recurrent_max_len) return;
-    const int64_t j0 = tile * kTileV;
+    /* 8-column halves of this block's tile; the loops over halves run to 2
+     * with a test, so that they unroll and the arrays stay in registers. */
+    const int halves = p.tile_halves;
+    const int64_t j0 = tile * 8 * halves;
     const int dkp = (int)efla_cuda_pad16(p.dk), kp = (int)efla_cuda_mma_pitch_k(p.dk);
     const int row_tiles = dkp / 16;
 
@@ -206,10 +209,10 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     uint16_t *vt = st + kTileV * kp;              /* V'^T [16][PC] */
 
     /* The state tile, f32, as accumulators: tile r of this warp is rows
-     * 16 (warp + WARPS r) .., two 8-column halves. */
+     * 16 (warp + WARPS r) .., one or two 8-column halves. */
     float state[kMaxTiles][2][4];
     for (int r = 0; r < kMaxTiles; ++r)
-        for (int half = 0; half < 2; ++half)
+        for (int half = 0; half < 2; ++half) if (half < halves)
             for (int e = 0; e < 4; ++e) {
                 const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
@@ -221,7 +224,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     auto publish_state = [&]() {
         for (int r = 0; r < kMaxTiles; ++r) {
             if (warp + WARPS * r >= row_tiles) break;
-            for (int half = 0; half < 2; ++half)
+            for (int half = 0; half < 2; ++half) if (half < halves)
                 for (int e = 0; e < 4; ++e) {
                     const int i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                     const int jl = 8 * half + efla_acc_col(e);
@@ -252,7 +255,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
             uint32_t fw[4], fq[4];
             if (does_w) efla_load_a(fw, stage.w, kp, row0, k0);
             if (does_q) efla_load_a(fq, stage.q, kp, row0, k0);
-            for (int half = 0; half < 2; ++half) {
+            for (int half = 0; half < 2; ++half) if (half < halves) {
                 uint32_t fs[2];
                 efla_load_b(fs, st, kp, 8 * half, k0);
                 if (does_w) efla_mma<DT>(ws[half], fw, fs);
@@ -260,7 +263,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
             }
         }
         /* V' = U - W S, published transposed as a 16-bit operand. */
-        for (int half = 0; half < 2 && does_w; ++half)
+        for (int half = 0; half < 2; ++half) if (half < halves && does_w)
             for (int e = 0; e < 4; ++e) {
                 const int t = row0 + efla_acc_row(e), jl = 8 * half + efla_acc_col(e);
                 const float v = efla_half_to_f32<DT>(stage.u[t * kUPitch + jl]) - ws[half][e];
@@ -272,14 +275,14 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
         for (int k0 = 0; k0 < C && does_q; k0 += 16) {
             uint32_t fa[4];
             efla_load_a(fa, stage.aqk, PC, row0, k0);
-            for (int half = 0; half < 2; ++half) {
+            for (int half = 0; half < 2; ++half) if (half < halves) {
                 uint32_t fv[2];
                 efla_load_b(fv, vt, PC, 8 * half, k0);
                 efla_mma<DT>(o[half], fa, fv);
             }
         }
         const int64_t rows = efla_min64(C, seq.length - c * C);
-        for (int half = 0; half < 2 && does_q; ++half)
+        for (int half = 0; half < 2; ++half) if (half < halves && does_q)
             for (int e = 0; e < 4; ++e) {
                 const int t = row0 + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
@@ -296,7 +299,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
             for (int k0 = 0; k0 < C; k0 += 16) {
                 uint32_t fk[4];
                 efla_load_a(fk, stage.kt, PC, 16 * tile_row, k0);
-                for (int half = 0; half < 2; ++half) {
+                for (int half = 0; half < 2; ++half) if (half < halves) {
                     uint32_t fv[2];
                     efla_load_b(fv, vt, PC, 8 * half, k0);
                     efla_mma<DT>(state[r][half], fk, fv);
@@ -309,7 +312,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
 
     if (!p.state_out.address) return;
     for (int r = 0; r < kMaxTiles; ++r)
-        for (int half = 0; half < 2; ++half)
+        for (int half = 0; half < 2; ++half) if (half < halves)
             for (int e = 0; e < 4; ++e) {
                 const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);

@@ -48,10 +48,11 @@ typedef struct efla_cuda_params {
     int32_t mode;                /* 0: EFLA, 1: DELTA */
     int32_t l2norm_q, l2norm_k;
     float scale;
-    int32_t stages; /* mma scan: 2 = double-buffered chunk loads, 1 = single */
+    int32_t stages;      /* mma scan: 2 = double-buffered chunk loads, 1 = single */
+    int32_t tile_halves; /* mma scan: 8-column halves per block (2, or 1 for few blocks) */
 } efla_cuda_params;
 
-#define EFLA_CUDA_PARAMS_SIZE 400
+#define EFLA_CUDA_PARAMS_SIZE 408
 
 /* Scratch of one (chunk, value head), in floats, row-major with row pitch dk
  * or dv: K^ [C][dk], Q^ [C][dk], W [C][dk], U [C][dv], QK^T masked [C][C]. */
@@ -89,7 +90,7 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * K^T [dkp][C], Q^ [C][dkp], W [C][dkp], U [C][dvp], QK^T masked [C][C]. */
 #define EFLA_CUDA_MMA_THREADS 128      /* prepare; the 4-warp scan (path mma4) */
 #define EFLA_CUDA_MMA_SCAN_THREADS 256 /* the 8-warp scan (path mma) */
-#define EFLA_CUDA_MMA_TILE_V 16
+#define EFLA_CUDA_MMA_TILE_V 16 /* the widest tile; 8 when that leaves SMs idle */
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }

@@ -19,7 +19,8 @@
  *
  * The emulated device: "efla emulator (H200-like)", sm_90, 132 SMs, 227 KiB
  * opt-in shared memory; EFLA_FAKE_CUDA_SMEM_OPTIN overrides the latter
- * (e.g. 101376 for sm_86/89-class limits), EFLA_FAKE_CUDA_DEVICES the count.
+ * (e.g. 101376 for sm_86/89-class limits), EFLA_FAKE_CUDA_SMS the SM count,
+ * EFLA_FAKE_CUDA_DEVICES the device count.
  */
 #include "emu_runtime.h"
 
@@ -160,7 +161,7 @@ CUresult fake_DeviceTotalMem(size_t *bytes, CUdevice) {
 
 CUresult fake_DeviceGetAttribute(int *value, CUdevice_attribute attribute, CUdevice) {
     switch (attribute) {
-    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *value = 132; break;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *value = env_int("EFLA_FAKE_CUDA_SMS", 132); break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *value = 9; break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *value = 0; break;
     case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: *value = smem_optin(); break;
