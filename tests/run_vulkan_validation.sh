@@ -23,7 +23,7 @@ export VK_LAYER_SETTINGS_PATH=$settings
 export VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation
 export EFLA_TEST_BACKENDS=vulkan EFLA_REQUIRE_BACKENDS=vulkan EFLA_TEST_SEED=${2:-1}
 status=0
-for program in test_conformance test_state test_determinism test_golden test_api; do
+for program in test_conformance test_state test_determinism test_golden test_api test_vulkan_interop; do
     echo "== $program under the validation layer"
     "$build/tests/$program" --jobs 1 >"$log" 2>&1 || status=1
     tail -n 1 "$log"
