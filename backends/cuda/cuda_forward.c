@@ -49,13 +49,14 @@ static int64_t recurrent_limit(const efla_forward_args *a) {
 static void choose_chunked_path(const efla_backend_context *ctx, const efla_forward_args *a,
                                 forward_plan *plan) {
     const int64_t optin = ctx->props.smem_optin;
-    const uint32_t stage = efla_cuda_scan_mma_stage_bytes(a->dk);
-    const uint32_t fixed = efla_cuda_scan_mma_fixed_bytes(a->dk);
+    plan->mma4 = ctx->path == EFLA_CUDA_PATH_MMA4;
+    const int64_t tile_max = plan->mma4 ? EFLA_CUDA_MMA4_TILE_V : EFLA_CUDA_MMA_TILE_MAX;
+    const uint32_t stage = efla_cuda_scan_mma_stage_bytes(a->dk, tile_max);
+    const uint32_t fixed = efla_cuda_scan_mma_fixed_bytes(a->dk, tile_max);
     plan->mma = ctx->path != EFLA_CUDA_PATH_SIMT && a->storage != EFLA_DTYPE_F32 &&
                 ctx->props.cc_major >= 8 && a->dk >= MMA_MIN_HEAD_DIM &&
                 a->dv >= MMA_MIN_HEAD_DIM && efla_cuda_prepare_mma_smem(a->dk, a->dv) <= optin &&
                 stage + fixed <= optin;
-    plan->mma4 = ctx->path == EFLA_CUDA_PATH_MMA4;
     plan->stages = 2 * (int64_t)stage + fixed <= optin ? 2 : 1;
 }
 
@@ -191,15 +192,21 @@ static efla_status launch_recurrent(efla_backend_context *ctx, CUstream stream, 
                             efla_cuda_recurrent_smem(dk_class), p);
 }
 
-/* 16-column scan tiles unless they would leave half the SMs idle (few
- * sequences x heads, long T: S4 = 8 heads x 8 tiles on 132 SMs): then 8,
- * twice the blocks, each with the same chunk operands and half the math.
- * One block per SM fits (shared memory), so only a grid that fits twice
- * gains. The 4-warp scan (mma4) keeps 16. */
+/* The scan's column tile, in 8-column parts. Every block loads the same
+ * chunk operands (W, Q^, K^T, QK^T) whatever its width, so: 8 columns when
+ * 16 would leave half the SMs idle (few sequences x heads, long T: S4 = 8
+ * heads x 8 tiles on 132 SMs; one block per SM fits), twice the blocks with
+ * half the math each; 32 columns when 16 would take two or more waves of
+ * the SMs (S2, S3, S5), half the operand loads per column; else 16. The
+ * 4-warp scan (mma4) keeps 16. */
 static int32_t mma_tile_halves(const efla_backend_context *ctx, const forward_plan *plan,
                                const efla_cuda_params *p) {
-    const int64_t blocks16 = p->sequences * p->value_heads * (efla_cuda_pad16(p->dv) / 16);
-    return !plan->mma4 && 2 * blocks16 <= ctx->props.sm_count ? 1 : 2;
+    const int64_t dvp = efla_cuda_pad16(p->dv);
+    const int64_t blocks16 = p->sequences * p->value_heads * (dvp / 16);
+    if (plan->mma4) return 2;
+    if (2 * blocks16 <= ctx->props.sm_count) return 1;
+    if (blocks16 >= 2 * (int64_t)ctx->props.sm_count && dvp % 32 == 0) return 4;
+    return 2;
 }
 
 /* The chunked kernels, in rounds of value heads that fit the scratch
@@ -239,8 +246,9 @@ static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, in
         threads = EFLA_CUDA_MMA_THREADS;
         scan_threads = plan->mma4 ? EFLA_CUDA_MMA_THREADS : EFLA_CUDA_MMA_SCAN_THREADS;
         prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
-        scan_smem = (uint32_t)plan->stages * efla_cuda_scan_mma_stage_bytes(p->dk) +
-                    efla_cuda_scan_mma_fixed_bytes(p->dk);
+        const int64_t tile_max = plan->mma4 ? EFLA_CUDA_MMA4_TILE_V : EFLA_CUDA_MMA_TILE_MAX;
+        scan_smem = (uint32_t)plan->stages * efla_cuda_scan_mma_stage_bytes(p->dk, tile_max) +
+                    efla_cuda_scan_mma_fixed_bytes(p->dk, tile_max);
     }
     for (int64_t begin = 0; begin < p->value_heads; begin += heads_per_round) {
         const int64_t count =

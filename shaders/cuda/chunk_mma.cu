@@ -25,8 +25,6 @@ namespace {
 constexpr int C = EFLA_CUDA_CHUNK;
 constexpr int PC = EFLA_CUDA_MMA_PITCH_C;
 constexpr int kThreads = EFLA_CUDA_MMA_THREADS;
-constexpr int kTileV = EFLA_CUDA_MMA_TILE_V;
-constexpr int kUPitch = 24; /* the U tile: 16 columns + 8 */
 
 struct MmaScratch {
     uint16_t *kt, *q, *w, *u, *aqk;
@@ -143,18 +141,18 @@ struct ScanStage {
     uint16_t *w, *q, *kt, *u, *aqk;
 };
 
-EFLA_DEV ScanStage scan_stage(uint16_t *base, int dkp, int kp) {
+template <int TILE_MAX> EFLA_DEV ScanStage scan_stage(uint16_t *base, int dkp, int kp) {
     ScanStage s;
     s.w = base;
     s.q = s.w + C * kp;
     s.kt = s.q + C * kp;
     s.u = s.kt + dkp * PC;
-    s.aqk = s.u + C * kUPitch;
+    s.aqk = s.u + C * (TILE_MAX + 8);
     return s;
 }
 
 /* Issues the 16-byte copies of chunk `chunk`'s operands into `stage`. */
-template <int THREADS>
+template <int THREADS, int TILE_MAX>
 EFLA_DEV void load_stage(const efla_cuda_params &p, int64_t chunk, int64_t slot, int64_t j0,
                          const ScanStage &stage, int dkp, int kp) {
     const MmaScratch src = mma_scratch(p, chunk, slot);
@@ -174,7 +172,7 @@ EFLA_DEV void load_stage(const efla_cuda_params &p, int64_t chunk, int64_t slot,
     }
     for (int e = efla_tid(); e < C * p.tile_halves; e += THREADS) {
         const int r = e / p.tile_halves, piece = 8 * (e % p.tile_halves);
-        efla_cp_async16(stage.u + r * kUPitch + piece, src.u + (int64_t)r * dvp + j0 + piece);
+        efla_cp_async16(stage.u + r * (TILE_MAX + 8) + piece, src.u + (int64_t)r * dvp + j0 + piece);
     }
     efla_cp_async_commit();
 }
@@ -186,6 +184,8 @@ EFLA_DEV void load_stage(const efla_cuda_params &p, int64_t chunk, int64_t slot,
 template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     constexpr int kScanThreads = 32 * WARPS;
     constexpr int kMaxTiles = 256 / 16 / WARPS; /* S row tiles per warp */
+    constexpr int kMaxHalves = WARPS == 8 ? EFLA_CUDA_MMA_TILE_MAX / 8 : EFLA_CUDA_MMA4_TILE_V / 8;
+    constexpr int kTileMax = 8 * kMaxHalves, kUPitch = kTileMax + 8;
     const int tid = efla_tid(), warp = tid >> 5;
     const int row0 = 16 * (warp % 4); /* this warp's chunk rows */
     const bool does_w = WARPS == 4 || warp < 4, does_q = WARPS == 4 || warp >= 4;
@@ -204,15 +204,15 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     const int row_tiles = dkp / 16;
 
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
-    const int stage_elems = (int)(efla_cuda_scan_mma_stage_bytes(p.dk) / 2);
-    uint16_t *st = smem + p.stages * stage_elems; /* S^T [16][kp] */
-    uint16_t *vt = st + kTileV * kp;              /* V'^T [16][PC] */
+    const int stage_elems = (int)(efla_cuda_scan_mma_stage_bytes(p.dk, kTileMax) / 2);
+    uint16_t *st = smem + p.stages * stage_elems; /* S^T [kTileMax][kp] */
+    uint16_t *vt = st + kTileMax * kp;            /* V'^T [kTileMax][PC] */
 
     /* The state tile, f32, as accumulators: tile r of this warp is rows
      * 16 (warp + WARPS r) .., one or two 8-column halves. */
-    float state[kMaxTiles][2][4];
+    float state[kMaxTiles][kMaxHalves][4];
     for (int r = 0; r < kMaxTiles; ++r)
-        for (int half = 0; half < 2; ++half) if (half < halves)
+        for (int half = 0; half < kMaxHalves; ++half) if (half < halves)
             for (int e = 0; e < 4; ++e) {
                 const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
@@ -224,7 +224,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     auto publish_state = [&]() {
         for (int r = 0; r < kMaxTiles; ++r) {
             if (warp + WARPS * r >= row_tiles) break;
-            for (int half = 0; half < 2; ++half) if (half < halves)
+            for (int half = 0; half < kMaxHalves; ++half) if (half < halves)
                 for (int e = 0; e < 4; ++e) {
                     const int i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                     const int jl = 8 * half + efla_acc_col(e);
@@ -235,27 +235,27 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
     publish_state();
 
     const int64_t chunks = (seq.length + C - 1) / C;
-    if (chunks > 0) load_stage<kScanThreads>(p, seq.first_chunk, slot, j0, scan_stage(smem, dkp, kp), dkp, kp);
+    if (chunks > 0) load_stage<kScanThreads, kTileMax>(p, seq.first_chunk, slot, j0, scan_stage<kTileMax>(smem, dkp, kp), dkp, kp);
     for (int64_t c = 0; c < chunks; ++c) {
-        const ScanStage stage = scan_stage(smem + (c % p.stages) * stage_elems, dkp, kp);
+        const ScanStage stage = scan_stage<kTileMax>(smem + (c % p.stages) * stage_elems, dkp, kp);
         const bool prefetch = p.stages == 2 && c + 1 < chunks;
         if (p.stages == 1 && c > 0) /* the previous chunk is done with the only stage */
-            load_stage<kScanThreads>(p, seq.first_chunk + c, slot, j0, stage, dkp, kp);
+            load_stage<kScanThreads, kTileMax>(p, seq.first_chunk + c, slot, j0, stage, dkp, kp);
         if (prefetch)
-            load_stage<kScanThreads>(p, seq.first_chunk + c + 1, slot, j0,
-                       scan_stage(smem + ((c + 1) % 2) * stage_elems, dkp, kp), dkp, kp);
+            load_stage<kScanThreads, kTileMax>(p, seq.first_chunk + c + 1, slot, j0,
+                       scan_stage<kTileMax>(smem + ((c + 1) % 2) * stage_elems, dkp, kp), dkp, kp);
         if (prefetch) efla_cp_async_wait_one();
         else efla_cp_async_wait_all();
         efla_sync(); /* chunk c's operands and S^T are visible to all */
 
         /* W S and Q^ S for rows row0.., two 8-column halves (warp-uniform
          * branches: the mma is a warp collective). */
-        float ws[2][4] = {}, o[2][4] = {};
+        float ws[kMaxHalves][4] = {}, o[kMaxHalves][4] = {};
         for (int k0 = 0; k0 < dkp; k0 += 16) {
             uint32_t fw[4], fq[4];
             if (does_w) efla_load_a(fw, stage.w, kp, row0, k0);
             if (does_q) efla_load_a(fq, stage.q, kp, row0, k0);
-            for (int half = 0; half < 2; ++half) if (half < halves) {
+            for (int half = 0; half < kMaxHalves; ++half) if (half < halves) {
                 uint32_t fs[2];
                 efla_load_b(fs, st, kp, 8 * half, k0);
                 if (does_w) efla_mma<DT>(ws[half], fw, fs);
@@ -263,7 +263,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
             }
         }
         /* V' = U - W S, published transposed as a 16-bit operand. */
-        for (int half = 0; half < 2; ++half) if (half < halves && does_w)
+        for (int half = 0; half < kMaxHalves; ++half) if (half < halves && does_w)
             for (int e = 0; e < 4; ++e) {
                 const int t = row0 + efla_acc_row(e), jl = 8 * half + efla_acc_col(e);
                 const float v = efla_half_to_f32<DT>(stage.u[t * kUPitch + jl]) - ws[half][e];
@@ -275,14 +275,14 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
         for (int k0 = 0; k0 < C && does_q; k0 += 16) {
             uint32_t fa[4];
             efla_load_a(fa, stage.aqk, PC, row0, k0);
-            for (int half = 0; half < 2; ++half) if (half < halves) {
+            for (int half = 0; half < kMaxHalves; ++half) if (half < halves) {
                 uint32_t fv[2];
                 efla_load_b(fv, vt, PC, 8 * half, k0);
                 efla_mma<DT>(o[half], fa, fv);
             }
         }
         const int64_t rows = efla_min64(C, seq.length - c * C);
-        for (int half = 0; half < 2; ++half) if (half < halves && does_q)
+        for (int half = 0; half < kMaxHalves; ++half) if (half < halves && does_q)
             for (int e = 0; e < 4; ++e) {
                 const int t = row0 + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);
@@ -299,7 +299,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
             for (int k0 = 0; k0 < C; k0 += 16) {
                 uint32_t fk[4];
                 efla_load_a(fk, stage.kt, PC, 16 * tile_row, k0);
-                for (int half = 0; half < 2; ++half) if (half < halves) {
+                for (int half = 0; half < kMaxHalves; ++half) if (half < halves) {
                     uint32_t fv[2];
                     efla_load_b(fv, vt, PC, 8 * half, k0);
                     efla_mma<DT>(state[r][half], fk, fv);
@@ -312,7 +312,7 @@ template <int DT, int WARPS> EFLA_DEV void scan_mma(const efla_cuda_params &p) {
 
     if (!p.state_out.address) return;
     for (int r = 0; r < kMaxTiles; ++r)
-        for (int half = 0; half < 2; ++half) if (half < halves)
+        for (int half = 0; half < kMaxHalves; ++half) if (half < halves)
             for (int e = 0; e < 4; ++e) {
                 const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
                 const int64_t j = j0 + 8 * half + efla_acc_col(e);

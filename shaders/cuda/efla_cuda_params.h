@@ -49,7 +49,7 @@ typedef struct efla_cuda_params {
     int32_t l2norm_q, l2norm_k;
     float scale;
     int32_t stages;      /* mma scan: 2 = double-buffered chunk loads, 1 = single */
-    int32_t tile_halves; /* mma scan: 8-column halves per block (2, or 1 for few blocks) */
+    int32_t tile_halves; /* mma scan: 8-column parts per block's tile: 1, 2 or 4 */
 } efla_cuda_params;
 
 #define EFLA_CUDA_PARAMS_SIZE 408
@@ -90,7 +90,8 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * K^T [dkp][C], Q^ [C][dkp], W [C][dkp], U [C][dvp], QK^T masked [C][C]. */
 #define EFLA_CUDA_MMA_THREADS 128      /* prepare; the 4-warp scan (path mma4) */
 #define EFLA_CUDA_MMA_SCAN_THREADS 256 /* the 8-warp scan (path mma) */
-#define EFLA_CUDA_MMA_TILE_V 16 /* the widest tile; 8 when that leaves SMs idle */
+#define EFLA_CUDA_MMA4_TILE_V 16 /* the 4-warp scan's column tile */
+#define EFLA_CUDA_MMA_TILE_MAX 32 /* the 8-warp scan's widest tile (8, 16 or 32 columns) */
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
@@ -106,16 +107,18 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     return (uint32_t)(2 * (r1 + r2) + 4 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH +
                       4 * 4 * EFLA_CUDA_CHUNK);
 }
-EFLA_HD uint32_t efla_cuda_scan_mma_stage_bytes(int64_t dk) {
+/* tile_max: the widest column tile the scan kernel takes (16 for the
+ * 4-warp scan, 32 for the 8-warp one); its shared memory is laid out for it. */
+EFLA_HD uint32_t efla_cuda_scan_mma_stage_bytes(int64_t dk, int64_t tile_max) {
     const int64_t kp = efla_cuda_mma_pitch_k(dk), pc = EFLA_CUDA_MMA_PITCH_C;
-    /* W, Q^ [C][kp]; K^T [dkp][pc]; U tile [C][24]; QK^T [C][pc] */
+    /* W, Q^ [C][kp]; K^T [dkp][pc]; U tile [C][tile_max + 8]; QK^T [C][pc] */
     return (uint32_t)(2 * (2 * EFLA_CUDA_CHUNK * kp + efla_cuda_pad16(dk) * pc +
-                           EFLA_CUDA_CHUNK * 24 + EFLA_CUDA_CHUNK * pc));
+                           EFLA_CUDA_CHUNK * (tile_max + 8) + EFLA_CUDA_CHUNK * pc));
 }
-EFLA_HD uint32_t efla_cuda_scan_mma_fixed_bytes(int64_t dk) {
-    /* S^T and V'^T tiles as 16-bit operands: [16][kp], [16][pc] */
-    return (uint32_t)(2 * (EFLA_CUDA_MMA_TILE_V * efla_cuda_mma_pitch_k(dk) +
-                           EFLA_CUDA_MMA_TILE_V * EFLA_CUDA_MMA_PITCH_C));
+EFLA_HD uint32_t efla_cuda_scan_mma_fixed_bytes(int64_t dk, int64_t tile_max) {
+    /* S^T and V'^T tiles as 16-bit operands: [tile_max][kp], [tile_max][pc] */
+    return (uint32_t)(2 * (tile_max * efla_cuda_mma_pitch_k(dk) +
+                           tile_max * EFLA_CUDA_MMA_PITCH_C));
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds
