@@ -18,6 +18,9 @@
 #define EFLA_PAS (EFLA_C + 1)       /* Ainv row stride: rows land in different banks */
 #define EFLA_APPLY_TS (EFLA_KT + 4) /* W/U input tile row stride (float4 aligned) */
 #define EFLA_APPLY_ROWS (8 * EFLA_C / EFLA_WG)
+/* Elements of a C x KT tile per item: a fixed count, so that an item's
+ * loads of a tile are issued together before any is stored. */
+#define EFLA_STAGE_N (EFLA_C * EFLA_KT / EFLA_WG)
 
 /* Accumulates the raw products k_r.k_m and q_r.k_m over Dk, and |q_r|^2 in
  * item r < C. Tiles of K and Q pass through `tiles`. */
@@ -31,11 +34,19 @@ void efla_prepare_products(__global const long *P, int4 chunk, __local const lon
     const long k_step = P[EFLA_P_K + 4], q_step = P[EFLA_P_Q + 4];
     __local float *kt = tiles, *qt = tiles + EFLA_C * EFLA_KTP;
     for (int d0 = 0; d0 < dk; d0 += EFLA_KT) {
-        for (int idx = lid; idx < EFLA_C * EFLA_KT; idx += EFLA_WG) {
-            const int r = idx / EFLA_KT, c = idx % EFLA_KT, d = d0 + c;
+        float kx[EFLA_STAGE_N], qx[EFLA_STAGE_N];
+#pragma unroll
+        for (int n = 0; n < EFLA_STAGE_N; ++n) {
+            const int idx = lid + n * EFLA_WG, r = idx / EFLA_KT, d = d0 + idx % EFLA_KT;
             const bool valid = r < chunk.z && d < dk;
-            kt[r * EFLA_KTP + c] = valid ? efla_load(k, k_base[r] + d * k_step) : 0.0f;
-            qt[r * EFLA_KTP + c] = valid ? efla_load(q, q_base[r] + d * q_step) : 0.0f;
+            kx[n] = valid ? efla_load(k, k_base[r] + d * k_step) : 0.0f;
+            qx[n] = valid ? efla_load(q, q_base[r] + d * q_step) : 0.0f;
+        }
+#pragma unroll
+        for (int n = 0; n < EFLA_STAGE_N; ++n) {
+            const int idx = lid + n * EFLA_WG, r = idx / EFLA_KT, c = idx % EFLA_KT;
+            kt[r * EFLA_KTP + c] = kx[n];
+            qt[r * EFLA_KTP + c] = qx[n];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lid < EFLA_C)
@@ -114,10 +125,16 @@ void efla_prepare_apply(int4 chunk, __local const long *base, long step, int wid
     const int lid = get_local_id(0), cx = lid % 8, ry = lid / 8;
     const int last_row = ry + (EFLA_WG / 8) * (EFLA_APPLY_ROWS - 1);
     for (int d0 = 0; d0 < width; d0 += EFLA_KT) {
-        for (int idx = lid; idx < EFLA_C * EFLA_KT; idx += EFLA_WG) {
-            const int r = idx / EFLA_KT, c = idx % EFLA_KT, d = d0 + c;
-            tile[r * EFLA_APPLY_TS + c] =
-                r < chunk.z && d < width ? coef[r] * efla_load(src, base[r] + d * step) : 0.0f;
+        float xs[EFLA_STAGE_N];
+#pragma unroll
+        for (int n = 0; n < EFLA_STAGE_N; ++n) {
+            const int idx = lid + n * EFLA_WG, r = idx / EFLA_KT, d = d0 + idx % EFLA_KT;
+            xs[n] = r < chunk.z && d < width ? efla_load(src, base[r] + d * step) : 0.0f;
+        }
+#pragma unroll
+        for (int n = 0; n < EFLA_STAGE_N; ++n) {
+            const int idx = lid + n * EFLA_WG, r = idx / EFLA_KT, c = idx % EFLA_KT;
+            tile[r * EFLA_APPLY_TS + c] = coef[r] * xs[n];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         float4 acc[EFLA_APPLY_ROWS];
