@@ -38,26 +38,37 @@ efla_recurrent(__global const int4 *call, int table, __global const store_t *q,
     __local float *partial = ql + dk;                 /* [rsr][dvr][2] */
     __local float *scalars = partial + 2 * rsr * dvr; /* [rsr][3] */
 
+    /* State addressing read once: stores to `out` or s1 could alias the
+     * parameter block as far as the compiler knows, so P is not re-read
+     * inside the loops. */
+    const long s0_column = efla_state_index(P, EFLA_P_S0, seq.w, hv, 0, j),
+               s0_row = P[EFLA_P_S0 + 3];
+    const long s1_column = efla_state_index(P, EFLA_P_S1, seq.w, hv, 0, j),
+               s1_row = P[EFLA_P_S1 + 3];
     float S[EFLA_RMAX];
 #pragma unroll
     for (int r = 0; r < EFLA_RMAX; ++r) {
         const int i = rg + rsr * r;
-        S[r] = (flags & EFLA_PF_INITIAL_STATE) && active && i < dk
-                   ? s0[efla_state_index(P, EFLA_P_S0, seq.w, hv, i, j)]
-                   : 0.0f;
+        S[r] = (flags & EFLA_PF_INITIAL_STATE) && active && i < dk ? s0[s0_column + i * s0_row]
+                                                                   : 0.0f;
     }
 
     const long q_step = P[EFLA_P_Q + 4], k_step = P[EFLA_P_K + 4];
+    const long q_origin = efla_row(P, EFLA_P_Q, seq.x, 0, h), q_t = P[EFLA_P_Q + 2];
+    const long k_origin = efla_row(P, EFLA_P_K, seq.x, 0, h), k_t = P[EFLA_P_K + 2];
+    const long v_column = efla_row(P, EFLA_P_V, seq.x, 0, hv) + j * P[EFLA_P_V + 4],
+               v_t = P[EFLA_P_V + 2];
+    const long beta_origin = efla_row(P, EFLA_P_BETA, seq.x, 0, hv), beta_t = P[EFLA_P_BETA + 2];
+    const long out_column = efla_row(P, EFLA_P_OUT, seq.x, 0, hv) + j * P[EFLA_P_OUT + 4],
+               out_t = P[EFLA_P_OUT + 2];
     for (int t = seq.y; t < seq.y + seq.z; ++t) {
-        const long q_row = efla_row(P, EFLA_P_Q, seq.x, t, h);
-        const long k_row = efla_row(P, EFLA_P_K, seq.x, t, h);
+        const long q_row = q_origin + t * q_t, k_row = k_origin + t * k_t;
         for (int i = lid; i < dk; i += EFLA_WG) {
             kl[i] = efla_load(k, k_row + i * k_step);
             ql[i] = efla_load(q, q_row + i * q_step);
         }
-        const float v_j =
-            active ? efla_load(v, efla_row(P, EFLA_P_V, seq.x, t, hv) + j * P[EFLA_P_V + 4]) : 0.0f;
-        const float b_t = efla_load(beta, efla_row(P, EFLA_P_BETA, seq.x, t, hv));
+        const float v_j = active ? efla_load(v, v_column + t * v_t) : 0.0f;
+        const float b_t = efla_load(beta, beta_origin + t * beta_t);
         barrier(CLK_LOCAL_MEM_FENCE);
 
         float sk = 0.0f, sq = 0.0f, kk = 0.0f, qq = 0.0f, kq = 0.0f;
@@ -101,8 +112,7 @@ efla_recurrent(__global const int4 *call, int table, __global const store_t *q,
             if (i < dk) S[r] += write * kl[i];
         }
         const float o = scale * fq * (sq + alpha * fk * kq * u);
-        if (rg == 0 && active)
-            efla_store(out, efla_row(P, EFLA_P_OUT, seq.x, t, hv) + j * P[EFLA_P_OUT + 4], o);
+        if (rg == 0 && active) efla_store(out, out_column + t * out_t, o);
         barrier(CLK_LOCAL_MEM_FENCE); /* kl, ql and the partials are reused */
     }
 
@@ -110,7 +120,7 @@ efla_recurrent(__global const int4 *call, int table, __global const store_t *q,
 #pragma unroll
         for (int r = 0; r < EFLA_RMAX; ++r) {
             const int i = rg + rsr * r;
-            if (active && i < dk) s1[efla_state_index(P, EFLA_P_S1, seq.w, hv, i, j)] = S[r];
+            if (active && i < dk) s1[s1_column + i * s1_row] = S[r];
         }
     }
 }
