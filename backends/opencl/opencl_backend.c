@@ -129,6 +129,8 @@ void efla_cl_context_destroy(efla_backend_context *ctx) {
     for (size_t i = 0; i < sizeof ctx->programs / sizeof ctx->programs[0]; ++i)
         efla_cl_program_release(&ctx->programs[i]);
     if (ctx->scratch) efla_cl.clReleaseMemObject(ctx->scratch);
+    if (ctx->call) efla_cl.clReleaseMemObject(ctx->call);
+    if (ctx->call_block) ctx->params.allocator->free(ctx->params.allocator->user, ctx->call_block);
     efla_cl.clReleaseCommandQueue(ctx->queue);
     efla_cl.clReleaseContext(ctx->context);
     ctx->params.allocator->free(ctx->params.allocator->user, ctx);

@@ -202,6 +202,37 @@ static efla_status enqueue_planned(efla_backend_context *ctx, const efla_forward
     return status;
 }
 
+/* The parameter block on the device, retained for the caller: the last
+ * call's buffer when the block is the same (a repeated shape: no
+ * allocation, no copy), else a new one that becomes the context's. Takes
+ * the plan's block. */
+static efla_status parameter_buffer(efla_backend_context *ctx, efla_cl_plan *plan, cl_mem *out) {
+    if (ctx->call && ctx->call_bytes == plan->block_bytes &&
+        memcmp(ctx->call_block, plan->block, plan->block_bytes) == 0) {
+        efla_cl_plan_free(ctx, plan);
+        efla_cl.clRetainMemObject(ctx->call);
+        *out = ctx->call;
+        return EFLA_SUCCESS;
+    }
+    cl_int err;
+    cl_mem call = efla_cl.clCreateBuffer(ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                         plan->block_bytes, plan->block, &err);
+    if (err != CL_SUCCESS) {
+        efla_cl_plan_free(ctx, plan);
+        return efla_cl_fail(err, "clCreateBuffer (parameters)");
+    }
+    /* Queued kernels keep the old buffer alive. */
+    if (ctx->call) efla_cl.clReleaseMemObject(ctx->call);
+    if (ctx->call_block) ctx->params.allocator->free(ctx->params.allocator->user, ctx->call_block);
+    ctx->call = call;
+    ctx->call_block = plan->block;
+    ctx->call_bytes = plan->block_bytes;
+    plan->block = NULL;
+    efla_cl.clRetainMemObject(call);
+    *out = call;
+    return EFLA_SUCCESS;
+}
+
 efla_status efla_cl_forward_enqueue(efla_backend_context *ctx, const efla_forward_args *args,
                                     cl_command_queue queue, const cl_event *wait,
                                     cl_uint wait_count) {
@@ -215,11 +246,9 @@ efla_status efla_cl_forward_enqueue(efla_backend_context *ctx, const efla_forwar
         efla_cl_plan_free(ctx, &plan);
         return status;
     }
-    cl_int err;
-    cl_mem call = efla_cl.clCreateBuffer(ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                                         plan.block_bytes, plan.block, &err);
-    efla_cl_plan_free(ctx, &plan);
-    if (err != CL_SUCCESS) return efla_cl_fail(err, "clCreateBuffer (parameters)");
+    cl_mem call = NULL;
+    status = parameter_buffer(ctx, &plan, &call);
+    if (status != EFLA_SUCCESS) return status;
     cl_uint merged_count;
     cl_event *merged = merge_wait(ctx, wait, wait_count, &merged_count);
     if (!merged) {

@@ -56,6 +56,11 @@ struct efla_backend_context {
     efla_cl_program programs[4]; /* by storage dtype (EFLA_DTYPE_F32..BF16) */
     cl_mem scratch;
     uint64_t scratch_bytes;
+    /* The last forward's parameter block (read-only on the device) and its
+     * host copy: a repeated call of one shape reuses it as it is. */
+    cl_mem call;
+    void *call_block;
+    size_t call_bytes;
     efla_cl_events tail;  /* what the next operation waits for */
     efla_cl_events timed; /* the last forward's kernels */
 };

@@ -31,6 +31,7 @@
       (cl_command_queue, cl_command_queue_info, size_t, void *, size_t *))                         \
     X(cl_mem, clCreateBuffer, (cl_context, cl_mem_flags, size_t, void *, cl_int *))                \
     X(cl_int, clReleaseMemObject, (cl_mem))                                                        \
+    X(cl_int, clRetainMemObject, (cl_mem))                                                         \
     X(cl_int, clGetMemObjectInfo, (cl_mem, cl_mem_info, size_t, void *, size_t *))                 \
     X(cl_program, clCreateProgramWithSource,                                                       \
       (cl_context, cl_uint, const char **, const size_t *, cl_int *))                              \
