@@ -70,8 +70,9 @@ void efla_scan_fetch_wq(const efla_scan_src *s, int t0, int length, int d0,
         const int rr = r < EFLA_C ? r : r - EFLA_C;
         float value = 0.0f;
         if (rr < length && d < s->dk)
-            value = r < EFLA_C ? s->w[(long)(t0 + rr) * s->dk + d]
-                               : efla_load(s->q, s->q_origin + (t0 + rr) * s->q_row + d * s->q_step);
+            value = r < EFLA_C
+                        ? s->w[(long)(t0 + rr) * s->dk + d]
+                        : efla_load(s->q, s->q_origin + (t0 + rr) * s->q_row + d * s->q_step);
         x[n] = value;
     }
 }

@@ -49,8 +49,8 @@ efla_recurrent(__global const int4 *call, int table, __global const store_t *q,
 #pragma unroll
     for (int r = 0; r < EFLA_RMAX; ++r) {
         const int i = rg + rsr * r;
-        S[r] = (flags & EFLA_PF_INITIAL_STATE) && active && i < dk ? s0[s0_column + i * s0_row]
-                                                                   : 0.0f;
+        S[r] =
+            (flags & EFLA_PF_INITIAL_STATE) && active && i < dk ? s0[s0_column + i * s0_row] : 0.0f;
     }
 
     const long q_step = P[EFLA_P_Q + 4], k_step = P[EFLA_P_K + 4];
