@@ -74,36 +74,38 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
 
     const int64_t r1 = efla_cuda_max64((int64_t)C * kp, (int64_t)dvp * PC);
     const int64_t r2 = efla_cuda_max64((int64_t)C * kp, (int64_t)dkp * PC);
-    uint16_t *khat = reinterpret_cast<uint16_t *>(efla_smem()); /* [C][kp], then g.V^T [dvp][PC] */
-    uint16_t *qhat = khat + r1;                                 /* [C][kp], then e.K^T [dkp][PC] */
+    uint16_t *khat = reinterpret_cast<uint16_t *>(efla_smem()); /* raw K [C][kp], then g.V^T [dvp][PC] */
+    uint16_t *qhat = khat + r1;                                 /* raw Q [C][kp], then e.K^T [dkp][PC] */
     float *lower = reinterpret_cast<float *>(qhat + r2);        /* [C][65] f32, then A^-1 16-bit */
     uint16_t *inverse = reinterpret_cast<uint16_t *>(lower);    /* [C][PC] */
     float *ck = lower + C * EFLA_CUDA_STAGE_PITCH, *rq = ck + C, *erase = rq + C, *write = erase + C;
 
     efla_row_coefficients<DT, kThreads>(p, seq, t0, rows, h, hv, ck, rq, erase, write);
     efla_sync();
-    /* Unit keys and (normalised) queries in 16 bits, zero-padded; K^T and Q^
-     * go to the scratch as the scan reads them. */
+    /* Raw k and q rows (exact: they are storage values), zero-padded, for
+     * the products below, which apply the row factors in f32 afterwards
+     * (rounding k ck and q rq to 16 bits first cost up to 2e-2 on a
+     * cancelling q.k at T = 1, bf16). The unit keys and normalised queries
+     * go to the scratch in 16 bits, K^T and Q^ as the scan reads them. */
     for (int e = tid; e < C * dkp; e += kThreads) {
         const int r = e / dkp, i = e % dkp;
         float kv = 0.0f, qv = 0.0f;
         if (r < rows && i < p.dk) {
-            kv = ck[r] * efla_load<DT>(p.k.address, efla_offset(p.k, seq.batch_row, t0 + r, h, i));
-            qv = rq[r] * efla_load<DT>(p.q.address, efla_offset(p.q, seq.batch_row, t0 + r, h, i));
+            kv = efla_load<DT>(p.k.address, efla_offset(p.k, seq.batch_row, t0 + r, h, i));
+            qv = efla_load<DT>(p.q.address, efla_offset(p.q, seq.batch_row, t0 + r, h, i));
         }
-        const uint16_t kb = efla_f32_to_half<DT>(kv), qb = efla_f32_to_half<DT>(qv);
-        khat[r * kp + i] = kb;
-        qhat[r * kp + i] = qb;
-        out.kt[(int64_t)i * C + r] = kb;
-        out.q[(int64_t)r * dkp + i] = qb;
+        khat[r * kp + i] = efla_f32_to_half<DT>(kv);
+        qhat[r * kp + i] = efla_f32_to_half<DT>(qv);
+        out.kt[(int64_t)i * C + r] = efla_f32_to_half<DT>(ck[r] * kv);
+        out.q[(int64_t)r * dkp + i] = efla_f32_to_half<DT>(rq[r] * qv);
     }
     efla_sync();
     /* L = StrictLower(diag(e) K^K^T) in f32; QK^T masked to s <= t. */
     warp_product<DT>(khat, kp, khat, kp, dkp, C, [&](int t, int s, float x) {
-        lower[t * EFLA_CUDA_STAGE_PITCH + s] = s < t ? erase[t] * x : 0.0f;
+        lower[t * EFLA_CUDA_STAGE_PITCH + s] = s < t ? erase[t] * ck[t] * ck[s] * x : 0.0f;
     });
     warp_product<DT>(qhat, kp, khat, kp, dkp, C, [&](int t, int s, float x) {
-        out.aqk[t * C + s] = efla_f32_to_half<DT>(s <= t ? x : 0.0f);
+        out.aqk[t * C + s] = efla_f32_to_half<DT>(s <= t ? rq[t] * ck[s] * x : 0.0f);
     });
     efla_sync();
     float x[C];
@@ -114,7 +116,8 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     /* e.K^T over Q^'s space (Q^ is no longer needed). */
     for (int e = tid; e < dkp * C; e += kThreads) {
         const int i = e / C, s = e % C;
-        qhat[i * PC + s] = efla_f32_to_half<DT>(erase[s] * efla_half_to_f32<DT>(khat[s * kp + i]));
+        qhat[i * PC + s] =
+            efla_f32_to_half<DT>(erase[s] * ck[s] * efla_half_to_f32<DT>(khat[s * kp + i]));
     }
     efla_sync();
     /* W = A^-1 (e.K^) */
