@@ -6,6 +6,7 @@
 #ifndef EFLA_EMU_DEVICE_H
 #define EFLA_EMU_DEVICE_H
 
+#include "core/half.h" /* storage conversions: the host's own */
 #include "efla_cuda_params.h"
 
 #include <math.h>
@@ -35,49 +36,6 @@ static inline float efla_shfl_xor(float x, int mask) {
     float all[32];
     efla_emu_warp_exchange(&x, all, sizeof x);
     return all[(efla_tid() & 31) ^ mask];
-}
-
-static inline uint32_t efla_emu_bits(float x) {
-    uint32_t u;
-    std::memcpy(&u, &x, sizeof u);
-    return u;
-}
-static inline float efla_emu_float(uint32_t u) {
-    float x;
-    std::memcpy(&x, &u, sizeof x);
-    return x;
-}
-static inline float efla_bf16_to_f32(uint16_t h) { return efla_emu_float((uint32_t)h << 16); }
-static inline uint16_t efla_f32_to_bf16(float x) {
-    uint32_t u = efla_emu_bits(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-static inline float efla_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-    if (e == 0x1fu) return efla_emu_float(sign | 0x7f800000u | (m << 13));
-    if (e == 0) {
-        float magnitude = (float)m * 5.9604644775390625e-8f;
-        return sign ? -magnitude : magnitude;
-    }
-    return efla_emu_float(sign | ((e + 112u) << 23) | (m << 13));
-}
-static inline uint16_t efla_f32_to_f16(float x) {
-    uint32_t u = efla_emu_bits(x);
-    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    uint32_t magnitude = u & 0x7fffffffu;
-    if (magnitude > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
-    if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
-    if (magnitude < 0x38800000u) {
-        float scaled = efla_emu_float(magnitude) * 16777216.0f;
-        uint32_t integer = (uint32_t)scaled;
-        float remainder = scaled - (float)integer;
-        if (remainder > 0.5f || (remainder == 0.5f && (integer & 1u))) integer++;
-        return (uint16_t)(sign | integer);
-    }
-    uint32_t rounded = magnitude + 0xfffu + ((magnitude >> 13) & 1u);
-    return (uint16_t)(sign | ((rounded - 0x38000000u) >> 13));
 }
 
 #endif
