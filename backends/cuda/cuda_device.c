@@ -45,7 +45,7 @@ efla_status efla_cuda_device_props_get(CUdevice device, int ordinal, efla_cuda_d
 }
 
 const char *efla_cuda_path_name(efla_cuda_path path) {
-    return path == EFLA_CUDA_PATH_SIMT ? "simt" : path == EFLA_CUDA_PATH_MMA4 ? "mma4" : "mma";
+    return path == EFLA_CUDA_PATH_SIMT ? "simt" : "mma";
 }
 
 efla_status efla_cuda_path_from_env(efla_cuda_path *out) {
@@ -56,8 +56,7 @@ efla_status efla_cuda_path_from_env(efla_cuda_path *out) {
     static const struct {
         const char *name;
         efla_cuda_path path;
-    } paths[] = {
-        {"simt", EFLA_CUDA_PATH_SIMT}, {"mma", EFLA_CUDA_PATH_MMA}, {"mma4", EFLA_CUDA_PATH_MMA4}};
+    } paths[] = {{"simt", EFLA_CUDA_PATH_SIMT}, {"mma", EFLA_CUDA_PATH_MMA}};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; ++i)
         if (strcmp(text, paths[i].name) == 0) {
             *out = paths[i].path;

@@ -21,8 +21,7 @@ _Static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE,
 typedef struct forward_plan {
     int64_t recurrent_max_len; /* sequences longer than this run chunked */
     bool mma;                  /* the chunked kernels run on tensor cores */
-    bool mma4;                 /* ... with the 4-warp scan (path mma4) */
-    int stages;                /* mma scan: chunk operand buffers */
+    efla_cuda_mma_tiles tiles; /* ... with these column tiles */
     bool any_recurrent, any_chunked;
     int64_t chunks_per_sequence; /* without varlen */
     int64_t total_chunks;
@@ -48,16 +47,11 @@ static int64_t recurrent_limit(const efla_forward_args *a) {
  * kernels' shared memory fits this device. */
 static void choose_chunked_path(const efla_backend_context *ctx, const efla_forward_args *a,
                                 forward_plan *plan) {
-    const int64_t optin = ctx->props.smem_optin;
-    plan->mma4 = ctx->path == EFLA_CUDA_PATH_MMA4;
-    const int64_t tile_max = plan->mma4 ? EFLA_CUDA_MMA4_TILE_V : EFLA_CUDA_MMA_TILE_MAX;
-    const uint32_t stage = efla_cuda_scan_mma_stage_bytes(a->dk, tile_max);
-    const uint32_t fixed = efla_cuda_scan_mma_fixed_bytes(a->dk, tile_max);
     plan->mma = ctx->path != EFLA_CUDA_PATH_SIMT && a->storage != EFLA_DTYPE_F32 &&
                 ctx->props.cc_major >= 8 && a->dk >= MMA_MIN_HEAD_DIM &&
-                a->dv >= MMA_MIN_HEAD_DIM && efla_cuda_prepare_mma_smem(a->dk, a->dv) <= optin &&
-                stage + fixed <= optin;
-    plan->stages = 2 * (int64_t)stage + fixed <= optin ? 2 : 1;
+                a->dv >= MMA_MIN_HEAD_DIM &&
+                efla_cuda_mma_choose(&ctx->props, a->sequences * a->value_heads, a->dk, a->dv,
+                                     &plan->tiles);
 }
 
 static int64_t chunks_of(int64_t length) {
@@ -192,75 +186,98 @@ static efla_status launch_recurrent(efla_backend_context *ctx, CUstream stream, 
                             efla_cuda_recurrent_smem(dk_class), p);
 }
 
-/* The scan's column tile, in 8-column parts. Every block loads the same
- * chunk operands (W, Q^, K^T, QK^T) whatever its width, so: 8 columns when
- * 16 would leave half the SMs idle (few sequences x heads, long T: S4 = 8
- * heads x 8 tiles on 132 SMs; one block per SM fits), twice the blocks with
- * half the math each; 32 columns when 16 would take two or more waves of
- * the SMs (S2, S3, S5), half the operand loads per column; else 16. The
- * 4-warp scan (mma4) keeps 16. */
-static int32_t mma_tile_halves(const efla_backend_context *ctx, const forward_plan *plan,
-                               const efla_cuda_params *p) {
+/* Scratch elements per (chunk, value head) and heads per launch round
+ * (value heads are split into rounds beyond the scratch budget). */
+static int64_t heads_per_round(const efla_cuda_params *p, const forward_plan *plan,
+                               int64_t grid_y_per_head) {
+    const uint64_t element = plan->mma ? 2u : 4u;
+    const uint64_t per_head = (uint64_t)plan->total_chunks * (uint64_t)p->chunk_floats * element;
+    int64_t heads = per_head ? (int64_t)(SCRATCH_BUDGET_BYTES / per_head) : p->value_heads;
+    if (heads < 1) heads = 1;
+    if (heads > p->value_heads) heads = p->value_heads;
+    if (heads > 65535 / grid_y_per_head) heads = 65535 / grid_y_per_head; /* grid.y */
+    return heads;
+}
+
+/* The chunked kernels' ids, threads, shared memory and grids. */
+typedef struct chunked_launch {
+    efla_cuda_kernel prepare, scan, output;
+    uint32_t prepare_threads, scan_threads, output_threads;
+    uint32_t prepare_smem, scan_smem, output_smem;
+    int64_t output_grid_y; /* per value head */
+} chunked_launch;
+
+static chunked_launch simt_launch(int dtype, efla_cuda_params *p) {
+    chunked_launch l = {0};
+    l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_SIMT_F32 + dtype);
+    l.scan = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_SCAN_SIMT_F32 + dtype);
+    l.prepare_threads = EFLA_CUDA_PREPARE_THREADS;
+    l.scan_threads = EFLA_CUDA_SCAN_THREADS;
+    l.prepare_smem = efla_cuda_prepare_smem();
+    l.scan_smem = efla_cuda_scan_smem(p->dk);
+    l.output_grid_y = 1;
+    return l;
+}
+
+static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_params *p) {
+    const bool bf16 = dtype == EFLA_CUDA_BF16;
     const int64_t dvp = efla_cuda_pad16(p->dv);
-    const int64_t blocks16 = p->sequences * p->value_heads * (dvp / 16);
-    if (plan->mma4) return 2;
-    if (2 * blocks16 <= ctx->props.sm_count) return 1;
-    if (blocks16 >= 2 * (int64_t)ctx->props.sm_count && dvp % 32 == 0) return 4;
-    return 2;
+    p->chunk_floats = efla_cuda_mma_scratch_layout(p->dk, p->dv).total;
+    p->state_tile = plan->tiles.state;
+    p->dv_tiles = (int32_t)(dvp / plan->tiles.state);
+    p->output_tile = plan->tiles.output;
+    p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
+    chunked_launch l;
+    l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + bf16);
+    l.scan = efla_cuda_mma_state_kernel(bf16, plan->tiles.state);
+    l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
+    l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
+    l.scan_threads = 32 * (uint32_t)efla_cuda_state_warps(plan->tiles.state);
+    l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
+    l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
+    l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state);
+    l.output_smem = efla_cuda_output_mma_smem(p->dk, plan->tiles.output);
+    l.output_grid_y = p->output_tiles;
+    return l;
+}
+
+static efla_status launch_round(efla_backend_context *ctx, CUstream stream,
+                                const forward_plan *plan, const chunked_launch *l,
+                                const efla_cuda_params *p) {
+    const uint32_t chunks = (uint32_t)plan->total_chunks, heads = (uint32_t)p->hv_count;
+    efla_status status = efla_cuda_launch(ctx, l->prepare, stream, chunks, heads,
+                                          l->prepare_threads, l->prepare_smem, p);
+    if (status != EFLA_SUCCESS) return status;
+    const int64_t blocks = p->sequences * p->hv_count * p->dv_tiles;
+    status = efla_cuda_launch(ctx, l->scan, stream, (uint32_t)blocks, 1, l->scan_threads,
+                              l->scan_smem, p);
+    if (status != EFLA_SUCCESS || !plan->mma) return status;
+    return efla_cuda_launch(ctx, l->output, stream, chunks, heads * (uint32_t)l->output_grid_y,
+                            l->output_threads, l->output_smem, p);
 }
 
 /* The chunked kernels, in rounds of value heads that fit the scratch
  * budget (one round for every shape of PERFORMANCE.md). */
 static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, int dtype,
                                   const forward_plan *plan, efla_cuda_params *p) {
-    if (plan->mma) {
-        p->chunk_floats = efla_cuda_mma_chunk_elems(p->dk, p->dv);
-        p->stages = plan->stages;
-        p->tile_halves = mma_tile_halves(ctx, plan, p);
-        p->dv_tiles = (int32_t)(efla_cuda_pad16(p->dv) / (8 * p->tile_halves));
-    }
-    const uint64_t element = plan->mma ? 2u : 4u;
-    const uint64_t per_head = (uint64_t)plan->total_chunks * (uint64_t)p->chunk_floats * element;
-    int64_t heads_per_round =
-        per_head ? (int64_t)(SCRATCH_BUDGET_BYTES / per_head) : p->value_heads;
-    if (heads_per_round < 1) heads_per_round = 1;
-    if (heads_per_round > p->value_heads) heads_per_round = p->value_heads;
-    if (heads_per_round > 65535) heads_per_round = 65535; /* grid.y */
+    const chunked_launch l = plan->mma ? mma_launch(dtype, plan, p) : simt_launch(dtype, p);
+    const int64_t per_round = heads_per_round(p, plan, l.output_grid_y);
     if (plan->total_chunks > INT32_MAX)
         return efla_error(EFLA_ERROR_UNSUPPORTED, "%lld chunks exceed the CUDA grid",
                           (long long)plan->total_chunks);
-    efla_status status = ensure_device(ctx, &ctx->scratch, &ctx->scratch_size,
-                                       per_head * (uint64_t)heads_per_round, "chunk scratch");
+    const uint64_t element = plan->mma ? 2u : 4u;
+    const uint64_t bytes =
+        (uint64_t)plan->total_chunks * (uint64_t)p->chunk_floats * element * (uint64_t)per_round;
+    efla_status status =
+        ensure_device(ctx, &ctx->scratch, &ctx->scratch_size, bytes, "chunk scratch");
     if (status != EFLA_SUCCESS) return status;
     p->scratch = (uint64_t)ctx->scratch;
-    efla_cuda_kernel prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_SIMT_F32 + dtype);
-    efla_cuda_kernel scan = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_SCAN_SIMT_F32 + dtype);
-    uint32_t threads = EFLA_CUDA_PREPARE_THREADS, scan_threads = EFLA_CUDA_SCAN_THREADS;
-    uint32_t prepare_smem = efla_cuda_prepare_smem(), scan_smem = efla_cuda_scan_smem(p->dk);
-    if (plan->mma) {
-        const int half = dtype == EFLA_CUDA_F16 ? 0 : 1;
-        prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + half);
-        scan = (efla_cuda_kernel)((plan->mma4 ? EFLA_CUDA_KERNEL_SCAN_MMA4_F16
-                                              : EFLA_CUDA_KERNEL_SCAN_MMA_F16) +
-                                  half);
-        threads = EFLA_CUDA_MMA_THREADS;
-        scan_threads = plan->mma4 ? EFLA_CUDA_MMA_THREADS : EFLA_CUDA_MMA_SCAN_THREADS;
-        prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
-        const int64_t tile_max = plan->mma4 ? EFLA_CUDA_MMA4_TILE_V : EFLA_CUDA_MMA_TILE_MAX;
-        scan_smem = (uint32_t)plan->stages * efla_cuda_scan_mma_stage_bytes(p->dk, tile_max) +
-                    efla_cuda_scan_mma_fixed_bytes(p->dk, tile_max);
-    }
-    for (int64_t begin = 0; begin < p->value_heads; begin += heads_per_round) {
+    for (int64_t begin = 0; begin < p->value_heads; begin += per_round) {
         const int64_t count =
-            p->value_heads - begin < heads_per_round ? p->value_heads - begin : heads_per_round;
+            p->value_heads - begin < per_round ? p->value_heads - begin : per_round;
         p->hv_begin = (int32_t)begin;
         p->hv_count = (int32_t)count;
-        status = efla_cuda_launch(ctx, prepare, stream, (uint32_t)plan->total_chunks,
-                                  (uint32_t)count, threads, prepare_smem, p);
-        if (status != EFLA_SUCCESS) return status;
-        const int64_t blocks = p->sequences * count * p->dv_tiles;
-        status =
-            efla_cuda_launch(ctx, scan, stream, (uint32_t)blocks, 1, scan_threads, scan_smem, p);
+        status = launch_round(ctx, stream, plan, &l, p);
         if (status != EFLA_SUCCESS) return status;
     }
     return EFLA_SUCCESS;
@@ -346,8 +363,8 @@ efla_status efla_cuda_forward_query(efla_backend_context *ctx, const efla_forwar
                                                             : EFLA_ALGORITHM_RECURRENT;
     /* The chunked kernels' path when they run; the recurrent kernel is the
      * same on every path, so a recurrent-only call reports the context's. */
-    const char *path = plan.any_chunked ? (plan.mma ? (plan.mma4 ? "mma4" : "mma") : "simt")
-                                        : efla_cuda_path_name(ctx->path);
+    const char *path =
+        plan.any_chunked ? (plan.mma ? "mma" : "simt") : efla_cuda_path_name(ctx->path);
     snprintf(out->kernel_path, sizeof out->kernel_path, "%s", path);
     release_plan(ctx, &plan);
     return EFLA_SUCCESS;

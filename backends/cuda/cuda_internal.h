@@ -27,9 +27,8 @@ typedef enum efla_cuda_path {
     EFLA_CUDA_PATH_AUTO = 0,
     EFLA_CUDA_PATH_SIMT = 1, /* plain f32 FMA for everything */
     EFLA_CUDA_PATH_MMA = 2,  /* tensor cores for the chunked kernels of f16/bf16 storage */
-    EFLA_CUDA_PATH_MMA4 = 3, /* mma with the earlier 4-warp scan, for comparison */
 } efla_cuda_path;
-#define EFLA_CUDA_PATH_NAMES "simt, mma, mma4"
+#define EFLA_CUDA_PATH_NAMES "simt, mma"
 
 /* Device properties the backend plans with. */
 typedef struct efla_cuda_device_props {
@@ -66,6 +65,16 @@ struct efla_backend_context {
     CUevent timer_start, timer_stop; /* EFLA_CONTEXT_PROFILING */
     bool timed;
 };
+
+/* cuda_mma_plan.c: tiles of the mma state and output kernels (columns). */
+typedef struct efla_cuda_mma_tiles {
+    int state, output;
+} efla_cuda_mma_tiles;
+/* False when the mma kernels do not fit the device's shared memory. */
+bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
+                          int64_t dv, efla_cuda_mma_tiles *out);
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int tile);
+efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile);
 
 /* cuda_device.c */
 efla_status efla_cuda_probe(void);

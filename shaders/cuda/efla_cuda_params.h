@@ -48,11 +48,13 @@ typedef struct efla_cuda_params {
     int32_t mode;                /* 0: EFLA, 1: DELTA */
     int32_t l2norm_q, l2norm_k;
     float scale;
-    int32_t stages;      /* mma scan: 2 = double-buffered chunk loads, 1 = single */
-    int32_t tile_halves; /* mma scan: 8-column parts per block's tile: 1, 2 or 4 */
+    int32_t state_tile;  /* mma state kernel: columns per block (8, 16 or 32) */
+    int32_t output_tile; /* mma output kernel: columns per block (32 or 64) */
+    int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
+    int32_t reserved;
 } efla_cuda_params;
 
-#define EFLA_CUDA_PARAMS_SIZE 408
+#define EFLA_CUDA_PARAMS_SIZE 416
 
 /* Scratch of one (chunk, value head), in floats, row-major with row pitch dk
  * or dv: K^ [C][dk], Q^ [C][dk], W [C][dk], U [C][dv], QK^T masked [C][C]. */
@@ -85,40 +87,56 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
                            2 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH));
 }
 
-/* The tensor-core (mma) path: 16-bit scratch with head dimensions padded
- * to multiples of 16 (zeros), per (chunk, value head), in elements:
- * K^T [dkp][C], Q^ [C][dkp], W [C][dkp], U [C][dvp], QK^T masked [C][C]. */
-#define EFLA_CUDA_MMA_THREADS 128      /* prepare; the 4-warp scan (path mma4) */
-#define EFLA_CUDA_MMA_SCAN_THREADS 256 /* the 8-warp scan (path mma) */
-#define EFLA_CUDA_MMA4_TILE_V 16 /* the 4-warp scan's column tile */
-#define EFLA_CUDA_MMA_TILE_MAX 32 /* the 8-warp scan's widest tile (8, 16 or 32 columns) */
+/* The tensor-core (mma) path: three kernels (prepare, state, output; see
+ * chunk_mma.cu) sharing a 16-bit scratch per (chunk, value head) with the
+ * head dimensions padded to multiples of 16 (zeros). In elements, in order:
+ * raw K [C][dkp], raw Q [C][dkp], W [C][dkp], K^T [dkp][C], U [C][dvp],
+ * V'^T [dvp][C], S_c^T [dvp][dkp], then ck and rq as f32 [2][C]. */
+#define EFLA_CUDA_MMA_PREPARE_THREADS 256
+#define EFLA_CUDA_MMA_OUTPUT_THREADS 128
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
-EFLA_HD int64_t efla_cuda_mma_chunk_elems(int64_t dk, int64_t dv) {
-    return (int64_t)EFLA_CUDA_CHUNK * (3 * efla_cuda_pad16(dk) + efla_cuda_pad16(dv) + EFLA_CUDA_CHUNK);
-}
 EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+typedef struct efla_cuda_mma_layout {
+    int64_t kraw, qraw, w, kt, u, vnt, ht, factors, total;
+} efla_cuda_mma_layout;
+EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv) {
+    const int64_t c = EFLA_CUDA_CHUNK, dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
+    efla_cuda_mma_layout l;
+    l.kraw = 0;
+    l.qraw = l.kraw + c * dkp;
+    l.w = l.qraw + c * dkp;
+    l.kt = l.w + c * dkp;
+    l.u = l.kt + dkp * c;
+    l.vnt = l.u + c * dvp;
+    l.ht = l.vnt + dvp * c;
+    l.factors = l.ht + dvp * dkp;
+    l.total = l.factors + 4 * c; /* 2 x C floats */
+    return l;
+}
+/* Warps of the state kernel for a column tile of `tile` columns. */
+EFLA_HD int efla_cuda_state_warps(int64_t tile) { return tile >= 16 ? 8 : 4; }
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
-    const int64_t kp = efla_cuda_mma_pitch_k(dk), pc = EFLA_CUDA_MMA_PITCH_C;
-    const int64_t r1 = efla_cuda_max64(EFLA_CUDA_CHUNK * kp, efla_cuda_pad16(dv) * pc);
-    const int64_t r2 = efla_cuda_max64(EFLA_CUDA_CHUNK * kp, efla_cuda_pad16(dk) * pc);
-    /* K^ (then g.V^T), Q^ (then e.K^T), L in f32 (then A^-1 in 16 bits), coefficients */
-    return (uint32_t)(2 * (r1 + r2) + 4 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH +
-                      4 * 4 * EFLA_CUDA_CHUNK);
+    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
+    const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
+    const int64_t rows = c * (dmax + 8);                                 /* raw K, then W / U */
+    const int64_t transposed = efla_cuda_max64(c * efla_cuda_mma_pitch_k(dk), dmax * pc);
+    /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
+    return (uint32_t)(2 * (rows + transposed + c * pc) +
+                      4 * (c * EFLA_CUDA_STAGE_PITCH + 16 * 49 + 4 * c));
 }
-/* tile_max: the widest column tile the scan kernel takes (16 for the
- * 4-warp scan, 32 for the 8-warp one); its shared memory is laid out for it. */
-EFLA_HD uint32_t efla_cuda_scan_mma_stage_bytes(int64_t dk, int64_t tile_max) {
-    const int64_t kp = efla_cuda_mma_pitch_k(dk), pc = EFLA_CUDA_MMA_PITCH_C;
-    /* W, Q^ [C][kp]; K^T [dkp][pc]; U tile [C][tile_max + 8]; QK^T [C][pc] */
-    return (uint32_t)(2 * (2 * EFLA_CUDA_CHUNK * kp + efla_cuda_pad16(dk) * pc +
-                           EFLA_CUDA_CHUNK * (tile_max + 8) + EFLA_CUDA_CHUNK * pc));
+EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile) {
+    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
+    /* two stages of W [C][kp], K^T [dkp][pc], U [C][tile + 8]; S^T, V'^T */
+    const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + c * (tile + 8);
+    return (uint32_t)(2 * (2 * stage + tile * kp + tile * pc));
 }
-EFLA_HD uint32_t efla_cuda_scan_mma_fixed_bytes(int64_t dk, int64_t tile_max) {
-    /* S^T and V'^T tiles as 16-bit operands: [tile_max][kp], [tile_max][pc] */
-    return (uint32_t)(2 * (tile_max * efla_cuda_mma_pitch_k(dk) +
-                           tile_max * EFLA_CUDA_MMA_PITCH_C));
+EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
+    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
+    /* Q, K [C][kp]; S^T [tile][kp]; V'^T [tile][pc]; P, then O [C][max(pc, tile + 8)]; ck, rq */
+    const int64_t staging = c * efla_cuda_max64(pc, tile + 8);
+    return (uint32_t)(2 * (2 * c * kp + tile * kp + tile * pc + staging) + 4 * 2 * c);
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds
@@ -156,10 +174,16 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
 #define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                  \
     X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)               \
     X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)             \
-    X(SCAN_MMA_F16, "efla_scan_mma_f16", CHUNK_MMA)                     \
-    X(SCAN_MMA_BF16, "efla_scan_mma_bf16", CHUNK_MMA)                   \
-    X(SCAN_MMA4_F16, "efla_scan_mma4_f16", CHUNK_MMA)                   \
-    X(SCAN_MMA4_BF16, "efla_scan_mma4_bf16", CHUNK_MMA)
+    X(STATE_MMA_F16_V8, "efla_state_mma_f16_v8", CHUNK_MMA)             \
+    X(STATE_MMA_F16_V16, "efla_state_mma_f16_v16", CHUNK_MMA)           \
+    X(STATE_MMA_F16_V32, "efla_state_mma_f16_v32", CHUNK_MMA)           \
+    X(STATE_MMA_BF16_V8, "efla_state_mma_bf16_v8", CHUNK_MMA)           \
+    X(STATE_MMA_BF16_V16, "efla_state_mma_bf16_v16", CHUNK_MMA)         \
+    X(STATE_MMA_BF16_V32, "efla_state_mma_bf16_v32", CHUNK_MMA)         \
+    X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)         \
+    X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)         \
+    X(OUTPUT_MMA_BF16_V32, "efla_output_mma_bf16_v32", CHUNK_MMA)       \
+    X(OUTPUT_MMA_BF16_V64, "efla_output_mma_bf16_v64", CHUNK_MMA)
 
 #define EFLA_CUDA_KERNELS(X) \
     EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X) EFLA_CUDA_CHUNK_MMA_KERNELS(X)

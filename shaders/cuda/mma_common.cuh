@@ -3,13 +3,12 @@
  * operands and f32 accumulation (sm_80+), fragment loads from shared
  * memory, and cp.async copies. Fragment layout (PTX ISA, "mma.m16n8k16"),
  * with g = lane / 4 and c = lane % 4:
- *   A 16x16 row-major: a0 = A[g][2c..2c+1], a1 = A[g+8][2c..], a2 = A[g][2c+8..], a3 = A[g+8][2c+8..]
- *   B 16x8 (k x n):    b0 = B[2c..2c+1][g], b1 = B[2c+8..2c+9][g]
- *   C/D 16x8 f32:      d0 = D[g][2c], d1 = D[g][2c+1], d2 = D[g+8][2c], d3 = D[g+8][2c+1]
- * Each 32-bit register holds two 16-bit values, the lower index in the low
- * half. B is read from its transpose Bt[n][k], so every register is one
- * aligned 32-bit load. Row pitches are multiples of 8 elements plus 8, so
- * the 8 rows a fragment touches fall in different banks.
+ *   A 16x16 row-major: a0 = A[g][2c..2c+1], a1 = A[g+8][2c..], a2 = A[g][2c+8..], a3 =
+ * A[g+8][2c+8..] B 16x8 (k x n):    b0 = B[2c..2c+1][g], b1 = B[2c+8..2c+9][g] C/D 16x8 f32: d0 =
+ * D[g][2c], d1 = D[g][2c+1], d2 = D[g+8][2c], d3 = D[g+8][2c+1] Each 32-bit register holds two
+ * 16-bit values, the lower index in the low half. B is read from its transpose Bt[n][k], so every
+ * register is one aligned 32-bit load. Row pitches are multiples of 8 elements plus 8, so the 8
+ * rows a fragment touches fall in different banks.
  */
 #ifndef EFLA_MMA_COMMON_CUH
 #define EFLA_MMA_COMMON_CUH
@@ -29,7 +28,8 @@ template <int DT> EFLA_DEV void efla_mma(float d[4], const uint32_t a[4], const 
     struct Lane {
         uint32_t a[4], b[2];
     } mine, all[32];
-    for (int i = 0; i < 4; ++i) mine.a[i] = a[i];
+    for (int i = 0; i < 4; ++i)
+        mine.a[i] = a[i];
     mine.b[0] = b[0];
     mine.b[1] = b[1];
     efla_emu_warp_exchange(&mine, all, sizeof mine);
@@ -51,12 +51,20 @@ template <int DT> EFLA_DEV void efla_mma(float d[4], const uint32_t a[4], const 
     const int dr[4] = {g, g, g + 8, g + 8}, dc[4] = {2 * c, 2 * c + 1, 2 * c, 2 * c + 1};
     for (int r = 0; r < 4; ++r) {
         float acc = d[r];
-        for (int k = 0; k < 16; ++k) acc += A[dr[r]][k] * B[k][dc[r]];
+        for (int k = 0; k < 16; ++k)
+            acc += A[dr[r]][k] * B[k][dc[r]];
         d[r] = acc;
     }
 }
 /* The emulator copies at once; waits have nothing to wait for. */
 EFLA_DEV void efla_cp_async16(void *shared, const void *global) { std::memcpy(shared, global, 16); }
+EFLA_DEV void efla_copy16(void *to, const void *from) { std::memcpy(to, from, 16); }
+EFLA_DEV void efla_zero16(void *to) { std::memset(to, 0, 16); }
+EFLA_DEV void efla_load16(const void *from, uint32_t out[4]) { std::memcpy(out, from, 16); }
+EFLA_DEV void efla_syncwarp() {
+    int token = 0, all[32];
+    efla_emu_warp_exchange(&token, all, sizeof token);
+}
 EFLA_DEV void efla_cp_async_commit() {}
 EFLA_DEV void efla_cp_async_wait_all() {}
 EFLA_DEV void efla_cp_async_wait_one() {}
@@ -73,6 +81,20 @@ template <int DT> EFLA_DEV void efla_mma(float d[4], const uint32_t a[4], const 
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+/* 16 bytes, both addresses 16-byte aligned. */
+EFLA_DEV void efla_copy16(void *to, const void *from) {
+    *reinterpret_cast<uint4 *>(to) = *reinterpret_cast<const uint4 *>(from);
+}
+EFLA_DEV void efla_zero16(void *to) { *reinterpret_cast<uint4 *>(to) = make_uint4(0, 0, 0, 0); }
+/* 16 bytes from a 16-byte aligned address into registers. */
+EFLA_DEV void efla_load16(const void *from, uint32_t out[4]) {
+    const uint4 v = *reinterpret_cast<const uint4 *>(from);
+    out[0] = v.x;
+    out[1] = v.y;
+    out[2] = v.z;
+    out[3] = v.w;
+}
+EFLA_DEV void efla_syncwarp() { __syncwarp(); }
 EFLA_DEV void efla_cp_async16(void *shared, const void *global) {
     const uint32_t address = (uint32_t)__cvta_generic_to_shared(shared);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global));

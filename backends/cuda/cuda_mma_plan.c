@@ -1,0 +1,63 @@
+/*
+ * Tile choices of the tensor-core (mma) chunked kernels: the state
+ * kernel's column tile BV and the output kernel's BO, from the device's SM
+ * count and shared memory. EFLA_CUDA_STATE_TILE (8, 16, 32) and
+ * EFLA_CUDA_OUTPUT_TILE (32, 64) override them for tuning.
+ */
+#include "backends/cuda/cuda_internal.h"
+
+#include <stdlib.h>
+
+static int env_tile(const char *name, int a, int b, int c) {
+    const char *text = getenv(name);
+    if (!text || !*text) return 0;
+    const int value = atoi(text);
+    return value == a || value == b || value == c ? value : 0;
+}
+
+static bool fits(const efla_cuda_device_props *props, uint32_t bytes) {
+    return (int64_t)bytes <= props->smem_optin;
+}
+
+/* The widest tile that still gives about one block per SM (the serial
+ * chunk loop is latency-bound: more, narrower blocks run it side by side;
+ * wider ones read each chunk's W and K^T fewer times). */
+static int choose_state_tile(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
+                             int64_t dv) {
+    const int64_t dvp = efla_cuda_pad16(dv);
+    const int forced = env_tile("EFLA_CUDA_STATE_TILE", 8, 16, 32);
+    if (forced && dvp % forced == 0 && fits(props, efla_cuda_state_mma_smem(dk, forced)))
+        return forced;
+    const int64_t enough = 3 * (int64_t)props->sm_count / 4;
+    for (int tile = 32; tile >= 16; tile /= 2)
+        if (dvp % tile == 0 && seq_heads * (dvp / tile) >= enough &&
+            fits(props, efla_cuda_state_mma_smem(dk, tile)))
+            return tile;
+    for (int tile = 8; tile <= 32; tile *= 2)
+        if (dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile))) return tile;
+    return 0;
+}
+
+static int choose_output_tile(const efla_cuda_device_props *props, int64_t dk) {
+    const int forced = env_tile("EFLA_CUDA_OUTPUT_TILE", 32, 64, 64);
+    if (forced && fits(props, efla_cuda_output_mma_smem(dk, forced))) return forced;
+    const int preferred = efla_cuda_pad16(dk) <= 128 ? 64 : 32;
+    if (fits(props, efla_cuda_output_mma_smem(dk, preferred))) return preferred;
+    return fits(props, efla_cuda_output_mma_smem(dk, 32)) ? 32 : 0;
+}
+
+bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
+                          int64_t dv, efla_cuda_mma_tiles *out) {
+    out->state = choose_state_tile(props, seq_heads, dk, dv);
+    out->output = choose_output_tile(props, dk);
+    return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
+}
+
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int tile) {
+    const int index = tile == 8 ? 0 : tile == 16 ? 1 : 2;
+    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_V8 + 3 * bf16 + index);
+}
+
+efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile) {
+    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_OUTPUT_MMA_F16_V32 + 2 * bf16 + (tile == 64));
+}

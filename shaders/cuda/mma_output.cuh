@@ -1,0 +1,104 @@
+/*
+ * mma output: one block of 4 warps per (chunk, value head, BO columns),
+ * all independent:
+ *   O = scale (diag(rq) Q S_c + mask_{s<=t}(diag(rq) Q K^T diag(ck)) V'),
+ * with Q and K the raw stored rows (the row factors are applied in f32
+ * after the products, which keeps a cancelling q.k exact to f32), S_c^T and
+ * V'^T from the state kernel. Warp w owns chunk rows 16 w.., so the masked
+ * P and the output staging need only warp barriers.
+ */
+#ifndef EFLA_MMA_OUTPUT_CUH
+#define EFLA_MMA_OUTPUT_CUH
+
+#include "mma_rows.cuh"
+
+namespace {
+
+constexpr int kOutputThreads = EFLA_CUDA_MMA_OUTPUT_THREADS;
+
+/* The warp's 16 staged output rows (16-bit, pitch pp) to the tensor. */
+template <int DT>
+EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_sequence &seq,
+                                int64_t t0, int rows, int64_t hv, int64_t j0, int cols,
+                                const uint16_t *staged, int pp, int row0) {
+    const int lane = efla_tid() & 31;
+    uint16_t *out = reinterpret_cast<uint16_t *>(p.out.address);
+    if (rows_vectorizable(p.out, p.dv)) {
+        const int pieces = cols / 8;
+        for (int e = lane; e < 16 * pieces; e += 32) {
+            const int t = row0 + e / pieces, c8 = 8 * (e % pieces);
+            if (t < rows && j0 + c8 < p.dv)
+                efla_copy16(out + efla_offset(p.out, seq.batch_row, t0 + t, hv, j0 + c8),
+                            staged + t * pp + c8);
+        }
+        return;
+    }
+    for (int e = lane; e < 16 * cols; e += 32) {
+        const int t = row0 + e / cols, c = e % cols;
+        if (t < rows && j0 + c < p.dv)
+            out[efla_offset(p.out, seq.batch_row, t0 + t, hv, j0 + c)] = staged[t * pp + c];
+    }
+}
+
+template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
+    constexpr int NT = BO / 8;
+    const int warp = efla_tid() >> 5, row0 = 16 * warp;
+    const int64_t g = efla_block_x();
+    const int64_t slot = efla_block_y() / p.output_tiles, tile = efla_block_y() % p.output_tiles;
+    const int64_t hv = p.hv_begin + slot, j0 = tile * BO;
+    const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
+    const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
+    const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
+    const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
+    const int cols = (int)efla_min64(BO, dvp - j0); /* a multiple of 16 */
+    constexpr int PP = kPitchC > BO + 8 ? kPitchC : BO + 8;
+    const MmaChunk src = mma_chunk(p, g, slot);
+
+    uint16_t *q = reinterpret_cast<uint16_t *>(efla_smem()); /* [C][kp] */
+    uint16_t *k = q + kChunk * kp;                           /* [C][kp] */
+    uint16_t *ht = k + kChunk * kp;                          /* S_c^T [BO][kp] */
+    uint16_t *vt = ht + BO * kp;                             /* V'^T [BO][PC] */
+    uint16_t *pm = vt + BO * kPitchC;                        /* P, then O [C][PP] */
+    float *ck = reinterpret_cast<float *>(pm + kChunk * PP), *rq = ck + kChunk;
+
+    copy_rows_async<kOutputThreads>(q, kp, src.qraw, dkp, kChunk, dkp);
+    copy_rows_async<kOutputThreads>(k, kp, src.kraw, dkp, kChunk, dkp);
+    copy_rows_async<kOutputThreads>(ht, kp, src.ht + j0 * dkp, dkp, cols, dkp);
+    copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
+    copy_rows_async<kOutputThreads>(reinterpret_cast<uint16_t *>(ck), 4 * kChunk,
+                                    reinterpret_cast<const uint16_t *>(src.ck), 4 * kChunk, 1,
+                                    4 * kChunk);
+    efla_cp_async_commit();
+    efla_cp_async_wait_all();
+    efla_sync();
+
+    { /* P = masked diag(rq) Q K^T diag(ck), this warp's rows */
+        float acc[8][4] = {};
+        warp_tiles<DT, 8>(acc, q, kp, row0, k, kp, 0, dkp, 8);
+        for (int t = 0; t < 8; ++t)
+            for (int e = 0; e < 4; ++e) {
+                const int r = row0 + efla_acc_row(e), s = 8 * t + efla_acc_col(e);
+                pm[r * PP + s] = efla_f32_to_half<DT>(s <= r ? rq[r] * ck[s] * acc[t][e] : 0.0f);
+            }
+    }
+    efla_syncwarp();
+    float o[NT][4] = {};
+    warp_tiles<DT, NT>(o, q, kp, row0, ht, kp, 0, dkp, cols / 8);
+    for (int t = 0; t < NT; ++t)
+        for (int e = 0; e < 4; ++e)
+            o[t][e] *= rq[row0 + efla_acc_row(e)];
+    warp_tiles<DT, NT>(o, pm, PP, row0, vt, kPitchC, 0, kChunk, cols / 8);
+    efla_syncwarp(); /* every lane is done reading P: its rows take O */
+    for (int t = 0; t < NT; ++t) {
+        if (8 * t >= cols) break;
+        for (int e = 0; e < 4; ++e)
+            pm[(row0 + efla_acc_row(e)) * PP + 8 * t + efla_acc_col(e)] =
+                efla_f32_to_half<DT>(p.scale * o[t][e]);
+    }
+    efla_syncwarp();
+    store_output_rows<DT>(p, seq, t0, rows, hv, j0, cols, pm, PP, row0);
+}
+
+} // namespace
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * mma prepare: one block of 8 warps per (chunk, value head). Everything
+ * that does not depend on the state: the row coefficients, L from the
+ * exact stored keys (K K^T on tensor cores, the factors applied in f32),
+ * A^-1 by the blocked f32 solve, W = A^-1 (e.K^), U = A^-1 (g.V), K^T, and
+ * copies of the raw q and k rows for the output kernel. Results are staged
+ * in shared memory and written as 16-byte pieces.
+ */
+#ifndef EFLA_MMA_PREPARE_CUH
+#define EFLA_MMA_PREPARE_CUH
+
+#include "mma_rows.cuh"
+
+namespace {
+
+constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
+
+/* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
+struct PrepareSmem {
+    uint16_t *rows;       /* raw K [C][kp], then W and U staging [C][rp] */
+    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (e ck K)^T, (g V)^T [d][PC] */
+    uint16_t *inverse;    /* A^-1 [C][PC] */
+    float *lower;         /* L, then A^-1 [C][STAGE_PITCH] */
+    float *block_row;     /* the solve's [16][49] */
+    float *ck, *rq, *erase, *write;
+};
+
+EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
+    const int dmax = dkp > dvp ? dkp : dvp, kp = dkp + 8;
+    const int transposed = kChunk * kp > dmax * kPitchC ? kChunk * kp : dmax * kPitchC;
+    PrepareSmem s;
+    s.rows = reinterpret_cast<uint16_t *>(efla_smem());
+    s.transposed = s.rows + kChunk * (dmax + 8);
+    s.inverse = s.transposed + transposed;
+    s.lower = reinterpret_cast<float *>(s.inverse + kChunk * kPitchC);
+    s.block_row = s.lower + kChunk * EFLA_CUDA_STAGE_PITCH;
+    s.ck = s.block_row + 16 * 49;
+    s.rq = s.ck + kChunk;
+    s.erase = s.rq + kChunk;
+    s.write = s.erase + kChunk;
+    return s;
+}
+
+/* Row coefficients from the raw rows in shared memory (one warp per row),
+ * also stored to the scratch for the output kernel. */
+template <int DT>
+EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, const efla_cuda_sequence &seq,
+                                   int64_t t0, int rows, int64_t hv, const PrepareSmem &s, int kp,
+                                   const MmaChunk &out) {
+    const int lane = efla_tid() & 31, warp = efla_tid() >> 5;
+    for (int r = warp; r < kChunk; r += kPrepareThreads / 32) {
+        float kk = 0.0f, qq = 0.0f;
+        for (int i = lane; i < p.dk; i += 32) {
+            const float k = efla_half_to_f32<DT>(s.rows[r * kp + i]);
+            const float q = efla_half_to_f32<DT>(s.transposed[r * kp + i]);
+            kk += k * k;
+            qq += q * q;
+        }
+        kk = efla_warp_sum(kk);
+        qq = efla_warp_sum(qq);
+        if (lane != 0) continue;
+        float ck = 0.0f, rq = 0.0f, erase = 0.0f, write = 0.0f;
+        if (r < rows) {
+            const float beta =
+                efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
+            efla_coefficients_of(p, kk, qq, beta, &ck, &rq, &erase, &write);
+        }
+        s.ck[r] = out.ck[r] = ck;
+        s.rq[r] = out.rq[r] = rq;
+        s.erase[r] = erase;
+        s.write[r] = write;
+    }
+}
+
+/* transposed[i][s] = f * K[s][i] for the unit-key factor f = ck (with_erase
+ * false) or e ck (true), from the raw keys. */
+template <int DT>
+EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp, bool with_erase) {
+    for (int e = efla_tid(); e < dkp * kChunk; e += kPrepareThreads) {
+        const int i = e / kChunk, r = e % kChunk;
+        const float f = with_erase ? s.erase[r] * s.ck[r] : s.ck[r];
+        s.transposed[i * kPitchC + r] =
+            efla_f32_to_half<DT>(f * efla_half_to_f32<DT>(s.rows[r * kp + i]));
+    }
+}
+
+/* transposed[j][s] = g_s V[s][j] from the value rows of this chunk. */
+template <int DT>
+EFLA_DEV void transpose_values(const efla_cuda_params &p, const efla_cuda_sequence &seq, int64_t t0,
+                               int rows, int64_t hv, int dvp, const PrepareSmem &s) {
+    const uint16_t *v = reinterpret_cast<const uint16_t *>(p.v.address);
+    if (rows_vectorizable(p.v, p.dv)) {
+        for (int e = efla_tid(); e < kChunk * (dvp / 8); e += kPrepareThreads) {
+            const int r = e % kChunk,
+                      j0 = 8 * (e / kChunk); /* lanes along rows: no bank conflicts */
+            uint32_t words[4] = {0, 0, 0, 0};
+            if (r < rows && j0 < p.dv)
+                efla_load16(v + efla_offset(p.v, seq.batch_row, t0 + r, hv, j0), words);
+#pragma unroll
+            for (int q = 0; q < 8; ++q) {
+                const uint16_t bits = (uint16_t)(words[q / 2] >> (16 * (q % 2)));
+                s.transposed[(j0 + q) * kPitchC + r] =
+                    efla_f32_to_half<DT>(s.write[r] * efla_half_to_f32<DT>(bits));
+            }
+        }
+        return;
+    }
+    for (int e = efla_tid(); e < kChunk * dvp; e += kPrepareThreads) {
+        const int r = e % kChunk, j = e / kChunk;
+        float x = 0.0f;
+        if (r < rows && j < p.dv)
+            x = efla_half_to_f32<DT>(v[efla_offset(p.v, seq.batch_row, t0 + r, hv, j)]);
+        s.transposed[j * kPitchC + r] = efla_f32_to_half<DT>(s.write[r] * x);
+    }
+}
+
+/* rows[t][0..n) = A^-1 [t][..] transposed^T: the warp's 16 rows, half of
+ * the columns (warps w and w + 4 share rows 16 (w % 4)). */
+template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int rp) {
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = n / 2;
+    for (int n0 = (warp / 4) * half; n0 < (warp / 4 + 1) * half; n0 += 32) {
+        const int tiles = (warp / 4 + 1) * half - n0 < 32 ? ((warp / 4 + 1) * half - n0) / 8 : 4;
+        float acc[4][4] = {};
+        warp_tiles<DT, 4>(acc, s.inverse, kPitchC, row0, s.transposed, kPitchC, n0, kChunk, tiles);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+            if (t >= tiles) break;
+            for (int e = 0; e < 4; ++e)
+                s.rows[(row0 + efla_acc_row(e)) * rp + n0 + 8 * t + efla_acc_col(e)] =
+                    efla_f32_to_half<DT>(acc[t][e]);
+        }
+    }
+}
+
+/* lower[t][s] = e_t ck_t ck_s k_t.k_s for s < t, else 0: the warp's 16
+ * rows, 32 of the 64 columns. */
+template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp) {
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 32 * (warp / 4);
+    float acc[4][4] = {};
+    warp_tiles<DT, 4>(acc, s.rows, kp, row0, s.rows, kp, n0, dkp, 4);
+    for (int t = 0; t < 4; ++t)
+        for (int e = 0; e < 4; ++e) {
+            const int r = row0 + efla_acc_row(e), c = n0 + 8 * t + efla_acc_col(e);
+            s.lower[r * EFLA_CUDA_STAGE_PITCH + c] =
+                c < r ? s.erase[r] * s.ck[r] * s.ck[c] * acc[t][e] : 0.0f;
+        }
+}
+
+template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
+    const int64_t g = efla_block_x(), slot = efla_block_y();
+    const int64_t hv = p.hv_begin + slot, h = hv / (p.value_heads / p.heads);
+    const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
+    const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
+    const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
+    const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
+    const int rp = (dkp > dvp ? dkp : dvp) + 8;
+    const MmaChunk out = mma_chunk(p, g, slot);
+    const PrepareSmem s = prepare_smem(dkp, dvp);
+
+    load_rows<kPrepareThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, s.rows, kp);
+    load_rows<kPrepareThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, s.transposed, kp);
+    efla_sync();
+    prepare_coefficients<DT>(p, seq, t0, rows, hv, s, kp, out);
+    copy_rows<kPrepareThreads>(out.kraw, dkp, s.rows, kp, kChunk, dkp);
+    copy_rows<kPrepareThreads>(out.qraw, dkp, s.transposed, kp, kChunk, dkp);
+    efla_sync();
+    keys_gram<DT>(s, dkp, kp);
+    transpose_keys<DT>(s, dkp, kp, false); /* raw Q is no longer needed */
+    efla_sync();
+    copy_rows<kPrepareThreads>(out.kt, kChunk, s.transposed, kPitchC, dkp, kChunk);
+    efla_sync(); /* K^T is out: the transposed keys take the erase factor */
+    transpose_keys<DT>(s, dkp, kp, true);
+    efla_blocked_inverse<kPrepareThreads>(s.lower, s.block_row); /* ends with a barrier */
+    for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
+        const int t = e / kChunk, c = e % kChunk;
+        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(s.lower[t * EFLA_CUDA_STAGE_PITCH + c]);
+    }
+    efla_sync();
+    times_inverse<DT>(s, dkp, rp); /* W over the raw keys, which are done */
+    efla_sync();
+    copy_rows<kPrepareThreads>(out.w, dkp, s.rows, rp, kChunk, dkp);
+    transpose_values<DT>(p, seq, t0, rows, hv, dvp, s);
+    efla_sync();
+    times_inverse<DT>(s, dvp, rp); /* U */
+    efla_sync();
+    copy_rows<kPrepareThreads>(out.u, dvp, s.rows, rp, kChunk, dvp);
+}
+
+} // namespace
+
+#endif

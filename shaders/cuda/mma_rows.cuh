@@ -1,0 +1,115 @@
+/*
+ * What the three mma kernels share: the scratch of one (chunk, value head)
+ * (layout in efla_cuda_params.h), warp tile products, and 16-byte row
+ * copies between tensors, the scratch and shared memory.
+ */
+#ifndef EFLA_MMA_ROWS_CUH
+#define EFLA_MMA_ROWS_CUH
+
+#include "chunk_common.cuh"
+#include "mma_common.cuh"
+
+namespace {
+
+constexpr int kChunk = EFLA_CUDA_CHUNK;
+constexpr int kPitchC = EFLA_CUDA_MMA_PITCH_C;
+
+struct MmaChunk {
+    uint16_t *kraw, *qraw, *w, *kt, *u, *vnt, *ht;
+    float *ck, *rq;
+};
+
+EFLA_DEV MmaChunk mma_chunk(const efla_cuda_params &p, int64_t chunk, int64_t slot) {
+    const efla_cuda_mma_layout l = efla_cuda_mma_scratch_layout(p.dk, p.dv);
+    uint16_t *base =
+        reinterpret_cast<uint16_t *>(p.scratch) + (chunk * p.hv_count + slot) * l.total;
+    MmaChunk s;
+    s.kraw = base + l.kraw;
+    s.qraw = base + l.qraw;
+    s.w = base + l.w;
+    s.kt = base + l.kt;
+    s.u = base + l.u;
+    s.vnt = base + l.vnt;
+    s.ht = base + l.ht;
+    s.ck = reinterpret_cast<float *>(base + l.factors);
+    s.rq = s.ck + kChunk;
+    return s;
+}
+
+/* acc[t] += A[row0.., 0..k) B_t for n-tiles t < ntiles (t < NT) at columns
+ * n0 + 8 t; A row-major (pitch pa), B given as Bt[n][k] (pitch pb). */
+template <int DT, int NT>
+EFLA_DEV void warp_tiles(float (*acc)[4], const uint16_t *a, int pa, int row0, const uint16_t *bt,
+                         int pb, int n0, int k, int ntiles) {
+    for (int k0 = 0; k0 < k; k0 += 16) {
+        uint32_t fa[4];
+        efla_load_a(fa, a, pa, row0, k0);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            if (t >= ntiles) break;
+            uint32_t fb[2];
+            efla_load_b(fb, bt, pb, n0 + 8 * t, k0);
+            efla_mma<DT>(acc[t], fa, fb);
+        }
+    }
+}
+
+/* Whether rows of d elements of `t` move as 16-byte pieces: unit inner
+ * stride, 8-element strides, 16-byte aligned address, d a multiple of 8. */
+EFLA_DEV bool rows_vectorizable(const efla_cuda_tensor &t, int64_t d) {
+    return t.stride[3] == 1 && d % 8 == 0 && t.stride[2] % 8 == 0 && t.stride[1] % 8 == 0 &&
+           t.stride[0] % 8 == 0 && t.address % 16 == 0;
+}
+
+/* The 16-bit rows t0 .. t0 + C - 1 of head `head` of a [B][T][heads][d]
+ * tensor into dst[C][pitch], as stored (bits), zero past `rows` and past d
+ * up to dpad. */
+template <int THREADS>
+EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq, int64_t t0,
+                        int rows, int64_t head, int d, int dpad, uint16_t *dst, int pitch) {
+    const uint16_t *src = reinterpret_cast<const uint16_t *>(t.address);
+    if (rows_vectorizable(t, d)) {
+        const int pieces = dpad / 8;
+        for (int e = efla_tid(); e < kChunk * pieces; e += THREADS) {
+            const int r = e / pieces, c8 = 8 * (e % pieces);
+            uint16_t *to = dst + r * pitch + c8;
+            if (r < rows && c8 < d)
+                efla_copy16(to, src + efla_offset(t, seq.batch_row, t0 + r, head, c8));
+            else
+                efla_zero16(to);
+        }
+        return;
+    }
+    for (int e = efla_tid(); e < kChunk * dpad; e += THREADS) {
+        const int r = e / dpad, i = e % dpad;
+        dst[r * pitch + i] =
+            r < rows && i < d ? src[efla_offset(t, seq.batch_row, t0 + r, head, i)] : 0;
+    }
+}
+
+/* rows x cols (a multiple of 8) 16-bit elements from `from` (pitch pf) to
+ * `to` (pitch pt) in 16-byte pieces; both 16-byte aligned. */
+template <int THREADS>
+EFLA_DEV void copy_rows(uint16_t *to, int64_t pt, const uint16_t *from, int64_t pf, int rows,
+                        int cols) {
+    const int pieces = cols / 8;
+    for (int e = efla_tid(); e < rows * pieces; e += THREADS) {
+        const int r = e / pieces, c8 = 8 * (e % pieces);
+        efla_copy16(to + r * pt + c8, from + r * pf + c8);
+    }
+}
+
+/* The same as asynchronous copies into shared memory (cp.async). */
+template <int THREADS>
+EFLA_DEV void copy_rows_async(uint16_t *to, int pt, const uint16_t *from, int64_t pf, int rows,
+                              int cols) {
+    const int pieces = cols / 8;
+    for (int e = efla_tid(); e < rows * pieces; e += THREADS) {
+        const int r = e / pieces, c8 = 8 * (e % pieces);
+        efla_cp_async16(to + r * pt + c8, from + r * pf + c8);
+    }
+}
+
+} // namespace
+
+#endif
