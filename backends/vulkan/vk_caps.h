@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Bindings of the one descriptor set layout all kernels share. */
-#define EFLA_VK_BINDING_COUNT 13
+#define EFLA_VK_BINDING_COUNT 14
 
 typedef struct efla_vk_caps {
     VkPhysicalDeviceProperties properties; /* includes limits */

@@ -17,6 +17,8 @@ extern const unsigned char efla_vk_spirv_chunk_scan[];
 extern const size_t efla_vk_spirv_chunk_scan_size;
 extern const unsigned char efla_vk_spirv_recurrent[];
 extern const size_t efla_vk_spirv_recurrent_size;
+extern const unsigned char efla_vk_spirv_chunk_out[];
+extern const size_t efla_vk_spirv_chunk_out_size;
 
 static efla_status create_layouts(efla_backend_context *ctx) {
     VkDescriptorSetLayoutBinding bindings[EFLA_VK_BINDING_COUNT];
@@ -48,9 +50,11 @@ static efla_status create_layouts(efla_backend_context *ctx) {
 
 static efla_status create_modules(efla_backend_context *ctx) {
     const unsigned char *code[EFLA_VK_KERNEL_COUNT] = {
-        efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan, efla_vk_spirv_recurrent};
+        efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan, efla_vk_spirv_recurrent,
+        efla_vk_spirv_chunk_out};
     const size_t sizes[EFLA_VK_KERNEL_COUNT] = {
-        efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size, efla_vk_spirv_recurrent_size};
+        efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size, efla_vk_spirv_recurrent_size,
+        efla_vk_spirv_chunk_out_size};
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
         VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                          .codeSize = sizes[k],

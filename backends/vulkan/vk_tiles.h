@@ -5,14 +5,16 @@
 
 #include "backends/vulkan/vk_internal.h"
 
-#define EFLA_VK_SLAB 16 /* KS in the shaders */
+#define EFLA_VK_SLAB 16           /* KS in the shaders */
+#define EFLA_VK_SCRATCH_REGIONS 5 /* W, U (then V'), A, factors, H */
 
 typedef struct efla_vk_tiles {
-    efla_vk_pipeline_key prep, scan, recurrent;
-    uint32_t chunk;          /* tokens per chunk */
-    uint32_t dk_class;       /* Dk rounded up to the slab */
-    uint32_t dv_stride;      /* U row stride in scratch */
-    uint64_t chunk_bytes[4]; /* scratch per (chunk, head): W, U, A, factors */
+    efla_vk_pipeline_key prep, scan, out, recurrent;
+    uint32_t chunk;     /* tokens per chunk */
+    uint32_t dk_class;  /* Dk rounded up to the slab */
+    uint32_t dv_stride; /* U row stride in scratch */
+    /* Scratch per (chunk, head): W, U (then V'), A, factors, H. */
+    uint64_t chunk_bytes[EFLA_VK_SCRATCH_REGIONS];
 } efla_vk_tiles;
 
 /* `chunked_sequences` sequences will run the chunked kernels (it steers the
