@@ -1,6 +1,7 @@
 /* Physical-device queries: properties, features, extensions, queues. */
 #include "backends/vulkan/vk_caps.h"
 
+#include "backends/vulkan/vk_coopmat.h"
 #include "backends/vulkan/vk_path.h"
 
 #include "core/error.h"
@@ -169,6 +170,7 @@ efla_status efla_vk_query_caps(const efla_vk_instance_fns *fns, VkPhysicalDevice
     query_features(fns, device, &ext, caps);
     query_memory(fns, device, caps);
     query_queue_family(fns, device, caps);
+    efla_vk_coopmat_query(fns, device, caps);
     caps->unusable = efla_vk_caps_unusable(caps);
     return EFLA_SUCCESS;
 }

@@ -279,8 +279,10 @@ static const int tensor_binding[T_COUNT] = {
 static bool kernel_uses(uint32_t kernel, int tensor) {
     switch (kernel) {
     case EFLA_VK_PREP: return tensor <= T_BETA;
-    case EFLA_VK_SCAN: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
+    case EFLA_VK_SCAN:
+    case EFLA_VK_SCAN_COOPMAT: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
     case EFLA_VK_OUT: return tensor == T_Q || tensor == T_OUT;
+    case EFLA_VK_OUT_COOPMAT: return tensor == T_Q || tensor == T_K || tensor == T_OUT;
     default: return true;
     }
 }
@@ -294,6 +296,10 @@ static int scratch_access(uint32_t kernel, int r) {
                           SCRATCH_UNUSED},
         [EFLA_VK_SCAN] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_WRITE},
         [EFLA_VK_OUT] = {SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_READ, SCRATCH_READ, SCRATCH_READ},
+        [EFLA_VK_SCAN_COOPMAT] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_READ,
+                                  SCRATCH_WRITE},
+        [EFLA_VK_OUT_COOPMAT] = {SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_UNUSED, SCRATCH_READ,
+                                 SCRATCH_READ},
     };
     return access[kernel][r];
 }
@@ -346,6 +352,7 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
     uint32_t tiles = (uint32_t)((p->a->dv + key->block_v - 1) / key->block_v);
     if (key->kernel == EFLA_VK_PREP) return emit_over_chunks(p, pc, &d, 1, -1);
     if (key->kernel == EFLA_VK_OUT) return emit_over_chunks(p, pc, &d, tiles, 1);
+    if (key->kernel == EFLA_VK_OUT_COOPMAT) return emit_over_chunks(p, pc, &d, 1, 1);
     for (uint32_t e = 0; e < entries; e += max_groups[2]) {
         d.groups[0] = tiles;
         d.groups[1] = heads;
@@ -353,7 +360,8 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
         d.push[0] = e;
         d.push[1] = 0;
         d.push[2] = entries;
-        efla_status status = push_dispatch(p, &d, key->kernel == EFLA_VK_SCAN ? 0 : -1);
+        bool scan = key->kernel == EFLA_VK_SCAN || key->kernel == EFLA_VK_SCAN_COOPMAT;
+        efla_status status = push_dispatch(p, &d, scan ? 0 : -1);
         if (status != EFLA_SUCCESS) return status;
     }
     return EFLA_SUCCESS;

@@ -135,7 +135,10 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
     efla_status status = choose_recurrent(limits, args, tiles);
     if (status != EFLA_SUCCESS) return status;
     tiles->chunk = 32;
-    if (chunked_sequences > 0 || limits->chunk) {
+    bool coopmat =
+        (chunked_sequences > 0 || limits->chunk) &&
+        efla_vk_tiles_coopmat(limits, args, chunked_sequences, dtype_code(args->storage), tiles);
+    if (!coopmat && (chunked_sequences > 0 || limits->chunk)) {
         status = choose_chunked(limits, args, chunked_sequences, tiles);
         if (status != EFLA_SUCCESS) return status;
     }

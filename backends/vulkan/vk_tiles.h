@@ -22,4 +22,10 @@ typedef struct efla_vk_tiles {
 efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forward_args *args,
                                  uint64_t chunked_sequences, efla_vk_tiles *tiles);
 
+/* vk_tiles_coopmat.c: the chunked kernels of the coopmat path, when the
+ * path is selected, the storage is 16-bit and the tiles fit the device;
+ * false leaves the portable kernels to run (f32 storage keeps f32 products). */
+bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args *args,
+                           uint64_t chunked_sequences, uint32_t dtype, efla_vk_tiles *tiles);
+
 #endif
