@@ -143,7 +143,7 @@ const char *efla_vk_caps_unusable(const efla_vk_caps *caps) {
     if (caps->queue_family == UINT32_MAX) return "it has no compute queue";
     if (!caps->push_descriptor) return "it lacks VK_KHR_push_descriptor";
     if (limits->maxPerStageDescriptorStorageBuffers < EFLA_VK_BINDING_COUNT)
-        return "it binds fewer than 13 storage buffers per stage";
+        return "it binds fewer than 14 storage buffers per stage";
     if (limits->maxComputeWorkGroupInvocations < 128)
         return "its workgroups hold fewer than 128 invocations";
     if (limits->maxComputeSharedMemorySize < 16384)
