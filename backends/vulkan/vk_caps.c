@@ -1,6 +1,7 @@
 /* Physical-device queries: properties, features, extensions, queues. */
 #include "backends/vulkan/vk_caps.h"
 
+#include "backends/vulkan/vk_coopmat.h"
 #include "backends/vulkan/vk_path.h"
 
 #include "core/error.h"
@@ -142,7 +143,7 @@ const char *efla_vk_caps_unusable(const efla_vk_caps *caps) {
     if (caps->queue_family == UINT32_MAX) return "it has no compute queue";
     if (!caps->push_descriptor) return "it lacks VK_KHR_push_descriptor";
     if (limits->maxPerStageDescriptorStorageBuffers < EFLA_VK_BINDING_COUNT)
-        return "it binds fewer than 13 storage buffers per stage";
+        return "it binds fewer than 14 storage buffers per stage";
     if (limits->maxComputeWorkGroupInvocations < 128)
         return "its workgroups hold fewer than 128 invocations";
     if (limits->maxComputeSharedMemorySize < 16384)
@@ -169,6 +170,7 @@ efla_status efla_vk_query_caps(const efla_vk_instance_fns *fns, VkPhysicalDevice
     query_features(fns, device, &ext, caps);
     query_memory(fns, device, caps);
     query_queue_family(fns, device, caps);
+    efla_vk_coopmat_query(fns, device, caps);
     caps->unusable = efla_vk_caps_unusable(caps);
     return EFLA_SUCCESS;
 }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Bindings of the one descriptor set layout all kernels share. */
-#define EFLA_VK_BINDING_COUNT 13
+#define EFLA_VK_BINDING_COUNT 14
 
 typedef struct efla_vk_caps {
     VkPhysicalDeviceProperties properties; /* includes limits */
@@ -30,6 +30,9 @@ typedef struct efla_vk_caps {
     bool cooperative_matrix_nv;
     bool float16_arithmetic;
     bool storage_16bit;
+    /* The coopmat kernel path can run here (vk_coopmat.h); else why not. */
+    bool coopmat;
+    const char *coopmat_missing;
     const char *unusable; /* NULL when efla can run here, else why not */
 } efla_vk_caps;
 

@@ -4,7 +4,9 @@
  */
 #include "backends/vulkan/vk_context.h"
 
+#include "backends/vulkan/vk_coopmat.h"
 #include "backends/vulkan/vk_loader.h"
+#include "backends/vulkan/vk_path.h"
 #include "core/context.h"
 #include "core/error.h"
 
@@ -147,11 +149,14 @@ static efla_status create_device(efla_backend_context *ctx) {
                                      .queueFamilyIndex = ctx->caps.queue_family,
                                      .queueCount = 1,
                                      .pQueuePriorities = &priority};
-    const char *extensions[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    const char *extensions[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, EFLA_VK_COOPMAT_EXTENSION};
+    bool coopmat = ctx->limits.path == EFLA_VK_PATH_COOPMAT;
+    efla_vk_coopmat_enable enable;
     VkDeviceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                               .pNext = coopmat ? efla_vk_coopmat_features(&enable, NULL) : NULL,
                                .queueCreateInfoCount = 1,
                                .pQueueCreateInfos = &queue,
-                               .enabledExtensionCount = 1,
+                               .enabledExtensionCount = coopmat ? 2 : 1,
                                .ppEnabledExtensionNames = extensions};
     VkResult result = ctx->ifn.vkCreateDevice(ctx->physical, &info, NULL, &ctx->device);
     if (result != VK_SUCCESS) return efla_vk_check(result, "vkCreateDevice");
@@ -278,6 +283,9 @@ static efla_status init_native(efla_backend_context *ctx, const efla_vulkan_devi
     /* The host enabled push descriptors (checked above) and picked the queue. */
     ctx->caps.push_descriptor = true;
     ctx->caps.queue_family = vk->queue_family_index;
+    /* Whether the host's device enabled the coopmat features is not known. */
+    ctx->caps.coopmat = false;
+    ctx->caps.coopmat_missing = "the host's device may not enable the cooperative-matrix features";
     const char *unusable = ctx->caps.api_version < VK_API_VERSION_1_1
                                ? "it supports only Vulkan 1.0 (efla needs 1.1)"
                                : efla_vk_caps_unusable(&ctx->caps);

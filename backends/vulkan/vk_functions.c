@@ -35,6 +35,8 @@ efla_status efla_vk_load_instance_fns(PFN_vkGetInstanceProcAddr get_proc, VkInst
                               instance_entries[i].name);
         store_pointer(out, instance_entries[i].offset, fn);
     }
+    out->vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR =
+        get_proc(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
     return EFLA_SUCCESS;
 }
 

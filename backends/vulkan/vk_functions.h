@@ -79,6 +79,9 @@
 typedef struct efla_vk_instance_fns {
     PFN_vkGetInstanceProcAddr vkGetInstanceProcAddr;
     EFLA_VK_INSTANCE_FUNCTIONS(EFLA_VK_TABLE_MEMBER)
+    /* Optional (VK_KHR_cooperative_matrix; NULL when the loader lacks it).
+     * Typed as a void function: the headers here predate the extension. */
+    PFN_vkVoidFunction vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR;
 } efla_vk_instance_fns;
 
 typedef struct efla_vk_device_fns {

@@ -9,7 +9,15 @@
 
 #define EFLA_VK_RING 4 /* command buffers in flight per context */
 
-enum efla_vk_kernel { EFLA_VK_PREP, EFLA_VK_SCAN, EFLA_VK_RECURRENT, EFLA_VK_KERNEL_COUNT };
+enum efla_vk_kernel {
+    EFLA_VK_PREP,
+    EFLA_VK_SCAN,
+    EFLA_VK_RECURRENT,
+    EFLA_VK_OUT,
+    EFLA_VK_SCAN_COOPMAT, /* the coopmat path's scan and output (vk_coopmat.h) */
+    EFLA_VK_OUT_COOPMAT,
+    EFLA_VK_KERNEL_COUNT
+};
 
 /* A buffer efla owns outright (scratch, parameters, staging, dummy). */
 typedef struct efla_vk_raw_buffer {

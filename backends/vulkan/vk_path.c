@@ -8,17 +8,23 @@
 
 typedef struct path_entry {
     const char *name;
-    bool (*offered)(const efla_vk_caps *caps);
+    /* NULL when the device offers the path, else why not. */
+    const char *(*missing)(const efla_vk_caps *caps);
 } path_entry;
 
-static bool always(const efla_vk_caps *caps) {
+static const char *always(const efla_vk_caps *caps) {
     (void)caps;
-    return true;
+    return NULL;
 }
 
-/* Best first. */
+static const char *coopmat_missing(const efla_vk_caps *caps) {
+    return caps->coopmat ? NULL : caps->coopmat_missing;
+}
+
+/* Worst first. */
 static const path_entry paths[EFLA_VK_PATH_COUNT] = {
     [EFLA_VK_PATH_PORTABLE] = {"portable", always},
+    [EFLA_VK_PATH_COOPMAT] = {"coopmat", coopmat_missing},
 };
 
 const char *efla_vk_path_name(efla_vk_path path) {
@@ -29,15 +35,22 @@ efla_status efla_vk_path_select(const efla_vk_caps *caps, efla_vk_path *out) {
     char buffer[64];
     const char *forced = efla_kernel_path_requested(EFLA_BACKEND_VULKAN, buffer, sizeof buffer);
     bool automatic = !forced || !*forced || strcasecmp(forced, "auto") == 0;
-    for (int p = 0; p < EFLA_VK_PATH_COUNT; ++p) {
-        if (!automatic && strcasecmp(forced, paths[p].name) != 0) continue;
-        if (!paths[p].offered(caps))
-            return efla_error(EFLA_ERROR_UNSUPPORTED,
-                              "EFLA_PATH=%s: this Vulkan device does not offer that kernel path",
-                              paths[p].name);
+    for (int p = EFLA_VK_PATH_COUNT - 1; p >= 0; --p) {
+        const char *missing = paths[p].missing(caps);
+        if (automatic) {
+            if (missing) continue;
+        } else if (strcasecmp(forced, paths[p].name) != 0) {
+            continue;
+        } else if (missing) {
+            return efla_error(
+                EFLA_ERROR_UNSUPPORTED,
+                "EFLA_PATH=%s: this Vulkan device does not offer that kernel path: %s",
+                paths[p].name, missing);
+        }
         *out = (efla_vk_path)p;
         return EFLA_SUCCESS;
     }
     return efla_error(EFLA_ERROR_UNSUPPORTED,
-                      "EFLA_PATH='%s' is not a Vulkan kernel path (valid: auto, portable)", forced);
+                      "EFLA_PATH='%s' is not a Vulkan kernel path (valid: auto, portable, coopmat)",
+                      forced);
 }

@@ -1,16 +1,23 @@
 /*
- * Kernel paths of the Vulkan backend. Today there is one, "portable" (GLSL
- * 450 with shared-memory tiling, every Vulkan 1.1 device). A faster path
- * (cooperative matrices) adds an enum value, a row in vk_path.c's table with
- * the condition under which the device offers it, and its own kernels and
- * tile choice; the planner then picks kernels by ctx->limits.path.
+ * Kernel paths of the Vulkan backend: "portable" (GLSL 450 with
+ * shared-memory tiling, every Vulkan 1.1 device) and "coopmat" (the scan and
+ * output kernels on KHR cooperative matrices, for f16/bf16 storage; f32
+ * storage keeps the portable kernels there). A further path adds an enum
+ * value, a row in vk_path.c's table with the condition under which the
+ * device offers it, and its own kernels and tile choice; the planner then
+ * picks kernels by ctx->limits.path.
  */
 #ifndef EFLA_VK_PATH_H
 #define EFLA_VK_PATH_H
 
 #include "backends/vulkan/vk_caps.h"
 
-typedef enum efla_vk_path { EFLA_VK_PATH_PORTABLE = 0, EFLA_VK_PATH_COUNT } efla_vk_path;
+/* Worst first: automatic selection takes the last one offered. */
+typedef enum efla_vk_path {
+    EFLA_VK_PATH_PORTABLE = 0,
+    EFLA_VK_PATH_COOPMAT, /* cooperative matrices for f16/bf16 storage (vk_coopmat.h) */
+    EFLA_VK_PATH_COUNT
+} efla_vk_path;
 
 const char *efla_vk_path_name(efla_vk_path path);
 

@@ -5,6 +5,9 @@
  */
 #include "backends/vulkan/vk_internal.h"
 
+#include "backends/vulkan/vk_coopmat.h"
+#include "backends/vulkan/vk_path.h"
+
 #include "core/context.h"
 #include "core/error.h"
 
@@ -17,6 +20,8 @@ extern const unsigned char efla_vk_spirv_chunk_scan[];
 extern const size_t efla_vk_spirv_chunk_scan_size;
 extern const unsigned char efla_vk_spirv_recurrent[];
 extern const size_t efla_vk_spirv_recurrent_size;
+extern const unsigned char efla_vk_spirv_chunk_out[];
+extern const size_t efla_vk_spirv_chunk_out_size;
 
 static efla_status create_layouts(efla_backend_context *ctx) {
     VkDescriptorSetLayoutBinding bindings[EFLA_VK_BINDING_COUNT];
@@ -46,15 +51,29 @@ static efla_status create_layouts(efla_backend_context *ctx) {
     return EFLA_SUCCESS;
 }
 
+/* The SPIR-V of kernel k, or NULL when this context does not use it (the
+ * coopmat kernels need the features only the coopmat path enables). */
+static const void *kernel_code(const efla_backend_context *ctx, int k, size_t *size) {
+    const unsigned char *code[] = {efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan,
+                                   efla_vk_spirv_recurrent, efla_vk_spirv_chunk_out};
+    const size_t sizes[] = {efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size,
+                            efla_vk_spirv_recurrent_size, efla_vk_spirv_chunk_out_size};
+    if (k < (int)(sizeof sizes / sizeof sizes[0])) {
+        *size = sizes[k];
+        return code[k];
+    }
+    if (ctx->limits.path != EFLA_VK_PATH_COOPMAT) return NULL;
+    return efla_vk_coopmat_spirv((uint32_t)k, size);
+}
+
 static efla_status create_modules(efla_backend_context *ctx) {
-    const unsigned char *code[EFLA_VK_KERNEL_COUNT] = {
-        efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan, efla_vk_spirv_recurrent};
-    const size_t sizes[EFLA_VK_KERNEL_COUNT] = {
-        efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size, efla_vk_spirv_recurrent_size};
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
+        size_t size = 0;
+        const void *code = kernel_code(ctx, k, &size);
+        if (!code) continue;
         VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                         .codeSize = sizes[k],
-                                         .pCode = (const uint32_t *)(const void *)code[k]};
+                                         .codeSize = size,
+                                         .pCode = (const uint32_t *)code};
         VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, &ctx->modules[k]);
         if (result != VK_SUCCESS) {
             efla_status status = efla_vk_fail(ctx, result, "vkCreateShaderModule");

@@ -23,9 +23,9 @@ typedef struct piece_params {
     view_params q, k, v, beta, out, state_in, state_out;
     uint32_t dk, dv, group, hv_base, flags;
     float scale;
-    uint32_t dv_stride, hv_count, w_base, u_base, a_base, f_base;
+    uint32_t dv_stride, hv_count, w_base, u_base, a_base, f_base, h_base;
 } piece_params;
-_Static_assert(sizeof(piece_params) == 188, "matches ParamBlock in efla_common.glsl");
+_Static_assert(sizeof(piece_params) == 192, "matches ParamBlock in efla_common.glsl");
 #define PARAMS_RANGE 192u
 
 typedef struct entry {
@@ -68,8 +68,9 @@ typedef struct planner {
     uint64_t region_size[EFLA_VK_REGION_COUNT];
     segment *segments;
     uint32_t segment_count, segment_capacity;
-    efla_vk_dispatch *deferred; /* scan dispatches, appended after the round's preps */
-    uint32_t deferred_count, deferred_capacity;
+    /* Scan, then output dispatches, appended after the round's preps. */
+    efla_vk_dispatch *deferred[2];
+    uint32_t deferred_count[2], deferred_capacity[2];
     bool need_split; /* a single segment of one head does not fit a binding */
 } planner;
 
@@ -201,7 +202,7 @@ static bool piece_fits(const planner *p, const piece *pc, bool chunked) {
     for (int t = 0; t < T_COUNT; ++t)
         if (!window_fits(p, t, pc->spans[t])) return false;
     if (!chunked) return true;
-    for (int r = 0; r < 4; ++r)
+    for (int r = 0; r < EFLA_VK_SCRATCH_REGIONS; ++r)
         if (pc->chunks * heads * p->tiles.chunk_bytes[r] > p->limits->storage_range) return false;
     return true;
 }
@@ -210,11 +211,12 @@ static bool piece_fits(const planner *p, const piece *pc, bool chunked) {
 /* Emitting a piece                                                    */
 /* ------------------------------------------------------------------ */
 
-static efla_status push_dispatch(planner *p, const efla_vk_dispatch *d, bool deferred) {
+/* Appends to the plan (list -1) or to deferred list `list`. */
+static efla_status push_dispatch(planner *p, const efla_vk_dispatch *d, int list) {
     efla_vk_plan *plan = p->plan;
-    efla_vk_dispatch **array = deferred ? &p->deferred : &plan->dispatches;
-    uint32_t *count = deferred ? &p->deferred_count : &plan->dispatch_count;
-    uint32_t *capacity = deferred ? &p->deferred_capacity : &plan->dispatch_capacity;
+    efla_vk_dispatch **array = list >= 0 ? &p->deferred[list] : &plan->dispatches;
+    uint32_t *count = list >= 0 ? &p->deferred_count[list] : &plan->dispatch_count;
+    uint32_t *capacity = list >= 0 ? &p->deferred_capacity[list] : &plan->dispatch_capacity;
     efla_status status = grow(plan->host, (void **)array, capacity, *count + 1, sizeof **array);
     if (status != EFLA_SUCCESS) return status;
     (*array)[(*count)++] = *d;
@@ -277,9 +279,48 @@ static const int tensor_binding[T_COUNT] = {
 static bool kernel_uses(uint32_t kernel, int tensor) {
     switch (kernel) {
     case EFLA_VK_PREP: return tensor <= T_BETA;
-    case EFLA_VK_SCAN: return tensor != T_V && tensor != T_BETA;
+    case EFLA_VK_SCAN:
+    case EFLA_VK_SCAN_COOPMAT: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
+    case EFLA_VK_OUT: return tensor == T_Q || tensor == T_OUT;
+    case EFLA_VK_OUT_COOPMAT: return tensor == T_Q || tensor == T_K || tensor == T_OUT;
     default: return true;
     }
+}
+
+enum { SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_WRITE };
+
+/* How each kernel uses scratch region EFLA_VK_REGION_W + r. */
+static int scratch_access(uint32_t kernel, int r) {
+    static const int access[EFLA_VK_KERNEL_COUNT][EFLA_VK_SCRATCH_REGIONS] = {
+        [EFLA_VK_PREP] = {SCRATCH_WRITE, SCRATCH_WRITE, SCRATCH_WRITE, SCRATCH_WRITE,
+                          SCRATCH_UNUSED},
+        [EFLA_VK_SCAN] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_WRITE},
+        [EFLA_VK_OUT] = {SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_READ, SCRATCH_READ, SCRATCH_READ},
+        [EFLA_VK_SCAN_COOPMAT] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_READ,
+                                  SCRATCH_WRITE},
+        [EFLA_VK_OUT_COOPMAT] = {SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_UNUSED, SCRATCH_READ,
+                                 SCRATCH_READ},
+    };
+    return access[kernel][r];
+}
+
+/* Dispatches over the piece's chunks (prep, output): groups (chunks, heads, z). */
+static efla_status emit_over_chunks(planner *p, const piece *pc, efla_vk_dispatch *d, uint32_t z,
+                                    int list) {
+    uint32_t heads = (uint32_t)(pc->h1 - pc->h0);
+    const uint32_t *max_groups = p->limits->max_groups;
+    for (uint64_t c = 0; c < pc->chunks; c += max_groups[0]) {
+        uint64_t n = pc->chunks - c < max_groups[0] ? pc->chunks - c : max_groups[0];
+        d->groups[0] = (uint32_t)n;
+        d->groups[1] = heads;
+        d->groups[2] = z;
+        d->push[0] = 0;
+        d->push[1] = (uint32_t)c;
+        d->push[2] = pc->end - pc->first;
+        efla_status status = push_dispatch(p, d, list);
+        if (status != EFLA_SUCCESS) return status;
+    }
+    return EFLA_SUCCESS;
 }
 
 static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeline_key *key,
@@ -298,29 +339,20 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
         if (!kernel_uses(key->kernel, t)) w.source = EFLA_VK_SOURCE_DUMMY;
         d.bind[tensor_binding[t]] = w;
     }
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < EFLA_VK_SCRATCH_REGIONS; ++r) {
         efla_vk_window w = scratch[r];
-        if (key->kernel == EFLA_VK_RECURRENT) w.source = EFLA_VK_SOURCE_DUMMY;
-        w.write = key->kernel == EFLA_VK_PREP;
+        int access =
+            key->kernel == EFLA_VK_RECURRENT ? SCRATCH_UNUSED : scratch_access(key->kernel, r);
+        if (access == SCRATCH_UNUSED) w.source = EFLA_VK_SOURCE_DUMMY;
+        w.write = access == SCRATCH_WRITE;
         d.bind[EFLA_VK_BIND_W + r] = w;
     }
     uint32_t heads = (uint32_t)(pc->h1 - pc->h0);
     const uint32_t *max_groups = p->limits->max_groups;
-    if (key->kernel == EFLA_VK_PREP) {
-        for (uint64_t c = 0; c < pc->chunks; c += max_groups[0]) {
-            uint64_t n = pc->chunks - c < max_groups[0] ? pc->chunks - c : max_groups[0];
-            d.groups[0] = (uint32_t)n;
-            d.groups[1] = heads;
-            d.groups[2] = 1;
-            d.push[0] = 0;
-            d.push[1] = (uint32_t)c;
-            d.push[2] = entries;
-            efla_status status = push_dispatch(p, &d, false);
-            if (status != EFLA_SUCCESS) return status;
-        }
-        return EFLA_SUCCESS;
-    }
     uint32_t tiles = (uint32_t)((p->a->dv + key->block_v - 1) / key->block_v);
+    if (key->kernel == EFLA_VK_PREP) return emit_over_chunks(p, pc, &d, 1, -1);
+    if (key->kernel == EFLA_VK_OUT) return emit_over_chunks(p, pc, &d, tiles, 1);
+    if (key->kernel == EFLA_VK_OUT_COOPMAT) return emit_over_chunks(p, pc, &d, 1, 1);
     for (uint32_t e = 0; e < entries; e += max_groups[2]) {
         d.groups[0] = tiles;
         d.groups[1] = heads;
@@ -328,7 +360,8 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
         d.push[0] = e;
         d.push[1] = 0;
         d.push[2] = entries;
-        efla_status status = push_dispatch(p, &d, key->kernel == EFLA_VK_SCAN);
+        bool scan = key->kernel == EFLA_VK_SCAN || key->kernel == EFLA_VK_SCAN_COOPMAT;
+        efla_status status = push_dispatch(p, &d, scan ? 0 : -1);
         if (status != EFLA_SUCCESS) return status;
     }
     return EFLA_SUCCESS;
@@ -336,11 +369,11 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
 
 static efla_status emit_piece(planner *p, const piece *pc, bool chunked) {
     piece_params params;
-    efla_vk_window tensors[T_COUNT], scratch[4];
+    efla_vk_window tensors[T_COUNT], scratch[EFLA_VK_SCRATCH_REGIONS];
     piece_windows(p, pc, &params, tensors);
     memset(scratch, 0, sizeof scratch);
     uint64_t heads = (uint64_t)(pc->h1 - pc->h0);
-    for (int r = 0; chunked && r < 4; ++r) {
+    for (int r = 0; chunked && r < EFLA_VK_SCRATCH_REGIONS; ++r) {
         int region = EFLA_VK_REGION_W + r;
         uint64_t bytes = pc->chunks * heads * p->tiles.chunk_bytes[r];
         scratch[r] = (efla_vk_window){EFLA_VK_SOURCE_SCRATCH, (uint8_t)region,   false,
@@ -355,8 +388,11 @@ static efla_status emit_piece(planner *p, const piece *pc, bool chunked) {
         return emit_kernel(p, pc, &p->tiles.recurrent, tensors, scratch, params_offset,
                            entries_offset);
     status = emit_kernel(p, pc, &p->tiles.prep, tensors, scratch, params_offset, entries_offset);
+    if (status == EFLA_SUCCESS)
+        status =
+            emit_kernel(p, pc, &p->tiles.scan, tensors, scratch, params_offset, entries_offset);
     if (status != EFLA_SUCCESS) return status;
-    return emit_kernel(p, pc, &p->tiles.scan, tensors, scratch, params_offset, entries_offset);
+    return emit_kernel(p, pc, &p->tiles.out, tensors, scratch, params_offset, entries_offset);
 }
 
 /* ------------------------------------------------------------------ */
@@ -506,11 +542,13 @@ static efla_status plan_round(planner *p, uint64_t round) {
     if (status == EFLA_SUCCESS && !p->need_split) status = collect_segments(p, round, true);
     if (status == EFLA_SUCCESS && !p->need_split) status = emit_segments(p, true);
     if (status != EFLA_SUCCESS || p->need_split) return status;
-    for (uint32_t i = 0; i < p->deferred_count; ++i) {
-        status = push_dispatch(p, &p->deferred[i], false);
-        if (status != EFLA_SUCCESS) return status;
+    for (int list = 0; list < 2; ++list) {
+        for (uint32_t i = 0; i < p->deferred_count[list]; ++i) {
+            status = push_dispatch(p, &p->deferred[list][i], -1);
+            if (status != EFLA_SUCCESS) return status;
+        }
+        p->deferred_count[list] = 0;
     }
-    p->deferred_count = 0;
     for (int r = 0; r < EFLA_VK_REGION_COUNT; ++r)
         if (p->cursor[r] > p->region_size[r]) p->region_size[r] = p->cursor[r];
     return EFLA_SUCCESS;
@@ -529,7 +567,7 @@ static efla_status plan_all(planner *p, uint64_t rounds) {
     plan_reset(p->plan);
     memset(p->region_size, 0, sizeof p->region_size);
     p->need_split = false;
-    p->deferred_count = 0;
+    p->deferred_count[0] = p->deferred_count[1] = 0;
     p->use_carrier = rounds > 1 && !a->final_state.buffer;
     if (p->use_carrier)
         p->region_size[EFLA_VK_REGION_CARRIER] =
@@ -575,7 +613,7 @@ static void count_chunked(const efla_forward_args *a, uint64_t chunk, uint64_t *
 /* The segment length that keeps one round's W/U/A scratch in budget. */
 static uint64_t budget_segment_chunks(const planner *p, uint64_t chunked, uint64_t longest) {
     uint64_t per_chunk = 0;
-    for (int r = 0; r < 4; ++r)
+    for (int r = 0; r < EFLA_VK_SCRATCH_REGIONS; ++r)
         per_chunk += p->tiles.chunk_bytes[r];
     per_chunk *= (uint64_t)p->a->value_heads;
     if (chunked == 0 || chunked * longest * per_chunk <= p->limits->scratch_budget) return 0;
@@ -632,7 +670,8 @@ efla_status efla_vk_plan_build(const efla_vk_limits *limits, const efla_forward_
         p.segment_chunks = current / 2;
     }
     efla_host_free(host, p.segments);
-    efla_host_free(host, p.deferred);
+    efla_host_free(host, p.deferred[0]);
+    efla_host_free(host, p.deferred[1]);
     if (status != EFLA_SUCCESS) efla_vk_plan_release(plan);
     return status;
 }

@@ -30,6 +30,7 @@ enum efla_vk_binding {
     EFLA_VK_BIND_U,
     EFLA_VK_BIND_A,
     EFLA_VK_BIND_F,
+    EFLA_VK_BIND_H,
     EFLA_VK_BIND_COUNT
 };
 
@@ -46,6 +47,7 @@ enum efla_vk_region {
     EFLA_VK_REGION_U,
     EFLA_VK_REGION_A,
     EFLA_VK_REGION_F,
+    EFLA_VK_REGION_H, /* per-chunk states, written by the scan for the output kernel */
     EFLA_VK_REGION_COUNT
 };
 

@@ -4,6 +4,7 @@
 #include "core/error.h"
 
 #define PREP_WORKGROUP 128u
+#define OUT_ROW_GROUPS 8u
 
 static uint32_t round_up(uint32_t value, uint32_t multiple) {
     return (value + multiple - 1) / multiple * multiple;
@@ -16,11 +17,17 @@ static uint32_t pow2_ceil(uint32_t value) {
     return p;
 }
 
-/* Floats of shared memory, as declared in chunk_scan.comp / chunk_prep.comp. */
-static uint64_t scan_shared_bytes(uint32_t dkc, uint32_t chunk, uint32_t bv, bool half) {
-    uint64_t slab = (uint64_t)chunk * EFLA_VK_SLAB;
-    uint64_t floats = (uint64_t)dkc * bv + (uint64_t)chunk * bv + 2 * slab +
-                      (uint64_t)chunk * chunk + 2u * chunk + (half ? (uint64_t)chunk * bv : 1);
+/* Bytes of shared memory, as declared in chunk_scan.comp / chunk_out.comp /
+ * chunk_prep.comp. */
+static uint64_t scan_shared_bytes(uint32_t dkc, uint32_t chunk, uint32_t bv) {
+    uint64_t floats =
+        (uint64_t)dkc * bv + (uint64_t)chunk * bv + (uint64_t)chunk * EFLA_VK_SLAB + chunk;
+    return floats * 4;
+}
+
+static uint64_t out_shared_bytes(uint32_t chunk, uint32_t bv) {
+    uint64_t floats = (uint64_t)chunk * EFLA_VK_SLAB + (uint64_t)EFLA_VK_SLAB * bv +
+                      2ull * chunk * bv + (uint64_t)chunk * chunk + chunk;
     return floats * 4;
 }
 
@@ -31,6 +38,22 @@ static uint64_t prep_shared_bytes(uint32_t chunk) {
 
 static uint32_t dtype_code(efla_dtype storage) {
     return storage == EFLA_DTYPE_F16 ? 1u : storage == EFLA_DTYPE_BF16 ? 2u : 0u;
+}
+
+/* The output kernel: the widest Dv tile up to 32 that fits, 8 row groups. */
+static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *args, uint32_t chunk,
+                       efla_vk_pipeline_key *key) {
+    uint32_t rg = OUT_ROW_GROUPS;
+    uint32_t bv = pow2_ceil((uint32_t)args->dv);
+    bv = bv < 8 ? 8 : bv > 32 ? 32 : bv;
+    for (; bv >= 8; bv /= 2) {
+        if (rg * bv > limits->max_invocations || out_shared_bytes(chunk, bv) > limits->shared_bytes)
+            continue;
+        *key = (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage), 0, chunk,
+                                      bv,          rg};
+        return true;
+    }
+    return false;
 }
 
 /* Workgroups the scan needs to keep the device busy: two per compute unit
@@ -44,7 +67,6 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
     static const uint32_t default_chunks[] = {32, 16};
     const uint32_t *chunks = limits->chunk ? &limits->chunk : default_chunks;
     size_t chunk_count = limits->chunk ? 1 : 2;
-    bool half = args->storage != EFLA_DTYPE_F32;
     uint32_t rg = limits->scan_row_groups;
     uint32_t bv_start = limits->scan_block_v ? limits->scan_block_v : pow2_ceil((uint32_t)args->dv);
     if (!limits->scan_block_v) bv_start = bv_start < 8 ? 8 : bv_start > 32 ? 32 : bv_start;
@@ -52,9 +74,11 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
     for (size_t c = 0; c < chunk_count; ++c) {
         uint32_t chunk = chunks[c];
         if (prep_shared_bytes(chunk) > limits->shared_bytes || rg > chunk) continue;
+        if (!choose_out(limits, args, chunk, &tiles->out)) continue;
+        tiles->out.dk_class = tiles->dk_class;
         for (uint32_t bv = bv_start; bv >= bv_end; bv /= 2) {
             if (rg * bv > limits->max_invocations ||
-                scan_shared_bytes(tiles->dk_class, chunk, bv, half) > limits->shared_bytes)
+                scan_shared_bytes(tiles->dk_class, chunk, bv) > limits->shared_bytes)
                 continue;
             /* Narrower tiles when there are too few workgroups to fill a GPU. */
             uint64_t tiles_v = ((uint64_t)args->dv + bv - 1) / bv;
@@ -111,7 +135,10 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
     efla_status status = choose_recurrent(limits, args, tiles);
     if (status != EFLA_SUCCESS) return status;
     tiles->chunk = 32;
-    if (chunked_sequences > 0 || limits->chunk) {
+    bool coopmat =
+        (chunked_sequences > 0 || limits->chunk) &&
+        efla_vk_tiles_coopmat(limits, args, chunked_sequences, dtype_code(args->storage), tiles);
+    if (!coopmat && (chunked_sequences > 0 || limits->chunk)) {
         status = choose_chunked(limits, args, chunked_sequences, tiles);
         if (status != EFLA_SUCCESS) return status;
     }
@@ -120,5 +147,6 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
     tiles->chunk_bytes[1] = c * tiles->dv_stride * 4;
     tiles->chunk_bytes[2] = c * c * 4;
     tiles->chunk_bytes[3] = 2 * c * 4;
+    tiles->chunk_bytes[4] = (uint64_t)tiles->dk_class * tiles->dv_stride * 4;
     return EFLA_SUCCESS;
 }

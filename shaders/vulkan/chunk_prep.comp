@@ -11,6 +11,7 @@
 // are zero throughout. Requires WG % CH == 0, CH * CH % WG == 0,
 // WG % KS == 0 and CH * KS % WG == 0.
 #include "efla_common.glsl"
+#include "efla_entry.glsl"
 
 layout(std430, set = 0, binding = 9) writeonly buffer WBuf { float w_s[]; };
 layout(std430, set = 0, binding = 10) writeonly buffer UBuf { float u_s[]; };
@@ -31,17 +32,6 @@ shared float kfac_sh[CH];
 shared float qfac_sh[CH];
 shared float e_sh[CH];
 shared float g_sh[CH];
-
-// The entry holding piece chunk `chunk` (entries are sorted by chunk_base).
-uint find_entry(uint chunk) {
-    uint lo = 0u, hi = pc.entry_count - 1u;
-    while (lo < hi) {
-        uint mid = (lo + hi + 1u) / 2u;
-        if (entries[mid].chunk_base <= chunk) lo = mid;
-        else hi = mid - 1u;
-    }
-    return lo;
-}
 
 void main() {
     uint t = gl_LocalInvocationIndex;

@@ -54,6 +54,7 @@ layout(std430, set = 0, binding = 0) readonly buffer ParamBlock {
     uint u_base;
     uint a_base;
     uint f_base;
+    uint h_base; // per-chunk states H (split design), in floats
 } P;
 
 // One sequence segment: tokens [first, first + count) of a batch row.

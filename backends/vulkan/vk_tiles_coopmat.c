@@ -1,0 +1,71 @@
+/* Tile sizes for the cooperative-matrix path (see vk_tiles.h). The byte
+ * counts mirror the shared declarations of chunk_scan_cm.comp and
+ * chunk_out_cm.comp. */
+#include "backends/vulkan/vk_tiles.h"
+
+#include "backends/vulkan/vk_path.h"
+
+#define WORKGROUP 128u /* four subgroups of 32, two of 64 */
+
+static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
+    return dkc * bv * (4 + 2) + chunk * dkc * 2 + chunk * bv * (4 + 2) + chunk * 4 + 4;
+}
+
+static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
+    uint64_t x16 = chunk * dkc > (dkc + chunk) * bv ? chunk * dkc : (dkc + chunk) * bv;
+    return chunk * dkc * 2 + x16 * 2 + chunk * chunk * 2 + chunk * bv * 4 + WORKGROUP * 4 +
+           chunk * 8 + 4;
+}
+
+static uint64_t prep_bytes(uint64_t chunk) {
+    uint64_t slab = chunk * (EFLA_VK_SLAB + 1);
+    return (2 * chunk * chunk + 2 * slab + 4 * chunk) * 4;
+}
+
+/* The widest scan tile that fits and still gives every compute unit two
+ * workgroups; the narrowest that fits when none does. */
+static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
+                           uint64_t sequences, uint64_t heads, uint64_t dv) {
+    uint64_t wanted = limits->compute_units ? 2ull * limits->compute_units : 128;
+    uint32_t chosen = 0;
+    for (uint32_t bv = 64; bv >= 16; bv /= 2) {
+        if (scan_bytes(dkc, chunk, bv) > limits->shared_bytes) continue;
+        if (bv > 16 && bv / 2 >= dv) continue; /* a narrower tile covers Dv */
+        chosen = bv;
+        if (sequences * heads * ((dv + bv - 1) / bv) >= wanted) break;
+    }
+    return chosen;
+}
+
+static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t dv) {
+    for (uint32_t bv = 64; bv >= 16; bv /= 2)
+        if (out_bytes(dkc, chunk, bv) <= limits->shared_bytes && (bv == 16 || bv / 2 < dv))
+            return bv;
+    return 0;
+}
+
+bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args *args,
+                           uint64_t chunked_sequences, uint32_t dtype, efla_vk_tiles *tiles) {
+    if (limits->path != EFLA_VK_PATH_COOPMAT || args->storage == EFLA_DTYPE_F32 ||
+        limits->max_invocations < WORKGROUP)
+        return false;
+    static const uint32_t chunks[] = {64, 32};
+    uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
+        uint32_t chunk = chunks[c];
+        if ((limits->chunk && limits->chunk != chunk) || prep_bytes(chunk) > limits->shared_bytes)
+            continue;
+        uint32_t scan_bv =
+            scan_block(limits, dkc, chunk, chunked_sequences, (uint64_t)args->value_heads, dv);
+        uint32_t out_bv = out_block(limits, dkc, chunk, dv);
+        if (!scan_bv || !out_bv) continue;
+        tiles->chunk = chunk;
+        tiles->prep = (efla_vk_pipeline_key){EFLA_VK_PREP, 128, dtype, (uint32_t)dkc, chunk, 16, 4};
+        tiles->scan = (efla_vk_pipeline_key){
+            EFLA_VK_SCAN_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, scan_bv, 1};
+        tiles->out = (efla_vk_pipeline_key){
+            EFLA_VK_OUT_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, out_bv, 1};
+        return true;
+    }
+    return false;
+}

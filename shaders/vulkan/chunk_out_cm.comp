@@ -1,0 +1,171 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+// The output kernel of the split chunked forward on cooperative matrices
+// (see chunk_out.comp for the portable one). One workgroup per (chunk, value
+// head); the state-free product is formed once per chunk and every Dv tile
+// of BV columns reuses it:
+//   G = mask_{s<=t}(Q^ K^^T)         (unit rows q/|q| and k/|k| in f16)
+//   O = diag(qfac |q|) (Q^ H + G V') (H and V' scaled to f16 per tile)
+// with H (the state before the chunk) and V' from chunk_scan_cm. The row
+// factors are applied in f32 after the products. Requires DKC, CH and BV
+// multiples of 16, and WG a multiple of CH and of 16.
+#include "efla_common.glsl"
+#include "efla_entry.glsl"
+#include "efla_coopmat.glsl"
+
+layout(std430, set = 0, binding = 10) readonly buffer UBuf { float u_s[]; };
+layout(std430, set = 0, binding = 12) readonly buffer FBuf { float f_s[]; };
+layout(std430, set = 0, binding = 13) readonly buffer HBuf { float h_s[]; };
+
+const uint RPT = WG / CH;          // invocations per row for the q norms
+const uint HPT = DKC * BV / WG;    // H elements per invocation and tile
+const uint VPT = (CH * BV + WG - 1u) / WG; // V' elements per invocation and tile
+const uint V16 = DKC * BV;         // where V' starts in x16
+const uint X16 = CH * DKC > V16 + CH * BV ? CH * DKC : V16 + CH * BV;
+
+shared float16_t q16[CH * DKC]; // Q^
+shared float16_t x16[X16];      // K^, then per tile H (DKC x BV) and V' (CH x BV)
+shared float16_t g16[CH * CH];  // masked Q^ K^^T
+shared float o_stage[CH * BV];
+shared float part_sh[WG];
+shared float rq_sh[CH];  // qfac |q|
+shared float inv_sh[CH]; // 1 / |q|
+
+#include "efla_out_store.glsl"
+
+// Q^ and K^ into q16 and x16; rq_sh = qfac |q|. Rows past the end are zero.
+void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
+    uint t = gl_LocalInvocationIndex;
+    uint row = t / RPT;
+    float qq = 0.0;
+    for (uint i = t % RPT; i < P.dk; i += RPT)
+        if (row < rows) {
+            float qv = load_q(vidx(P.q, b, tok0 + row, h, i));
+            qq += qv * qv;
+        }
+    part_sh[t] = qq;
+    barrier();
+    if (t < CH) {
+        float sum = 0.0;
+        for (uint r = 0u; r < RPT; ++r) sum += part_sh[t * RPT + r];
+        float norm = sqrt(sum);
+        rq_sh[t] = f_s[fbase + t] * norm;
+        inv_sh[t] = norm > 0.0 ? 1.0 / norm : 0.0;
+    }
+    barrier();
+    for (uint e = t; e < CH * DKC; e += WG) {
+        uint c = e / DKC, i = e % DKC;
+        float qv = 0.0, kv = 0.0;
+        if (c < rows && i < P.dk) {
+            qv = load_q(vidx(P.q, b, tok0 + c, h, i)) * inv_sh[c];
+            kv = load_k(vidx(P.k, b, tok0 + c, h, i)) * f_s[fbase + CH + c];
+        }
+        q16[e] = float16_t(qv);
+        x16[e] = float16_t(kv);
+    }
+}
+
+// g16 = Q^ K^^T on and below the diagonal tiles, then the causal mask.
+void masked_scores() {
+    const uint tiles = CH / TM;
+    for (uint tile = gl_SubgroupID; tile < tiles * tiles; tile += gl_NumSubgroups) {
+        uint r0 = (tile / tiles) * TM, c0 = (tile % tiles) * TM;
+        CM_ACC acc = CM_ACC(0.0);
+        if (c0 <= r0) {
+            for (uint k0 = 0u; k0 < DKC; k0 += TM) {
+                CM_A a;
+                CM_B bm;
+                coopMatLoad(a, q16, r0 * DKC + k0, DKC, ROW_MAJOR);
+                coopMatLoad(bm, x16, c0 * DKC + k0, DKC, COL_MAJOR);
+                acc = coopMatMulAdd(a, bm, acc);
+            }
+        }
+        coopMatStore(CM_ACC16(acc), g16, r0 * CH + c0, CH, ROW_MAJOR);
+    }
+    barrier();
+    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG)
+        if (e % CH > e / CH) g16[e] = float16_t(0.0);
+}
+
+// H and V' of one Dv tile into x16, each scaled to f16; returns the scales.
+vec2 stage_tile(uint hbase, uint ubase, uint rows, uint col0, uint ncol) {
+    uint t = gl_LocalInvocationIndex;
+    float hv[HPT], vv[VPT];
+    float hmax = 0.0, vmax = 0.0;
+    for (uint m = 0u; m < HPT; ++m) {
+        uint e = t + WG * m, i = e / BV, jj = e % BV;
+        hv[m] = jj < ncol ? h_s[hbase + i * P.dvs + col0 + jj] : 0.0;
+        hmax = max(hmax, abs(hv[m]));
+    }
+    for (uint m = 0u; m < VPT; ++m) {
+        uint e = t + WG * m, c = e / BV, jj = e % BV;
+        vv[m] = e < CH * BV && c < rows && jj < ncol ? u_s[ubase + c * P.dvs + col0 + jj] : 0.0;
+        vmax = max(vmax, abs(vv[m]));
+    }
+    vec2 scale = vec2(workgroup_scale(hmax), workgroup_scale(vmax));
+    for (uint m = 0u; m < HPT; ++m) x16[t + WG * m] = float16_t(hv[m] * scale.x);
+    for (uint m = 0u; m < VPT; ++m)
+        if (t + WG * m < CH * BV) x16[V16 + t + WG * m] = float16_t(vv[m] * scale.y);
+    return scale;
+}
+
+// o_stage = Q^ H / h_scale + G V' / v_scale for one Dv tile.
+void tile_products(vec2 scale) {
+    const uint tiles_c = BV / TM;
+    vec2 inv = 1.0 / scale;
+    for (uint tile = gl_SubgroupID; tile < (CH / TM) * tiles_c; tile += gl_NumSubgroups) {
+        uint r0 = (tile / tiles_c) * TM, c0 = (tile % tiles_c) * TM;
+        CM_ACC qh = CM_ACC(0.0);
+        CM_ACC gv = CM_ACC(0.0);
+        for (uint k0 = 0u; k0 < DKC; k0 += TM) {
+            CM_A a;
+            CM_B bm;
+            coopMatLoad(a, q16, r0 * DKC + k0, DKC, ROW_MAJOR);
+            coopMatLoad(bm, x16, k0 * BV + c0, BV, ROW_MAJOR);
+            qh = coopMatMulAdd(a, bm, qh);
+        }
+        for (uint k0 = 0u; k0 <= r0; k0 += TM) {
+            CM_A a;
+            CM_B bm;
+            coopMatLoad(a, g16, r0 * CH + k0, CH, ROW_MAJOR);
+            coopMatLoad(bm, x16, V16 + k0 * BV + c0, BV, ROW_MAJOR);
+            gv = coopMatMulAdd(a, bm, gv);
+        }
+        CM_ACC o = qh * inv.x + gv * inv.y;
+        coopMatStore(o, o_stage, r0 * BV + c0, BV, ROW_MAJOR);
+    }
+}
+
+void main() {
+    uint chunk = pc.chunk_base + gl_WorkGroupID.x;
+    uint hvl = gl_WorkGroupID.y;
+    uint hv = P.hv_base + hvl;
+    uint h = hv / P.group;
+    Entry en = entries[find_entry(chunk)];
+    uint local_chunk = chunk - en.chunk_base;
+    uint tok0 = en.first + local_chunk * CH;
+    uint rows = min(CH, en.count - local_chunk * CH);
+    uint b = en.batch_row;
+    uint block = chunk * P.hv_count + hvl;
+
+    stage_rows(b, tok0, h, rows, P.f_base + block * 2u * CH);
+    barrier();
+    masked_scores();
+    barrier();
+    for (uint col0 = 0u; col0 < P.dv; col0 += BV) {
+        uint ncol = min(BV, P.dv - col0);
+        vec2 scale = stage_tile(P.h_base + block * DKC * P.dvs, P.u_base + block * CH * P.dvs,
+                                rows, col0, ncol);
+        barrier();
+        tile_products(scale);
+        barrier();
+        for (uint e = gl_LocalInvocationIndex; e < CH * BV; e += WG) o_stage[e] *= rq_sh[e / BV];
+        barrier();
+        store_output_rows(b, tok0, hv, col0, rows, ncol);
+        barrier();
+    }
+}

@@ -1,0 +1,40 @@
+// Shared pieces of the cooperative-matrix kernels (GL_KHR_cooperative_matrix,
+// f16 operands, f32 accumulation; DESIGN.md "Precision contract"). Requires
+// efla_common.glsl and the extensions GL_KHR_cooperative_matrix,
+// GL_KHR_memory_scope_semantics and GL_EXT_shader_explicit_arithmetic_types_float16.
+//
+// Operands that are not bounded by construction (states, V') are scaled by a
+// power of two per tile before rounding to f16, so that their largest
+// element lies in [2^13, 2^14): no overflow and full f16 precision; the
+// product is scaled back in f32, exactly.
+
+const uint TM = 16u; // every matrix is 16 x 16
+
+#define CM_A coopmat<float16_t, gl_ScopeSubgroup, TM, TM, gl_MatrixUseA>
+#define CM_B coopmat<float16_t, gl_ScopeSubgroup, TM, TM, gl_MatrixUseB>
+#define CM_ACC coopmat<float, gl_ScopeSubgroup, TM, TM, gl_MatrixUseAccumulator>
+#define CM_ACC16 coopmat<float16_t, gl_ScopeSubgroup, TM, TM, gl_MatrixUseAccumulator>
+#define ROW_MAJOR gl_CooperativeMatrixLayoutRowMajor
+#define COL_MAJOR gl_CooperativeMatrixLayoutColumnMajor
+
+shared uint max_bits_sh;
+
+// 2^(13 - e) for the largest magnitude m = f 2^e (f in [0.5, 1)); 1 for 0.
+float pow2_scale(float m) {
+    if (!(m > 0.0) || isinf(m)) return 1.0;
+    int e;
+    frexp(m, e);
+    return exp2(float(14 - clamp(e, -100, 100)));
+}
+
+// The power-of-two scale for the largest of every invocation's local_max
+// (non-negative). Called by the whole workgroup in uniform control flow.
+float workgroup_scale(float local_max) {
+    if (gl_LocalInvocationIndex == 0u) max_bits_sh = 0u;
+    barrier();
+    atomicMax(max_bits_sh, floatBitsToUint(local_max));
+    barrier();
+    float m = uintBitsToFloat(max_bits_sh);
+    barrier();
+    return pow2_scale(m);
+}
