@@ -93,6 +93,11 @@ efla_status efla_cuda_launch(efla_backend_context *ctx, efla_cuda_kernel id, CUs
         CUresult result = efla_cu->FuncSetAttribute(
             ctx->kernels[id], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem_bytes);
         if (result != CUDA_SUCCESS) return efla_cuda_fail(result, "cuFuncSetAttribute");
+        /* All of the SM's unified L1/shared storage as shared memory: the
+         * default carveout can hold fewer blocks than the opt-in allows. */
+        result = efla_cu->FuncSetAttribute(ctx->kernels[id],
+                                           CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+        if (result != CUDA_SUCCESS) return efla_cuda_fail(result, "cuFuncSetAttribute");
         ctx->kernel_smem[id] = (int)smem_bytes;
     }
     efla_cuda_params copy = *params;

@@ -83,11 +83,12 @@ EFLA_DEV void efla_solve_column(const float *lower, float *inverse, int j) {
  * blocks are inverted by forward substitution (one thread per column), then
  * block row b = 1..3 gets X_bj = -D_b sum_{m=j}^{b-1} L_bm X_mj. Every thread
  * of the block takes part; `scratch` holds one block row ([16][49] floats).
- * Ends with a barrier. */
+ * Starts with a barrier (L complete) and ends with one. */
 template <int THREADS> EFLA_DEV void efla_blocked_inverse(float *lf, float *scratch) {
     constexpr int P = EFLA_CUDA_STAGE_PITCH, SP = 49;
     const int tid = efla_tid();
     float x[16];
+    efla_sync();
     if (tid < 64) {
         const int b = 16 * (tid / 16), j = tid % 16;
 #pragma unroll

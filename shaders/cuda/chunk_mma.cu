@@ -19,8 +19,12 @@
 #define EFLA_OUTPUT_KERNEL(name, dt, bo)                                                           \
     EFLA_KERNEL(name, EFLA_CUDA_MMA_OUTPUT_THREADS) { output_mma<dt, bo>(p); }
 
-EFLA_KERNEL(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS) { prepare_mma<EFLA_CUDA_F16>(p); }
-EFLA_KERNEL(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS) {
+/* prepare: three blocks per SM (24 warps) to hide its many short phases;
+ * its ~66 KB of shared memory allows them at Dk = Dv = 128. */
+EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
+    prepare_mma<EFLA_CUDA_F16>(p);
+}
+EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
     prepare_mma<EFLA_CUDA_BF16>(p);
 }
 EFLA_STATE_KERNEL(efla_state_mma_f16_v8, EFLA_CUDA_F16, 8)

@@ -90,7 +90,7 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
 /* The tensor-core (mma) path: three kernels (prepare, state, output; see
  * chunk_mma.cu) sharing a 16-bit scratch per (chunk, value head) with the
  * head dimensions padded to multiples of 16 (zeros). In elements, in order:
- * raw K [C][dkp], raw Q [C][dkp], W [C][dkp], K^T [dkp][C], U [C][dvp],
+ * W [C][dkp], K^T [dkp][C], U [C][dvp],
  * V'^T [dvp][C], S_c^T [dvp][dkp], then ck and rq as f32 [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 128
@@ -99,14 +99,12 @@ EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
 EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 typedef struct efla_cuda_mma_layout {
-    int64_t kraw, qraw, w, kt, u, vnt, ht, factors, total;
+    int64_t w, kt, u, vnt, ht, factors, total;
 } efla_cuda_mma_layout;
 EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
     efla_cuda_mma_layout l;
-    l.kraw = 0;
-    l.qraw = l.kraw + c * dkp;
-    l.w = l.qraw + c * dkp;
+    l.w = 0;
     l.kt = l.w + c * dkp;
     l.u = l.kt + dkp * c;
     l.vnt = l.u + c * dvp;

@@ -2,7 +2,7 @@
  * mma output: one block of 4 warps per (chunk, value head, BO columns),
  * all independent:
  *   O = scale (diag(rq) Q S_c + mask_{s<=t}(diag(rq) Q K^T diag(ck)) V'),
- * with Q and K the raw stored rows (the row factors are applied in f32
+ * with Q and K the rows as stored (the row factors are applied in f32
  * after the products, which keeps a cancelling q.k exact to f32), S_c^T and
  * V'^T from the state kernel. Warp w owns chunk rows 16 w.., so the masked
  * P and the output staging need only warp barriers.
@@ -61,14 +61,15 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     uint16_t *pm = vt + BO * kPitchC;                        /* P, then O [C][PP] */
     float *ck = reinterpret_cast<float *>(pm + kChunk * PP), *rq = ck + kChunk;
 
-    copy_rows_async<kOutputThreads>(q, kp, src.qraw, dkp, kChunk, dkp);
-    copy_rows_async<kOutputThreads>(k, kp, src.kraw, dkp, kChunk, dkp);
     copy_rows_async<kOutputThreads>(ht, kp, src.ht + j0 * dkp, dkp, cols, dkp);
     copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
     copy_rows_async<kOutputThreads>(reinterpret_cast<uint16_t *>(ck), 4 * kChunk,
                                     reinterpret_cast<const uint16_t *>(src.ck), 4 * kChunk, 1,
                                     4 * kChunk);
     efla_cp_async_commit();
+    const int64_t h = hv / (p.value_heads / p.heads);
+    load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, q, kp);
+    load_rows<kOutputThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, k, kp);
     efla_cp_async_wait_all();
     efla_sync();
 

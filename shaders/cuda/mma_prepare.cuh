@@ -2,9 +2,9 @@
  * mma prepare: one block of 8 warps per (chunk, value head). Everything
  * that does not depend on the state: the row coefficients, L from the
  * exact stored keys (K K^T on tensor cores, the factors applied in f32),
- * A^-1 by the blocked f32 solve, W = A^-1 (e.K^), U = A^-1 (g.V), K^T, and
- * copies of the raw q and k rows for the output kernel. Results are staged
- * in shared memory and written as 16-byte pieces.
+ * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U = A^-1 (g.V)
+ * and K^T, and the row factors ck, rq for the output kernel. Results are
+ * staged in shared memory and written as 16-byte pieces.
  */
 #ifndef EFLA_MMA_PREPARE_CUH
 #define EFLA_MMA_PREPARE_CUH
@@ -18,8 +18,8 @@ constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
 /* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
 struct PrepareSmem {
     uint16_t *rows;       /* raw K [C][kp], then W and U staging [C][rp] */
-    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (e ck K)^T, (g V)^T [d][PC] */
-    uint16_t *inverse;    /* A^-1 [C][PC] */
+    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (g V)^T [d][PC] */
+    uint16_t *inverse;    /* A^-1 diag(e), then A^-1 [C][PC] */
     float *lower;         /* L, then A^-1 [C][STAGE_PITCH] */
     float *block_row;     /* the solve's [16][49] */
     float *ck, *rq, *erase, *write;
@@ -41,8 +41,8 @@ EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
     return s;
 }
 
-/* Row coefficients from the raw rows in shared memory (one warp per row),
- * also stored to the scratch for the output kernel. */
+/* Row coefficients from the raw rows in shared memory (one warp per row);
+ * ck and rq also go to the scratch for the output kernel. */
 template <int DT>
 EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, const efla_cuda_sequence &seq,
                                    int64_t t0, int rows, int64_t hv, const PrepareSmem &s, int kp,
@@ -72,15 +72,22 @@ EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, const efla_cuda_se
     }
 }
 
-/* transposed[i][s] = f * K[s][i] for the unit-key factor f = ck (with_erase
- * false) or e ck (true), from the raw keys. */
-template <int DT>
-EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp, bool with_erase) {
+/* transposed[i][s] = ck_s K[s][i]: the unit keys, transposed, from the raw
+ * keys. */
+template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp) {
     for (int e = efla_tid(); e < dkp * kChunk; e += kPrepareThreads) {
         const int i = e / kChunk, r = e % kChunk;
-        const float f = with_erase ? s.erase[r] * s.ck[r] : s.ck[r];
         s.transposed[i * kPitchC + r] =
-            efla_f32_to_half<DT>(f * efla_half_to_f32<DT>(s.rows[r * kp + i]));
+            efla_f32_to_half<DT>(s.ck[r] * efla_half_to_f32<DT>(s.rows[r * kp + i]));
+    }
+}
+
+/* inverse = A^-1 diag(f) in 16 bits (f = nullptr: A^-1), from the f32 A^-1. */
+template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
+    for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
+        const int t = e / kChunk, c = e % kChunk;
+        const float x = s.lower[t * EFLA_CUDA_STAGE_PITCH + c];
+        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(f ? x * f[c] : x);
     }
 }
 
@@ -161,27 +168,20 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     load_rows<kPrepareThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, s.transposed, kp);
     efla_sync();
     prepare_coefficients<DT>(p, seq, t0, rows, hv, s, kp, out);
-    copy_rows<kPrepareThreads>(out.kraw, dkp, s.rows, kp, kChunk, dkp);
-    copy_rows<kPrepareThreads>(out.qraw, dkp, s.transposed, kp, kChunk, dkp);
     efla_sync();
     keys_gram<DT>(s, dkp, kp);
-    transpose_keys<DT>(s, dkp, kp, false); /* raw Q is no longer needed */
-    efla_sync();
+    transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
+    efla_blocked_inverse<kPrepareThreads>(s.lower, s.block_row); /* starts and ends with barriers */
     copy_rows<kPrepareThreads>(out.kt, kChunk, s.transposed, kPitchC, dkp, kChunk);
-    efla_sync(); /* K^T is out: the transposed keys take the erase factor */
-    transpose_keys<DT>(s, dkp, kp, true);
-    efla_blocked_inverse<kPrepareThreads>(s.lower, s.block_row); /* ends with a barrier */
-    for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
-        const int t = e / kChunk, c = e % kChunk;
-        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(s.lower[t * EFLA_CUDA_STAGE_PITCH + c]);
-    }
+    inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
-    times_inverse<DT>(s, dkp, rp); /* W over the raw keys, which are done */
+    times_inverse<DT>(s, dkp, rp); /* over the raw keys, which are done */
     efla_sync();
     copy_rows<kPrepareThreads>(out.w, dkp, s.rows, rp, kChunk, dkp);
     transpose_values<DT>(p, seq, t0, rows, hv, dvp, s);
+    inverse_to_half<DT>(s, nullptr); /* U = A^-1 (diag(g) V) */
     efla_sync();
-    times_inverse<DT>(s, dvp, rp); /* U */
+    times_inverse<DT>(s, dvp, rp);
     efla_sync();
     copy_rows<kPrepareThreads>(out.u, dvp, s.rows, rp, kChunk, dvp);
 }

@@ -15,7 +15,7 @@ constexpr int kChunk = EFLA_CUDA_CHUNK;
 constexpr int kPitchC = EFLA_CUDA_MMA_PITCH_C;
 
 struct MmaChunk {
-    uint16_t *kraw, *qraw, *w, *kt, *u, *vnt, *ht;
+    uint16_t *w, *kt, *u, *vnt, *ht;
     float *ck, *rq;
 };
 
@@ -24,8 +24,6 @@ EFLA_DEV MmaChunk mma_chunk(const efla_cuda_params &p, int64_t chunk, int64_t sl
     uint16_t *base =
         reinterpret_cast<uint16_t *>(p.scratch) + (chunk * p.hv_count + slot) * l.total;
     MmaChunk s;
-    s.kraw = base + l.kraw;
-    s.qraw = base + l.qraw;
     s.w = base + l.w;
     s.kt = base + l.kt;
     s.u = base + l.u;
@@ -50,6 +48,30 @@ EFLA_DEV void warp_tiles(float (*acc)[4], const uint16_t *a, int pa, int row0, c
             uint32_t fb[2];
             efla_load_b(fb, bt, pb, n0 + 8 * t, k0);
             efla_mma<DT>(acc[t], fa, fb);
+        }
+    }
+}
+
+/* As warp_tiles, with the k steps alternating between acc and acc2: two
+ * independent mma chains, half the latency of one (the caller adds them). */
+template <int DT, int NT>
+EFLA_DEV void warp_tiles2(float (*acc)[4], float (*acc2)[4], const uint16_t *a, int pa, int row0,
+                          const uint16_t *bt, int pb, int n0, int k, int ntiles) {
+    for (int k0 = 0; k0 < k; k0 += 32) {
+        uint32_t fa[4], fa2[4];
+        const bool pair = k0 + 16 < k;
+        efla_load_a(fa, a, pa, row0, k0);
+        if (pair) efla_load_a(fa2, a, pa, row0, k0 + 16);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            if (t >= ntiles) break;
+            uint32_t fb[2], fb2[2];
+            efla_load_b(fb, bt, pb, n0 + 8 * t, k0);
+            efla_mma<DT>(acc[t], fa, fb);
+            if (pair) {
+                efla_load_b(fb2, bt, pb, n0 + 8 * t, k0 + 16);
+                efla_mma<DT>(acc2[t], fa2, fb2);
+            }
         }
     }
 }
@@ -87,27 +109,37 @@ EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq
     }
 }
 
-/* rows x cols (a multiple of 8) 16-bit elements from `from` (pitch pf) to
- * `to` (pitch pt) in 16-byte pieces; both 16-byte aligned. */
+/* copy(r, c8) for every 16-byte piece of a rows x cols (a multiple of 8)
+ * 16-bit block. When the pieces per row divide the threads, each thread
+ * keeps one column and steps over rows: no division per piece (these
+ * loops sit on the state kernel's serial path). */
+template <int THREADS, typename Copy> EFLA_DEV void for_each_piece(int rows, int cols, Copy copy) {
+    const int pieces = cols / 8;
+    if (THREADS % pieces == 0) {
+        const int c8 = 8 * (efla_tid() % pieces), step = THREADS / pieces;
+        for (int r = efla_tid() / pieces; r < rows; r += step)
+            copy(r, c8);
+        return;
+    }
+    for (int e = efla_tid(); e < rows * pieces; e += THREADS)
+        copy(e / pieces, 8 * (e % pieces));
+}
+
+/* rows x cols 16-bit elements from `from` (pitch pf) to `to` (pitch pt) in
+ * 16-byte pieces; both 16-byte aligned. */
 template <int THREADS>
 EFLA_DEV void copy_rows(uint16_t *to, int64_t pt, const uint16_t *from, int64_t pf, int rows,
                         int cols) {
-    const int pieces = cols / 8;
-    for (int e = efla_tid(); e < rows * pieces; e += THREADS) {
-        const int r = e / pieces, c8 = 8 * (e % pieces);
-        efla_copy16(to + r * pt + c8, from + r * pf + c8);
-    }
+    for_each_piece<THREADS>(
+        rows, cols, [&](int r, int c8) { efla_copy16(to + r * pt + c8, from + r * pf + c8); });
 }
 
 /* The same as asynchronous copies into shared memory (cp.async). */
 template <int THREADS>
 EFLA_DEV void copy_rows_async(uint16_t *to, int pt, const uint16_t *from, int64_t pf, int rows,
                               int cols) {
-    const int pieces = cols / 8;
-    for (int e = efla_tid(); e < rows * pieces; e += THREADS) {
-        const int r = e / pieces, c8 = 8 * (e % pieces);
-        efla_cp_async16(to + r * pt + c8, from + r * pf + c8);
-    }
+    for_each_piece<THREADS>(
+        rows, cols, [&](int r, int c8) { efla_cp_async16(to + r * pt + c8, from + r * pf + c8); });
 }
 
 } // namespace

@@ -90,16 +90,18 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
         efla_sync(); /* chunk c's operands and S_c^T are visible; chunk c - 1 is done */
         const StateStage stage = state_stage<BV>(smem, (int)(c & 1), dkp);
         const MmaChunk chunk = mma_chunk(p, seq.first_chunk + c, slot);
+        float ws[NTW][4] = {}, ws2[NTW][4] = {};
+        warp_tiles2<DT, NTW>(ws, ws2, stage.w, kp, ws_row0, st, kp, 8 * ws_tile0, dkp, NTW);
+        /* While the products are in flight: the next chunk's operands, S_c^T out. */
         if (c + 1 < chunks)
             state_load_stage<THREADS, BV>(p, mma_chunk(p, seq.first_chunk + c + 1, slot),
                                           state_stage<BV>(smem, (int)((c + 1) & 1), dkp), j0, dkp,
                                           dvp);
         copy_rows<THREADS>(chunk.ht + j0 * dkp, dkp, st, kp, BV, dkp);
 
-        float ws[NTW][4] = {};
-        warp_tiles<DT, NTW>(ws, stage.w, kp, ws_row0, st, kp, 8 * ws_tile0, dkp, NTW);
         for (int t = 0; t < NTW; ++t)
             for (int e = 0; e < 4; ++e) {
+                ws[t][e] += ws2[t][e];
                 const int row = ws_row0 + efla_acc_row(e),
                           col = 8 * (ws_tile0 + t) + efla_acc_col(e);
                 const float v = efla_half_to_f32<DT>(stage.u[row * (BV + 8) + col]) - ws[t][e];
