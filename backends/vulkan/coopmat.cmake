@@ -68,7 +68,7 @@ set(coopmat_embedded)
 if(efla_coopmat_compiler)
   message(STATUS "Vulkan cooperative-matrix kernels: ${efla_coopmat_compiler}")
   get_filename_component(glslang_bin ${efla_coopmat_compiler} DIRECTORY)
-  foreach(kernel chunk_scan_cm chunk_out_cm)
+  foreach(kernel chunk_prep_cm chunk_scan_cm chunk_out_cm)
     set(spv ${spirv_dir}/${kernel}.spv)
     add_custom_command(
       OUTPUT ${spv}

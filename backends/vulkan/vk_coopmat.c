@@ -27,6 +27,8 @@ typedef struct coopmat_properties {
 typedef VkResult(VKAPI_PTR *get_properties_fn)(VkPhysicalDevice, uint32_t *, coopmat_properties *);
 
 #ifdef EFLA_VK_HAVE_COOPMAT
+extern const unsigned char efla_vk_spirv_chunk_prep_cm[];
+extern const size_t efla_vk_spirv_chunk_prep_cm_size;
 extern const unsigned char efla_vk_spirv_chunk_scan_cm[];
 extern const size_t efla_vk_spirv_chunk_scan_cm_size;
 extern const unsigned char efla_vk_spirv_chunk_out_cm[];
@@ -59,6 +61,21 @@ static bool features_present(const efla_vk_instance_fns *fns, VkPhysicalDevice d
     fns->vkGetPhysicalDeviceFeatures2(device, &features);
     return query.coopmat.cooperativeMatrix && query.float16.shaderFloat16 &&
            query.memory_model.vulkanMemoryModel;
+}
+
+/* The kernels reduce over subgroups (max, sum) and size their per-subgroup
+ * registers and stages for subgroups of 32 or 64 invocations. */
+static bool subgroups_fit(const efla_vk_instance_fns *fns, VkPhysicalDevice device) {
+    VkPhysicalDeviceSubgroupProperties subgroup = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 properties = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &subgroup};
+    fns->vkGetPhysicalDeviceProperties2(device, &properties);
+    const VkSubgroupFeatureFlags needed =
+        VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    return (subgroup.subgroupSize == 32 || subgroup.subgroupSize == 64) &&
+           (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+           (subgroup.supportedOperations & needed) == needed;
 }
 
 /* The device multiplies 16 x 16 x 16 f16 tiles into f32 at subgroup scope. */
@@ -96,6 +113,9 @@ static const char *missing(const efla_vk_instance_fns *fns, VkPhysicalDevice dev
         return "the Vulkan loader lacks vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR";
     if (caps->subgroup_size == 0 || KERNEL_WORKGROUP % caps->subgroup_size != 0)
         return "its subgroup size does not divide the kernels' workgroup";
+    if (!subgroups_fit(fns, device))
+        return "its subgroups are not of 32 or 64 invocations with arithmetic operations in "
+               "compute shaders";
     if (!features_present(fns, device))
         return "the device lacks cooperativeMatrix, shaderFloat16 or vulkanMemoryModel";
     if (!shape_offered(fns, device))
@@ -111,6 +131,10 @@ void efla_vk_coopmat_query(const efla_vk_instance_fns *fns, VkPhysicalDevice dev
 
 const void *efla_vk_coopmat_spirv(uint32_t kernel, size_t *size) {
 #ifdef EFLA_VK_HAVE_COOPMAT
+    if (kernel == EFLA_VK_PREP_COOPMAT) {
+        *size = efla_vk_spirv_chunk_prep_cm_size;
+        return efla_vk_spirv_chunk_prep_cm;
+    }
     if (kernel == EFLA_VK_SCAN_COOPMAT) {
         *size = efla_vk_spirv_chunk_scan_cm_size;
         return efla_vk_spirv_chunk_scan_cm;

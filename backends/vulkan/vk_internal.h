@@ -16,6 +16,7 @@ enum efla_vk_kernel {
     EFLA_VK_OUT,
     EFLA_VK_SCAN_COOPMAT, /* the coopmat path's scan and output (vk_coopmat.h) */
     EFLA_VK_OUT_COOPMAT,
+    EFLA_VK_PREP_COOPMAT,
     EFLA_VK_KERNEL_COUNT
 };
 

@@ -278,9 +278,10 @@ static const int tensor_binding[T_COUNT] = {
 /* Which tensors each kernel reads or writes. */
 static bool kernel_uses(uint32_t kernel, int tensor) {
     switch (kernel) {
-    case EFLA_VK_PREP: return tensor <= T_BETA;
-    case EFLA_VK_SCAN:
-    case EFLA_VK_SCAN_COOPMAT: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
+    case EFLA_VK_PREP:
+    case EFLA_VK_PREP_COOPMAT: return tensor <= T_BETA;
+    case EFLA_VK_SCAN: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
+    case EFLA_VK_SCAN_COOPMAT: return tensor == T_SIN || tensor == T_SOUT;
     case EFLA_VK_OUT: return tensor == T_Q || tensor == T_OUT;
     case EFLA_VK_OUT_COOPMAT: return tensor == T_Q || tensor == T_K || tensor == T_OUT;
     default: return true;
@@ -296,10 +297,12 @@ static int scratch_access(uint32_t kernel, int r) {
                           SCRATCH_UNUSED},
         [EFLA_VK_SCAN] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_WRITE},
         [EFLA_VK_OUT] = {SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_READ, SCRATCH_READ, SCRATCH_READ},
-        [EFLA_VK_SCAN_COOPMAT] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_READ,
+        [EFLA_VK_SCAN_COOPMAT] = {SCRATCH_READ, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_UNUSED,
                                   SCRATCH_WRITE},
         [EFLA_VK_OUT_COOPMAT] = {SCRATCH_UNUSED, SCRATCH_READ, SCRATCH_UNUSED, SCRATCH_READ,
                                  SCRATCH_READ},
+        [EFLA_VK_PREP_COOPMAT] = {SCRATCH_WRITE, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_WRITE,
+                                  SCRATCH_UNUSED},
     };
     return access[kernel][r];
 }
@@ -350,7 +353,8 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
     uint32_t heads = (uint32_t)(pc->h1 - pc->h0);
     const uint32_t *max_groups = p->limits->max_groups;
     uint32_t tiles = (uint32_t)((p->a->dv + key->block_v - 1) / key->block_v);
-    if (key->kernel == EFLA_VK_PREP) return emit_over_chunks(p, pc, &d, 1, -1);
+    if (key->kernel == EFLA_VK_PREP || key->kernel == EFLA_VK_PREP_COOPMAT)
+        return emit_over_chunks(p, pc, &d, 1, -1);
     if (key->kernel == EFLA_VK_OUT) return emit_over_chunks(p, pc, &d, tiles, 1);
     if (key->kernel == EFLA_VK_OUT_COOPMAT) return emit_over_chunks(p, pc, &d, 1, 1);
     for (uint32_t e = 0; e < entries; e += max_groups[2]) {

@@ -1,14 +1,23 @@
 /* Tile sizes for the cooperative-matrix path (see vk_tiles.h). The byte
- * counts mirror the shared declarations of chunk_scan_cm.comp and
- * chunk_out_cm.comp. */
+ * counts mirror the shared declarations of chunk_prep_cm.comp,
+ * chunk_scan_cm.comp and chunk_out_cm.comp. */
 #include "backends/vulkan/vk_tiles.h"
 
 #include "backends/vulkan/vk_path.h"
 
-#define WORKGROUP 128u /* four subgroups of 32, two of 64 */
+#define WORKGROUP 128u      /* four subgroups of 32, two of 64 */
+#define SUBGROUPS 4u        /* at most, for the per-subgroup stages */
+#define MAX_STATE_TILES 16u /* 16 x 16 state tiles per workgroup (registers) */
+
+static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk) {
+    uint64_t kv = chunk * (dkc > 64 ? dkc : 64);
+    uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
+    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + SUBGROUPS * 256 * 2 + 3 * chunk * 4 + 4;
+}
 
 static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
-    return dkc * bv * (4 + 2) + chunk * dkc * 2 + chunk * bv * (4 + 2) + chunk * 4 + 4;
+    return 2 * chunk * dkc * 2 + dkc * bv * 2 + chunk * bv * 2 + (dkc / 16) * (bv / 16) * 4 +
+           (chunk / 16) * (bv / 16) * 4 + SUBGROUPS * 256 * 4 + 4;
 }
 
 static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
@@ -17,19 +26,21 @@ static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
            chunk * 8 + 4;
 }
 
-static uint64_t prep_bytes(uint64_t chunk) {
-    uint64_t slab = chunk * (EFLA_VK_SLAB + 1);
-    return (2 * chunk * chunk + 2 * slab + 4 * chunk) * 4;
+/* Whether the scan kernel takes this tile: it fits, its state tiles fit the
+ * registers, and every invocation moves whole 16-byte pieces of W and K^. */
+static bool scan_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv) {
+    return scan_bytes(dkc, chunk, bv) <= limits->shared_bytes &&
+           (dkc / 16) * (bv / 16) <= MAX_STATE_TILES && (chunk * dkc / 8) % WORKGROUP == 0;
 }
 
-/* The widest scan tile that fits and still gives every compute unit two
- * workgroups; the narrowest that fits when none does. */
+/* The widest scan tile that fits and still gives every compute unit a
+ * workgroup; the narrowest that fits when none does. */
 static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
                            uint64_t sequences, uint64_t heads, uint64_t dv) {
-    uint64_t wanted = limits->compute_units ? 2ull * limits->compute_units : 128;
+    uint64_t wanted = limits->compute_units ? limits->compute_units : 64;
     uint32_t chosen = 0;
-    for (uint32_t bv = 64; bv >= 16; bv /= 2) {
-        if (scan_bytes(dkc, chunk, bv) > limits->shared_bytes) continue;
+    for (uint32_t bv = 32; bv >= 16; bv /= 2) {
+        if (!scan_fits(limits, dkc, chunk, bv)) continue;
         if (bv > 16 && bv / 2 >= dv) continue; /* a narrower tile covers Dv */
         chosen = bv;
         if (sequences * heads * ((dv + bv - 1) / bv) >= wanted) break;
@@ -53,14 +64,16 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
         uint32_t chunk = chunks[c];
-        if ((limits->chunk && limits->chunk != chunk) || prep_bytes(chunk) > limits->shared_bytes)
+        if ((limits->chunk && limits->chunk != chunk) ||
+            prep_bytes(dkc, chunk) > limits->shared_bytes)
             continue;
         uint32_t scan_bv =
             scan_block(limits, dkc, chunk, chunked_sequences, (uint64_t)args->value_heads, dv);
         uint32_t out_bv = out_block(limits, dkc, chunk, dv);
         if (!scan_bv || !out_bv) continue;
         tiles->chunk = chunk;
-        tiles->prep = (efla_vk_pipeline_key){EFLA_VK_PREP, 128, dtype, (uint32_t)dkc, chunk, 16, 4};
+        tiles->prep = (efla_vk_pipeline_key){
+            EFLA_VK_PREP_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, 16, 1};
         tiles->scan = (efla_vk_pipeline_key){
             EFLA_VK_SCAN_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, scan_bv, 1};
         tiles->out = (efla_vk_pipeline_key){

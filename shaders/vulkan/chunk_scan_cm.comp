@@ -4,156 +4,195 @@
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
-// The state scan of the split chunked forward on cooperative matrices (f16
-// storage or bf16 storage; see chunk_scan.comp for the portable one). One
-// workgroup per (entry, value head, Dv tile of BV columns); the state tile
-// S [DKC x BV] stays in shared memory, in f32, for the whole entry. Per chunk:
-//   H[c] = S                        (f32, for chunk_out_cm)
-//   V'   = U - W S                  (f16 W, S scaled to f16; f32 accumulation)
-//   S   += K^T V'                   (unit keys K^ in f16, V' scaled to f16)
-// Subgroup g computes the 16 x 16 result tiles g, g + subgroups, ...
-// Requires DKC, CH and BV multiples of 16.
+#extension GL_KHR_shader_subgroup_arithmetic : require
+// The state scan of the split chunked forward on cooperative matrices (see
+// chunk_scan.comp for the portable one). One workgroup per (entry, value
+// head, Dv tile of BV columns), serial over the entry's chunks; only what
+// must be serial. The state tile S [DKC x BV] lives in f32 accumulators for
+// the whole entry (subgroup g owns the 16 x 16 tiles g, g + subgroups, ...).
+// Per chunk c, with W and K^ (f16, from chunk_prep_cm) staged in shared:
+//   H[c] = S_c                      (f32, stored from the accumulators)
+//   V'   = U - W S_c                (S_c published as f16, per tile scaled)
+//   S   += K^^T V'                  (V' published as f16, per tile scaled)
+// Two barriers per chunk. The next chunk's W and K^ are loaded into
+// registers while this one computes. Requires DKC, BV multiples of 16, CH a
+// multiple of 16, subgroups of 32 or 64 invocations.
 #include "efla_common.glsl"
 #include "efla_coopmat.glsl"
 
-layout(std430, set = 0, binding = 9) readonly buffer WBuf { float w_s[]; };
-layout(std430, set = 0, binding = 10) buffer UBuf { float u_s[]; };
-layout(std430, set = 0, binding = 12) readonly buffer FBuf { float f_s[]; };
+layout(std430, set = 0, binding = 9) readonly buffer WBuf { uvec4 w4[]; }; // W, K^ (f16)
+layout(std430, set = 0, binding = 10) buffer UBuf { float u_s[]; };        // U in, V' out
 layout(std430, set = 0, binding = 13) writeonly buffer HBuf { float h_s[]; };
 
-shared float s_sh[DKC * BV];     // the state tile
-shared float16_t s16[DKC * BV];  // S * s_scale
-shared float16_t kw16[CH * DKC]; // W, then K^ (rows of DKC)
-shared float x_sh[CH * BV];      // W S, then V'
-shared float16_t vp16[CH * BV];  // V' * v_scale
-shared float kf_sh[CH];
+const uint RT = DKC / TM;                  // state row tiles
+const uint CT = BV / TM;                   // state column tiles
+const uint VT = CH / TM;                   // V' row tiles
+const uint NSG_MIN = WG / 64u;             // fewest subgroups the workgroup can have
+const uint ST = (RT * CT + NSG_MIN - 1u) / NSG_MIN; // state tiles per subgroup, at most
+const uint PV = CH * DKC / 8u / WG;        // uvec4 of W (and of K^) per invocation
 
-void load_state(Entry en, uint hv, uint col0, uint ncol) {
+shared float16_t w16[CH * DKC]; // W of this chunk
+shared float16_t k16[CH * DKC]; // K^ of this chunk (rows of DKC)
+shared float16_t s16[DKC * BV]; // S_c, each tile scaled
+shared float16_t v16[CH * BV];  // V', each tile scaled
+shared float s_inv[RT * CT];    // 1 / scale of each S_c tile
+shared float v_inv[VT * CT];    // 1 / scale of each V' tile
+shared float bounce[(WG / 32u) * TM * TM]; // one tile per subgroup, state in and out
+
+// The power-of-two scale of an accumulator tile (all of its subgroup).
+float tile_scale(CM_ACC m) {
+    float x = 0.0;
+    for (int i = 0; i < m.length(); ++i) x = max(x, abs(m[i]));
+    return pow2_scale(subgroupMax(x));
+}
+
+void subgroup_sync() {
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+}
+
+// The subgroup's bounce tile <-> state rows r0.., columns c0.. of the tensor.
+void state_tile_in(inout CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, uint ncol) {
+    uint base = gl_SubgroupID * TM * TM;
     bool read_state = (en.flags & ENTRY_READ_STATE) != 0u;
-    for (uint e = gl_LocalInvocationIndex; e < DKC * BV; e += WG) {
-        uint i = e / BV, jj = e % BV;
+    for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
+        uint i = r0 + e / TM, jj = c0 + e % TM;
         float sv = 0.0;
         if (read_state && i < P.dk && jj < ncol)
             sv = sin_w[vidx(P.sin_, en.state_row, hv, i, col0 + jj)];
-        s_sh[e] = sv;
+        bounce[base + e] = sv;
     }
+    subgroup_sync();
+    coopMatLoad(m, bounce, base, TM, ROW_MAJOR);
+    subgroup_sync();
 }
 
-void store_state(Entry en, uint hv, uint col0, uint ncol) {
-    if ((en.flags & ENTRY_WRITE_STATE) == 0u) return;
-    for (uint e = gl_LocalInvocationIndex; e < DKC * BV; e += WG) {
-        uint i = e / BV, jj = e % BV;
-        if (i < P.dk && jj < ncol) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = s_sh[e];
+void state_tile_out(CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, uint ncol) {
+    uint base = gl_SubgroupID * TM * TM;
+    coopMatStore(m, bounce, base, TM, ROW_MAJOR);
+    subgroup_sync();
+    for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
+        uint i = r0 + e / TM, jj = c0 + e % TM;
+        if (i < P.dk && jj < ncol) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = bounce[base + e];
     }
+    subgroup_sync();
 }
 
-// H[c] = S, and S in f16 scaled by the returned power of two.
-float stage_state(uint hbase, uint col0, uint ncol) {
-    float local_max = 0.0;
-    for (uint e = gl_LocalInvocationIndex; e < DKC * BV; e += WG) {
-        uint i = e / BV, jj = e % BV;
-        float sv = s_sh[e];
-        if (jj < ncol) h_s[hbase + i * P.dvs + col0 + jj] = sv;
-        local_max = max(local_max, abs(sv));
+// Eight f16 values (one uvec4) into slot `slot` of a shared f16 array.
+#define UNPACK_ROWS(dst, slot, u)                                  \
+    {                                                              \
+        uvec4 u_ = (u);                                            \
+        uint e_ = 8u * (slot);                                     \
+        f16vec2 h0_ = unpackFloat2x16(u_.x), h1_ = unpackFloat2x16(u_.y); \
+        f16vec2 h2_ = unpackFloat2x16(u_.z), h3_ = unpackFloat2x16(u_.w); \
+        dst[e_] = h0_.x;                                           \
+        dst[e_ + 1u] = h0_.y;                                      \
+        dst[e_ + 2u] = h1_.x;                                      \
+        dst[e_ + 3u] = h1_.y;                                      \
+        dst[e_ + 4u] = h2_.x;                                      \
+        dst[e_ + 5u] = h2_.y;                                      \
+        dst[e_ + 6u] = h3_.x;                                      \
+        dst[e_ + 7u] = h3_.y;                                      \
     }
-    float scale = workgroup_scale(local_max);
-    for (uint e = gl_LocalInvocationIndex; e < DKC * BV; e += WG)
-        s16[e] = float16_t(s_sh[e] * scale);
-    return scale;
-}
-
-// x_sh = W S (scaled by s_scale), over 16 x 16 tiles.
-void w_times_s() {
-    const uint tiles_c = BV / TM;
-    for (uint tile = gl_SubgroupID; tile < (CH / TM) * tiles_c; tile += gl_NumSubgroups) {
-        uint r0 = (tile / tiles_c) * TM, c0 = (tile % tiles_c) * TM;
-        CM_ACC acc = CM_ACC(0.0);
-        for (uint k0 = 0u; k0 < DKC; k0 += TM) {
-            CM_A a;
-            CM_B b;
-            coopMatLoad(a, kw16, r0 * DKC + k0, DKC, ROW_MAJOR);
-            coopMatLoad(b, s16, k0 * BV + c0, BV, ROW_MAJOR);
-            acc = coopMatMulAdd(a, b, acc);
-        }
-        coopMatStore(acc, x_sh, r0 * BV + c0, BV, ROW_MAJOR);
-    }
-}
-
-// V' = U - W S into U (for chunk_out_cm) and x_sh; returns V''s scale.
-float form_v_prime(uint ubase, uint rows, uint col0, uint ncol, float s_scale) {
-    float local_max = 0.0;
-    float inv = 1.0 / s_scale;
-    for (uint e = gl_LocalInvocationIndex; e < CH * BV; e += WG) {
-        uint c = e / BV, jj = e % BV;
-        float vp = 0.0;
-        if (c < rows && jj < ncol) {
-            vp = u_s[ubase + c * P.dvs + col0 + jj] - x_sh[e] * inv;
-            u_s[ubase + c * P.dvs + col0 + jj] = vp;
-        }
-        x_sh[e] = vp;
-        local_max = max(local_max, abs(vp));
-    }
-    float scale = workgroup_scale(local_max);
-    for (uint e = gl_LocalInvocationIndex; e < CH * BV; e += WG)
-        vp16[e] = float16_t(x_sh[e] * scale);
-    return scale;
-}
-
-// S += K^T V' (V' scaled by v_scale); K^T is read column-major from kw16.
-void update_state(float v_scale) {
-    const uint tiles_c = BV / TM;
-    float inv = 1.0 / v_scale;
-    for (uint tile = gl_SubgroupID; tile < (DKC / TM) * tiles_c; tile += gl_NumSubgroups) {
-        uint r0 = (tile / tiles_c) * TM, c0 = (tile % tiles_c) * TM;
-        CM_ACC d = CM_ACC(0.0);
-        for (uint k0 = 0u; k0 < CH; k0 += TM) {
-            CM_A a;
-            CM_B b;
-            coopMatLoad(a, kw16, k0 * DKC + r0, DKC, COL_MAJOR);
-            coopMatLoad(b, vp16, k0 * BV + c0, BV, ROW_MAJOR);
-            d = coopMatMulAdd(a, b, d);
-        }
-        CM_ACC s;
-        coopMatLoad(s, s_sh, r0 * BV + c0, BV, ROW_MAJOR);
-        s = s + d * inv;
-        coopMatStore(s, s_sh, r0 * BV + c0, BV, ROW_MAJOR);
-    }
-}
 
 void main() {
+    const uint sg = gl_SubgroupID, nsg = gl_NumSubgroups;
     uint t = gl_LocalInvocationIndex;
     uint hvl = gl_WorkGroupID.y;
     uint hv = P.hv_base + hvl;
-    uint h = hv / P.group;
     Entry en = entries[pc.entry_base + gl_WorkGroupID.z];
-    uint b = en.batch_row;
     uint col0 = gl_WorkGroupID.x * BV;
     uint ncol = min(BV, P.dv - col0);
-
-    load_state(en, hv, col0, ncol);
     uint chunks = (en.count + CH - 1u) / CH;
+
+    CM_ACC st[ST];
+    for (uint m = 0u; m < ST; ++m) {
+        uint tile = sg + nsg * m;
+        st[m] = CM_ACC(0.0);
+        if (tile < RT * CT)
+            state_tile_in(st[m], en, hv, (tile / CT) * TM, (tile % CT) * TM, col0, ncol);
+    }
+
+    uvec4 wpf[PV], kpf[PV];
+    if (chunks > 0u) {
+        uint base4 = (en.chunk_base * P.hv_count + hvl) * (CH * DKC / 4u);
+        for (uint m = 0u; m < PV; ++m) {
+            UNPACK_ROWS(w16, t + WG * m, w4[base4 + t + WG * m]);
+            UNPACK_ROWS(k16, t + WG * m, w4[base4 + CH * DKC / 8u + t + WG * m]);
+        }
+    }
     for (uint ck = 0u; ck < chunks; ++ck) {
-        uint tok0 = en.first + ck * CH;
-        uint rows = min(CH, en.count - ck * CH);
-        uint block = (en.chunk_base + ck) * P.hv_count + hvl;
-        uint wbase = P.w_base + block * CH * DKC;
-        for (uint c = t; c < CH; c += WG) kf_sh[c] = f_s[P.f_base + block * 2u * CH + CH + c];
-        for (uint e = t; e < CH * DKC; e += WG) kw16[e] = float16_t(w_s[wbase + e]);
-        barrier();
-        float s_scale = stage_state(P.h_base + block * DKC * P.dvs, col0, ncol);
-        barrier();
-        w_times_s();
-        barrier();
-        float v_scale = form_v_prime(P.u_base + block * CH * P.dvs, rows, col0, ncol, s_scale);
-        for (uint e = t; e < CH * DKC; e += WG) {
-            uint c = e / DKC, i = e % DKC;
-            float kv = 0.0;
-            if (c < rows && i < P.dk) kv = load_k(vidx(P.k, b, tok0 + c, h, i)) * kf_sh[c];
-            kw16[e] = float16_t(kv);
+        // Publish S_c: f16 per tile, scaled; then the stage and S_c are ready.
+        for (uint m = 0u; m < ST; ++m) {
+            uint tile = sg + nsg * m;
+            if (tile >= RT * CT) continue;
+            float sc = tile_scale(st[m]);
+            coopMatStore(CM_ACC16(st[m] * sc), s16, (tile / CT) * TM * BV + (tile % CT) * TM, BV,
+                         ROW_MAJOR);
+            if (subgroupElect()) s_inv[tile] = 1.0 / sc;
         }
         barrier();
-        update_state(v_scale);
+        if (ck > 0u)
+            for (uint m = 0u; m < PV; ++m) UNPACK_ROWS(k16, t + WG * m, kpf[m]);
+        uint block = (en.chunk_base + ck) * P.hv_count + hvl;
+        if (ck + 1u < chunks) {
+            uint base4 = (block + P.hv_count) * (CH * DKC / 4u);
+            for (uint m = 0u; m < PV; ++m) {
+                wpf[m] = w4[base4 + t + WG * m];
+                kpf[m] = w4[base4 + CH * DKC / 8u + t + WG * m];
+            }
+        }
+        uint hbase = P.h_base + block * DKC * P.dvs;
+        for (uint m = 0u; m < ST; ++m) {
+            uint tile = sg + nsg * m;
+            uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
+            if (tile < RT * CT && col0 + c0 < P.dvs)
+                coopMatStore(st[m], h_s, hbase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
+        }
+        // V' = U - W S_c, to the scratch (f32) and to v16 (f16, scaled).
+        uint ubase = P.u_base + block * CH * P.dvs;
+        for (uint tile = sg; tile < VT * CT; tile += nsg) {
+            uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
+            bool inside = col0 + c0 < P.dvs;
+            CM_ACC v = CM_ACC(0.0);
+            if (inside) coopMatLoad(v, u_s, ubase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
+            for (uint r = 0u; r < RT; ++r) {
+                CM_A a;
+                CM_B b;
+                coopMatLoad(a, w16, r0 * DKC + r * TM, DKC, ROW_MAJOR);
+                coopMatLoad(b, s16, r * TM * BV + c0, BV, ROW_MAJOR);
+                CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
+                v = v - p * s_inv[r * CT + tile % CT];
+            }
+            if (inside) coopMatStore(v, u_s, ubase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
+            float sc = tile_scale(v);
+            coopMatStore(CM_ACC16(v * sc), v16, r0 * BV + c0, BV, ROW_MAJOR);
+            if (subgroupElect()) v_inv[tile] = 1.0 / sc;
+        }
         barrier();
+        // S += K^^T V' (K^^T read column-major from the rows of k16).
+        for (uint m = 0u; m < ST; ++m) {
+            uint tile = sg + nsg * m;
+            if (tile >= RT * CT) continue;
+            uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
+            CM_ACC d = st[m];
+            for (uint i = 0u; i < VT; ++i) {
+                CM_A a;
+                CM_B b;
+                coopMatLoad(a, k16, i * TM * DKC + r0, DKC, COL_MAJOR);
+                coopMatLoad(b, v16, i * TM * BV + c0, BV, ROW_MAJOR);
+                CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
+                d = d + p * v_inv[i * CT + tile % CT];
+            }
+            st[m] = d;
+        }
+        // W is read only before the second barrier: the next one goes in now.
+        if (ck + 1u < chunks)
+            for (uint m = 0u; m < PV; ++m) UNPACK_ROWS(w16, t + WG * m, wpf[m]);
     }
-    store_state(en, hv, col0, ncol);
+    for (uint m = 0u; m < ST; ++m) {
+        uint tile = sg + nsg * m;
+        if (tile < RT * CT && (en.flags & ENTRY_WRITE_STATE) != 0u)
+            state_tile_out(st[m], en, hv, (tile / CT) * TM, (tile % CT) * TM, col0, ncol);
+    }
 }

@@ -1,0 +1,240 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+// The state-free part of the chunked forward on cooperative matrices (see
+// chunk_prep.comp for the portable one), one workgroup per (chunk, value
+// head). Unit keys K^ = kfac K (f16, bounded); L = StrictLower(diag(e)
+// K^ K^^T) from f16 products accumulated in f32; (I + L)^-1 by the blocked
+// f32 solve (16 x 16 diagonal blocks by forward substitution, one invocation
+// per column, then the block rows merged by every invocation);
+//   W = (I + L)^-1 diag(e) K^      (f16 operands, bounded)
+//   U = (I + L)^-1 (diag(g) V)     (g V scaled per 16-column panel)
+// Scratch per (chunk, head): W then K^ as f16 [CH][DKC] each (region W,
+// for chunk_scan_cm), U f32 [CH][dvs], and qfac, kfac [2][CH] (region F, as
+// the portable prep writes them; chunk_out_cm reads them). Rows past the
+// sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG,
+// subgroups of 32 or 64 invocations.
+#include "efla_common.glsl"
+#include "efla_entry.glsl"
+#include "efla_coopmat.glsl"
+
+layout(std430, set = 0, binding = 9) writeonly buffer WBuf { uint w_s[]; }; // f16 pairs
+layout(std430, set = 0, binding = 10) writeonly buffer UBuf { float u_s[]; };
+layout(std430, set = 0, binding = 12) writeonly buffer FBuf { float f_s[]; };
+
+const uint NB = CH / TM;                      // diagonal blocks of the solve
+const uint DT = DKC / TM;                     // column tiles of W
+const uint KV = CH * (DKC > 64u ? DKC : 64u); // K^, or four panels of CH x 16
+const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
+
+shared float16_t kv16[KV];     // K^ rows; then per-subgroup panels of g V
+shared float l_sh[CH * CH];    // L, then (I + L)^-1
+shared float16_t a16[CH * CH]; // (I + L)^-1 diag(e), then (I + L)^-1
+shared float row_sh[TM * RP];  // one block row of the merge
+shared float16_t wst[(WG / 32u) * TM * TM]; // one W tile per subgroup
+shared float kf_sh[CH];
+shared float e_sh[CH];
+shared float g_sh[CH];
+
+void subgroup_sync() {
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+}
+
+// Row coefficients (one subgroup per row), and qfac, kfac to the scratch.
+void row_coefficients(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase) {
+    for (uint r = gl_SubgroupID; r < CH; r += gl_NumSubgroups) {
+        float kk = 0.0, qq = 0.0;
+        if (r < rows)
+            for (uint i = gl_SubgroupInvocationID; i < P.dk; i += gl_SubgroupSize) {
+                float kv = load_k(vidx(P.k, b, tok0 + r, h, i));
+                float qv = load_q(vidx(P.q, b, tok0 + r, h, i));
+                kk += kv * kv;
+                qq += qv * qv;
+            }
+        kk = subgroupAdd(kk);
+        qq = subgroupAdd(qq);
+        if (subgroupElect()) {
+            float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
+            if (r < rows) {
+                float beta = load_beta(vidx(P.beta, b, tok0 + r, hv, 0u));
+                step_coefficients(kk, qq, beta, kfac, qfac, e, g);
+            }
+            kf_sh[r] = kfac;
+            e_sh[r] = e;
+            g_sh[r] = g;
+            f_s[fbase + r] = qfac;
+            f_s[fbase + CH + r] = kfac;
+        }
+    }
+}
+
+// K^ into kv16 and to the scratch (after W), as f16 pairs.
+void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
+    for (uint e = gl_LocalInvocationIndex; e < CH * DKC / 2u; e += WG) {
+        uint c = 2u * e / DKC, i = 2u * e % DKC;
+        float k0 = 0.0, k1 = 0.0;
+        if (c < rows) {
+            if (i < P.dk) k0 = load_k(vidx(P.k, b, tok0 + c, h, i)) * kf_sh[c];
+            if (i + 1u < P.dk) k1 = load_k(vidx(P.k, b, tok0 + c, h, i + 1u)) * kf_sh[c];
+        }
+        f16vec2 pair = f16vec2(k0, k1);
+        kv16[2u * e] = pair.x;
+        kv16[2u * e + 1u] = pair.y;
+        w_s[wword + CH * DKC / 2u + e] = packFloat2x16(pair);
+    }
+}
+
+// l_sh = L: K^ K^^T on the lower tiles, then e_t on the strict lower part.
+void lower_gram() {
+    for (uint tile = gl_SubgroupID; tile < NB * NB; tile += gl_NumSubgroups) {
+        uint r0 = (tile / NB) * TM, c0 = (tile % NB) * TM;
+        if (c0 > r0) continue;
+        CM_ACC acc = CM_ACC(0.0);
+        for (uint k0 = 0u; k0 < DKC; k0 += TM) {
+            CM_A a;
+            CM_B bm;
+            coopMatLoad(a, kv16, r0 * DKC + k0, DKC, ROW_MAJOR);
+            coopMatLoad(bm, kv16, c0 * DKC + k0, DKC, COL_MAJOR);
+            acc = coopMatMulAdd(a, bm, acc);
+        }
+        coopMatStore(acc, l_sh, r0 * CH + c0, CH, ROW_MAJOR);
+    }
+    barrier();
+    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG) {
+        uint r = e / CH, s = e % CH;
+        l_sh[e] = s < r ? e_sh[r] * l_sh[e] : 0.0;
+    }
+    barrier();
+}
+
+// (I + L)^-1 in place of L, by 16 x 16 blocks: the diagonal blocks by
+// forward substitution (invocation t solves column t % 16 of block t / 16),
+// then block row bi gets X_bj = -D_b sum_{m=j}^{bi-1} L_bm X_mj.
+void blocked_inverse() {
+    uint t = gl_LocalInvocationIndex;
+    uint b0 = TM * (t / TM), j = t % TM;
+    float x[TM];
+    if (t < CH) {
+        for (uint i = 0u; i < TM; ++i) {
+            float acc = 0.0;
+            for (uint m = 0u; m < i; ++m) acc += l_sh[(b0 + i) * CH + b0 + m] * x[m];
+            x[i] = i < j ? 0.0 : (i == j ? 1.0 : -acc);
+        }
+    }
+    barrier();
+    if (t < CH)
+        for (uint i = 0u; i < TM; ++i) l_sh[(b0 + i) * CH + b0 + j] = x[i];
+    barrier();
+    for (uint bi = 1u; bi < NB; ++bi) {
+        for (uint e = t; e < bi * TM * TM; e += WG) {
+            uint jb = e / (TM * TM), r = (e / TM) % TM, c = e % TM;
+            float acc = 0.0;
+            for (uint l = TM * jb; l < TM * bi; ++l)
+                acc += l_sh[(TM * bi + r) * CH + l] * l_sh[l * CH + TM * jb + c];
+            row_sh[r * RP + TM * jb + c] = acc;
+        }
+        barrier();
+        for (uint e = t; e < bi * TM * TM; e += WG) {
+            uint jb = e / (TM * TM), r = (e / TM) % TM, c = e % TM;
+            float acc = 0.0;
+            for (uint l = 0u; l < TM; ++l)
+                acc += l_sh[(TM * bi + r) * CH + TM * bi + l] * row_sh[l * RP + TM * jb + c];
+            l_sh[(TM * bi + r) * CH + TM * jb + c] = -acc;
+        }
+        barrier();
+    }
+}
+
+// W = a16 K^, tile by tile through the subgroup's f16 stage to the scratch.
+void w_rows(uint wword) {
+    uint sbase = gl_SubgroupID * TM * TM;
+    for (uint tile = gl_SubgroupID; tile < NB * DT; tile += gl_NumSubgroups) {
+        uint r0 = (tile / DT) * TM, c0 = (tile % DT) * TM;
+        CM_ACC acc = CM_ACC(0.0);
+        for (uint k0 = 0u; k0 <= r0; k0 += TM) { // (I + L)^-1 is lower triangular
+            CM_A a;
+            CM_B bm;
+            coopMatLoad(a, a16, r0 * CH + k0, CH, ROW_MAJOR);
+            coopMatLoad(bm, kv16, k0 * DKC + c0, DKC, ROW_MAJOR);
+            acc = coopMatMulAdd(a, bm, acc);
+        }
+        coopMatStore(CM_ACC16(acc), wst, sbase, TM, ROW_MAJOR);
+        subgroup_sync();
+        for (uint e = gl_SubgroupInvocationID; e < TM * TM / 2u; e += gl_SubgroupSize) {
+            uint r = e / (TM / 2u), p = e % (TM / 2u);
+            f16vec2 pair = f16vec2(wst[sbase + r * TM + 2u * p], wst[sbase + r * TM + 2u * p + 1u]);
+            w_s[wword + ((r0 + r) * DKC + c0) / 2u + p] = packFloat2x16(pair);
+        }
+        subgroup_sync();
+    }
+}
+
+// g V of columns j0.. (zero past the ends) scaled by `sc`; returns its largest magnitude.
+float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0, float sc, bool store) {
+    uint pbase = gl_SubgroupID * CH * TM;
+    float vmax = 0.0;
+    for (uint e = gl_SubgroupInvocationID; e < CH * TM; e += gl_SubgroupSize) {
+        uint c = e / TM, jj = j0 + e % TM;
+        float vv = 0.0;
+        if (c < rows && jj < P.dv) vv = load_v(vidx(P.v, b, tok0 + c, hv, jj)) * g_sh[c];
+        vmax = max(vmax, abs(vv));
+        if (store) kv16[pbase + e] = float16_t(vv * sc);
+    }
+    return vmax;
+}
+
+// U = a16 (g V), one 16-column panel per subgroup at a time.
+void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
+    uint pbase = gl_SubgroupID * CH * TM;
+    for (uint j0 = gl_SubgroupID * TM; j0 < P.dvs; j0 += gl_NumSubgroups * TM) {
+        float sc = pow2_scale(subgroupMax(value_panel(b, tok0, hv, rows, j0, 1.0, false)));
+        value_panel(b, tok0, hv, rows, j0, sc, true);
+        subgroup_sync();
+        for (uint i = 0u; i < NB; ++i) {
+            CM_ACC acc = CM_ACC(0.0);
+            for (uint k = 0u; k <= i; ++k) {
+                CM_A a;
+                CM_B bm;
+                coopMatLoad(a, a16, i * TM * CH + k * TM, CH, ROW_MAJOR);
+                coopMatLoad(bm, kv16, pbase + k * TM * TM, TM, ROW_MAJOR);
+                acc = coopMatMulAdd(a, bm, acc);
+            }
+            coopMatStore(acc * (1.0 / sc), u_s, ubase + i * TM * P.dvs + j0, P.dvs, ROW_MAJOR);
+        }
+        subgroup_sync();
+    }
+}
+
+void main() {
+    uint chunk = pc.chunk_base + gl_WorkGroupID.x;
+    uint hvl = gl_WorkGroupID.y;
+    uint hv = P.hv_base + hvl;
+    uint h = hv / P.group;
+    Entry en = entries[find_entry(chunk)];
+    uint local_chunk = chunk - en.chunk_base;
+    uint tok0 = en.first + local_chunk * CH;
+    uint rows = min(CH, en.count - local_chunk * CH);
+    uint b = en.batch_row;
+    uint block = chunk * P.hv_count + hvl;
+    uint wword = P.w_base + block * CH * DKC; // W, then K^: CH * DKC f16 pairs
+
+    row_coefficients(b, tok0, h, hv, rows, P.f_base + block * 2u * CH);
+    barrier();
+    unit_keys(b, tok0, h, rows, wword);
+    barrier();
+    lower_gram();
+    blocked_inverse();
+    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG)
+        a16[e] = float16_t(l_sh[e] * e_sh[e % CH]);
+    barrier();
+    w_rows(wword);
+    barrier();
+    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG) a16[e] = float16_t(l_sh[e]);
+    barrier();
+    u_rows(b, tok0, hv, rows, P.u_base + block * CH * P.dvs);
+}
