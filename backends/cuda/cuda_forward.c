@@ -224,6 +224,7 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     const int64_t dvp = efla_cuda_pad16(p->dv);
     p->chunk_floats = efla_cuda_mma_scratch_layout(p->dk, p->dv).total;
     p->state_tile = plan->tiles.state;
+    p->state_stages = plan->tiles.state_stages;
     p->dv_tiles = (int32_t)(dvp / plan->tiles.state);
     p->output_tile = plan->tiles.output;
     p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
@@ -235,7 +236,7 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     l.scan_threads = 32 * (uint32_t)efla_cuda_state_warps(plan->tiles.state);
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
     l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
-    l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state);
+    l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages);
     l.output_smem = efla_cuda_output_mma_smem(p->dk, plan->tiles.output);
     l.output_grid_y = p->output_tiles;
     return l;

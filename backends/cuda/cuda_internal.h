@@ -69,6 +69,7 @@ struct efla_backend_context {
 /* cuda_mma_plan.c: tiles of the mma state and output kernels (columns). */
 typedef struct efla_cuda_mma_tiles {
     int state, output;
+    int state_stages; /* chunk operand buffers of the state kernel */
 } efla_cuda_mma_tiles;
 /* False when the mma kernels do not fit the device's shared memory. */
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,

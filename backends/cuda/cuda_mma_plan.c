@@ -2,7 +2,8 @@
  * Tile choices of the tensor-core (mma) chunked kernels: the state
  * kernel's column tile BV and the output kernel's BO, from the device's SM
  * count and shared memory. EFLA_CUDA_STATE_TILE (8, 16, 32) and
- * EFLA_CUDA_OUTPUT_TILE (32, 64) override them for tuning.
+ * EFLA_CUDA_OUTPUT_TILE (32, 64) override them for tuning, and
+ * EFLA_CUDA_STATE_STAGES (2, 3) the state kernel's prefetch depth.
  */
 #include "backends/cuda/cuda_internal.h"
 
@@ -26,15 +27,15 @@ static int choose_state_tile(const efla_cuda_device_props *props, int64_t seq_he
                              int64_t dv) {
     const int64_t dvp = efla_cuda_pad16(dv);
     const int forced = env_tile("EFLA_CUDA_STATE_TILE", 8, 16, 32);
-    if (forced && dvp % forced == 0 && fits(props, efla_cuda_state_mma_smem(dk, forced)))
+    if (forced && dvp % forced == 0 && fits(props, efla_cuda_state_mma_smem(dk, forced, 2)))
         return forced;
     const int64_t enough = 3 * (int64_t)props->sm_count / 4;
     for (int tile = 32; tile >= 16; tile /= 2)
         if (dvp % tile == 0 && seq_heads * (dvp / tile) >= enough &&
-            fits(props, efla_cuda_state_mma_smem(dk, tile)))
+            fits(props, efla_cuda_state_mma_smem(dk, tile, 2)))
             return tile;
     for (int tile = 8; tile <= 32; tile *= 2)
-        if (dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile))) return tile;
+        if (dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2))) return tile;
     return 0;
 }
 
@@ -49,6 +50,10 @@ static int choose_output_tile(const efla_cuda_device_props *props, int64_t dk) {
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out) {
     out->state = choose_state_tile(props, seq_heads, dk, dv);
+    /* Three chunks of operands in flight where they fit: a copy then has
+     * two chunk steps to land instead of one. */
+    out->state_stages = fits(props, efla_cuda_state_mma_smem(dk, out->state, 3)) ? 3 : 2;
+    if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
     out->output = choose_output_tile(props, dk);
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }

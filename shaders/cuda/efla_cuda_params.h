@@ -51,7 +51,7 @@ typedef struct efla_cuda_params {
     int32_t state_tile;  /* mma state kernel: columns per block (8, 16 or 32) */
     int32_t output_tile; /* mma output kernel: columns per block (32 or 64) */
     int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
-    int32_t reserved;
+    int32_t state_stages; /* mma state kernel: chunk operand buffers in flight (2 or 3) */
 } efla_cuda_params;
 
 #define EFLA_CUDA_PARAMS_SIZE 416
@@ -124,11 +124,11 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_STAGE_PITCH + 16 * 49 + 4 * c));
 }
-EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile) {
+EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* two stages of W [C][kp], K^T [dkp][pc], U [C][tile + 8]; S^T, V'^T */
+    /* `stages` stages of W [C][kp], K^T [dkp][pc], U [C][tile + 8]; S^T, V'^T */
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + c * (tile + 8);
-    return (uint32_t)(2 * (2 * stage + tile * kp + tile * pc));
+    return (uint32_t)(2 * (stages * stage + tile * kp + tile * pc));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);

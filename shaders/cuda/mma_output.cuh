@@ -66,10 +66,10 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     copy_rows_async<kOutputThreads>(reinterpret_cast<uint16_t *>(ck), 4 * kChunk,
                                     reinterpret_cast<const uint16_t *>(src.ck), 4 * kChunk, 1,
                                     4 * kChunk);
-    efla_cp_async_commit();
     const int64_t h = hv / (p.value_heads / p.heads);
     load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, q, kp);
     load_rows<kOutputThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, k, kp);
+    efla_cp_async_commit();
     efla_cp_async_wait_all();
     efla_sync();
 

@@ -166,6 +166,8 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
 
     load_rows<kPrepareThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, s.rows, kp);
     load_rows<kPrepareThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, s.transposed, kp);
+    efla_cp_async_commit();
+    efla_cp_async_wait_all();
     efla_sync();
     prepare_coefficients<DT>(p, seq, t0, rows, hv, s, kp, out);
     efla_sync();

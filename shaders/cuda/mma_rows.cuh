@@ -83,32 +83,6 @@ EFLA_DEV bool rows_vectorizable(const efla_cuda_tensor &t, int64_t d) {
            t.stride[0] % 8 == 0 && t.address % 16 == 0;
 }
 
-/* The 16-bit rows t0 .. t0 + C - 1 of head `head` of a [B][T][heads][d]
- * tensor into dst[C][pitch], as stored (bits), zero past `rows` and past d
- * up to dpad. */
-template <int THREADS>
-EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq, int64_t t0,
-                        int rows, int64_t head, int d, int dpad, uint16_t *dst, int pitch) {
-    const uint16_t *src = reinterpret_cast<const uint16_t *>(t.address);
-    if (rows_vectorizable(t, d)) {
-        const int pieces = dpad / 8;
-        for (int e = efla_tid(); e < kChunk * pieces; e += THREADS) {
-            const int r = e / pieces, c8 = 8 * (e % pieces);
-            uint16_t *to = dst + r * pitch + c8;
-            if (r < rows && c8 < d)
-                efla_copy16(to, src + efla_offset(t, seq.batch_row, t0 + r, head, c8));
-            else
-                efla_zero16(to);
-        }
-        return;
-    }
-    for (int e = efla_tid(); e < kChunk * dpad; e += THREADS) {
-        const int r = e / dpad, i = e % dpad;
-        dst[r * pitch + i] =
-            r < rows && i < d ? src[efla_offset(t, seq.batch_row, t0 + r, head, i)] : 0;
-    }
-}
-
 /* copy(r, c8) for every 16-byte piece of a rows x cols (a multiple of 8)
  * 16-bit block. When the pieces per row divide the threads, each thread
  * keeps one column and steps over rows: no division per piece (these
@@ -140,6 +114,33 @@ EFLA_DEV void copy_rows_async(uint16_t *to, int pt, const uint16_t *from, int64_
                               int cols) {
     for_each_piece<THREADS>(
         rows, cols, [&](int r, int c8) { efla_cp_async16(to + r * pt + c8, from + r * pf + c8); });
+}
+
+/* The 16-bit rows t0 .. t0 + C - 1 of head `head` of a [B][T][heads][d]
+ * tensor into dst[C][pitch], as stored (bits), zero past `rows` and past d
+ * up to dpad. Where rows move as 16-byte pieces they are cp.async copies
+ * (all in flight at once): the caller commits and waits. */
+template <int THREADS>
+EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq, int64_t t0,
+                        int rows, int64_t head, int d, int dpad, uint16_t *dst, int pitch) {
+    const uint16_t *src = reinterpret_cast<const uint16_t *>(t.address);
+    if (rows_vectorizable(t, d)) {
+        const uint16_t *first = src + efla_offset(t, seq.batch_row, t0, head, 0);
+        const int64_t stride = t.stride[1];
+        for_each_piece<THREADS>(kChunk, dpad, [&](int r, int c8) {
+            uint16_t *to = dst + r * pitch + c8;
+            if (r < rows && c8 < d)
+                efla_cp_async16(to, first + r * stride + c8);
+            else
+                efla_zero16(to);
+        });
+        return;
+    }
+    for (int e = efla_tid(); e < kChunk * dpad; e += THREADS) {
+        const int r = e / dpad, i = e % dpad;
+        dst[r * pitch + i] =
+            r < rows && i < d ? src[efla_offset(t, seq.batch_row, t0 + r, head, i)] : 0;
+    }
 }
 
 } // namespace

@@ -55,8 +55,9 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
     const int row_tiles = dkp / 16;
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
-    uint16_t *st = state_stage<BV>(smem, 2, dkp).w; /* S^T [BV][kp] */
-    uint16_t *vt = st + BV * kp;                    /* V'^T [BV][PC] */
+    const int stages = p.state_stages;
+    uint16_t *st = state_stage<BV>(smem, stages, dkp).w; /* S^T [BV][kp] */
+    uint16_t *vt = st + BV * kp;                         /* V'^T [BV][PC] */
 
     float state[SR][NT][4];
     for (int r = 0; r < SR; ++r)
@@ -81,22 +82,31 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     publish_state();
 
     const int64_t chunks = (seq.length + kChunk - 1) / kChunk;
-    if (chunks > 0)
-        state_load_stage<THREADS, BV>(p, mma_chunk(p, seq.first_chunk, slot),
-                                      state_stage<BV>(smem, 0, dkp), j0, dkp, dvp);
+    /* Chunk c's operands go to stage c % stages, `stages - 1` chunks ahead;
+     * every chunk commits one group (empty past the end), so waiting for
+     * all but the newest stages - 2 groups means chunk c has landed. */
+    auto prefetch = [&](int64_t c) {
+        if (c < chunks)
+            state_load_stage<THREADS, BV>(p, mma_chunk(p, seq.first_chunk + c, slot),
+                                          state_stage<BV>(smem, (int)(c % stages), dkp), j0, dkp,
+                                          dvp);
+        efla_cp_async_commit();
+    };
+    for (int64_t c = 0; c < stages - 1; ++c)
+        prefetch(c);
     const int ws_row0 = 16 * (warp % 4), ws_tile0 = (warp / 4) * NTW;
     for (int64_t c = 0; c < chunks; ++c) {
-        efla_cp_async_wait_all();
+        if (stages == 3)
+            efla_cp_async_wait_one();
+        else
+            efla_cp_async_wait_all();
         efla_sync(); /* chunk c's operands and S_c^T are visible; chunk c - 1 is done */
-        const StateStage stage = state_stage<BV>(smem, (int)(c & 1), dkp);
+        prefetch(c + stages - 1); /* into the stage chunk c - 1 used */
+        const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
         const MmaChunk chunk = mma_chunk(p, seq.first_chunk + c, slot);
         float ws[NTW][4] = {}, ws2[NTW][4] = {};
         warp_tiles2<DT, NTW>(ws, ws2, stage.w, kp, ws_row0, st, kp, 8 * ws_tile0, dkp, NTW);
-        /* While the products are in flight: the next chunk's operands, S_c^T out. */
-        if (c + 1 < chunks)
-            state_load_stage<THREADS, BV>(p, mma_chunk(p, seq.first_chunk + c + 1, slot),
-                                          state_stage<BV>(smem, (int)((c + 1) & 1), dkp), j0, dkp,
-                                          dvp);
+        /* While the products are in flight: S_c^T out. */
         copy_rows<THREADS>(chunk.ht + j0 * dkp, dkp, st, kp, BV, dkp);
 
         for (int t = 0; t < NTW; ++t)
