@@ -97,17 +97,30 @@ EFLA_DEV void transpose_values(const efla_cuda_params &p, const efla_cuda_sequen
                                int rows, int64_t hv, int dvp, const PrepareSmem &s) {
     const uint16_t *v = reinterpret_cast<const uint16_t *>(p.v.address);
     if (rows_vectorizable(p.v, p.dv)) {
-        for (int e = efla_tid(); e < kChunk * (dvp / 8); e += kPrepareThreads) {
-            const int r = e % kChunk,
-                      j0 = 8 * (e / kChunk); /* lanes along rows: no bank conflicts */
-            uint32_t words[4] = {0, 0, 0, 0};
-            if (r < rows && j0 < p.dv)
-                efla_load16(v + efla_offset(p.v, seq.batch_row, t0 + r, hv, j0), words);
+        /* Lanes along rows (no bank conflicts in the transposed stores);
+         * four pieces per thread loaded before any is stored, so their
+         * global latencies overlap. */
+        constexpr int kBatch = 4;
+        const int pieces = kChunk * (dvp / 8);
+        for (int e0 = efla_tid(); e0 < pieces; e0 += kBatch * kPrepareThreads) {
+            uint32_t words[kBatch][4];
 #pragma unroll
-            for (int q = 0; q < 8; ++q) {
-                const uint16_t bits = (uint16_t)(words[q / 2] >> (16 * (q % 2)));
-                s.transposed[(j0 + q) * kPitchC + r] =
-                    efla_f32_to_half<DT>(s.write[r] * efla_half_to_f32<DT>(bits));
+            for (int b = 0; b < kBatch; ++b) {
+                const int e = e0 + b * kPrepareThreads, r = e % kChunk, j0 = 8 * (e / kChunk);
+                words[b][0] = words[b][1] = words[b][2] = words[b][3] = 0;
+                if (e < pieces && r < rows && j0 < p.dv)
+                    efla_load16(v + efla_offset(p.v, seq.batch_row, t0 + r, hv, j0), words[b]);
+            }
+#pragma unroll
+            for (int b = 0; b < kBatch; ++b) {
+                const int e = e0 + b * kPrepareThreads, r = e % kChunk, j0 = 8 * (e / kChunk);
+                if (e >= pieces) break;
+#pragma unroll
+                for (int q = 0; q < 8; ++q) {
+                    const uint16_t bits = (uint16_t)(words[b][q / 2] >> (16 * (q % 2)));
+                    s.transposed[(j0 + q) * kPitchC + r] =
+                        efla_f32_to_half<DT>(s.write[r] * efla_half_to_f32<DT>(bits));
+                }
             }
         }
         return;
