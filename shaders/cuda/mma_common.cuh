@@ -105,22 +105,48 @@ EFLA_DEV void efla_cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n"
 #endif
 
 /* A fragment of rows row0..row0+15, columns k0..k0+15 of a row-major
- * 16-bit matrix with pitch `pitch` (elements). */
+ * 16-bit matrix with pitch `pitch` (elements; rows 16-byte aligned). On
+ * the device one ldmatrix.x4: lanes 8m..8m+7 name the rows of 8x8 matrix m
+ * (rows +8 for m odd, columns +8 for m >= 2), which is the fragment order
+ * a0..a3 above. */
 EFLA_DEV void efla_load_a(uint32_t a[4], const uint16_t *m, int pitch, int row0, int k0) {
-    const int lane = efla_tid() & 31, g = lane >> 2, c = lane & 3;
+    const int lane = efla_tid() & 31;
+#ifdef EFLA_CUDA_EMULATION
+    const int g = lane >> 2, c = lane & 3;
     const uint16_t *p = m + (row0 + g) * pitch + k0 + 2 * c;
     a[0] = *reinterpret_cast<const uint32_t *>(p);
     a[1] = *reinterpret_cast<const uint32_t *>(p + 8 * pitch);
     a[2] = *reinterpret_cast<const uint32_t *>(p + 8);
     a[3] = *reinterpret_cast<const uint32_t *>(p + 8 * pitch + 8);
+#else
+    const uint16_t *p =
+        m + (row0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * pitch + k0 + 8 * (lane >> 4);
+    const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                 : "r"(address)
+                 : "memory");
+#endif
 }
 
-/* B fragment for columns n0..n0+7, k0..k0+15, from Bt[n][k] of pitch `pitch`. */
+/* B fragment for columns n0..n0+7, k0..k0+15, from Bt[n][k] of pitch
+ * `pitch`; on the device one ldmatrix.x2 (lanes 0-7: rows of columns
+ * k0.., lanes 8-15: k0 + 8..). */
 EFLA_DEV void efla_load_b(uint32_t b[2], const uint16_t *bt, int pitch, int n0, int k0) {
-    const int lane = efla_tid() & 31, g = lane >> 2, c = lane & 3;
+    const int lane = efla_tid() & 31;
+#ifdef EFLA_CUDA_EMULATION
+    const int g = lane >> 2, c = lane & 3;
     const uint16_t *p = bt + (n0 + g) * pitch + k0 + 2 * c;
     b[0] = *reinterpret_cast<const uint32_t *>(p);
     b[1] = *reinterpret_cast<const uint32_t *>(p + 8);
+#else
+    const uint16_t *p = bt + (n0 + (lane & 7)) * pitch + k0 + 8 * ((lane >> 3) & 1);
+    const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(b[0]), "=r"(b[1])
+                 : "r"(address)
+                 : "memory");
+#endif
 }
 
 /* Row and column (within the 16x8 tile) of accumulator element r. */
