@@ -30,13 +30,14 @@ template <int BV> EFLA_DEV StateStage state_stage(uint16_t *smem, int index, int
     return s;
 }
 
+/* Issues the copies of one chunk's W, K^T and U columns (its scratch at
+ * `chunk`) into `to`; the caller commits them as a group. */
 template <int THREADS, int BV>
-EFLA_DEV void state_load_stage(const efla_cuda_params &p, const MmaChunk &src, const StateStage &to,
-                               int64_t j0, int dkp, int dvp) {
-    copy_rows_async<THREADS>(to.w, dkp + 8, src.w, dkp, kChunk, dkp);
-    copy_rows_async<THREADS>(to.kt, kPitchC, src.kt, kChunk, dkp, kChunk);
-    copy_rows_async<THREADS>(to.u, BV + 8, src.u + j0, dvp, kChunk, BV);
-    efla_cp_async_commit();
+EFLA_DEV void state_load_stage(const uint16_t *chunk, const efla_cuda_mma_layout &l,
+                               const StateStage &to, int64_t j0, int dkp, int dvp) {
+    copy_rows_async<THREADS>(to.w, dkp + 8, chunk + l.w, dkp, kChunk, dkp);
+    copy_rows_async<THREADS>(to.kt, kPitchC, chunk + l.kt, kChunk, dkp, kChunk);
+    copy_rows_async<THREADS>(to.u, BV + 8, chunk + l.u + j0, dvp, kChunk, BV);
 }
 
 template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
@@ -85,9 +86,13 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     /* Chunk c's operands go to stage c % stages, `stages - 1` chunks ahead;
      * every chunk commits one group (empty past the end), so waiting for
      * all but the newest stages - 2 groups means chunk c has landed. */
+    const efla_cuda_mma_layout layout = efla_cuda_mma_scratch_layout(p.dk, p.dv);
+    const int64_t chunk_step = layout.total * p.hv_count; /* elements from chunk to chunk */
+    uint16_t *const first = reinterpret_cast<uint16_t *>(p.scratch) +
+                            (seq.first_chunk * p.hv_count + slot) * layout.total;
     auto prefetch = [&](int64_t c) {
         if (c < chunks)
-            state_load_stage<THREADS, BV>(p, mma_chunk(p, seq.first_chunk + c, slot),
+            state_load_stage<THREADS, BV>(first + c * chunk_step, layout,
                                           state_stage<BV>(smem, (int)(c % stages), dkp), j0, dkp,
                                           dvp);
         efla_cp_async_commit();
@@ -103,11 +108,11 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
         efla_sync(); /* chunk c's operands and S_c^T are visible; chunk c - 1 is done */
         prefetch(c + stages - 1); /* into the stage chunk c - 1 used */
         const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
-        const MmaChunk chunk = mma_chunk(p, seq.first_chunk + c, slot);
+        uint16_t *const chunk = first + c * chunk_step;
         float ws[NTW][4] = {}, ws2[NTW][4] = {};
         warp_tiles2<DT, NTW>(ws, ws2, stage.w, kp, ws_row0, st, kp, 8 * ws_tile0, dkp, NTW);
         /* While the products are in flight: S_c^T out. */
-        copy_rows<THREADS>(chunk.ht + j0 * dkp, dkp, st, kp, BV, dkp);
+        copy_rows<THREADS>(chunk + layout.ht + j0 * dkp, dkp, st, kp, BV, dkp);
 
         for (int t = 0; t < NTW; ++t)
             for (int e = 0; e < 4; ++e) {
@@ -118,7 +123,7 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
                 vt[col * kPitchC + row] = efla_f32_to_half<DT>(v);
             }
         efla_sync(); /* V' complete; S_c^T no longer read */
-        copy_rows<THREADS>(chunk.vnt + j0 * kChunk, kChunk, vt, kPitchC, BV, kChunk);
+        copy_rows<THREADS>(chunk + layout.vnt + j0 * kChunk, kChunk, vt, kPitchC, BV, kChunk);
         for (int r = 0; r < SR; ++r) {
             const int rt = warp + WARPS * r;
             if (rt >= row_tiles) break;
