@@ -49,7 +49,7 @@ typedef struct efla_cuda_params {
     int32_t l2norm_q, l2norm_k;
     float scale;
     int32_t state_tile;  /* mma state kernel: columns per block (8, 16 or 32) */
-    int32_t output_tile; /* mma output kernel: columns per block (32 or 64) */
+    int32_t output_tile; /* mma output kernel: columns per block (32, 64 or 128) */
     int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
     int32_t state_stages; /* mma state kernel: chunk operand buffers in flight (2 or 3) */
 } efla_cuda_params;
@@ -93,7 +93,7 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * W [C][dkp], K^T [dkp][C], U [C][dvp],
  * V'^T [dvp][C], S_c^T [dvp][dkp], then ck and rq as f32 [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
-#define EFLA_CUDA_MMA_OUTPUT_THREADS 128
+#define EFLA_CUDA_MMA_OUTPUT_THREADS 256
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
@@ -132,9 +132,12 @@ EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stag
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* Q, K [C][kp]; S^T [tile][kp]; V'^T [tile][pc]; P, then O [C][max(pc, tile + 8)]; ck, rq */
-    const int64_t staging = c * efla_cuda_max64(pc, tile + 8);
-    return (uint32_t)(2 * (2 * c * kp + tile * kp + tile * pc + staging) + 4 * 2 * c);
+    /* Q, K [C][kp] (then O [C][tile + 8]); S^T [tile][kp]; V'^T [tile][pc]; P [C][pc]; ck, rq */
+    return (uint32_t)(2 * (2 * c * kp + tile * kp + tile * pc + c * pc) + 4 * 2 * c);
+}
+/* Whether the output staging [C][tile + 8] fits over Q and K. */
+EFLA_HD int efla_cuda_output_tile_fits(int64_t dk, int64_t tile) {
+    return tile + 8 <= 2 * efla_cuda_mma_pitch_k(dk);
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds
@@ -180,8 +183,10 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(STATE_MMA_BF16_V32, "efla_state_mma_bf16_v32", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)         \
+    X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)       \
     X(OUTPUT_MMA_BF16_V32, "efla_output_mma_bf16_v32", CHUNK_MMA)       \
-    X(OUTPUT_MMA_BF16_V64, "efla_output_mma_bf16_v64", CHUNK_MMA)
+    X(OUTPUT_MMA_BF16_V64, "efla_output_mma_bf16_v64", CHUNK_MMA)       \
+    X(OUTPUT_MMA_BF16_V128, "efla_output_mma_bf16_v128", CHUNK_MMA)
 
 #define EFLA_CUDA_KERNELS(X) \
     EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X) EFLA_CUDA_CHUNK_MMA_KERNELS(X)

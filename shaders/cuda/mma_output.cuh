@@ -1,11 +1,10 @@
 /*
- * mma output: one block of 4 warps per (chunk, value head, BO columns),
+ * mma output: one block of 8 warps per (chunk, value head, BO columns),
  * all independent:
  *   O = scale (diag(rq) Q S_c + mask_{s<=t}(diag(rq) Q K^T diag(ck)) V'),
  * with Q and K the rows as stored (the row factors are applied in f32
  * after the products, which keeps a cancelling q.k exact to f32), S_c^T and
- * V'^T from the state kernel. Warp w owns chunk rows 16 w.., so the masked
- * P and the output staging need only warp barriers.
+ * V'^T from the state kernel.
  */
 #ifndef EFLA_MMA_OUTPUT_CUH
 #define EFLA_MMA_OUTPUT_CUH
@@ -40,9 +39,27 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
     }
 }
 
+/* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) for the warp's 16 rows and
+ * columns s0..s0+31, 16 bits, into pm; tiles wholly above the diagonal
+ * are zeros without products. */
+template <int DT>
+EFLA_DEV void masked_scores(const uint16_t *q, const uint16_t *k, int kp, int dkp, const float *ck,
+                            const float *rq, uint16_t *pm, int row0, int s0) {
+    float acc[4][4] = {};
+    const int tiles = s0 > row0 + 15 ? 0 : (row0 + 16 - s0 < 32 ? (row0 + 16 - s0) / 8 : 4);
+    if (tiles > 0) warp_tiles<DT, 4>(acc, q, kp, row0, k, kp, s0, dkp, tiles);
+    for (int t = 0; t < 4; ++t)
+        for (int e = 0; e < 4; ++e) {
+            const int r = row0 + efla_acc_row(e), c = s0 + 8 * t + efla_acc_col(e);
+            pm[r * kPitchC + c] = efla_f32_to_half<DT>(c <= r ? rq[r] * ck[c] * acc[t][e] : 0.0f);
+        }
+}
+
+/* Warps w and w + 4 share chunk rows 16 (w % 4): each computes half of the
+ * masked scores P (then a barrier) and half of the BO output columns. */
 template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
-    constexpr int NT = BO / 8;
-    const int warp = efla_tid() >> 5, row0 = 16 * warp;
+    constexpr int NTW = BO / 16; /* column tiles per warp, at most */
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = warp / 4;
     const int64_t g = efla_block_x();
     const int64_t slot = efla_block_y() / p.output_tiles, tile = efla_block_y() % p.output_tiles;
     const int64_t hv = p.hv_begin + slot, j0 = tile * BO;
@@ -51,15 +68,16 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
     const int cols = (int)efla_min64(BO, dvp - j0); /* a multiple of 16 */
-    constexpr int PP = kPitchC > BO + 8 ? kPitchC : BO + 8;
+    const int wcols = cols / 2, c0 = half * wcols;  /* this warp's columns */
     const MmaChunk src = mma_chunk(p, g, slot);
 
     uint16_t *q = reinterpret_cast<uint16_t *>(efla_smem()); /* [C][kp] */
     uint16_t *k = q + kChunk * kp;                           /* [C][kp] */
     uint16_t *ht = k + kChunk * kp;                          /* S_c^T [BO][kp] */
     uint16_t *vt = ht + BO * kp;                             /* V'^T [BO][PC] */
-    uint16_t *pm = vt + BO * kPitchC;                        /* P, then O [C][PP] */
-    float *ck = reinterpret_cast<float *>(pm + kChunk * PP), *rq = ck + kChunk;
+    uint16_t *pm = vt + BO * kPitchC;                        /* P [C][PC] */
+    float *ck = reinterpret_cast<float *>(pm + kChunk * kPitchC), *rq = ck + kChunk;
+    uint16_t *staged = q; /* O [C][BO + 8], once Q and K are done */
 
     copy_rows_async<kOutputThreads>(ht, kp, src.ht + j0 * dkp, dkp, cols, dkp);
     copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
@@ -73,31 +91,24 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     efla_cp_async_wait_all();
     efla_sync();
 
-    { /* P = masked diag(rq) Q K^T diag(ck), this warp's rows */
-        float acc[8][4] = {};
-        warp_tiles<DT, 8>(acc, q, kp, row0, k, kp, 0, dkp, 8);
-        for (int t = 0; t < 8; ++t)
-            for (int e = 0; e < 4; ++e) {
-                const int r = row0 + efla_acc_row(e), s = 8 * t + efla_acc_col(e);
-                pm[r * PP + s] = efla_f32_to_half<DT>(s <= r ? rq[r] * ck[s] * acc[t][e] : 0.0f);
-            }
-    }
-    efla_syncwarp();
-    float o[NT][4] = {};
-    warp_tiles<DT, NT>(o, q, kp, row0, ht, kp, 0, dkp, cols / 8);
-    for (int t = 0; t < NT; ++t)
+    masked_scores<DT>(q, k, kp, dkp, ck, rq, pm, row0, 32 * half);
+    float o[NTW][4] = {};
+    warp_tiles<DT, NTW>(o, q, kp, row0, ht, kp, c0, dkp, wcols / 8);
+    for (int t = 0; t < NTW; ++t)
         for (int e = 0; e < 4; ++e)
             o[t][e] *= rq[row0 + efla_acc_row(e)];
-    warp_tiles<DT, NT>(o, pm, PP, row0, vt, kPitchC, 0, kChunk, cols / 8);
-    efla_syncwarp(); /* every lane is done reading P: its rows take O */
-    for (int t = 0; t < NT; ++t) {
-        if (8 * t >= cols) break;
+    efla_sync(); /* P complete; Q and K no longer read */
+    /* P V': P is zero past the warp's last row, so k stops there. */
+    warp_tiles<DT, NTW>(o, pm, kPitchC, row0, vt, kPitchC, c0, row0 + 16, wcols / 8);
+    constexpr int SP = BO + 8;
+    for (int t = 0; t < NTW; ++t) {
+        if (8 * t >= wcols) break;
         for (int e = 0; e < 4; ++e)
-            pm[(row0 + efla_acc_row(e)) * PP + 8 * t + efla_acc_col(e)] =
+            staged[(row0 + efla_acc_row(e)) * SP + c0 + 8 * t + efla_acc_col(e)] =
                 efla_f32_to_half<DT>(p.scale * o[t][e]);
     }
     efla_syncwarp();
-    store_output_rows<DT>(p, seq, t0, rows, hv, j0, cols, pm, PP, row0);
+    store_output_rows<DT>(p, seq, t0, rows, hv, j0 + c0, wcols, staged + c0, SP, row0);
 }
 
 } // namespace
