@@ -1,7 +1,7 @@
 /*
  * Tile choices of the tensor-core (mma) chunked kernels: the state
  * kernel's column tile BV and the output kernel's BO, from the device's SM
- * count and shared memory. EFLA_CUDA_STATE_TILE (8, 16, 32) and
+ * count and shared memory. EFLA_CUDA_STATE_TILE (8, 16, 32, 64) and
  * EFLA_CUDA_OUTPUT_TILE (32, 64, 128) override them for tuning, and
  * EFLA_CUDA_STATE_STAGES (2, 3) the state kernel's prefetch depth.
  */
@@ -20,23 +20,32 @@ static bool fits(const efla_cuda_device_props *props, uint32_t bytes) {
     return (int64_t)bytes <= props->smem_optin;
 }
 
-/* The widest tile that still gives about one block per SM (the serial
- * chunk loop is latency-bound: more, narrower blocks run it side by side;
- * wider ones read each chunk's W and K^T fewer times). */
+static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64_t dvp, int tile) {
+    return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2));
+}
+
+/* The state kernel runs one block per SM (its registers), latency-bound
+ * over the chunks: the narrowest tile that still fills one wave gives the
+ * most blocks side by side; but more blocks than SMs run as a second
+ * wave, so then the widest tile that keeps at least about one block per
+ * SM. */
 static int choose_state_tile(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                              int64_t dv) {
-    const int64_t dvp = efla_cuda_pad16(dv);
+    static const int tiles[] = {64, 32, 16, 8};
+    const int64_t dvp = efla_cuda_pad16(dv), sms = props->sm_count;
     const int forced = env_tile("EFLA_CUDA_STATE_TILE", 8, 16, 32);
-    if (forced && dvp % forced == 0 && fits(props, efla_cuda_state_mma_smem(dk, forced, 2)))
-        return forced;
-    const int64_t enough = 3 * (int64_t)props->sm_count / 4;
-    for (int tile = 32; tile >= 16; tile /= 2)
-        if (dvp % tile == 0 && seq_heads * (dvp / tile) >= enough &&
-            fits(props, efla_cuda_state_mma_smem(dk, tile, 2)))
-            return tile;
-    for (int tile = 8; tile <= 32; tile *= 2)
-        if (dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2))) return tile;
-    return 0;
+    const int forced64 = env_tile("EFLA_CUDA_STATE_TILE", 64, 64, 64);
+    if (forced64 && state_tile_ok(props, dk, dvp, 64)) return 64;
+    if (forced && state_tile_ok(props, dk, dvp, forced)) return forced;
+    int chosen = 0;
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; ++i) {
+        const int tile = tiles[i];
+        if (!state_tile_ok(props, dk, dvp, tile)) continue;
+        const int64_t blocks = seq_heads * (dvp / tile);
+        if (!chosen || blocks <= sms) chosen = tile; /* narrower while within one wave */
+        if (blocks >= 3 * sms / 4) break;            /* ... and no narrower than one wave */
+    }
+    return chosen;
 }
 
 static bool output_tile_ok(const efla_cuda_device_props *props, int64_t dk, int tile) {
@@ -69,8 +78,8 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
 }
 
 efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int tile) {
-    const int index = tile == 8 ? 0 : tile == 16 ? 1 : 2;
-    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_V8 + 3 * bf16 + index);
+    const int index = tile == 8 ? 0 : tile == 16 ? 1 : tile == 32 ? 2 : 3;
+    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_V8 + 4 * bf16 + index);
 }
 
 efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile) {

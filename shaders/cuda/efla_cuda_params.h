@@ -48,7 +48,7 @@ typedef struct efla_cuda_params {
     int32_t mode;                /* 0: EFLA, 1: DELTA */
     int32_t l2norm_q, l2norm_k;
     float scale;
-    int32_t state_tile;  /* mma state kernel: columns per block (8, 16 or 32) */
+    int32_t state_tile;  /* mma state kernel: columns per block (8, 16, 32 or 64) */
     int32_t output_tile; /* mma output kernel: columns per block (32, 64 or 128) */
     int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
     int32_t state_stages; /* mma state kernel: chunk operand buffers in flight (2 or 3) */
@@ -178,9 +178,11 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(STATE_MMA_F16_V8, "efla_state_mma_f16_v8", CHUNK_MMA)             \
     X(STATE_MMA_F16_V16, "efla_state_mma_f16_v16", CHUNK_MMA)           \
     X(STATE_MMA_F16_V32, "efla_state_mma_f16_v32", CHUNK_MMA)           \
+    X(STATE_MMA_F16_V64, "efla_state_mma_f16_v64", CHUNK_MMA)           \
     X(STATE_MMA_BF16_V8, "efla_state_mma_bf16_v8", CHUNK_MMA)           \
     X(STATE_MMA_BF16_V16, "efla_state_mma_bf16_v16", CHUNK_MMA)         \
     X(STATE_MMA_BF16_V32, "efla_state_mma_bf16_v32", CHUNK_MMA)         \
+    X(STATE_MMA_BF16_V64, "efla_state_mma_bf16_v64", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)       \

@@ -61,7 +61,9 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     uint16_t *vt = st + BV * kp;                         /* V'^T [BV][PC] */
 
     float state[SR][NT][4];
+#pragma unroll
     for (int r = 0; r < SR; ++r)
+#pragma unroll
         for (int t = 0; t < NT; ++t)
             for (int e = 0; e < 4; ++e) {
                 const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
@@ -71,9 +73,11 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
                                      : 0.0f;
             }
     auto publish_state = [&]() {
+#pragma unroll
         for (int r = 0; r < SR; ++r) {
             const int rt = warp + WARPS * r;
             if (rt >= row_tiles) break;
+#pragma unroll
             for (int t = 0; t < NT; ++t)
                 for (int e = 0; e < 4; ++e)
                     st[(8 * t + efla_acc_col(e)) * kp + 16 * rt + efla_acc_row(e)] =
@@ -114,6 +118,8 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
         /* While the products are in flight: S_c^T out. */
         copy_rows<THREADS>(chunk + layout.ht + j0 * dkp, dkp, st, kp, BV, dkp);
 
+#pragma unroll
+
         for (int t = 0; t < NTW; ++t)
             for (int e = 0; e < 4; ++e) {
                 ws[t][e] += ws2[t][e];
@@ -124,6 +130,7 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
             }
         efla_sync(); /* V' complete; S_c^T no longer read */
         copy_rows<THREADS>(chunk + layout.vnt + j0 * kChunk, kChunk, vt, kPitchC, BV, kChunk);
+#pragma unroll
         for (int r = 0; r < SR; ++r) {
             const int rt = warp + WARPS * r;
             if (rt >= row_tiles) break;
@@ -133,7 +140,9 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     }
 
     if (!p.state_out.address) return;
+#pragma unroll
     for (int r = 0; r < SR; ++r)
+#pragma unroll
         for (int t = 0; t < NT; ++t)
             for (int e = 0; e < 4; ++e) {
                 const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
