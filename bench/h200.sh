@@ -24,6 +24,10 @@
 #   BENCH_UNTIL_S  nor a bench step past this (default 360): a slow phase cannot starve
 #                  the fla comparison, which gets the rest of BUDGET_S
 #   BENCH_ARGS     extra arguments for efla bench;  FLA_ARGS extra ones for fla_compare
+#   FLA_BACKENDS   backends fla_compare runs beside fla (default: every backend run)
+#   TEST_PROGRAMS  only these test programs (see run_tests.sh)
+#   The PTX-JIT test step keeps the driver's JIT cache in $OUT/cuda-cache (one JIT per
+#   kernel, not one per context)
 # Results: $OUT/bench-<backend>.jsonl (efla bench --json), $OUT/fla-<backend>.json; the
 # Markdown for docs/BENCHMARKS.md: python3 bench/to_markdown.py --bench ... --fla ...
 #   SKIP_SETUP=1   leave the system alone (a dry run on a build machine)
@@ -200,7 +204,8 @@ for b in "${backends[@]}"; do
     tests "test-$b-$p" "$b" "$p"
   done
   if [ "$b" = cuda ]; then
-    tests test-cuda-ptx-jit cuda default CUDA_FORCE_PTX_JIT=1
+    tests test-cuda-ptx-jit cuda default CUDA_FORCE_PTX_JIT=1 "CUDA_CACHE_PATH=$OUT/cuda-cache" \
+      CUDA_CACHE_MAXSIZE=4294967296
   fi
 done
 
@@ -210,7 +215,8 @@ for b in "${backends[@]}"; do
 done
 
 phase_end=$BUDGET_S
-for b in "${backends[@]}"; do
+read -r -a fla_backends <<< "${FLA_BACKENDS:-$BACKENDS}"
+for b in "${fla_backends[@]}"; do
   step "fla-$b" "$FLA_LIMIT_S" python3 "$here/fla_compare.py" --backend "$b" \
     --lib "$BUNDLE/lib/libefla.so" --json "$OUT/fla-$b.json" "${fla_args[@]}"
 done

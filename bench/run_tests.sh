@@ -4,6 +4,7 @@
 # environment (EFLA_TEST_BACKENDS, EFLA_REQUIRE_BACKENDS, EFLA_PATH, ...).
 # usage: bench/run_tests.sh BIN_DIR [PER_PROGRAM_LIMIT_S]
 #   TEST_ARGS  arguments for each program (default "--jobs 1", as ctest runs them)
+#   TEST_PROGRAMS  only these programs (names, space-separated; default: every test_*)
 # Exit status: 0 all passed, 1 one failed or timed out, 2 no test programs.
 set -uo pipefail
 bin=${1:?usage: run_tests.sh BIN_DIR [PER_PROGRAM_LIMIT_S]}
@@ -12,6 +13,12 @@ read -r -a args <<< "${TEST_ARGS:---jobs 1}"
 
 shopt -s nullglob
 programs=("$bin"/test_*)
+if [ -n "${TEST_PROGRAMS:-}" ]; then
+  programs=()
+  for name in $TEST_PROGRAMS; do
+    [ -x "$bin/$name" ] && programs+=("$bin/$name")
+  done
+fi
 if [ ${#programs[@]} -eq 0 ]; then
   echo "no test programs (test_*) in $bin"
   exit 2
