@@ -3,6 +3,7 @@
 #define EFLA_VK_INTERNAL_H
 
 #include "backends/vulkan/vk_caps.h"
+#include "backends/vulkan/vk_descriptors.h"
 #include "backends/vulkan/vk_memory.h"
 #include "core/backend.h"
 #include "efla/efla_vulkan.h"
@@ -31,6 +32,7 @@ typedef struct efla_vk_pipeline {
 typedef struct efla_vk_slot {
     VkCommandBuffer cmd;
     VkFence fence;
+    efla_vk_set_arena sets; /* without push descriptors; reset once the fence signalled */
     bool pending;
     bool timed;
 } efla_vk_slot;
@@ -85,13 +87,18 @@ struct efla_backend_context {
     efla_vk_raw_buffer *retired; /* replaced while recorded commands may use them */
     uint32_t retired_count, retired_capacity;
     bool recorded_native; /* forwards were recorded into host command buffers */
-    efla_status lost;     /* EFLA_ERROR_DEVICE_LOST once the device is lost */
+    /* Sets of forwards recorded into host command buffers (without push
+     * descriptors): kept until efla_vulkan_release_recordings or destroy. */
+    efla_vk_set_arena recorded_sets;
+    efla_status lost; /* EFLA_ERROR_DEVICE_LOST once the device is lost */
 };
 
 /* vk_context.c: command slots. A slot is free once its fence signalled. */
 efla_status efla_vk_slot_begin(efla_backend_context *ctx, efla_vk_slot **out);
 efla_status efla_vk_slot_submit(efla_backend_context *ctx, efla_vk_slot *slot, bool wait);
 efla_status efla_vk_wait_all(efla_backend_context *ctx);
+/* The host says every command buffer it recorded from ctx has completed. */
+efla_status efla_vk_release_recordings(efla_backend_context *ctx);
 /* Records the failure and returns the status, marking the context lost on
  * VK_ERROR_DEVICE_LOST. */
 efla_status efla_vk_fail(efla_backend_context *ctx, VkResult result, const char *what);

@@ -28,7 +28,9 @@ static efla_status create_layouts(efla_backend_context *ctx) {
                                            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo set_info = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
+        .flags = ctx->limits.push_descriptors
+                     ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR
+                     : 0,
         .bindingCount = EFLA_VK_BINDING_COUNT,
         .pBindings = bindings};
     VkResult result =
