@@ -540,6 +540,41 @@ Test(vulkan_interop, descriptor_sets_without_push_descriptors) {
     free(p.inputs);
 }
 
+/* 16-bit tensors through 16-bit storage (only when the host enabled the
+ * feature) give bitwise the results of the 32-bit-word kernels. */
+static void check_storage16_matches_words(int64_t T, efla_dtype dtype) {
+    problem p = problem_make(T, dtype, EFLA_ALGORITHM_AUTO);
+    session words, storage16;
+    session_open(&words, &p, 0, HOST_PUSH_DESCRIPTORS);
+    cr_expect_eq(context_features(words.context) & EFLA_VULKAN_USES_16BIT_STORAGE, 0,
+                 "16-bit storage used although the host did not enable it");
+    unsigned char *reference = record_and_run(&words, &p, NULL);
+    session_close(&words);
+    session_open(&storage16, &p, 0, HOST_ALL);
+    bool expected =
+        storage16.host.storage16.storageBuffer16BitAccess && !env_off("EFLA_VULKAN_16BIT_STORAGE");
+    cr_expect_eq((context_features(storage16.context) & EFLA_VULKAN_USES_16BIT_STORAGE) != 0,
+                 expected);
+    unsigned char *got = record_and_run(&storage16, &p, NULL);
+    cr_expect_eq(memcmp(reference, got, p.output_size), 0,
+                 "16-bit storage changed the result (T=%lld, %s)", (long long)T,
+                 efla_dtype_name(dtype));
+    unsigned char *want = cpu_outputs(&p);
+    expect_close(&p, got, want);
+    free(want);
+    free(got);
+    free(reference);
+    session_close(&storage16);
+    free(p.inputs);
+}
+
+Test(vulkan_interop, storage16_matches_words_bitwise) {
+    check_storage16_matches_words(150, EFLA_DTYPE_F16);
+    check_storage16_matches_words(150, EFLA_DTYPE_BF16);
+    check_storage16_matches_words(9, EFLA_DTYPE_F16);
+    check_storage16_matches_words(9, EFLA_DTYPE_BF16);
+}
+
 /* efla_forward on an interop context submits to the host's queue, under
  * the host's lock; upload and download go through wrapped buffers. */
 static int lock_depth, lock_calls;

@@ -19,9 +19,13 @@ typedef struct efla_vk_raw_buffer {
     efla_vk_allocation memory;
 } efla_vk_raw_buffer;
 
+/* How a kernel build accesses f16/bf16 tensors (shaders/vulkan/efla_common.glsl). */
+enum efla_vk_variant { EFLA_VK_WORDS, EFLA_VK_STORAGE16, EFLA_VK_VARIANT_COUNT };
+
 /* Specialization of one kernel: one pipeline per distinct key. */
 typedef struct efla_vk_pipeline_key {
     uint32_t kernel, workgroup, dtype, dk_class, chunk, block_v, row_groups;
+    uint32_t variant; /* efla_vk_variant: which SPIR-V module */
 } efla_vk_pipeline_key;
 
 typedef struct efla_vk_pipeline {
@@ -79,7 +83,7 @@ struct efla_backend_context {
     VkPipelineLayout pipeline_layout;
     VkPipelineCache pipeline_cache;
     bool owns_pipeline_cache;
-    VkShaderModule modules[EFLA_VK_KERNEL_COUNT];
+    VkShaderModule modules[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUNT];
     efla_vk_pipeline *pipelines;
     uint32_t pipeline_count, pipeline_capacity;
 

@@ -11,12 +11,29 @@
 #include <string.h>
 
 /* Generated at build time from shaders/vulkan/ (64-byte aligned words). */
-extern const unsigned char efla_vk_spirv_chunk_prep[];
-extern const size_t efla_vk_spirv_chunk_prep_size;
-extern const unsigned char efla_vk_spirv_chunk_scan[];
-extern const size_t efla_vk_spirv_chunk_scan_size;
-extern const unsigned char efla_vk_spirv_recurrent[];
-extern const size_t efla_vk_spirv_recurrent_size;
+#define EFLA_VK_SPIRV(name)                                                                        \
+    extern const unsigned char efla_vk_spirv_##name[];                                             \
+    extern const size_t efla_vk_spirv_##name##_size;
+EFLA_VK_SPIRV(chunk_prep)
+EFLA_VK_SPIRV(chunk_scan)
+EFLA_VK_SPIRV(recurrent)
+EFLA_VK_SPIRV(chunk_prep_16)
+EFLA_VK_SPIRV(chunk_scan_16)
+EFLA_VK_SPIRV(recurrent_16)
+
+typedef struct spirv_blob {
+    const unsigned char *code;
+    const size_t *size;
+} spirv_blob;
+
+static const spirv_blob blobs[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUNT] = {
+    [EFLA_VK_PREP] = {{efla_vk_spirv_chunk_prep, &efla_vk_spirv_chunk_prep_size},
+                      {efla_vk_spirv_chunk_prep_16, &efla_vk_spirv_chunk_prep_16_size}},
+    [EFLA_VK_SCAN] = {{efla_vk_spirv_chunk_scan, &efla_vk_spirv_chunk_scan_size},
+                      {efla_vk_spirv_chunk_scan_16, &efla_vk_spirv_chunk_scan_16_size}},
+    [EFLA_VK_RECURRENT] = {{efla_vk_spirv_recurrent, &efla_vk_spirv_recurrent_size},
+                           {efla_vk_spirv_recurrent_16, &efla_vk_spirv_recurrent_16_size}},
+};
 
 static efla_status create_layouts(efla_backend_context *ctx) {
     VkDescriptorSetLayoutBinding bindings[EFLA_VK_BINDING_COUNT];
@@ -48,22 +65,28 @@ static efla_status create_layouts(efla_backend_context *ctx) {
     return EFLA_SUCCESS;
 }
 
+static efla_status create_module(efla_backend_context *ctx, const spirv_blob *blob,
+                                 VkShaderModule *out) {
+    VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                     .codeSize = *blob->size,
+                                     .pCode = (const uint32_t *)(const void *)blob->code};
+    VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, out);
+    if (result == VK_SUCCESS) return EFLA_SUCCESS;
+    efla_status status = efla_vk_fail(ctx, result, "vkCreateShaderModule");
+    return status == EFLA_ERROR_DEVICE
+               ? efla_error(EFLA_ERROR_KERNEL_BUILD, "vkCreateShaderModule failed: %s (%d)",
+                            efla_vk_result_name(result), (int)result)
+               : status;
+}
+
+/* The 16-bit storage builds declare a capability that is only valid on a
+ * device with the feature enabled: they are not even created elsewhere. */
 static efla_status create_modules(efla_backend_context *ctx) {
-    const unsigned char *code[EFLA_VK_KERNEL_COUNT] = {
-        efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan, efla_vk_spirv_recurrent};
-    const size_t sizes[EFLA_VK_KERNEL_COUNT] = {
-        efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size, efla_vk_spirv_recurrent_size};
+    int variants = ctx->limits.storage_16bit ? EFLA_VK_VARIANT_COUNT : 1;
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
-        VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                         .codeSize = sizes[k],
-                                         .pCode = (const uint32_t *)(const void *)code[k]};
-        VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, &ctx->modules[k]);
-        if (result != VK_SUCCESS) {
-            efla_status status = efla_vk_fail(ctx, result, "vkCreateShaderModule");
-            return status == EFLA_ERROR_DEVICE
-                       ? efla_error(EFLA_ERROR_KERNEL_BUILD, "vkCreateShaderModule failed: %s (%d)",
-                                    efla_vk_result_name(result), (int)result)
-                       : status;
+        for (int v = 0; v < variants; ++v) {
+            efla_status status = create_module(ctx, &blobs[k][v], &ctx->modules[k][v]);
+            if (status != EFLA_SUCCESS) return status;
         }
     }
     return EFLA_SUCCESS;
@@ -87,7 +110,9 @@ void efla_vk_pipelines_destroy(efla_backend_context *ctx) {
     ctx->pipelines = NULL;
     ctx->pipeline_count = ctx->pipeline_capacity = 0;
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k)
-        if (ctx->modules[k]) ctx->fn.vkDestroyShaderModule(ctx->device, ctx->modules[k], NULL);
+        for (int v = 0; v < EFLA_VK_VARIANT_COUNT; ++v)
+            if (ctx->modules[k][v])
+                ctx->fn.vkDestroyShaderModule(ctx->device, ctx->modules[k][v], NULL);
     if (ctx->owns_pipeline_cache)
         ctx->fn.vkDestroyPipelineCache(ctx->device, ctx->pipeline_cache, NULL);
     if (ctx->pipeline_layout)
@@ -107,7 +132,7 @@ static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipe
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                  .module = ctx->modules[key->kernel],
+                  .module = ctx->modules[key->kernel][key->variant],
                   .pName = "main",
                   .pSpecializationInfo = &specialization},
         .layout = ctx->pipeline_layout};

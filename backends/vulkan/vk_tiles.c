@@ -17,10 +17,10 @@ static uint32_t pow2_ceil(uint32_t value) {
 }
 
 /* Floats of shared memory, as declared in chunk_scan.comp / chunk_prep.comp. */
-static uint64_t scan_shared_bytes(uint32_t dkc, uint32_t chunk, uint32_t bv, bool half) {
+static uint64_t scan_shared_bytes(uint32_t dkc, uint32_t chunk, uint32_t bv, bool staged) {
     uint64_t slab = (uint64_t)chunk * EFLA_VK_SLAB;
     uint64_t floats = (uint64_t)dkc * bv + (uint64_t)chunk * bv + 2 * slab +
-                      (uint64_t)chunk * chunk + 2u * chunk + (half ? (uint64_t)chunk * bv : 1);
+                      (uint64_t)chunk * chunk + 2u * chunk + (staged ? (uint64_t)chunk * bv : 1);
     return floats * 4;
 }
 
@@ -31,6 +31,11 @@ static uint64_t prep_shared_bytes(uint32_t chunk) {
 
 static uint32_t dtype_code(efla_dtype storage) {
     return storage == EFLA_DTYPE_F16 ? 1u : storage == EFLA_DTYPE_BF16 ? 2u : 0u;
+}
+
+/* 16-bit storage where the context has it; f32 tensors need only words. */
+static uint32_t variant(const efla_vk_limits *limits, efla_dtype storage) {
+    return limits->storage_16bit && storage != EFLA_DTYPE_F32 ? EFLA_VK_STORAGE16 : EFLA_VK_WORDS;
 }
 
 /* Workgroups the scan needs to keep the device busy: two per compute unit
@@ -44,7 +49,8 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
     static const uint32_t default_chunks[] = {32, 16};
     const uint32_t *chunks = limits->chunk ? &limits->chunk : default_chunks;
     size_t chunk_count = limits->chunk ? 1 : 2;
-    bool half = args->storage != EFLA_DTYPE_F32;
+    bool staged =
+        variant(limits, args->storage) == EFLA_VK_WORDS && args->storage != EFLA_DTYPE_F32;
     uint32_t rg = limits->scan_row_groups;
     uint32_t bv_start = limits->scan_block_v ? limits->scan_block_v : pow2_ceil((uint32_t)args->dv);
     if (!limits->scan_block_v) bv_start = bv_start < 8 ? 8 : bv_start > 32 ? 32 : bv_start;
@@ -54,7 +60,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
         if (prep_shared_bytes(chunk) > limits->shared_bytes || rg > chunk) continue;
         for (uint32_t bv = bv_start; bv >= bv_end; bv /= 2) {
             if (rg * bv > limits->max_invocations ||
-                scan_shared_bytes(tiles->dk_class, chunk, bv, half) > limits->shared_bytes)
+                scan_shared_bytes(tiles->dk_class, chunk, bv, staged) > limits->shared_bytes)
                 continue;
             /* Narrower tiles when there are too few workgroups to fill a GPU. */
             uint64_t tiles_v = ((uint64_t)args->dv + bv - 1) / bv;
@@ -71,9 +77,11 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  tiles->dk_class,
                                                  chunk,
                                                  16,
-                                                 4};
+                                                 4,
+                                                 variant(limits, args->storage)};
             tiles->scan = (efla_vk_pipeline_key){
-                EFLA_VK_SCAN, rg * bv, dtype_code(args->storage), tiles->dk_class, chunk, bv, rg};
+                EFLA_VK_SCAN, rg * bv, dtype_code(args->storage),     tiles->dk_class, chunk,
+                bv,           rg,      variant(limits, args->storage)};
             return EFLA_SUCCESS;
         }
     }
@@ -99,8 +107,14 @@ static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_for
         return efla_error(EFLA_ERROR_UNSUPPORTED,
                           "%u bytes of shared memory cannot hold the recurrent kernel",
                           limits->shared_bytes);
-    tiles->recurrent = (efla_vk_pipeline_key){
-        EFLA_VK_RECURRENT, rg * bv, dtype_code(args->storage), dkc, 16, bv, rg};
+    tiles->recurrent = (efla_vk_pipeline_key){EFLA_VK_RECURRENT,
+                                              rg * bv,
+                                              dtype_code(args->storage),
+                                              dkc,
+                                              16,
+                                              bv,
+                                              rg,
+                                              variant(limits, args->storage)};
     return EFLA_SUCCESS;
 }
 

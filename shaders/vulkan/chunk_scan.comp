@@ -30,7 +30,7 @@ shared vec4 qs[CH * KS4];
 shared float a_sh[CH * CH];
 shared float qf_sh[CH];
 shared float kf_sh[CH];
-shared float o_stage[DTYPE == 0u ? 1u : CH * BV];
+shared float o_stage[STAGED_OUT ? CH * BV : 1u];
 
 #include "efla_out_store.glsl"
 
@@ -112,14 +112,13 @@ void main() {
             uint c = rg + RG * m;
             float o = qf_sh[c] * aq[m];
             for (uint c2 = 0u; c2 <= c; ++c2) o += a_sh[c * CH + c2] * vp_sh[c2 * BV + j];
-            if (DTYPE == 0u) {
-                if (c < rows && col_ok)
-                    o_w[vidx(P.o, b, tok0 + c, hv, col0 + j)] = floatBitsToUint(o);
+            if (!STAGED_OUT) {
+                if (c < rows && col_ok) store_out(vidx(P.o, b, tok0 + c, hv, col0 + j), o);
             } else {
                 o_stage[c * BV + j] = o;
             }
         }
-        if (DTYPE != 0u) {
+        if (STAGED_OUT) {
             barrier();
             store_output_rows(b, tok0, hv, col0, rows, ncol);
         }

@@ -1,17 +1,15 @@
-// Writing output rows staged in shared memory. The including shader declares
-// `shared float o_stage[]` holding `rows` rows of BV columns.
+// Writing 16-bit output rows staged in shared memory (only when STAGED_OUT).
+// The including shader declares `shared float o_stage[]` holding `rows` rows
+// of BV columns.
 
+#ifdef EFLA_STORAGE16
+// Never staged: every invocation stores its own 16-bit elements.
+void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint ncol) {}
+#else
 // Output row r of the stage goes to out[b, tok0 + r, hv, col0 .. col0 + ncol).
 void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint ncol) {
     uint t = gl_LocalInvocationIndex;
-    if (DTYPE == 0u) {
-        for (uint e = t; e < rows * BV; e += WG) {
-            uint r = e / BV, j = e % BV;
-            if (j < ncol) o_w[vidx(P.o, b, tok0 + r, hv, col0 + j)] = floatBitsToUint(o_stage[e]);
-        }
-        return;
-    }
-    // 16-bit: slot s of a row covers the word holding columns 2s - odd and
+    // Slot s of a row covers the word holding columns 2s - odd and
     // 2s - odd + 1 (odd: the row starts in the upper half of a word). A word
     // whose two halves are both this row's columns is written whole.
     uint slots = (ncol + 2u) / 2u;
@@ -39,3 +37,4 @@ void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint nc
         }
     }
 }
+#endif
