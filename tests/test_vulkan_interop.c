@@ -2,8 +2,10 @@
  * Vulkan interop (include/efla/efla_vulkan.h): an efla context on the host's
  * own VkDevice and queue; host VkBuffers wrapped at offsets that are not
  * 16-aligned; forwards recorded into the host's command buffer between the
- * host's own transfers; bounded dispatches and host scratch giving bitwise
- * the same result; efla's own submissions on the host queue; refusals.
+ * host's own transfers; bounded dispatches, host scratch, descriptor sets
+ * (host without push descriptors) and 16-bit storage (host enabled it)
+ * giving bitwise the same result; efla's own submissions on the host queue;
+ * the features efla reports using; refusals.
  * Results are checked against efla's CPU backend. Skipped without a Vulkan
  * device unless EFLA_REQUIRE_BACKENDS names vulkan.
  */
@@ -573,6 +575,25 @@ Test(vulkan_interop, storage16_matches_words_bitwise) {
     check_storage16_matches_words(150, EFLA_DTYPE_BF16);
     check_storage16_matches_words(9, EFLA_DTYPE_F16);
     check_storage16_matches_words(9, EFLA_DTYPE_BF16);
+}
+
+/* efla's own contexts use what the device offers unless the environment
+ * forces a fallback; the device query says the same before any context. */
+Test(vulkan_interop, owned_context_features_follow_the_environment) {
+    efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
+    info.backend = EFLA_BACKEND_VULKAN;
+    efla_context ctx;
+    efla_status status = efla_context_create(&info, &ctx);
+    if (status != EFLA_SUCCESS) skip_or_fail(efla_last_error_message());
+    uint32_t device_flags = 0, flags = context_features(ctx);
+    cr_assert_eq(efla_vulkan_device_features(0, &device_flags), EFLA_SUCCESS);
+    cr_expect_eq(flags, device_flags);
+    if (env_off("EFLA_VULKAN_PUSH_DESCRIPTORS"))
+        cr_expect_eq(flags & EFLA_VULKAN_USES_PUSH_DESCRIPTORS, 0);
+    if (env_off("EFLA_VULKAN_16BIT_STORAGE"))
+        cr_expect_eq(flags & EFLA_VULKAN_USES_16BIT_STORAGE, 0);
+    cr_expect_eq(efla_vulkan_device_features(1000, &device_flags), EFLA_ERROR_DEVICE_NOT_FOUND);
+    efla_context_destroy(ctx);
 }
 
 /* efla_forward on an interop context submits to the host's queue, under
