@@ -513,7 +513,8 @@ static uint32_t context_features(efla_context context) {
 }
 
 /* A host without push descriptors: efla binds descriptor sets that live
- * until efla_vulkan_release_recordings, bitwise as with push descriptors. */
+ * until efla_vulkan_release_recordings covers them, bitwise as with push
+ * descriptors. */
 Test(vulkan_interop, descriptor_sets_without_push_descriptors) {
     problem p = problem_make(150, EFLA_DTYPE_BF16, EFLA_ALGORITHM_AUTO);
     session pushed, sets;
@@ -525,15 +526,23 @@ Test(vulkan_interop, descriptor_sets_without_push_descriptors) {
 
     session_open(&sets, &p, 0, HOST_16BIT_STORAGE);
     cr_expect_eq(context_features(sets.context) & EFLA_VULKAN_USES_PUSH_DESCRIPTORS, 0);
-    for (int round = 0; round < 3; ++round) {
-        if (round == 2)
-            cr_expect_eq(efla_vulkan_release_recordings(sets.context), EFLA_SUCCESS, "%s",
-                         efla_last_error_message());
+    uint64_t mark = 99;
+    cr_assert_eq(efla_vulkan_recording_mark(sets.context, &mark), EFLA_SUCCESS);
+    cr_expect_eq(mark, 0);
+    for (uint64_t round = 0; round < 4; ++round) {
         unsigned char *got = record_and_run(&sets, &p, NULL);
         cr_expect_eq(memcmp(reference, got, p.output_size), 0,
-                     "descriptor sets changed the result (round %d)", round);
+                     "descriptor sets changed the result (round %llu)", (unsigned long long)round);
         free(got);
+        cr_assert_eq(efla_vulkan_recording_mark(sets.context, &mark), EFLA_SUCCESS);
+        cr_expect_eq(mark, round + 1);
+        /* recordings run to completion in record_and_run: release some, then all */
+        if (round == 1 || round == 2)
+            cr_expect_eq(efla_vulkan_release_recordings(sets.context, round == 1 ? 1 : mark),
+                         EFLA_SUCCESS, "%s", efla_last_error_message());
     }
+    cr_expect_eq(efla_vulkan_release_recordings(sets.context, mark + 1),
+                 EFLA_ERROR_INVALID_ARGUMENT);
     unsigned char *want = cpu_outputs(&p);
     expect_close(&p, reference, want);
     free(want);
@@ -697,7 +706,9 @@ Test(vulkan_interop, required_extensions_and_refusals) {
     efla_vulkan_record_info record = EFLA_VULKAN_RECORD_INFO_INIT;
     efla_forward_desc d = EFLA_FORWARD_DESC_INIT;
     cr_expect_eq(efla_vulkan_forward_record(cpu, &record, &d), EFLA_ERROR_BACKEND_MISMATCH);
-    cr_expect_eq(efla_vulkan_release_recordings(cpu), EFLA_ERROR_BACKEND_MISMATCH);
+    cr_expect_eq(efla_vulkan_release_recordings(cpu, 0), EFLA_ERROR_BACKEND_MISMATCH);
+    uint64_t mark;
+    cr_expect_eq(efla_vulkan_recording_mark(cpu, &mark), EFLA_ERROR_BACKEND_MISMATCH);
     uint32_t flags;
     cr_expect_eq(efla_vulkan_context_features(cpu, &flags), EFLA_ERROR_BACKEND_MISMATCH);
     efla_context_destroy(cpu);

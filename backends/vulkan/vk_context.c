@@ -55,7 +55,7 @@ efla_status efla_vk_slot_begin(efla_backend_context *ctx, efla_vk_slot **out) {
     efla_vk_slot *slot = &ctx->slots[ctx->next_slot];
     status = wait_slot(ctx, slot);
     if (status != EFLA_SUCCESS) return status;
-    status = efla_vk_arena_reset(&ctx->fn, ctx->device, &slot->sets);
+    status = efla_vk_sets_release(&ctx->fn, ctx->device, &slot->sets, UINT64_MAX);
     if (status != EFLA_SUCCESS) return status;
     VkResult result = ctx->fn.vkResetFences(ctx->device, 1, &slot->fence);
     if (result == VK_SUCCESS) result = ctx->fn.vkResetCommandBuffer(slot->cmd, 0);
@@ -341,11 +341,16 @@ efla_status efla_vk_context_device_info(efla_backend_context *ctx, efla_device_i
     return EFLA_SUCCESS;
 }
 
-efla_status efla_vk_release_recordings(efla_backend_context *ctx) {
+efla_status efla_vk_release_recordings(efla_backend_context *ctx, uint64_t mark) {
     efla_status status = check_lost(ctx);
     if (status != EFLA_SUCCESS) return status;
-    ctx->recorded_native = false; /* retired buffers go at the next synchronize */
-    return efla_vk_arena_reset(&ctx->fn, ctx->device, &ctx->recorded_sets);
+    if (mark > ctx->recordings)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "mark %llu is beyond the %llu forwards recorded from this context",
+                          (unsigned long long)mark, (unsigned long long)ctx->recordings);
+    /* With every recording finished, retired buffers go at the next synchronize. */
+    if (mark == ctx->recordings) ctx->recorded_native = false;
+    return efla_vk_sets_release(&ctx->fn, ctx->device, &ctx->recorded_sets, mark);
 }
 
 efla_status efla_vk_synchronize(efla_backend_context *ctx) {

@@ -92,17 +92,20 @@ struct efla_backend_context {
     uint32_t retired_count, retired_capacity;
     bool recorded_native; /* forwards were recorded into host command buffers */
     /* Sets of forwards recorded into host command buffers (without push
-     * descriptors): kept until efla_vulkan_release_recordings or destroy. */
+     * descriptors), tagged with the recording's number: kept until
+     * efla_vulkan_release_recordings covers it, or destroy. */
     efla_vk_set_arena recorded_sets;
-    efla_status lost; /* EFLA_ERROR_DEVICE_LOST once the device is lost */
+    uint64_t recordings; /* forwards recorded into host command buffers so far */
+    efla_status lost;    /* EFLA_ERROR_DEVICE_LOST once the device is lost */
 };
 
 /* vk_context.c: command slots. A slot is free once its fence signalled. */
 efla_status efla_vk_slot_begin(efla_backend_context *ctx, efla_vk_slot **out);
 efla_status efla_vk_slot_submit(efla_backend_context *ctx, efla_vk_slot *slot, bool wait);
 efla_status efla_vk_wait_all(efla_backend_context *ctx);
-/* The host says every command buffer it recorded from ctx has completed. */
-efla_status efla_vk_release_recordings(efla_backend_context *ctx);
+/* The host says the forwards it recorded before `mark` (a value of
+ * ctx->recordings) can no longer run. */
+efla_status efla_vk_release_recordings(efla_backend_context *ctx, uint64_t mark);
 /* Records the failure and returns the status, marking the context lost on
  * VK_ERROR_DEVICE_LOST. */
 efla_status efla_vk_fail(efla_backend_context *ctx, VkResult result, const char *what);

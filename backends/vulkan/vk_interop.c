@@ -67,11 +67,20 @@ efla_status efla_vulkan_forward_record(efla_context context, const efla_vulkan_r
     return efla_forward_record_native(context, EFLA_NATIVE_VULKAN, record, desc);
 }
 
-efla_status efla_vulkan_release_recordings(efla_context context) {
+efla_status efla_vulkan_recording_mark(efla_context context, uint64_t *out_mark) {
     efla_error_clear();
     efla_status status = check_vulkan_context(context);
     if (status != EFLA_SUCCESS) return status;
-    return efla_vk_release_recordings(context->impl);
+    if (!out_mark) return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "out_mark is NULL");
+    *out_mark = context->impl->recordings;
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_vulkan_release_recordings(efla_context context, uint64_t mark) {
+    efla_error_clear();
+    efla_status status = check_vulkan_context(context);
+    if (status != EFLA_SUCCESS) return status;
+    return efla_vk_release_recordings(context->impl, mark);
 }
 
 static uint32_t feature_flags(bool push_descriptors, bool storage_16bit) {

@@ -141,7 +141,7 @@ static efla_status record_dispatch(recorder *r, uint32_t index) {
 
 /* Pipelines and descriptor sets before any command, so that a failure
  * leaves the command buffer untouched. */
-static efla_status prepare(recorder *r, efla_vk_set_arena *sets) {
+static efla_status prepare(recorder *r, efla_vk_set_arena *sets, uint64_t tag) {
     efla_backend_context *ctx = r->ctx;
     for (uint32_t i = 0; i < r->plan->dispatch_count; ++i) {
         VkPipeline pipeline;
@@ -151,13 +151,13 @@ static efla_status prepare(recorder *r, efla_vk_set_arena *sets) {
     if (ctx->limits.push_descriptors) return EFLA_SUCCESS;
     r->sets = efla_host_alloc(ctx->host, r->plan->dispatch_count * sizeof *r->sets);
     if (!r->sets) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
-    return efla_vk_sets_allocate(&ctx->fn, ctx->device, ctx->host, sets, ctx->set_layout,
+    return efla_vk_sets_allocate(&ctx->fn, ctx->device, ctx->host, sets, ctx->set_layout, tag,
                                  r->plan->dispatch_count, r->sets);
 }
 
 efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *plan,
                                 VkCommandBuffer cmd, efla_vk_scratch_target scratch,
-                                efla_vk_set_arena *sets) {
+                                efla_vk_set_arena *sets, uint64_t tag) {
     if (plan->dispatch_count == 0) return EFLA_SUCCESS;
     recorder *r = efla_host_alloc(ctx->host, sizeof *r);
     if (!r) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -166,7 +166,7 @@ efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *p
     r->plan = plan;
     r->cmd = cmd;
     r->scratch = scratch;
-    efla_status status = prepare(r, sets);
+    efla_status status = prepare(r, sets, tag);
     if (status == EFLA_SUCCESS) record_prologue(r);
     for (uint32_t i = 0; i < plan->dispatch_count && status == EFLA_SUCCESS; ++i)
         status = record_dispatch(r, i);

@@ -44,7 +44,8 @@
  *     much), or leave it VK_NULL_HANDLE and efla uses scratch owned by the
  *     context, grown as needed; memory a larger request replaces is kept
  *     until the context is destroyed, because recorded command buffers may
- *     still use it.
+ *     still use it (or until every recording was released, see below, and
+ *     efla_context_synchronize() ran).
  *   - The recorded commands reference efla's pipelines, parameter buffer and
  *     (unless host scratch is given) scratch: the context, the wrapped
  *     buffers' VkBuffers and the host scratch must stay alive until the
@@ -59,18 +60,21 @@
  * EFLA_VULKAN_PUSH_DESCRIPTORS=0)
  *   - Each recorded dispatch binds a descriptor set that efla allocates from
  *     pools the context owns. efla cannot see when a host command buffer
- *     completes, so the sets of efla_vulkan_forward_record calls stay
- *     valid, and keep their pool memory, until the host calls
- *     efla_vulkan_release_recordings() or destroys the context. A host that
- *     records every frame calls it whenever all command buffers recorded so
- *     far have completed (or were reset or freed without being submitted
- *     again), e.g. after waiting on its frame fences; without it, memory
- *     grows by a few descriptor sets per recorded forward.
- *   - Sets of efla's own submissions (efla_forward, efla_context_synchronize)
- *     are recycled by efla once their fence has signalled.
- *   With push descriptors nothing is allocated per recording and
- *   efla_vulkan_release_recordings() only lets scratch memory that a larger
- *   request replaced be freed at the next efla_context_synchronize().
+ *     completes, so the sets of an efla_vulkan_forward_record call stay
+ *     valid, and keep their pool memory, until the host releases that
+ *     recording or destroys the context. The rule: take
+ *     mark = efla_vulkan_recording_mark() after recording; once every
+ *     command buffer holding forwards recorded before the mark has completed
+ *     (or was reset or freed without running again), call
+ *     efla_vulkan_release_recordings(context, mark). With frames in flight,
+ *     take a mark after recording each frame and release it once that
+ *     frame's fence has signalled. Without releases, memory grows by a few
+ *     descriptor sets per recorded forward.
+ *   - Sets of efla's own submissions (efla_forward) are recycled by efla
+ *     once their fence has signalled.
+ *   With push descriptors nothing is allocated per recording; releasing
+ *   every recording also lets scratch memory that a larger request replaced
+ *   be freed at the next efla_context_synchronize().
  */
 #ifndef EFLA_EFLA_VULKAN_H
 #define EFLA_EFLA_VULKAN_H
@@ -161,10 +165,13 @@ EFLA_API efla_status efla_vulkan_forward_record(efla_context context,
                                                 const efla_vulkan_record_info *record,
                                                 const efla_forward_desc *desc);
 
-/* The host says that every command buffer it recorded from `context` so far
- * has completed or will never run again: efla recycles the descriptor sets
- * of those recordings (see "Descriptor sets" above). */
-EFLA_API efla_status efla_vulkan_release_recordings(efla_context context);
+/* A mark covering every forward recorded from `context` so far (the number
+ * of efla_vulkan_forward_record calls; see "Descriptor sets" above). */
+EFLA_API efla_status efla_vulkan_recording_mark(efla_context context, uint64_t *out_mark);
+/* The host says that every command buffer holding forwards recorded before
+ * `mark` has completed or will never run again: efla recycles their
+ * descriptor sets. A mark beyond efla_vulkan_recording_mark()'s is refused. */
+EFLA_API efla_status efla_vulkan_release_recordings(efla_context context, uint64_t mark);
 
 /* What efla uses on a Vulkan device (efla_vulkan_device_features, for
  * efla_device_get_info's index) or on a context (efla_vulkan_context_features). */
