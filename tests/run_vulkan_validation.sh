@@ -3,6 +3,10 @@
 # synchronization validation (DESIGN.md "Tests") and fails on any message the
 # layer prints. Usage: tests/run_vulkan_validation.sh <build dir> [seed]
 # Needs the vulkan-validationlayers package; one seed keeps it short.
+# The programs run once with what the device offers (or what
+# EFLA_VULKAN_PUSH_DESCRIPTORS / EFLA_VULKAN_16BIT_STORAGE in the caller's
+# environment force), then the dispatch-recording ones again with both
+# fallbacks forced: descriptor sets and 16-bit tensors through 32-bit words.
 set -u
 if [ $# -lt 1 ]; then
     echo "usage: $0 <build dir> [seed]" >&2
@@ -23,9 +27,14 @@ export VK_LAYER_SETTINGS_PATH=$settings
 export VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation
 export EFLA_TEST_BACKENDS=vulkan EFLA_REQUIRE_BACKENDS=vulkan EFLA_TEST_SEED=${2:-1}
 status=0
-for program in test_conformance test_state test_determinism test_golden test_api test_vulkan_interop; do
-    echo "== $program under the validation layer"
-    "$build/tests/$program" --jobs 1 >"$log" 2>&1 || status=1
+
+# check <label> <program> [VAR=value ...]
+check() {
+    label=$1
+    program=$2
+    shift 2
+    echo "== $program under the validation layer$label"
+    env "$@" "$build/tests/$program" --jobs 1 >"$log" 2>&1 || status=1
     tail -n 1 "$log"
     if ! grep -q "Current Enables:.*SYNCHRONIZATION_VALIDATION" "$log"; then
         echo "$program: the validation layer with synchronization validation did not load" >&2
@@ -35,5 +44,13 @@ for program in test_conformance test_state test_determinism test_golden test_api
         grep -E -A4 "Validation (Error|Warning)|VUID-|SYNC-" "$log" | head -n 40
         status=1
     fi
+}
+
+for program in test_conformance test_state test_determinism test_golden test_api test_vulkan_interop; do
+    check "" "$program"
+done
+for program in test_conformance test_state test_determinism; do
+    check " (descriptor sets, 32-bit words)" "$program" \
+        EFLA_VULKAN_PUSH_DESCRIPTORS=0 EFLA_VULKAN_16BIT_STORAGE=0
 done
 exit $status

@@ -2,8 +2,10 @@
  * Vulkan interop (include/efla/efla_vulkan.h): an efla context on the host's
  * own VkDevice and queue; host VkBuffers wrapped at offsets that are not
  * 16-aligned; forwards recorded into the host's command buffer between the
- * host's own transfers; bounded dispatches and host scratch giving bitwise
- * the same result; efla's own submissions on the host queue; refusals.
+ * host's own transfers; bounded dispatches, host scratch, descriptor sets
+ * (host without push descriptors) and 16-bit storage (host enabled it)
+ * giving bitwise the same result; efla's own submissions on the host queue;
+ * the features efla reports using; refusals.
  * Results are checked against efla's CPU backend. Skipped without a Vulkan
  * device unless EFLA_REQUIRE_BACKENDS names vulkan.
  */
@@ -25,7 +27,14 @@ typedef struct host_vk {
     VkCommandPool pool;
     VkPhysicalDeviceMemoryProperties memory;
     bool push_descriptor_enabled;
+    VkPhysicalDevice16BitStorageFeatures storage16; /* enabled features, chained */
+    VkPhysicalDeviceFeatures2 features;
 } host_vk;
+
+/* What the host enables where the device offers it. */
+#define HOST_PUSH_DESCRIPTORS 1u
+#define HOST_16BIT_STORAGE 2u
+#define HOST_ALL (HOST_PUSH_DESCRIPTORS | HOST_16BIT_STORAGE)
 
 typedef struct host_buffer {
     VkBuffer buffer;
@@ -53,7 +62,7 @@ static bool has_extension(VkPhysicalDevice device, const char *name) {
     return found;
 }
 
-/* The first device with a compute queue and push descriptors. */
+/* The first device with a compute queue. */
 static bool pick_device(host_vk *h) {
     VkPhysicalDevice devices[16];
     uint32_t count = 16;
@@ -63,9 +72,7 @@ static bool pick_device(host_vk *h) {
         uint32_t family_count = 16;
         vkGetPhysicalDeviceQueueFamilyProperties(devices[d], &family_count, families);
         for (uint32_t f = 0; f < family_count; ++f) {
-            if (!(families[f].queueFlags & VK_QUEUE_COMPUTE_BIT) ||
-                !has_extension(devices[d], VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME))
-                continue;
+            if (!(families[f].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
             h->physical = devices[d];
             h->family = f;
             return true;
@@ -74,7 +81,21 @@ static bool pick_device(host_vk *h) {
     return false;
 }
 
-static void host_open(host_vk *h, bool enable_extensions) {
+/* The host's enabled feature chain: 16-bit storage when asked and offered. */
+static void host_features(host_vk *h, bool storage16) {
+    h->storage16 = (VkPhysicalDevice16BitStorageFeatures){
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    h->features = (VkPhysicalDeviceFeatures2){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                              .pNext = &h->storage16};
+    vkGetPhysicalDeviceFeatures2(h->physical, &h->features);
+    VkBool32 offered = h->storage16.storageBuffer16BitAccess;
+    memset(&h->features.features, 0, sizeof h->features.features);
+    h->storage16 = (VkPhysicalDevice16BitStorageFeatures){
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .storageBuffer16BitAccess = storage16 && offered};
+}
+
+static void host_open(host_vk *h, unsigned enable) {
     memset(h, 0, sizeof *h);
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
                              .pApplicationName = "test_vulkan_interop",
@@ -87,23 +108,29 @@ static void host_open(host_vk *h, bool enable_extensions) {
     }
     if (!pick_device(h)) {
         vkDestroyInstance(h->instance, NULL);
-        skip_or_fail("no device with a compute queue and VK_KHR_push_descriptor");
+        skip_or_fail("no device with a compute queue");
     }
     uint32_t count;
     const char *const *names;
     cr_assert_eq(efla_vulkan_required_device_extensions(&count, &names), EFLA_SUCCESS);
+    cr_assert_eq(count, 0);
+    static const char *push[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    bool enable_push = (enable & HOST_PUSH_DESCRIPTORS) &&
+                       has_extension(h->physical, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    host_features(h, enable & HOST_16BIT_STORAGE);
     float priority = 1.0f;
     VkDeviceQueueCreateInfo queue = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                      .queueFamilyIndex = h->family,
                                      .queueCount = 1,
                                      .pQueuePriorities = &priority};
     VkDeviceCreateInfo device_info = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                                      .pNext = &h->features,
                                       .queueCreateInfoCount = 1,
                                       .pQueueCreateInfos = &queue,
-                                      .enabledExtensionCount = enable_extensions ? count : 0,
-                                      .ppEnabledExtensionNames = names};
+                                      .enabledExtensionCount = enable_push ? 1 : 0,
+                                      .ppEnabledExtensionNames = push};
     cr_assert_eq(vkCreateDevice(h->physical, &device_info, NULL, &h->device), VK_SUCCESS);
-    h->push_descriptor_enabled = enable_extensions;
+    h->push_descriptor_enabled = enable_push;
     vkGetDeviceQueue(h->device, h->family, 0, &h->queue);
     VkCommandPoolCreateInfo pool = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                     .queueFamilyIndex = h->family};
@@ -160,6 +187,7 @@ static efla_vulkan_device_info device_info_of(const host_vk *h) {
     info.get_instance_proc_addr = vkGetInstanceProcAddr;
     info.enabled_extension_count = h->push_descriptor_enabled ? 1 : 0;
     info.enabled_extensions = enabled;
+    info.enabled_features = &h->features;
     return info;
 }
 
@@ -323,8 +351,8 @@ typedef struct session {
     efla_buffer in, out;
 } session;
 
-static void session_open(session *s, const problem *p, uint32_t max_chunks) {
-    host_open(&s->host, true);
+static void session_open(session *s, const problem *p, uint32_t max_chunks, unsigned enable) {
+    host_open(&s->host, enable);
     const VkBufferUsageFlags usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT;
@@ -413,7 +441,7 @@ static unsigned char *record_and_run(session *s, const problem *p,
 static void check_recorded(int64_t T, efla_dtype dtype, efla_algorithm algorithm) {
     problem p = problem_make(T, dtype, algorithm);
     session s;
-    session_open(&s, &p, 0);
+    session_open(&s, &p, 0, HOST_ALL);
     unsigned char *got = record_and_run(&s, &p, NULL);
     unsigned char *want = cpu_outputs(&p);
     expect_close(&p, got, want);
@@ -436,7 +464,7 @@ Test(vulkan_interop, recorded_auto_f16) { check_recorded(70, EFLA_DTYPE_F16, EFL
 Test(vulkan_interop, bounded_dispatches_and_host_scratch_are_bitwise_equal) {
     problem p = problem_make(200, EFLA_DTYPE_F32, EFLA_ALGORITHM_CHUNKED);
     session whole, bounded;
-    session_open(&whole, &p, 0);
+    session_open(&whole, &p, 0, HOST_ALL);
     unsigned char *reference = record_and_run(&whole, &p, NULL);
 
     uint64_t scratch_bytes = 0;
@@ -461,7 +489,7 @@ Test(vulkan_interop, bounded_dispatches_and_host_scratch_are_bitwise_equal) {
     host_buffer_destroy(&whole.host, &scratch);
     session_close(&whole);
 
-    session_open(&bounded, &p, 1);
+    session_open(&bounded, &p, 1, HOST_ALL);
     unsigned char *split = record_and_run(&bounded, &p, NULL);
     cr_expect_eq(memcmp(reference, split, p.output_size), 0,
                  "one chunk per dispatch changed the result");
@@ -469,6 +497,112 @@ Test(vulkan_interop, bounded_dispatches_and_host_scratch_are_bitwise_equal) {
     session_close(&bounded);
     free(reference);
     free(p.inputs);
+}
+
+/* Whether the environment turns a feature off (EFLA_VULKAN_...=0). */
+static bool env_off(const char *name) {
+    const char *value = getenv(name);
+    return value && strcmp(value, "0") == 0;
+}
+
+static uint32_t context_features(efla_context context) {
+    uint32_t flags = 0;
+    cr_assert_eq(efla_vulkan_context_features(context, &flags), EFLA_SUCCESS, "%s",
+                 efla_last_error_message());
+    return flags;
+}
+
+/* A host without push descriptors: efla binds descriptor sets that live
+ * until efla_vulkan_release_recordings covers them, bitwise as with push
+ * descriptors. */
+Test(vulkan_interop, descriptor_sets_without_push_descriptors) {
+    problem p = problem_make(150, EFLA_DTYPE_BF16, EFLA_ALGORITHM_AUTO);
+    session pushed, sets;
+    session_open(&pushed, &p, 0, HOST_ALL);
+    bool push = pushed.host.push_descriptor_enabled && !env_off("EFLA_VULKAN_PUSH_DESCRIPTORS");
+    cr_expect_eq((context_features(pushed.context) & EFLA_VULKAN_USES_PUSH_DESCRIPTORS) != 0, push);
+    unsigned char *reference = record_and_run(&pushed, &p, NULL);
+    session_close(&pushed);
+
+    session_open(&sets, &p, 0, HOST_16BIT_STORAGE);
+    cr_expect_eq(context_features(sets.context) & EFLA_VULKAN_USES_PUSH_DESCRIPTORS, 0);
+    uint64_t mark = 99;
+    cr_assert_eq(efla_vulkan_recording_mark(sets.context, &mark), EFLA_SUCCESS);
+    cr_expect_eq(mark, 0);
+    for (uint64_t round = 0; round < 4; ++round) {
+        unsigned char *got = record_and_run(&sets, &p, NULL);
+        cr_expect_eq(memcmp(reference, got, p.output_size), 0,
+                     "descriptor sets changed the result (round %llu)", (unsigned long long)round);
+        free(got);
+        cr_assert_eq(efla_vulkan_recording_mark(sets.context, &mark), EFLA_SUCCESS);
+        cr_expect_eq(mark, round + 1);
+        /* recordings run to completion in record_and_run: release some, then all */
+        if (round == 1 || round == 2)
+            cr_expect_eq(efla_vulkan_release_recordings(sets.context, round == 1 ? 1 : mark),
+                         EFLA_SUCCESS, "%s", efla_last_error_message());
+    }
+    cr_expect_eq(efla_vulkan_release_recordings(sets.context, mark + 1),
+                 EFLA_ERROR_INVALID_ARGUMENT);
+    unsigned char *want = cpu_outputs(&p);
+    expect_close(&p, reference, want);
+    free(want);
+    free(reference);
+    session_close(&sets);
+    free(p.inputs);
+}
+
+/* 16-bit tensors through 16-bit storage (only when the host enabled the
+ * feature) give bitwise the results of the 32-bit-word kernels. */
+static void check_storage16_matches_words(int64_t T, efla_dtype dtype) {
+    problem p = problem_make(T, dtype, EFLA_ALGORITHM_AUTO);
+    session words, storage16;
+    session_open(&words, &p, 0, HOST_PUSH_DESCRIPTORS);
+    cr_expect_eq(context_features(words.context) & EFLA_VULKAN_USES_16BIT_STORAGE, 0,
+                 "16-bit storage used although the host did not enable it");
+    unsigned char *reference = record_and_run(&words, &p, NULL);
+    session_close(&words);
+    session_open(&storage16, &p, 0, HOST_ALL);
+    bool expected =
+        storage16.host.storage16.storageBuffer16BitAccess && !env_off("EFLA_VULKAN_16BIT_STORAGE");
+    cr_expect_eq((context_features(storage16.context) & EFLA_VULKAN_USES_16BIT_STORAGE) != 0,
+                 expected);
+    unsigned char *got = record_and_run(&storage16, &p, NULL);
+    cr_expect_eq(memcmp(reference, got, p.output_size), 0,
+                 "16-bit storage changed the result (T=%lld, %s)", (long long)T,
+                 efla_dtype_name(dtype));
+    unsigned char *want = cpu_outputs(&p);
+    expect_close(&p, got, want);
+    free(want);
+    free(got);
+    free(reference);
+    session_close(&storage16);
+    free(p.inputs);
+}
+
+Test(vulkan_interop, storage16_matches_words_bitwise) {
+    check_storage16_matches_words(150, EFLA_DTYPE_F16);
+    check_storage16_matches_words(150, EFLA_DTYPE_BF16);
+    check_storage16_matches_words(9, EFLA_DTYPE_F16);
+    check_storage16_matches_words(9, EFLA_DTYPE_BF16);
+}
+
+/* efla's own contexts use what the device offers unless the environment
+ * forces a fallback; the device query says the same before any context. */
+Test(vulkan_interop, owned_context_features_follow_the_environment) {
+    efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
+    info.backend = EFLA_BACKEND_VULKAN;
+    efla_context ctx;
+    efla_status status = efla_context_create(&info, &ctx);
+    if (status != EFLA_SUCCESS) skip_or_fail(efla_last_error_message());
+    uint32_t device_flags = 0, flags = context_features(ctx);
+    cr_assert_eq(efla_vulkan_device_features(0, &device_flags), EFLA_SUCCESS);
+    cr_expect_eq(flags, device_flags);
+    if (env_off("EFLA_VULKAN_PUSH_DESCRIPTORS"))
+        cr_expect_eq(flags & EFLA_VULKAN_USES_PUSH_DESCRIPTORS, 0);
+    if (env_off("EFLA_VULKAN_16BIT_STORAGE"))
+        cr_expect_eq(flags & EFLA_VULKAN_USES_16BIT_STORAGE, 0);
+    cr_expect_eq(efla_vulkan_device_features(1000, &device_flags), EFLA_ERROR_DEVICE_NOT_FOUND);
+    efla_context_destroy(ctx);
 }
 
 /* efla_forward on an interop context submits to the host's queue, under
@@ -487,7 +621,7 @@ static void unlock_queue(void *user) {
 Test(vulkan_interop, own_submission_on_host_queue) {
     problem p = problem_make(80, EFLA_DTYPE_F32, EFLA_ALGORITHM_AUTO);
     host_vk host;
-    host_open(&host, true);
+    host_open(&host, HOST_ALL);
     const VkBufferUsageFlags usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT;
@@ -532,19 +666,16 @@ Test(vulkan_interop, own_submission_on_host_queue) {
 }
 
 Test(vulkan_interop, required_extensions_and_refusals) {
-    uint32_t count = 0;
+    uint32_t count = 1;
     const char *const *names = NULL;
     cr_assert_eq(efla_vulkan_required_device_extensions(&count, &names), EFLA_SUCCESS);
-    cr_assert_eq(count, 1);
-    cr_expect_str_eq(names[0], VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    cr_expect_eq(count, 0);
+    cr_expect_not_null(names);
 
     host_vk host;
-    host_open(&host, false); /* the host "forgot" the extension */
+    host_open(&host, 0);
     efla_vulkan_device_info info = device_info_of(&host);
     efla_context ctx = NULL;
-    cr_expect_eq(efla_vulkan_context_create(&info, NULL, &ctx), EFLA_ERROR_UNSUPPORTED);
-    cr_expect(strstr(efla_last_error_message(), VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME), "%s",
-              efla_last_error_message());
     info.get_instance_proc_addr = NULL;
     cr_expect_eq(efla_vulkan_context_create(&info, NULL, &ctx), EFLA_ERROR_INVALID_ARGUMENT);
     info = device_info_of(&host);
@@ -553,7 +684,7 @@ Test(vulkan_interop, required_extensions_and_refusals) {
     cr_expect_null(ctx);
     host_close(&host);
 
-    host_open(&host, true);
+    host_open(&host, HOST_ALL);
     info = device_info_of(&host);
     info.queue_family_index = 99;
     cr_expect_eq(efla_vulkan_context_create(&info, NULL, &ctx), EFLA_ERROR_INVALID_ARGUMENT);
@@ -575,6 +706,11 @@ Test(vulkan_interop, required_extensions_and_refusals) {
     efla_vulkan_record_info record = EFLA_VULKAN_RECORD_INFO_INIT;
     efla_forward_desc d = EFLA_FORWARD_DESC_INIT;
     cr_expect_eq(efla_vulkan_forward_record(cpu, &record, &d), EFLA_ERROR_BACKEND_MISMATCH);
+    cr_expect_eq(efla_vulkan_release_recordings(cpu, 0), EFLA_ERROR_BACKEND_MISMATCH);
+    uint64_t mark;
+    cr_expect_eq(efla_vulkan_recording_mark(cpu, &mark), EFLA_ERROR_BACKEND_MISMATCH);
+    uint32_t flags;
+    cr_expect_eq(efla_vulkan_context_features(cpu, &flags), EFLA_ERROR_BACKEND_MISMATCH);
     efla_context_destroy(cpu);
     cr_expect_null(wrapped);
     host_buffer_destroy(&host, &b);

@@ -1,6 +1,7 @@
 /* `efla info`: what this build of efla can use on this machine. */
 #include "cli_util.h"
 #include "commands.h"
+#include "info_vulkan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@ typedef struct device_entry {
     efla_device_info info;
     efla_status status;
     char error[256];
+    bool has_vulkan;
+    info_vulkan vulkan;
 } device_entry;
 
 typedef struct backend_report {
@@ -56,6 +59,8 @@ static void gather_devices(backend_report *r) {
         e->info = (efla_device_info)EFLA_DEVICE_INFO_INIT;
         e->status = efla_device_get_info(r->backend, d, &e->info);
         if (e->status != EFLA_SUCCESS) copy_error(e->error, sizeof e->error, e->status);
+        if (e->status == EFLA_SUCCESS && r->backend == EFLA_BACKEND_VULKAN)
+            e->has_vulkan = info_vulkan_device(d, &e->vulkan);
     }
 }
 
@@ -115,6 +120,9 @@ static void print_device_text(const device_entry *e, uint32_t index) {
            (double)i->memory_bytes / (1024.0 * 1024.0 * 1024.0), i->compute_units, i->subgroup_size,
            (unsigned long long)i->shared_memory_bytes);
     printf("      features: %s\n      kernel path: %s\n", features, i->kernel_path);
+    if (e->has_vulkan)
+        printf("      bindings: %s; 16-bit tensors: %s\n", e->vulkan.bindings,
+               e->vulkan.storage_16bit ? "16-bit storage" : "32-bit words");
 }
 
 static void print_text(const backend_report *reports, const auto_report *a) {
@@ -174,6 +182,10 @@ static void print_device_json(const device_entry *e, uint32_t index) {
     json_flag("coopmat", i->flags, EFLA_DEVICE_COOPERATIVE_MATRIX);
     json_flag("timestamps", i->flags, EFLA_DEVICE_TIMESTAMPS);
     json_field("kernel_path", i->kernel_path);
+    if (e->has_vulkan) {
+        json_field("vulkan_bindings", e->vulkan.bindings);
+        printf(",\"vulkan_16bit_storage\":%s", e->vulkan.storage_16bit ? "true" : "false");
+    }
     fputc('}', stdout);
 }
 

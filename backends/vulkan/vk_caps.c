@@ -141,7 +141,6 @@ static void query_queue_family(const efla_vk_instance_fns *fns, VkPhysicalDevice
 const char *efla_vk_caps_unusable(const efla_vk_caps *caps) {
     const VkPhysicalDeviceLimits *limits = &caps->properties.limits;
     if (caps->queue_family == UINT32_MAX) return "it has no compute queue";
-    if (!caps->push_descriptor) return "it lacks VK_KHR_push_descriptor";
     if (limits->maxPerStageDescriptorStorageBuffers < EFLA_VK_BINDING_COUNT)
         return "it binds fewer than 14 storage buffers per stage";
     if (limits->maxComputeWorkGroupInvocations < 128)
@@ -270,6 +269,26 @@ static efla_status env_u64(const char *name, uint64_t fallback, uint64_t *out) {
     return EFLA_SUCCESS;
 }
 
+/* An on/off switch from the environment: unset or "1" keeps `*on`, "0"
+ * clears it. */
+static efla_status env_switch(const char *name, bool *on) {
+    const char *text = getenv(name);
+    if (!text || !*text || strcmp(text, "1") == 0) return EFLA_SUCCESS;
+    if (strcmp(text, "0") != 0)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "%s='%s'; valid: 0, 1", name, text);
+    *on = false;
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_vk_features_select(const efla_vk_caps *caps, bool *push_descriptors,
+                                    bool *storage_16bit) {
+    *push_descriptors = caps->push_descriptor;
+    *storage_16bit = caps->storage_16bit;
+    efla_status status = env_switch("EFLA_VULKAN_PUSH_DESCRIPTORS", push_descriptors);
+    if (status == EFLA_SUCCESS) status = env_switch("EFLA_VULKAN_16BIT_STORAGE", storage_16bit);
+    return status;
+}
+
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* More invocations per scan tile hide latency on GPUs; on a CPU
@@ -296,7 +315,8 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_MAX_SCRATCH", budget, &scratch)) ||
         (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_BLOCK_V", 0, &block_v)) ||
-        (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)))
+        (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
+        (status = efla_vk_features_select(caps, &limits->push_descriptors, &limits->storage_16bit)))
         return status;
     if (block_v != 0 && block_v != 8 && block_v != 16 && block_v != 32 && block_v != 64)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,

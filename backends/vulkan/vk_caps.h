@@ -22,14 +22,14 @@ typedef struct efla_vk_caps {
     uint8_t device_uuid[VK_UUID_SIZE];
     char pci_bus_id[32];
     char driver_info[64];
-    bool push_descriptor;
+    bool push_descriptor; /* VK_KHR_push_descriptor (interop: enabled by the host) */
     bool pci_bus_info;
     bool driver_properties;
     bool sm_builtins;
     bool cooperative_matrix_khr;
     bool cooperative_matrix_nv;
     bool float16_arithmetic;
-    bool storage_16bit;
+    bool storage_16bit; /* storageBuffer16BitAccess (interop: enabled by the host) */
     /* The coopmat kernel path can run here (vk_coopmat.h); else why not. */
     bool coopmat;
     const char *coopmat_missing;
@@ -46,6 +46,14 @@ void efla_vk_caps_describe(const efla_vk_caps *caps, efla_device_info *info);
 /* The type rank used to order devices: lower is better. */
 int efla_vk_caps_rank(const efla_vk_caps *caps);
 
+/* The optional features efla uses on a device with these caps: each where
+ * the device offers it, unless the environment turns it off:
+ *   EFLA_VULKAN_PUSH_DESCRIPTORS=0  descriptor sets instead of push descriptors
+ *   EFLA_VULKAN_16BIT_STORAGE=0     f16/bf16 tensors through 32-bit words
+ *                                   instead of 16-bit storage */
+efla_status efla_vk_features_select(const efla_vk_caps *caps, bool *push_descriptors,
+                                    bool *storage_16bit);
+
 /* The device limits the planner uses, possibly lowered through the
  * environment so that small-device paths run anywhere:
  *   EFLA_VULKAN_MAX_SHARED_MEMORY   bytes of shared memory per workgroup
@@ -58,7 +66,8 @@ int efla_vk_caps_rank(const efla_vk_caps *caps);
  * head and tile of BLOCK_V state columns, ROW_GROUPS * BLOCK_V invocations):
  *   EFLA_VULKAN_SCAN_BLOCK_V        8, 16, 32 or 64 (default: from Dv, shared
  *                                   memory and the number of workgroups)
- *   EFLA_VULKAN_SCAN_ROW_GROUPS     1, 2, 4, 8 or 16 (default 8; 4 on CPU devices) */
+ *   EFLA_VULKAN_SCAN_ROW_GROUPS     1, 2, 4, 8 or 16 (default 8; 4 on CPU devices)
+ * It also records the features efla_vk_features_select chooses. */
 typedef struct efla_vk_limits {
     uint32_t shared_bytes;
     uint64_t storage_range;
@@ -72,6 +81,8 @@ typedef struct efla_vk_limits {
     uint32_t scan_row_groups;
     uint32_t compute_units; /* 0: unknown */
     int path;               /* efla_vk_path (vk_path.h) */
+    bool push_descriptors;  /* efla_vk_features_select */
+    bool storage_16bit;
 } efla_vk_limits;
 
 efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,

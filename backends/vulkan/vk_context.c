@@ -57,6 +57,8 @@ efla_status efla_vk_slot_begin(efla_backend_context *ctx, efla_vk_slot **out) {
     efla_vk_slot *slot = &ctx->slots[ctx->next_slot];
     status = wait_slot(ctx, slot);
     if (status != EFLA_SUCCESS) return status;
+    status = efla_vk_sets_release(&ctx->fn, ctx->device, &slot->sets, UINT64_MAX);
+    if (status != EFLA_SUCCESS) return status;
     VkResult result = ctx->fn.vkResetFences(ctx->device, 1, &slot->fence);
     if (result == VK_SUCCESS) result = ctx->fn.vkResetCommandBuffer(slot->cmd, 0);
     if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "resetting a command buffer");
@@ -120,6 +122,8 @@ static efla_status create_submission(efla_backend_context *ctx) {
 
 /* Everything after the device and queue exist. */
 static efla_status finish_create(efla_backend_context *ctx) {
+    /* A loader that does not resolve the enabled extension: bind with sets. */
+    if (!ctx->fn.vkCmdPushDescriptorSetKHR) ctx->limits.push_descriptors = false;
     VkPhysicalDeviceMemoryProperties memory;
     ctx->ifn.vkGetPhysicalDeviceMemoryProperties(ctx->physical, &memory);
     efla_vk_memory_init(&ctx->memory, &ctx->fn, ctx->device, ctx->host, &memory, BLOCK_SIZE,
@@ -149,14 +153,28 @@ static efla_status create_device(efla_backend_context *ctx) {
                                      .queueFamilyIndex = ctx->caps.queue_family,
                                      .queueCount = 1,
                                      .pQueuePriorities = &priority};
-    const char *extensions[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, EFLA_VK_COOPMAT_EXTENSION};
+    const char *extensions[2];
+    uint32_t extension_count = 0;
+    if (ctx->limits.push_descriptors)
+        extensions[extension_count++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     bool coopmat = ctx->limits.path == EFLA_VK_PATH_COOPMAT;
+    if (coopmat) extensions[extension_count++] = EFLA_VK_COOPMAT_EXTENSION;
     efla_vk_coopmat_enable enable;
+    VkPhysicalDevice16BitStorageFeatures storage16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .pNext = coopmat ? efla_vk_coopmat_features(&enable, NULL) : NULL,
+        .storageBuffer16BitAccess = VK_TRUE};
+    VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                          .pNext = storage16.pNext};
+    if (ctx->limits.storage_16bit) features.pNext = &storage16;
+    /* Only what efla uses is enabled: a shader module declaring 16-bit
+     * storage is only ever created when the feature is on, and the coopmat
+     * kernels only on the coopmat path. */
     VkDeviceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-                               .pNext = coopmat ? efla_vk_coopmat_features(&enable, NULL) : NULL,
+                               .pNext = &features,
                                .queueCreateInfoCount = 1,
                                .pQueueCreateInfos = &queue,
-                               .enabledExtensionCount = coopmat ? 2 : 1,
+                               .enabledExtensionCount = extension_count,
                                .ppEnabledExtensionNames = extensions};
     VkResult result = ctx->ifn.vkCreateDevice(ctx->physical, &info, NULL, &ctx->device);
     if (result != VK_SUCCESS) return efla_vk_check(result, "vkCreateDevice");
@@ -172,6 +190,9 @@ void efla_vk_context_destroy(efla_backend_context *ctx) {
     if (!ctx) return;
     if (ctx->device && ctx->fn.vkDestroyDevice) {
         efla_vk_wait_all(ctx);
+        efla_vk_arena_destroy(&ctx->fn, ctx->device, ctx->host, &ctx->recorded_sets);
+        for (uint32_t i = 0; i < EFLA_VK_RING; ++i)
+            efla_vk_arena_destroy(&ctx->fn, ctx->device, ctx->host, &ctx->slots[i].sets);
         for (uint32_t i = 0; i < ctx->retired_count; ++i)
             efla_vk_raw_destroy(ctx, &ctx->retired[i]);
         efla_vk_raw_destroy(ctx, &ctx->scratch);
@@ -224,6 +245,22 @@ static bool extension_enabled(const efla_vulkan_device_info *vk, const char *nam
     return false;
 }
 
+/* storageBuffer16BitAccess in the feature chain the host enabled (the
+ * Vulkan 1.1 block or the 16-bit storage struct). */
+static bool host_enabled_16bit_storage(const efla_vulkan_device_info *vk) {
+    if (!vk->enabled_features) return false;
+    for (const VkBaseInStructure *s = vk->enabled_features->pNext; s; s = s->pNext) {
+        if (s->sType == VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES &&
+            ((const VkPhysicalDevice16BitStorageFeatures *)(const void *)s)
+                ->storageBuffer16BitAccess)
+            return true;
+        if (s->sType == VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES &&
+            ((const VkPhysicalDeviceVulkan11Features *)(const void *)s)->storageBuffer16BitAccess)
+            return true;
+    }
+    return false;
+}
+
 static efla_status check_native_info(const efla_vulkan_device_info *vk) {
     if (vk->struct_size < sizeof *vk)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
@@ -236,11 +273,6 @@ static efla_status check_native_info(const efla_vulkan_device_info *vk) {
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "efla_vulkan_device_info needs instance, physical_device, device and "
                           "get_instance_proc_addr");
-    if (!extension_enabled(vk, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME))
-        return efla_error(EFLA_ERROR_UNSUPPORTED,
-                          "the host device must enable %s (see "
-                          "efla_vulkan_required_device_extensions)",
-                          VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     if ((vk->lock_queue == NULL) != (vk->unlock_queue == NULL))
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "give both lock_queue and unlock_queue, or neither");
@@ -280,8 +312,9 @@ static efla_status init_native(efla_backend_context *ctx, const efla_vulkan_devi
     ctx->device = vk->device;
     status = efla_vk_query_caps(&ctx->ifn, ctx->physical, &ctx->caps);
     if (status != EFLA_SUCCESS) return status;
-    /* The host enabled push descriptors (checked above) and picked the queue. */
-    ctx->caps.push_descriptor = true;
+    /* efla uses only what the host enabled, on the queue the host picked. */
+    ctx->caps.push_descriptor = extension_enabled(vk, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    ctx->caps.storage_16bit = ctx->caps.storage_16bit && host_enabled_16bit_storage(vk);
     ctx->caps.queue_family = vk->queue_family_index;
     /* Whether the host's device enabled the coopmat features is not known. */
     ctx->caps.coopmat = false;
@@ -320,6 +353,18 @@ efla_status efla_vk_context_device_info(efla_backend_context *ctx, efla_device_i
     efla_vk_caps_describe(&ctx->caps, info);
     info->index = ctx->params.device_index;
     return EFLA_SUCCESS;
+}
+
+efla_status efla_vk_release_recordings(efla_backend_context *ctx, uint64_t mark) {
+    efla_status status = check_lost(ctx);
+    if (status != EFLA_SUCCESS) return status;
+    if (mark > ctx->recordings)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "mark %llu is beyond the %llu forwards recorded from this context",
+                          (unsigned long long)mark, (unsigned long long)ctx->recordings);
+    /* With every recording finished, retired buffers go at the next synchronize. */
+    if (mark == ctx->recordings) ctx->recorded_native = false;
+    return efla_vk_sets_release(&ctx->fn, ctx->device, &ctx->recorded_sets, mark);
 }
 
 efla_status efla_vk_synchronize(efla_backend_context *ctx) {

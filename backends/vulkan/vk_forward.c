@@ -46,7 +46,7 @@ efla_status efla_vk_forward(efla_backend_context *ctx, const efla_forward_args *
     if (status == EFLA_SUCCESS && slot) {
         if (ctx->query_pool) write_timestamp(ctx, slot, 0);
         efla_vk_scratch_target scratch = {ctx->scratch.buffer, 0};
-        status = efla_vk_record_plan(ctx, &plan, slot->cmd, scratch);
+        status = efla_vk_record_plan(ctx, &plan, slot->cmd, scratch, &slot->sets, 0);
         if (ctx->query_pool) write_timestamp(ctx, slot, 1);
         if (status == EFLA_SUCCESS)
             status = efla_vk_slot_submit(ctx, slot, false);
@@ -120,7 +120,8 @@ efla_status efla_vk_forward_record(efla_backend_context *ctx, efla_native_kind k
         efla_vk_scratch_target scratch = {ctx->scratch.buffer, 0};
         if (host_scratch)
             scratch = (efla_vk_scratch_target){record->scratch_buffer, record->scratch_offset};
-        status = efla_vk_record_plan(ctx, &plan, record->command_buffer, scratch);
+        status = efla_vk_record_plan(ctx, &plan, record->command_buffer, scratch,
+                                     &ctx->recorded_sets, ctx->recordings++);
     }
     efla_vk_plan_release(&plan);
     return status;

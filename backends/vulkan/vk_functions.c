@@ -16,6 +16,8 @@ typedef struct named_entry {
 
 static const named_entry instance_entries[] = {EFLA_VK_INSTANCE_FUNCTIONS(EFLA_VK_INSTANCE_ENTRY)};
 static const named_entry device_entries[] = {EFLA_VK_DEVICE_FUNCTIONS(EFLA_VK_DEVICE_ENTRY)};
+static const named_entry optional_entries[] = {
+    EFLA_VK_OPTIONAL_DEVICE_FUNCTIONS(EFLA_VK_DEVICE_ENTRY)};
 
 /* Function and object pointers share a representation on every platform
  * efla targets, so the looked-up pointer is stored with memcpy. */
@@ -50,6 +52,9 @@ efla_status efla_vk_load_device_fns(const efla_vk_instance_fns *instance_fns, Vk
                               device_entries[i].name);
         store_pointer(out, device_entries[i].offset, fn);
     }
+    for (size_t i = 0; i < sizeof optional_entries / sizeof optional_entries[0]; ++i)
+        store_pointer(out, optional_entries[i].offset,
+                      instance_fns->vkGetDeviceProcAddr(device, optional_entries[i].name));
     return EFLA_SUCCESS;
 }
 

@@ -72,7 +72,15 @@
     X(vkCmdDispatch)                                                                               \
     X(vkCmdWriteTimestamp)                                                                         \
     X(vkCmdResetQueryPool)                                                                         \
-    X(vkCmdPushDescriptorSetKHR)
+    X(vkCreateDescriptorPool)                                                                      \
+    X(vkDestroyDescriptorPool)                                                                     \
+    X(vkResetDescriptorPool)                                                                       \
+    X(vkAllocateDescriptorSets)                                                                    \
+    X(vkUpdateDescriptorSets)                                                                      \
+    X(vkCmdBindDescriptorSets)
+
+/* Entry points of optional extensions: NULL when the device has not enabled them. */
+#define EFLA_VK_OPTIONAL_DEVICE_FUNCTIONS(X) X(vkCmdPushDescriptorSetKHR)
 
 #define EFLA_VK_TABLE_MEMBER(name) PFN_##name name;
 
@@ -86,12 +94,14 @@ typedef struct efla_vk_instance_fns {
 
 typedef struct efla_vk_device_fns {
     EFLA_VK_DEVICE_FUNCTIONS(EFLA_VK_TABLE_MEMBER)
+    EFLA_VK_OPTIONAL_DEVICE_FUNCTIONS(EFLA_VK_TABLE_MEMBER)
 } efla_vk_device_fns;
 
 /* Fills the instance table through get_proc for `instance`. */
 efla_status efla_vk_load_instance_fns(PFN_vkGetInstanceProcAddr get_proc, VkInstance instance,
                                       efla_vk_instance_fns *out);
-/* Fills the device table through vkGetDeviceProcAddr for `device`. */
+/* Fills the device table through vkGetDeviceProcAddr for `device` (optional
+ * entry points may stay NULL). */
 efla_status efla_vk_load_device_fns(const efla_vk_instance_fns *instance_fns, VkDevice device,
                                     efla_vk_device_fns *out);
 

@@ -3,6 +3,7 @@
 #define EFLA_VK_INTERNAL_H
 
 #include "backends/vulkan/vk_caps.h"
+#include "backends/vulkan/vk_descriptors.h"
 #include "backends/vulkan/vk_memory.h"
 #include "core/backend.h"
 #include "efla/efla_vulkan.h"
@@ -27,9 +28,13 @@ typedef struct efla_vk_raw_buffer {
     efla_vk_allocation memory;
 } efla_vk_raw_buffer;
 
+/* How a kernel build accesses f16/bf16 tensors (shaders/vulkan/efla_common.glsl). */
+enum efla_vk_variant { EFLA_VK_WORDS, EFLA_VK_STORAGE16, EFLA_VK_VARIANT_COUNT };
+
 /* Specialization of one kernel: one pipeline per distinct key. */
 typedef struct efla_vk_pipeline_key {
     uint32_t kernel, workgroup, dtype, dk_class, chunk, block_v, row_groups;
+    uint32_t variant; /* efla_vk_variant: which SPIR-V module */
 } efla_vk_pipeline_key;
 
 typedef struct efla_vk_pipeline {
@@ -40,6 +45,7 @@ typedef struct efla_vk_pipeline {
 typedef struct efla_vk_slot {
     VkCommandBuffer cmd;
     VkFence fence;
+    efla_vk_set_arena sets; /* without push descriptors; reset once the fence signalled */
     bool pending;
     bool timed;
 } efla_vk_slot;
@@ -86,7 +92,7 @@ struct efla_backend_context {
     VkPipelineLayout pipeline_layout;
     VkPipelineCache pipeline_cache;
     bool owns_pipeline_cache;
-    VkShaderModule modules[EFLA_VK_KERNEL_COUNT];
+    VkShaderModule modules[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUNT];
     efla_vk_pipeline *pipelines;
     uint32_t pipeline_count, pipeline_capacity;
 
@@ -94,13 +100,21 @@ struct efla_backend_context {
     efla_vk_raw_buffer *retired; /* replaced while recorded commands may use them */
     uint32_t retired_count, retired_capacity;
     bool recorded_native; /* forwards were recorded into host command buffers */
-    efla_status lost;     /* EFLA_ERROR_DEVICE_LOST once the device is lost */
+    /* Sets of forwards recorded into host command buffers (without push
+     * descriptors), tagged with the recording's number: kept until
+     * efla_vulkan_release_recordings covers it, or destroy. */
+    efla_vk_set_arena recorded_sets;
+    uint64_t recordings; /* forwards recorded into host command buffers so far */
+    efla_status lost;    /* EFLA_ERROR_DEVICE_LOST once the device is lost */
 };
 
 /* vk_context.c: command slots. A slot is free once its fence signalled. */
 efla_status efla_vk_slot_begin(efla_backend_context *ctx, efla_vk_slot **out);
 efla_status efla_vk_slot_submit(efla_backend_context *ctx, efla_vk_slot *slot, bool wait);
 efla_status efla_vk_wait_all(efla_backend_context *ctx);
+/* The host says the forwards it recorded before `mark` (a value of
+ * ctx->recordings) can no longer run. */
+efla_status efla_vk_release_recordings(efla_backend_context *ctx, uint64_t mark);
 /* Records the failure and returns the status, marking the context lost on
  * VK_ERROR_DEVICE_LOST. */
 efla_status efla_vk_fail(efla_backend_context *ctx, VkResult result, const char *what);

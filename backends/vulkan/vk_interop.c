@@ -2,18 +2,20 @@
 #include "efla/efla_vulkan.h"
 
 #include "backends/vulkan/vk_context.h"
+#include "backends/vulkan/vk_loader.h"
 #include "core/context.h"
 #include "core/error.h"
 #include "core/validate.h"
 
-static const char *const required_extensions[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+/* Nothing is required: push descriptors are used when the host enabled them. */
+static const char *const required_extensions[1] = {NULL};
 
 efla_status efla_vulkan_required_device_extensions(uint32_t *out_count,
                                                    const char *const **out_names) {
     efla_error_clear();
     if (!out_count || !out_names)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "out_count or out_names is NULL");
-    *out_count = sizeof required_extensions / sizeof required_extensions[0];
+    *out_count = 0;
     *out_names = required_extensions;
     return EFLA_SUCCESS;
 }
@@ -63,4 +65,49 @@ efla_status efla_vulkan_forward_record(efla_context context, const efla_vulkan_r
     efla_status status = check_vulkan_context(context);
     if (status != EFLA_SUCCESS) return status;
     return efla_forward_record_native(context, EFLA_NATIVE_VULKAN, record, desc);
+}
+
+efla_status efla_vulkan_recording_mark(efla_context context, uint64_t *out_mark) {
+    efla_error_clear();
+    efla_status status = check_vulkan_context(context);
+    if (status != EFLA_SUCCESS) return status;
+    if (!out_mark) return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "out_mark is NULL");
+    *out_mark = context->impl->recordings;
+    return EFLA_SUCCESS;
+}
+
+efla_status efla_vulkan_release_recordings(efla_context context, uint64_t mark) {
+    efla_error_clear();
+    efla_status status = check_vulkan_context(context);
+    if (status != EFLA_SUCCESS) return status;
+    return efla_vk_release_recordings(context->impl, mark);
+}
+
+static uint32_t feature_flags(bool push_descriptors, bool storage_16bit) {
+    return (push_descriptors ? EFLA_VULKAN_USES_PUSH_DESCRIPTORS : 0) |
+           (storage_16bit ? EFLA_VULKAN_USES_16BIT_STORAGE : 0);
+}
+
+efla_status efla_vulkan_device_features(uint32_t device_index, uint32_t *out_flags) {
+    efla_error_clear();
+    if (!out_flags) return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "out_flags is NULL");
+    efla_status status = efla_vk_runtime_init();
+    if (status != EFLA_SUCCESS) return status;
+    const efla_vk_physical *device = efla_vk_runtime_device(device_index);
+    if (!device)
+        return efla_error(EFLA_ERROR_DEVICE_NOT_FOUND, "no Vulkan device %u", device_index);
+    bool push, storage16;
+    status = efla_vk_features_select(&device->caps, &push, &storage16);
+    if (status == EFLA_SUCCESS) *out_flags = feature_flags(push, storage16);
+    return status;
+}
+
+efla_status efla_vulkan_context_features(efla_context context, uint32_t *out_flags) {
+    efla_error_clear();
+    efla_status status = check_vulkan_context(context);
+    if (status != EFLA_SUCCESS) return status;
+    if (!out_flags) return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "out_flags is NULL");
+    const efla_vk_limits *limits = &context->impl->limits;
+    *out_flags = feature_flags(limits->push_descriptors, limits->storage_16bit);
+    return EFLA_SUCCESS;
 }

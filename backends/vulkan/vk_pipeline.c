@@ -14,14 +14,35 @@
 #include <string.h>
 
 /* Generated at build time from shaders/vulkan/ (64-byte aligned words). */
-extern const unsigned char efla_vk_spirv_chunk_prep[];
-extern const size_t efla_vk_spirv_chunk_prep_size;
-extern const unsigned char efla_vk_spirv_chunk_scan[];
-extern const size_t efla_vk_spirv_chunk_scan_size;
-extern const unsigned char efla_vk_spirv_recurrent[];
-extern const size_t efla_vk_spirv_recurrent_size;
-extern const unsigned char efla_vk_spirv_chunk_out[];
-extern const size_t efla_vk_spirv_chunk_out_size;
+#define EFLA_VK_SPIRV(name)                                                                        \
+    extern const unsigned char efla_vk_spirv_##name[];                                             \
+    extern const size_t efla_vk_spirv_##name##_size;
+EFLA_VK_SPIRV(chunk_prep)
+EFLA_VK_SPIRV(chunk_scan)
+EFLA_VK_SPIRV(recurrent)
+EFLA_VK_SPIRV(chunk_out)
+EFLA_VK_SPIRV(chunk_prep_16)
+EFLA_VK_SPIRV(chunk_scan_16)
+EFLA_VK_SPIRV(recurrent_16)
+EFLA_VK_SPIRV(chunk_out_16)
+
+typedef struct spirv_blob {
+    const unsigned char *code;
+    const size_t *size;
+} spirv_blob;
+
+/* The portable kernels, in both builds. The coopmat kernels have only the
+ * word build (they read f16/bf16 tensors through 32-bit words). */
+static const spirv_blob blobs[EFLA_VK_OUT + 1][EFLA_VK_VARIANT_COUNT] = {
+    [EFLA_VK_PREP] = {{efla_vk_spirv_chunk_prep, &efla_vk_spirv_chunk_prep_size},
+                      {efla_vk_spirv_chunk_prep_16, &efla_vk_spirv_chunk_prep_16_size}},
+    [EFLA_VK_SCAN] = {{efla_vk_spirv_chunk_scan, &efla_vk_spirv_chunk_scan_size},
+                      {efla_vk_spirv_chunk_scan_16, &efla_vk_spirv_chunk_scan_16_size}},
+    [EFLA_VK_RECURRENT] = {{efla_vk_spirv_recurrent, &efla_vk_spirv_recurrent_size},
+                           {efla_vk_spirv_recurrent_16, &efla_vk_spirv_recurrent_16_size}},
+    [EFLA_VK_OUT] = {{efla_vk_spirv_chunk_out, &efla_vk_spirv_chunk_out_size},
+                     {efla_vk_spirv_chunk_out_16, &efla_vk_spirv_chunk_out_16_size}},
+};
 
 static efla_status create_layouts(efla_backend_context *ctx) {
     VkDescriptorSetLayoutBinding bindings[EFLA_VK_BINDING_COUNT];
@@ -33,7 +54,9 @@ static efla_status create_layouts(efla_backend_context *ctx) {
                                            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo set_info = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
+        .flags = ctx->limits.push_descriptors
+                     ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR
+                     : 0,
         .bindingCount = EFLA_VK_BINDING_COUNT,
         .pBindings = bindings};
     VkResult result =
@@ -51,36 +74,42 @@ static efla_status create_layouts(efla_backend_context *ctx) {
     return EFLA_SUCCESS;
 }
 
-/* The SPIR-V of kernel k, or NULL when this context does not use it (the
- * coopmat kernels need the features only the coopmat path enables). */
-static const void *kernel_code(const efla_backend_context *ctx, int k, size_t *size) {
-    const unsigned char *code[] = {efla_vk_spirv_chunk_prep, efla_vk_spirv_chunk_scan,
-                                   efla_vk_spirv_recurrent, efla_vk_spirv_chunk_out};
-    const size_t sizes[] = {efla_vk_spirv_chunk_prep_size, efla_vk_spirv_chunk_scan_size,
-                            efla_vk_spirv_recurrent_size, efla_vk_spirv_chunk_out_size};
-    if (k < (int)(sizeof sizes / sizeof sizes[0])) {
-        *size = sizes[k];
-        return code[k];
+static efla_status create_module(efla_backend_context *ctx, const void *code, size_t size,
+                                 VkShaderModule *out) {
+    VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                     .codeSize = size,
+                                     .pCode = (const uint32_t *)code};
+    VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, out);
+    if (result == VK_SUCCESS) return EFLA_SUCCESS;
+    efla_status status = efla_vk_fail(ctx, result, "vkCreateShaderModule");
+    return status == EFLA_ERROR_DEVICE
+               ? efla_error(EFLA_ERROR_KERNEL_BUILD, "vkCreateShaderModule failed: %s (%d)",
+                            efla_vk_result_name(result), (int)result)
+               : status;
+}
+
+/* The SPIR-V of kernel k in build v, or NULL when this context does not use
+ * it: the 16-bit storage builds declare a capability that is only valid on a
+ * device with the feature enabled, and the coopmat kernels need the features
+ * only the coopmat path enables, so neither is even created elsewhere. */
+static const void *kernel_code(const efla_backend_context *ctx, int k, int v, size_t *size) {
+    if (v == EFLA_VK_STORAGE16 && !ctx->limits.storage_16bit) return NULL;
+    if (k <= EFLA_VK_OUT) {
+        *size = *blobs[k][v].size;
+        return blobs[k][v].code;
     }
-    if (ctx->limits.path != EFLA_VK_PATH_COOPMAT) return NULL;
+    if (v != EFLA_VK_WORDS || ctx->limits.path != EFLA_VK_PATH_COOPMAT) return NULL;
     return efla_vk_coopmat_spirv((uint32_t)k, size);
 }
 
 static efla_status create_modules(efla_backend_context *ctx) {
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
-        size_t size = 0;
-        const void *code = kernel_code(ctx, k, &size);
-        if (!code) continue;
-        VkShaderModuleCreateInfo info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                         .codeSize = size,
-                                         .pCode = (const uint32_t *)code};
-        VkResult result = ctx->fn.vkCreateShaderModule(ctx->device, &info, NULL, &ctx->modules[k]);
-        if (result != VK_SUCCESS) {
-            efla_status status = efla_vk_fail(ctx, result, "vkCreateShaderModule");
-            return status == EFLA_ERROR_DEVICE
-                       ? efla_error(EFLA_ERROR_KERNEL_BUILD, "vkCreateShaderModule failed: %s (%d)",
-                                    efla_vk_result_name(result), (int)result)
-                       : status;
+        for (int v = 0; v < EFLA_VK_VARIANT_COUNT; ++v) {
+            size_t size = 0;
+            const void *code = kernel_code(ctx, k, v, &size);
+            if (!code) continue;
+            efla_status status = create_module(ctx, code, size, &ctx->modules[k][v]);
+            if (status != EFLA_SUCCESS) return status;
         }
     }
     return EFLA_SUCCESS;
@@ -104,7 +133,9 @@ void efla_vk_pipelines_destroy(efla_backend_context *ctx) {
     ctx->pipelines = NULL;
     ctx->pipeline_count = ctx->pipeline_capacity = 0;
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k)
-        if (ctx->modules[k]) ctx->fn.vkDestroyShaderModule(ctx->device, ctx->modules[k], NULL);
+        for (int v = 0; v < EFLA_VK_VARIANT_COUNT; ++v)
+            if (ctx->modules[k][v])
+                ctx->fn.vkDestroyShaderModule(ctx->device, ctx->modules[k][v], NULL);
     if (ctx->owns_pipeline_cache)
         ctx->fn.vkDestroyPipelineCache(ctx->device, ctx->pipeline_cache, NULL);
     if (ctx->pipeline_layout)
@@ -124,7 +155,7 @@ static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipe
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                  .module = ctx->modules[key->kernel],
+                  .module = ctx->modules[key->kernel][key->variant],
                   .pName = "main",
                   .pSpecializationInfo = &specialization},
         .layout = ctx->pipeline_layout};

@@ -25,6 +25,7 @@ typedef struct recorder {
     uint32_t access_count;
     uint32_t next_dummy;
     VkPipeline bound;
+    VkDescriptorSet *sets; /* one per dispatch; NULL with push descriptors */
 } recorder;
 
 static void memory_barrier(recorder *r, VkPipelineStageFlags src_stage, VkAccessFlags src_access,
@@ -89,7 +90,23 @@ static bool conflicts(const recorder *r, const VkDescriptorBufferInfo *info, boo
     return false;
 }
 
-static efla_status record_dispatch(recorder *r, const efla_vk_dispatch *d) {
+/* Push descriptors, or the dispatch's own descriptor set, written and bound. */
+static void bind_descriptors(recorder *r, uint32_t index, VkWriteDescriptorSet *writes) {
+    const efla_vk_device_fns *fn = &r->ctx->fn;
+    if (!r->sets) {
+        fn->vkCmdPushDescriptorSetKHR(r->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
+                                      r->ctx->pipeline_layout, 0, EFLA_VK_BIND_COUNT, writes);
+        return;
+    }
+    for (uint32_t b = 0; b < EFLA_VK_BIND_COUNT; ++b)
+        writes[b].dstSet = r->sets[index];
+    fn->vkUpdateDescriptorSets(r->ctx->device, EFLA_VK_BIND_COUNT, writes, 0, NULL);
+    fn->vkCmdBindDescriptorSets(r->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->ctx->pipeline_layout, 0,
+                                1, &r->sets[index], 0, NULL);
+}
+
+static efla_status record_dispatch(recorder *r, uint32_t index) {
+    const efla_vk_dispatch *d = &r->plan->dispatches[index];
     VkPipeline pipeline;
     efla_status status = efla_vk_pipeline_get(r->ctx, &d->key, &pipeline);
     if (status != EFLA_SUCCESS) return status;
@@ -115,23 +132,33 @@ static efla_status record_dispatch(recorder *r, const efla_vk_dispatch *d) {
         fn->vkCmdBindPipeline(r->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
         r->bound = pipeline;
     }
-    fn->vkCmdPushDescriptorSetKHR(r->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->ctx->pipeline_layout,
-                                  0, EFLA_VK_BIND_COUNT, writes);
+    bind_descriptors(r, index, writes);
     fn->vkCmdPushConstants(r->cmd, r->ctx->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                            sizeof d->push, d->push);
     fn->vkCmdDispatch(r->cmd, d->groups[0], d->groups[1], d->groups[2]);
     return EFLA_SUCCESS;
 }
 
-efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *plan,
-                                VkCommandBuffer cmd, efla_vk_scratch_target scratch) {
-    if (plan->dispatch_count == 0) return EFLA_SUCCESS;
-    /* Pipelines first, so that a failure leaves the command buffer untouched. */
-    for (uint32_t i = 0; i < plan->dispatch_count; ++i) {
+/* Pipelines and descriptor sets before any command, so that a failure
+ * leaves the command buffer untouched. */
+static efla_status prepare(recorder *r, efla_vk_set_arena *sets, uint64_t tag) {
+    efla_backend_context *ctx = r->ctx;
+    for (uint32_t i = 0; i < r->plan->dispatch_count; ++i) {
         VkPipeline pipeline;
-        efla_status status = efla_vk_pipeline_get(ctx, &plan->dispatches[i].key, &pipeline);
+        efla_status status = efla_vk_pipeline_get(ctx, &r->plan->dispatches[i].key, &pipeline);
         if (status != EFLA_SUCCESS) return status;
     }
+    if (ctx->limits.push_descriptors) return EFLA_SUCCESS;
+    r->sets = efla_host_alloc(ctx->host, r->plan->dispatch_count * sizeof *r->sets);
+    if (!r->sets) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+    return efla_vk_sets_allocate(&ctx->fn, ctx->device, ctx->host, sets, ctx->set_layout, tag,
+                                 r->plan->dispatch_count, r->sets);
+}
+
+efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *plan,
+                                VkCommandBuffer cmd, efla_vk_scratch_target scratch,
+                                efla_vk_set_arena *sets, uint64_t tag) {
+    if (plan->dispatch_count == 0) return EFLA_SUCCESS;
     recorder *r = efla_host_alloc(ctx->host, sizeof *r);
     if (!r) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     memset(r, 0, sizeof *r);
@@ -139,10 +166,11 @@ efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *p
     r->plan = plan;
     r->cmd = cmd;
     r->scratch = scratch;
-    record_prologue(r);
-    efla_status status = EFLA_SUCCESS;
+    efla_status status = prepare(r, sets, tag);
+    if (status == EFLA_SUCCESS) record_prologue(r);
     for (uint32_t i = 0; i < plan->dispatch_count && status == EFLA_SUCCESS; ++i)
-        status = record_dispatch(r, &plan->dispatches[i]);
+        status = record_dispatch(r, i);
+    efla_host_free(ctx->host, r->sets);
     efla_host_free(ctx->host, r);
     return status;
 }

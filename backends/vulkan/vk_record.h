@@ -11,12 +11,16 @@ typedef struct efla_vk_scratch_target {
 } efla_vk_scratch_target;
 
 /* Records: a leading global barrier, the parameter upload
- * (vkCmdUpdateBuffer into ctx->param_buffer), then the dispatches with push
- * descriptors, inserting a compute barrier wherever a dispatch's bindings
- * overlap an earlier one's since the last barrier (at least one of them
- * writing). ctx->param_buffer must hold plan->blob_size bytes. Records nothing
- * for an empty plan. */
+ * (vkCmdUpdateBuffer into ctx->param_buffer), then the dispatches, inserting
+ * a compute barrier wherever a dispatch's bindings overlap an earlier one's
+ * since the last barrier (at least one of them writing). Bindings are push
+ * descriptors when ctx->limits.push_descriptors, else one descriptor set per
+ * dispatch from `sets`, tagged `tag`; the caller keeps them until the
+ * command buffer can no longer run.
+ * ctx->param_buffer must hold plan->blob_size bytes. Records nothing for an
+ * empty plan; a failure records nothing at all. */
 efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *plan,
-                                VkCommandBuffer cmd, efla_vk_scratch_target scratch);
+                                VkCommandBuffer cmd, efla_vk_scratch_target scratch,
+                                efla_vk_set_arena *sets, uint64_t tag);
 
 #endif

@@ -40,6 +40,11 @@ static uint32_t dtype_code(efla_dtype storage) {
     return storage == EFLA_DTYPE_F16 ? 1u : storage == EFLA_DTYPE_BF16 ? 2u : 0u;
 }
 
+/* 16-bit storage where the context has it; f32 tensors need only words. */
+static uint32_t variant(const efla_vk_limits *limits, efla_dtype storage) {
+    return limits->storage_16bit && storage != EFLA_DTYPE_F32 ? EFLA_VK_STORAGE16 : EFLA_VK_WORDS;
+}
+
 /* The output kernel: the widest Dv tile up to 32 that fits, 8 row groups. */
 static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *args, uint32_t chunk,
                        efla_vk_pipeline_key *key) {
@@ -49,8 +54,8 @@ static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *ar
     for (; bv >= 8; bv /= 2) {
         if (rg * bv > limits->max_invocations || out_shared_bytes(chunk, bv) > limits->shared_bytes)
             continue;
-        *key = (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage), 0, chunk,
-                                      bv,          rg};
+        *key = (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage),     0, chunk,
+                                      bv,          rg,      variant(limits, args->storage)};
         return true;
     }
     return false;
@@ -95,9 +100,11 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  tiles->dk_class,
                                                  chunk,
                                                  16,
-                                                 4};
+                                                 4,
+                                                 variant(limits, args->storage)};
             tiles->scan = (efla_vk_pipeline_key){
-                EFLA_VK_SCAN, rg * bv, dtype_code(args->storage), tiles->dk_class, chunk, bv, rg};
+                EFLA_VK_SCAN, rg * bv, dtype_code(args->storage),     tiles->dk_class, chunk,
+                bv,           rg,      variant(limits, args->storage)};
             return EFLA_SUCCESS;
         }
     }
@@ -123,8 +130,14 @@ static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_for
         return efla_error(EFLA_ERROR_UNSUPPORTED,
                           "%u bytes of shared memory cannot hold the recurrent kernel",
                           limits->shared_bytes);
-    tiles->recurrent = (efla_vk_pipeline_key){
-        EFLA_VK_RECURRENT, rg * bv, dtype_code(args->storage), dkc, 16, bv, rg};
+    tiles->recurrent = (efla_vk_pipeline_key){EFLA_VK_RECURRENT,
+                                              rg * bv,
+                                              dtype_code(args->storage),
+                                              dkc,
+                                              16,
+                                              bv,
+                                              rg,
+                                              variant(limits, args->storage)};
     return EFLA_SUCCESS;
 }
 

@@ -72,12 +72,14 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         uint32_t out_bv = out_block(limits, dkc, chunk, dv);
         if (!scan_bv || !out_bv) continue;
         tiles->chunk = chunk;
+        /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
         tiles->prep = (efla_vk_pipeline_key){
-            EFLA_VK_PREP_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, 16, 1};
+            EFLA_VK_PREP_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS};
         tiles->scan = (efla_vk_pipeline_key){
-            EFLA_VK_SCAN_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, scan_bv, 1};
+            EFLA_VK_SCAN_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, scan_bv, 1,
+            EFLA_VK_WORDS};
         tiles->out = (efla_vk_pipeline_key){
-            EFLA_VK_OUT_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, out_bv, 1};
+            EFLA_VK_OUT_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS};
         return true;
     }
     return false;

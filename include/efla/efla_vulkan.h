@@ -8,7 +8,11 @@
  *
  * Typical use
  *   1. Enable the extensions efla_vulkan_required_device_extensions() lists
- *      when creating the VkDevice.
+ *      when creating the VkDevice (today none), and where the device offers
+ *      them, what efla uses when enabled: VK_KHR_push_descriptor (fewer
+ *      host-side objects, see "Descriptor sets" below) and the feature
+ *      storageBuffer16BitAccess (f16/bf16 tensors read and written as 16-bit
+ *      values; pass the enabled feature chain in enabled_features).
  *   2. efla_vulkan_context_create() with the instance, physical device,
  *      device, a queue that supports compute, and vkGetInstanceProcAddr.
  *   3. efla_vulkan_buffer_wrap() each VkBuffer region holding q, k, v, beta,
@@ -24,8 +28,8 @@
  *     VK_ACCESS_SHADER_WRITE_BIT (for example with a VkMemoryBarrier from the
  *     producing stage). Queue-family ownership transfers are the host's.
  *   Inside: efla records compute dispatches, vkCmdUpdateBuffer of its small
- *     parameter block, push descriptors, push constants, and its own
- *     barriers. It begins with one global VkMemoryBarrier
+ *     parameter block, push descriptors or bound descriptor sets, push
+ *     constants, and its own barriers. It begins with one global VkMemoryBarrier
  *     (COMPUTE_SHADER | TRANSFER -> COMPUTE_SHADER | TRANSFER) that orders it
  *     after earlier compute/transfer work in the command buffer, and leaves
  *     the compute pipeline bound (re-bind yours afterwards).
@@ -40,7 +44,8 @@
  *     much), or leave it VK_NULL_HANDLE and efla uses scratch owned by the
  *     context, grown as needed; memory a larger request replaces is kept
  *     until the context is destroyed, because recorded command buffers may
- *     still use it.
+ *     still use it (or until every recording was released, see below, and
+ *     efla_context_synchronize() ran).
  *   - The recorded commands reference efla's pipelines, parameter buffer and
  *     (unless host scratch is given) scratch: the context, the wrapped
  *     buffers' VkBuffers and the host scratch must stay alive until the
@@ -50,6 +55,26 @@
  *   - efla_forward (the core call) on such a context submits to the given
  *     queue itself; the host must not use that queue from another thread at
  *     the same time unless it provides lock_queue/unlock_queue.
+ *
+ * Descriptor sets (when the host did not enable VK_KHR_push_descriptor, or
+ * EFLA_VULKAN_PUSH_DESCRIPTORS=0)
+ *   - Each recorded dispatch binds a descriptor set that efla allocates from
+ *     pools the context owns. efla cannot see when a host command buffer
+ *     completes, so the sets of an efla_vulkan_forward_record call stay
+ *     valid, and keep their pool memory, until the host releases that
+ *     recording or destroys the context. The rule: take
+ *     mark = efla_vulkan_recording_mark() after recording; once every
+ *     command buffer holding forwards recorded before the mark has completed
+ *     (or was reset or freed without running again), call
+ *     efla_vulkan_release_recordings(context, mark). With frames in flight,
+ *     take a mark after recording each frame and release it once that
+ *     frame's fence has signalled. Without releases, memory grows by a few
+ *     descriptor sets per recorded forward.
+ *   - Sets of efla's own submissions (efla_forward) are recycled by efla
+ *     once their fence has signalled.
+ *   With push descriptors nothing is allocated per recording; releasing
+ *   every recording also lets scratch memory that a larger request replaced
+ *   be freed at the next efla_context_synchronize().
  */
 #ifndef EFLA_EFLA_VULKAN_H
 #define EFLA_EFLA_VULKAN_H
@@ -76,8 +101,10 @@ typedef struct efla_vulkan_device_info {
      * efla_vulkan_required_device_extensions() lists must be among them. */
     uint32_t enabled_extension_count;
     const char *const *enabled_extensions;
-    /* Optional: the VkPhysicalDeviceFeatures2 chain the host enabled (efla
-     * needs no optional feature today; reserved for faster paths). */
+    /* Optional: the VkPhysicalDeviceFeatures2 chain the host enabled. efla
+     * uses storageBuffer16BitAccess when it is VK_TRUE in a chained
+     * VkPhysicalDevice16BitStorageFeatures or VkPhysicalDeviceVulkan11Features;
+     * otherwise it reads 16-bit tensors through 32-bit words. */
     const VkPhysicalDeviceFeatures2 *enabled_features;
     /* Optional: a pipeline cache efla creates its pipelines through. */
     VkPipelineCache pipeline_cache;
@@ -94,7 +121,8 @@ typedef struct efla_vulkan_device_info {
 #define EFLA_VULKAN_DEVICE_INFO_INIT                                                               \
     { .struct_size = sizeof(efla_vulkan_device_info) }
 
-/* The device extensions a host device must enable for efla. */
+/* The device extensions a host device must enable for efla (none today;
+ * the optional ones are listed under "Typical use" above). */
 EFLA_API efla_status efla_vulkan_required_device_extensions(uint32_t *out_count,
                                                             const char *const **out_names);
 
@@ -136,6 +164,21 @@ EFLA_API efla_status efla_vulkan_forward_scratch_size(efla_context context,
 EFLA_API efla_status efla_vulkan_forward_record(efla_context context,
                                                 const efla_vulkan_record_info *record,
                                                 const efla_forward_desc *desc);
+
+/* A mark covering every forward recorded from `context` so far (the number
+ * of efla_vulkan_forward_record calls; see "Descriptor sets" above). */
+EFLA_API efla_status efla_vulkan_recording_mark(efla_context context, uint64_t *out_mark);
+/* The host says that every command buffer holding forwards recorded before
+ * `mark` has completed or will never run again: efla recycles their
+ * descriptor sets. A mark beyond efla_vulkan_recording_mark()'s is refused. */
+EFLA_API efla_status efla_vulkan_release_recordings(efla_context context, uint64_t mark);
+
+/* What efla uses on a Vulkan device (efla_vulkan_device_features, for
+ * efla_device_get_info's index) or on a context (efla_vulkan_context_features). */
+#define EFLA_VULKAN_USES_PUSH_DESCRIPTORS (1u << 0) /* else descriptor sets */
+#define EFLA_VULKAN_USES_16BIT_STORAGE (1u << 1)    /* else 16-bit values in 32-bit words */
+EFLA_API efla_status efla_vulkan_device_features(uint32_t device_index, uint32_t *out_flags);
+EFLA_API efla_status efla_vulkan_context_features(efla_context context, uint32_t *out_flags);
 
 #ifdef __cplusplus
 }

@@ -2,12 +2,23 @@
 // the descriptor bindings, the per-piece parameter block, element access and
 // the EFLA step coefficients (ALGORITHM.md §1.6, §2.6).
 //
-// Every tensor is bound as an array of 32-bit words over a window of its
-// buffer; the host passes each window's element base and element strides
-// (taken modulo 2^32, so the final index is exact whenever it lies inside the
-// window). 16-bit values are read from words and written either as whole
-// words owned by one invocation or, at edges, by atomic merges, so that no
-// invocation ever rewrites a neighbour's half.
+// Every tensor is bound over a window of its buffer; the host passes each
+// window's element base and element strides (taken modulo 2^32, so the final
+// index is exact whenever it lies inside the window). Two builds of each
+// kernel differ in how f16/bf16 tensors are accessed:
+// - EFLA_STORAGE16 (devices with storageBuffer16BitAccess; used for f16 and
+//   bf16 only): tensors are arrays of 16-bit bit patterns, read and written
+//   one element at a time (a 16-bit store never touches its neighbour).
+// - otherwise tensors are arrays of 32-bit words: 16-bit values are read
+//   from words and written either as whole words owned by one invocation or,
+//   at edges, by atomic merges, so that no invocation ever rewrites a
+//   neighbour's half (efla_out_store.glsl).
+#ifdef EFLA_STORAGE16
+#extension GL_EXT_shader_16bit_storage : require
+#define TENSOR_ELEM uint16_t
+#else
+#define TENSOR_ELEM uint
+#endif
 
 layout(constant_id = 0) const uint WG = 128;   // invocations per workgroup
 layout(constant_id = 1) const uint DTYPE = 0;  // storage: 0 f32, 1 f16, 2 bf16
@@ -70,11 +81,11 @@ struct Entry {
 };
 layout(std430, set = 0, binding = 1) readonly buffer EntryBlock { Entry entries[]; };
 
-layout(std430, set = 0, binding = 2) readonly buffer QBuf { uint q_w[]; };
-layout(std430, set = 0, binding = 3) readonly buffer KBuf { uint k_w[]; };
-layout(std430, set = 0, binding = 4) readonly buffer VBuf { uint v_w[]; };
-layout(std430, set = 0, binding = 5) readonly buffer BetaBuf { uint beta_w[]; };
-layout(std430, set = 0, binding = 6) buffer OBuf { uint o_w[]; };
+layout(std430, set = 0, binding = 2) readonly buffer QBuf { TENSOR_ELEM q_w[]; };
+layout(std430, set = 0, binding = 3) readonly buffer KBuf { TENSOR_ELEM k_w[]; };
+layout(std430, set = 0, binding = 4) readonly buffer VBuf { TENSOR_ELEM v_w[]; };
+layout(std430, set = 0, binding = 5) readonly buffer BetaBuf { TENSOR_ELEM beta_w[]; };
+layout(std430, set = 0, binding = 6) buffer OBuf { TENSOR_ELEM o_w[]; };
 // The two state bindings may alias (in-place update): no restrict.
 layout(std430, set = 0, binding = 7) readonly buffer SinBuf { float sin_w[]; };
 layout(std430, set = 0, binding = 8) writeonly buffer SoutBuf { float sout_w[]; };
@@ -90,14 +101,19 @@ uint vidx(View t, uint a, uint b, uint c, uint d) {
     return t.base + a * t.s0 + b * t.s1 + c * t.s2 + d * t.s3;
 }
 
-float decode16(uint word, uint idx) {
-    uint bits = (word >> ((idx & 1u) * 16u)) & 0xffffu;
+// The same decoding in both builds, so that their results are bitwise equal.
+float decode16(uint bits) {
     if (DTYPE == 2u) return uintBitsToFloat(bits << 16);
     return unpackHalf2x16(bits).x;
 }
 
-#define LOAD_ELEM(arr, idx) \
-    (DTYPE == 0u ? uintBitsToFloat(arr[idx]) : decode16(arr[(idx) >> 1], idx))
+#ifdef EFLA_STORAGE16
+#define LOAD_ELEM(arr, idx) decode16(uint(arr[idx]))
+#else
+#define LOAD_ELEM(arr, idx)                                                      \
+    (DTYPE == 0u ? uintBitsToFloat(arr[idx])                                     \
+                 : decode16((arr[(idx) >> 1] >> (((idx) & 1u) * 16u)) & 0xffffu))
+#endif
 
 float load_q(uint idx) { return LOAD_ELEM(q_w, idx); }
 float load_k(uint idx) { return LOAD_ELEM(k_w, idx); }
@@ -136,12 +152,22 @@ uint f32_to_f16(float x) {
 
 uint encode16(float x) { return DTYPE == 1u ? f32_to_f16(x) : f32_to_bf16(x); }
 
+// STAGED_OUT: outputs go through shared memory to be written by whole words
+// (efla_out_store.glsl); otherwise each invocation stores its own elements.
+#ifdef EFLA_STORAGE16
+const bool STAGED_OUT = false;
+void store_out(uint idx, float x) { o_w[idx] = uint16_t(encode16(x)); }
+#else
+const bool STAGED_OUT = DTYPE != 0u;
+void store_out(uint idx, float x) { o_w[idx] = floatBitsToUint(x); } // f32 only
+
 // Writes one 16-bit output without touching the other half of its word.
 void store_half_merge(uint idx, uint bits) {
     uint shift = (idx & 1u) * 16u;
     atomicAnd(o_w[idx >> 1], ~(0xffffu << shift));
     atomicOr(o_w[idx >> 1], bits << shift);
 }
+#endif
 
 // 1 - exp(-x) for x > 0 with full relative accuracy (GLSL has no expm1).
 float erase_from_x(float x) {

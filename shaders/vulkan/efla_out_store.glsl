@@ -1,13 +1,24 @@
 // Writing output rows staged in shared memory. The including shader declares
-// `shared float o_stage[]` holding `rows` rows of BV columns.
+// `shared float o_stage[]` holding `rows` rows of BV columns. Kernels whose
+// outputs are not always staged stage them only when STAGED_OUT (16-bit
+// values in the word build); the output kernels stage every build.
 
+#ifdef EFLA_STORAGE16
+// 16-bit storage: every element is stored by itself.
+void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint ncol) {
+    for (uint e = gl_LocalInvocationIndex; e < rows * BV; e += WG) {
+        uint r = e / BV, j = e % BV;
+        if (j < ncol) store_out(vidx(P.o, b, tok0 + r, hv, col0 + j), o_stage[e]);
+    }
+}
+#else
 // Output row r of the stage goes to out[b, tok0 + r, hv, col0 .. col0 + ncol).
 void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint ncol) {
     uint t = gl_LocalInvocationIndex;
     if (DTYPE == 0u) {
         for (uint e = t; e < rows * BV; e += WG) {
             uint r = e / BV, j = e % BV;
-            if (j < ncol) o_w[vidx(P.o, b, tok0 + r, hv, col0 + j)] = floatBitsToUint(o_stage[e]);
+            if (j < ncol) store_out(vidx(P.o, b, tok0 + r, hv, col0 + j), o_stage[e]);
         }
         return;
     }
@@ -39,3 +50,4 @@ void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint nc
         }
     }
 }
+#endif

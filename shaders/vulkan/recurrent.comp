@@ -89,13 +89,13 @@ void main() {
         barrier();
         if (rg == 0u) {
             float o = qfac * column_sum(j);
-            if (DTYPE == 0u) {
-                if (col_ok) o_w[vidx(P.o, b, tok, hv, col0 + j)] = floatBitsToUint(o);
+            if (!STAGED_OUT) {
+                if (col_ok) store_out(vidx(P.o, b, tok, hv, col0 + j), o);
             } else {
                 o_stage[j] = o;
             }
         }
-        if (DTYPE != 0u) {
+        if (STAGED_OUT) {
             barrier();
             store_output_rows(b, tok, hv, col0, 1u, ncol);
         }
