@@ -16,8 +16,8 @@ extern const unsigned char efla_opencl_source[];
 extern const size_t efla_opencl_source_size;
 
 static const char *const kernel_names[EFLA_CL_KERNEL_COUNT] = {
-    "efla_recurrent", "efla_chunk_prepare", "efla_chunk_scan8", "efla_chunk_scan16",
-    "efla_chunk_scan32"};
+    "efla_recurrent",     "efla_chunk_prepare", "efla_chunk_state8",
+    "efla_chunk_state16", "efla_chunk_state32", "efla_chunk_output"};
 
 /* Reads a power-of-two override from the environment (tests force small
  * tiles with it); 0 when unset or not one of `allowed`. */
@@ -33,8 +33,8 @@ static uint32_t env_choice(const char *name, const uint32_t *allowed, size_t cou
 efla_cl_tiles efla_cl_tiles_for(const efla_cl_device *device) {
     static const uint32_t chunks[] = {32, 64}, groups[] = {64, 128, 256};
     efla_cl_tiles tiles = {64, 256, 16};
-    /* The prepare kernel keeps two C x C matrices in local memory; the scan
-     * runs 4 C items. */
+    /* The prepare kernel keeps two C x C matrices in local memory; the
+     * output kernel runs 4 C items. */
     if (device->local_memory < 40 * 1024 || device->max_work_group < 256) tiles.chunk = 32;
     while (tiles.work_group > 64 && tiles.work_group > device->max_work_group)
         tiles.work_group /= 2;
@@ -207,7 +207,7 @@ efla_status efla_cl_program_get(efla_backend_context *ctx, efla_dtype storage,
         return EFLA_SUCCESS;
     }
     /* A kernel whose registers do not allow the class's work-group size is
-     * rebuilt with a smaller one (a smaller chunk for the scan). */
+     * rebuilt with a smaller one (a smaller chunk for the chunk kernels). */
     efla_cl_tiles tiles = ctx->tiles;
     for (;;) {
         efla_status status = build_program(ctx, storage, &tiles, p);
@@ -215,9 +215,9 @@ efla_status efla_cl_program_get(efla_backend_context *ctx, efla_dtype storage,
             efla_cl_program_release(p);
             return status;
         }
-        bool scan_fits = true;
-        for (int i = EFLA_CL_SCAN; i <= EFLA_CL_SCAN32; ++i)
-            scan_fits &= p->max_work_group[i] >= 4 * tiles.chunk;
+        bool scan_fits = p->max_work_group[EFLA_CL_OUTPUT] >= 4 * tiles.chunk;
+        for (int i = EFLA_CL_STATE; i <= EFLA_CL_STATE32; ++i)
+            scan_fits &= p->max_work_group[i] >= 2 * tiles.chunk;
         const bool others_fit = p->max_work_group[EFLA_CL_RECURRENT] >= tiles.work_group &&
                                 p->max_work_group[EFLA_CL_PREPARE] >= tiles.work_group;
         if (scan_fits && others_fit) break;

@@ -2,14 +2,15 @@
 #include "efla_common.cl"
 #include "efla_recurrent.cl"
 #include "efla_chunk_prepare.cl"
+#include "efla_chunk_output.cl"
 
-/* The scan, once per Dv tile width. */
+/* The state scan, once per Dv tile width. */
 #define EFLA_DVT 8
-#include "efla_chunk_scan.cl"
+#include "efla_chunk_state.cl"
 #undef EFLA_DVT
 #define EFLA_DVT 16
-#include "efla_chunk_scan.cl"
+#include "efla_chunk_state.cl"
 #undef EFLA_DVT
 #define EFLA_DVT 32
-#include "efla_chunk_scan.cl"
+#include "efla_chunk_state.cl"
 #undef EFLA_DVT
