@@ -13,6 +13,7 @@
 #include "shaders/opencl/efla_params.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct kernel_arg {
@@ -174,6 +175,15 @@ static efla_status run_output(const launch_state *s, cl_event scanned, cl_event 
                   4 * (size_t)p->program->tiles.chunk, &scanned, 1, event);
 }
 
+/* Profiling aid: EFLA_OPENCL_STOP_AFTER=prepare|state enqueues the chunk
+ * kernels only up to that one (the output is then wrong), so that timing
+ * a forward with and without each gives the kernels' shares. */
+static int chunk_stages(void) {
+    const char *text = getenv("EFLA_OPENCL_STOP_AFTER");
+    if (!text) return 3;
+    return strcmp(text, "prepare") == 0 ? 1 : strcmp(text, "state") == 0 ? 2 : 3;
+}
+
 /* The wait list: the context's tail, then the caller's events. */
 static cl_event *merge_wait(efla_backend_context *ctx, const cl_event *extra, cl_uint extra_count,
                             cl_uint *out_count) {
@@ -194,9 +204,11 @@ static efla_status enqueue_planned(efla_backend_context *ctx, const efla_forward
     cl_event recurrent = NULL, prepared = NULL, scanned = NULL, output = NULL;
     efla_status status = EFLA_SUCCESS;
     if (plan->recurrent_count) status = run_recurrent(&s, &recurrent);
+    const int stages = chunk_stages();
     if (status == EFLA_SUCCESS && plan->chunk_count) status = run_prepare(&s, &prepared);
-    if (status == EFLA_SUCCESS && plan->scan_count) status = run_state(&s, prepared, &scanned);
-    if (status == EFLA_SUCCESS && plan->chunk_count && scanned)
+    if (status == EFLA_SUCCESS && plan->scan_count && stages >= 2)
+        status = run_state(&s, prepared, &scanned);
+    if (status == EFLA_SUCCESS && plan->chunk_count && scanned && stages >= 3)
         status = run_output(&s, scanned, &output);
 
     /* Whatever was enqueued becomes the tail, even after a failure: the

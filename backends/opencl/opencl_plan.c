@@ -147,9 +147,9 @@ static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args
                               efla_cl_plan *plan) {
     const efla_cl_tiles *tiles = &plan->program->tiles;
     const uint64_t local = ctx->device.local_memory;
-    /* S is [Dk rounded up to the K tile][width] floats. */
-    const uint64_t s_rows =
-        (uint64_t)(args->dk + EFLA_CL_K_TILE - 1) / EFLA_CL_K_TILE * EFLA_CL_K_TILE;
+    /* S is [Dk rounded up to the state kernel's K tile][width] floats. */
+    const uint64_t s_rows = (uint64_t)(args->dk + EFLA_CL_STATE_K_TILE - 1) / EFLA_CL_STATE_K_TILE *
+                            EFLA_CL_STATE_K_TILE;
     uint32_t columns = forced_dv_tile();
     if (!columns) {
         columns =

@@ -40,13 +40,16 @@
 #ifndef EFLA_STATE_SHARED
 #define EFLA_STATE_SHARED
 #define EFLA_STATE_WG (2 * EFLA_C)
-#define EFLA_STATE_TS (EFLA_KT + 4) /* W tile row stride (float4 aligned) */
-#define EFLA_STATE_KS (EFLA_C + 4)  /* K tile row stride: C state rows per pass */
-#define EFLA_STATE_KR (EFLA_C / 2)  /* K tile rows at a time */
+/* Few, wide steps: a step waits for its tile's global round trip once, so
+ * W is staged 64 columns of Dk at a time and K all C rows at a time. */
+#define EFLA_STATE_KW EFLA_CL_STATE_K_TILE /* W tile columns (Dk) */
+#define EFLA_STATE_TS (EFLA_STATE_KW + 4)  /* W tile row stride (float4 aligned) */
+#define EFLA_STATE_KS (EFLA_C + 4)         /* K tile row stride: C state rows per pass */
+#define EFLA_STATE_KR EFLA_C               /* K tile rows at a time */
 #define EFLA_STATE_TILE EFLA_MAX2(EFLA_C *EFLA_STATE_TS, EFLA_STATE_KR *EFLA_STATE_KS)
 /* Each item's share of a staged tile: fixed trip counts, so that the
  * loads of a tile are all in flight at once. */
-#define EFLA_STATE_W_N (EFLA_C * EFLA_KT / EFLA_STATE_WG)
+#define EFLA_STATE_W_N (EFLA_C * EFLA_STATE_KW / EFLA_STATE_WG)
 #define EFLA_STATE_K_N (EFLA_STATE_KR * EFLA_C / EFLA_STATE_WG)
 
 /* Where a sequence's rows are: scratch rows and the k rows' origin. */
@@ -57,13 +60,14 @@ typedef struct efla_state_src {
     int dk;
 } efla_state_src;
 
-/* The item's share of W rows t0.. (length valid), columns d0..d0 + KT. */
+/* The item's share of W rows t0.. (length valid), columns d0..d0 + KW. */
 void efla_state_fetch_w(const efla_state_src *s, int t0, int length, int d0,
                         float x[EFLA_STATE_W_N]) {
     const int lid = get_local_id(0);
 #pragma unroll
     for (int n = 0; n < EFLA_STATE_W_N; ++n) {
-        const int idx = lid + n * EFLA_STATE_WG, r = idx / EFLA_KT, d = d0 + idx % EFLA_KT;
+        const int idx = lid + n * EFLA_STATE_WG, r = idx / EFLA_STATE_KW;
+        const int d = d0 + idx % EFLA_STATE_KW;
         x[n] = r < length && d < s->dk ? s->w[(long)(t0 + r) * s->dk + d] : 0.0f;
     }
 }
@@ -73,7 +77,7 @@ void efla_state_put_w(const float x[EFLA_STATE_W_N], __local float *tile) {
 #pragma unroll
     for (int n = 0; n < EFLA_STATE_W_N; ++n) {
         const int idx = lid + n * EFLA_STATE_WG;
-        tile[idx / EFLA_KT * EFLA_STATE_TS + idx % EFLA_KT] = x[n];
+        tile[idx / EFLA_STATE_KW * EFLA_STATE_TS + idx % EFLA_STATE_KW] = x[n];
     }
 }
 
@@ -124,12 +128,12 @@ void EFLA_CAT(efla_state_ws, EFLA_DVT)(const efla_state_src *s, int t0, int leng
                                        float w[EFLA_STATE_W_N], __local const float *S,
                                        __local float *tile, EFLA_VEC acc[4]) {
     const int lid = get_local_id(0), row0 = 4 * (lid / 8), j0 = (lid % 8) * EFLA_CN;
-    for (int d0 = 0; d0 < s->dk; d0 += EFLA_KT) {
+    for (int d0 = 0; d0 < s->dk; d0 += EFLA_STATE_KW) {
         barrier(CLK_LOCAL_MEM_FENCE);
         efla_state_put_w(w, tile);
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (d0 + EFLA_KT < s->dk) efla_state_fetch_w(s, t0, length, d0 + EFLA_KT, w);
-        for (int c = 0; c < EFLA_KT; c += 4) {
+        if (d0 + EFLA_STATE_KW < s->dk) efla_state_fetch_w(s, t0, length, d0 + EFLA_STATE_KW, w);
+        for (int c = 0; c < EFLA_STATE_KW; c += 4) {
             __local const float *s_row = S + (d0 + c) * EFLA_DVT + j0;
             const EFLA_VEC sa = EFLA_VLOAD(s_row), sb = EFLA_VLOAD(s_row + EFLA_DVT),
                            sc = EFLA_VLOAD(s_row + 2 * EFLA_DVT),
@@ -196,7 +200,7 @@ EFLA_STATE_NAME(__global const int4 *call, int table, int first_chunks, __global
 
     const int lid = get_local_id(0), row0 = 4 * (lid / 8), j0 = (lid % 8) * EFLA_CN;
     const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
-    const int s_rows = (dk + EFLA_KT - 1) / EFLA_KT * EFLA_KT; /* S rows, zero padded */
+    const int s_rows = (dk + EFLA_STATE_KW - 1) / EFLA_STATE_KW * EFLA_STATE_KW; /* zero padded */
     const int value_heads = (int)P[EFLA_P_VALUE_HEADS];
     const int flags = (int)P[EFLA_P_FLAGS];
     const int tiles = (dv + EFLA_DVT - 1) / EFLA_DVT;

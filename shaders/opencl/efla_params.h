@@ -44,8 +44,9 @@
 #define EFLA_PF_DELTA 16
 
 /* Build-time constants (-D) of the kernels that the host must agree on. */
-#define EFLA_CL_K_TILE 32      /* rows of Dk staged in local memory at a time */
-#define EFLA_CL_MAX_DV_TILE 32 /* the state kernel's widest Dv tile */
-#define EFLA_CL_OUT_TILE 64    /* Dv columns of one output work-group */
+#define EFLA_CL_K_TILE 32       /* rows of Dk staged in local memory at a time */
+#define EFLA_CL_STATE_K_TILE 64 /* Dk columns of W the state kernel stages at a time */
+#define EFLA_CL_MAX_DV_TILE 32  /* the state kernel's widest Dv tile */
+#define EFLA_CL_OUT_TILE 64     /* Dv columns of one output work-group */
 
 #endif
