@@ -13,7 +13,9 @@
 #   BUNDLE        the bundle folder (default .device/bundle)
 #   PATHS         kernel paths (default "portable nvmma"; nvmma needs compute capability 8.0+)
 #   SETUP=1       run bench/h200.sh's host setup (loaders, OpenCL ICD) first
-#   TEST_LIMIT_S  one test program's limit (default 75)
+#   BUDGET_S      the whole run's limit in seconds (default 240): each step's limit
+#                 is cut to what is left, and steps past it are skipped
+#   TEST_LIMIT_S  the conformance programs' limit per path (default 100)
 #   SWEEP=0       skip the breakdown and the knob sweep
 # Results: $OUT/bench-<path>.jsonl (efla bench --json; the tables are in the logs),
 # $OUT/sweep.txt (one line per knob setting and shape: median ms).
@@ -22,7 +24,8 @@ set -uo pipefail
 OUT=${OUT:-$PWD/opencl-out}
 BUNDLE=${BUNDLE:-$PWD/.device/bundle}
 PATHS=${PATHS:-portable nvmma}
-TEST_LIMIT_S=${TEST_LIMIT_S:-75}
+BUDGET_S=${BUDGET_S:-240}
+TEST_LIMIT_S=${TEST_LIMIT_S:-100}
 SWEEP=${SWEEP:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 efla=$BUNDLE/bin/efla
@@ -35,10 +38,16 @@ declare -A shape=(
   [S1]=1,8192,16,16,128,128 [S2]=4,4096,16,16,128,128 [S3]=8,2048,32,32,64,64
   [S4]=1,32768,8,8,128,128 [S5]=2,4096,16,16,256,256 [D1]=64,1,16,16,128,128)
 
-# step NAME LIMIT_S COMMAND...: COMMAND under a time limit, logged; never fails.
+# step NAME LIMIT_S COMMAND...: COMMAND under a time limit (cut to what is
+# left of BUDGET_S), logged; never fails.
 step() {
-  local name=$1 limit=$2 rc result t0=$SECONDS
+  local name=$1 limit=$2 rc result t0=$SECONDS left=$((BUDGET_S - SECONDS))
   shift 2
+  if [ "$left" -lt 5 ]; then
+    summary+=("$name|SKIPPED (no time left)|0")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo "=== $name (limit ${limit}s): $*" | tee "$OUT/$name.log"
   timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$OUT/$name.log"
   rc=${PIPESTATUS[0]}
@@ -51,13 +60,15 @@ step() {
   summary+=("$name|$result|$((SECONDS - t0))")
 }
 
-# conformance PATH: the conformance programs with the path forced.
+# conformance PATH: the conformance programs with the path forced (the step's
+# timeout reaches them: they stay in its process group).
 conformance() {
   local program status=0
-  for program in test_conformance test_state test_determinism test_golden; do
+  for program in test_conformance test_state test_determinism test_golden test_opencl_path; do
+    [ -x "$BUNDLE/bin/$program" ] || continue
     echo "--- $program"
     EFLA_REQUIRE_BACKENDS=opencl EFLA_TEST_BACKENDS=opencl EFLA_PATH=opencl:$1 \
-      timeout --kill-after=5 "$TEST_LIMIT_S" "$BUNDLE/bin/$program" --jobs 1 || status=1
+      "$BUNDLE/bin/$program" --jobs 1 || { status=1; echo "--- $program: FAIL"; }
   done
   return $status
 }
@@ -104,11 +115,11 @@ fi
 step info 60 "$efla" info
 
 for p in $PATHS; do
-  step "test-$p" $((4 * TEST_LIMIT_S)) bash "$0" --run conformance "$p"
+  step "test-$p" "$TEST_LIMIT_S" bash "$0" --run conformance "$p"
 done
 
 for p in $PATHS; do
-  step "bench-$p" 90 env EFLA_PATH=opencl:$p bash -c \
+  step "bench-$p" 60 env EFLA_PATH=opencl:$p bash -c \
     "bash '$0' --run bench_shapes S1 S2 S3 S4 S5 D1 > '$OUT/bench-$p.jsonl'"
 done
 
