@@ -53,6 +53,7 @@ struct efla_backend_context {
     bool profiling;
     bool native; /* context and queue belong to the host */
     efla_cl_path path;
+    bool path_forced; /* by EFLA_PATH: a failing nvmma build is then an error, not a fallback */
     efla_cl_tiles tiles;
     efla_cl_program programs[4]; /* by storage dtype (EFLA_DTYPE_F32..BF16) */
     cl_mem scratch;

@@ -45,12 +45,22 @@ efla_cl_tiles efla_cl_tiles_for(const efla_cl_device *device) {
     return tiles;
 }
 
-static void build_options(efla_dtype storage, const efla_cl_tiles *tiles, char *out, size_t size) {
+/* Whether the program of `storage` holds the nvmma kernels: the nvmma
+ * path's 16-bit storage programs (f32 storage keeps f32 products). */
+static bool uses_nvmma(const efla_backend_context *ctx, efla_dtype storage) {
+    return ctx->path == EFLA_CL_PATH_NVMMA && storage != EFLA_DTYPE_F32;
+}
+
+static void build_options(const efla_backend_context *ctx, efla_dtype storage,
+                          const efla_cl_tiles *tiles, char *out, size_t size) {
     const char *extra = getenv("EFLA_OPENCL_BUILD_OPTIONS");
+    const char *nvmma = !uses_nvmma(ctx, storage)  ? ""
+                        : efla_cl_nvmma_emulated() ? " -DEFLA_NVMMA=1 -DEFLA_NVMMA_EMULATE=1"
+                                                   : " -DEFLA_NVMMA=1";
     snprintf(out, size,
-             "-cl-std=CL1.2 -DEFLA_STORAGE=%d -DEFLA_CHUNK=%u -DEFLA_WG=%u -DEFLA_RMAX=%u%s%s",
-             (int)storage, tiles->chunk, tiles->work_group, tiles->rows_max, extra ? " " : "",
-             extra ? extra : "");
+             "-cl-std=CL1.2 -DEFLA_STORAGE=%d -DEFLA_CHUNK=%u -DEFLA_WG=%u -DEFLA_RMAX=%u%s%s%s",
+             (int)storage, tiles->chunk, tiles->work_group, tiles->rows_max, nvmma,
+             extra ? " " : "", extra ? extra : "");
 }
 
 /* Everything a binary depends on. */
@@ -174,7 +184,7 @@ void efla_cl_program_release(efla_cl_program *p) {
 static efla_status build_program(efla_backend_context *ctx, efla_dtype storage,
                                  const efla_cl_tiles *tiles, efla_cl_program *p) {
     char options[512], key[2048], dir[1024], file[1200];
-    build_options(storage, tiles, options, sizeof options);
+    build_options(ctx, storage, tiles, options, sizeof options);
     cache_key(&ctx->device, options, key, sizeof key);
     bool cached =
         efla_cl_cache_directory(dir, sizeof dir) && efla_cl_cache_file(dir, key, file, sizeof file);
@@ -199,6 +209,15 @@ static efla_status build_program(efla_backend_context *ctx, efla_dtype storage,
     return EFLA_SUCCESS;
 }
 
+/* The nvmma path was chosen by default but its kernels do not build (a
+ * driver whose compiler rejects the inline PTX): the context runs the
+ * portable kernels instead, and says so in its kernel path. */
+static void fall_back_to_portable(efla_backend_context *ctx) {
+    ctx->path = EFLA_CL_PATH_PORTABLE;
+    snprintf(ctx->device.info.kernel_path, sizeof ctx->device.info.kernel_path, "%s",
+             efla_cl_path_name(ctx->path));
+}
+
 efla_status efla_cl_program_get(efla_backend_context *ctx, efla_dtype storage,
                                 const efla_cl_program **out) {
     efla_cl_program *p = &ctx->programs[storage];
@@ -213,7 +232,9 @@ efla_status efla_cl_program_get(efla_backend_context *ctx, efla_dtype storage,
         efla_status status = build_program(ctx, storage, &tiles, p);
         if (status != EFLA_SUCCESS) {
             efla_cl_program_release(p);
-            return status;
+            if (!uses_nvmma(ctx, storage) || ctx->path_forced) return status;
+            fall_back_to_portable(ctx);
+            continue;
         }
         bool scan_fits = p->max_work_group[EFLA_CL_OUTPUT] >= 4 * tiles.chunk;
         for (int i = EFLA_CL_STATE; i <= EFLA_CL_STATE32; ++i)
