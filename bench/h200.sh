@@ -14,7 +14,7 @@
 #   BUDGET_S       the whole run's time limit in seconds (default 540)
 #   BACKENDS       backends to run (default: the GPU backends compiled into the bundle)
 #   CUDA_PATHS     kernel paths the tests force with EFLA_PATH (default "simt mma")
-#   VULKAN_PATHS   (default "portable")      OPENCL_PATHS (default "portable")
+#   VULKAN_PATHS   (default "portable")      OPENCL_PATHS (default "portable nvmma")
 #                  a path named "default" runs with EFLA_PATH unset
 #   TEST_LIMIT_S   one test program's limit (default 120); a (backend, path) step gets
 #                  at most STEP_TEST_LIMIT_S (default 150)
@@ -39,7 +39,7 @@ BUDGET_S=${BUDGET_S:-540}
 BUNDLE=${BUNDLE:-$PWD/.device/bundle}
 CUDA_PATHS=${CUDA_PATHS:-simt mma}
 VULKAN_PATHS=${VULKAN_PATHS:-portable}
-OPENCL_PATHS=${OPENCL_PATHS:-portable}
+OPENCL_PATHS=${OPENCL_PATHS:-portable nvmma}
 TEST_LIMIT_S=${TEST_LIMIT_S:-120}
 STEP_TEST_LIMIT_S=${STEP_TEST_LIMIT_S:-150}
 BENCH_LIMIT_S=${BENCH_LIMIT_S:-90}

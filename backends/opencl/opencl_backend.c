@@ -56,7 +56,8 @@ efla_status efla_cl_context_init(const efla_backend_context_params *params,
                                  const efla_cl_device *device, cl_context context,
                                  cl_command_queue queue, bool native, efla_backend_context **out) {
     efla_cl_path path;
-    efla_status status = efla_cl_path_choose(device, &path);
+    bool forced;
+    efla_status status = efla_cl_path_choose(device, &path, &forced);
     if (status != EFLA_SUCCESS) return status;
     cl_command_queue_properties properties = 0;
     cl_int err = efla_cl.clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof properties,
@@ -75,6 +76,7 @@ efla_status efla_cl_context_init(const efla_backend_context_params *params,
     ctx->profiling = (properties & CL_QUEUE_PROFILING_ENABLE) != 0;
     ctx->native = native;
     ctx->path = path;
+    ctx->path_forced = forced;
     ctx->tiles = efla_cl_tiles_for(device);
     snprintf(ctx->device.info.kernel_path, sizeof ctx->device.info.kernel_path, "%s",
              efla_cl_path_name(path));
@@ -103,7 +105,8 @@ static efla_status cl_context_create(const efla_backend_context_params *params,
                           count, params->device_index);
     const efla_cl_device *device = &devices[params->device_index];
     efla_cl_path path;
-    status = efla_cl_path_choose(device, &path); /* fail before creating anything */
+    bool forced;
+    status = efla_cl_path_choose(device, &path, &forced); /* fail before creating anything */
     if (status != EFLA_SUCCESS) return status;
     cl_context_properties properties[] = {CL_CONTEXT_PLATFORM,
                                           (cl_context_properties)device->platform, 0};

@@ -103,6 +103,12 @@ static uint32_t subgroup_size(cl_device_id device) {
     return 0;
 }
 
+static uint32_t nv_compute_capability(cl_device_id device) {
+    if (!has_extension(device, "cl_nv_device_attribute_query")) return 0;
+    return 10 * device_uint(device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV) +
+           device_uint(device, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV);
+}
+
 static uint32_t capability_flags(cl_device_id device, uint8_t *uuid) {
     uint32_t flags = EFLA_DEVICE_TIMESTAMPS; /* profiling queues are core OpenCL */
     if (has_extension(device, "cl_khr_fp16")) flags |= EFLA_DEVICE_FP16;
@@ -132,6 +138,7 @@ efla_status efla_cl_describe(cl_platform_id platform, cl_device_id device, efla_
     info->vendor_id = device_uint(device, CL_DEVICE_VENDOR_ID);
     info->compute_units = device_uint(device, CL_DEVICE_MAX_COMPUTE_UNITS);
     info->subgroup_size = subgroup_size(device);
+    out->nv_compute_capability = nv_compute_capability(device);
     out->local_memory = device_ulong(device, CL_DEVICE_LOCAL_MEM_SIZE);
     info->shared_memory_bytes = out->local_memory;
     info->memory_bytes = device_ulong(device, CL_DEVICE_GLOBAL_MEM_SIZE);

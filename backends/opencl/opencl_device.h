@@ -17,6 +17,8 @@ typedef struct efla_cl_device {
     uint64_t max_allocation; /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     size_t max_work_group;   /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     cl_command_queue_properties queue_properties;
+    /* NVIDIA (cl_nv_device_attribute_query): major * 10 + minor; else 0. */
+    uint32_t nv_compute_capability;
 } efla_cl_device;
 
 /* The process-wide device list, best first: GPUs, then accelerators, then

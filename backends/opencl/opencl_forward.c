@@ -1,16 +1,19 @@
 /*
- * Enqueuing a forward: the recurrent kernel for short sequences, the
- * chunk-parallel prepare then the scan for long ones. On out-of-order
- * queues events order them: recurrent and prepare wait for the previous
- * operation (the context's tail, plus a host wait list), scan waits for
- * prepare, and the tail becomes {recurrent, scan}.
+ * Enqueuing a forward: the recurrent kernel for short sequences; for long
+ * ones the chunk-parallel prepare, the serial state scan and the
+ * chunk-parallel output. On out-of-order queues events order them:
+ * recurrent and prepare wait for the previous operation (the context's
+ * tail, plus a host wait list), each chunk kernel for the one before, and
+ * the tail becomes {recurrent, output}.
  */
 #include "backends/opencl/opencl_error.h"
 #include "backends/opencl/opencl_internal.h"
 #include "backends/opencl/opencl_plan.h"
 #include "core/error.h"
+#include "shaders/opencl/efla_params.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct kernel_arg {
@@ -126,28 +129,59 @@ static efla_status run_prepare(const launch_state *s, cl_event *event) {
                   s->wait, s->wait_count, event);
 }
 
-static efla_status run_scan(const launch_state *s, cl_event prepared, cl_event *event) {
+static efla_status run_state(const launch_state *s, cl_event prepared, cl_event *event) {
     const efla_forward_args *a = s->args;
     const efla_cl_plan *p = s->plan;
-    cl_kernel kernel = p->program->kernels[efla_cl_scan_kernel(p->scan_columns)];
-    cl_mem q = memory_of(&a->q), k = memory_of(&a->k), out = memory_of(&a->out),
-           s0 = memory_of(&a->initial_state), s1 = memory_of(&a->final_state),
+    cl_kernel kernel = p->program->kernels[efla_cl_state_kernel(p->scan_columns)];
+    cl_mem k = memory_of(&a->k), s0 = memory_of(&a->initial_state), s1 = memory_of(&a->final_state),
            scratch = s->ctx->scratch;
-    cl_int table = p->scan_table;
+    cl_int table = p->scan_table, first_chunks = p->first_chunk_table;
     const cl_int columns = (cl_int)p->scan_columns;
-    const kernel_arg args[] = {
-        {sizeof(cl_mem), &s->call}, {sizeof table, &table},     {sizeof(cl_mem), &q},
-        {sizeof(cl_mem), &k},       {sizeof(cl_mem), &out},     {sizeof(cl_mem), &s0},
-        {sizeof(cl_mem), &s1},      {sizeof(cl_mem), &scratch}, {p->scan_local_bytes, NULL}};
-    efla_status status = set_args(kernel, "efla_chunk_scan", args, 9);
+    const kernel_arg args[] = {{sizeof(cl_mem), &s->call},
+                               {sizeof table, &table},
+                               {sizeof first_chunks, &first_chunks},
+                               {sizeof(cl_mem), &k},
+                               {sizeof(cl_mem), &s0},
+                               {sizeof(cl_mem), &s1},
+                               {sizeof(cl_mem), &scratch},
+                               {p->scan_local_bytes, NULL}};
+    efla_status status = set_args(kernel, "efla_chunk_state", args, 8);
     if (status != EFLA_SUCCESS) return status;
     const size_t tiles = (size_t)((a->dv + columns - 1) / columns);
     const size_t groups = (size_t)p->scan_count * (size_t)a->value_heads * tiles;
     /* With no chunk to prepare (only empty sequences), wait like prepare. */
     const cl_event *wait = prepared ? &prepared : s->wait;
     cl_uint wait_count = prepared ? 1 : s->wait_count;
-    return launch(s->queue, kernel, "efla_chunk_scan", groups, 4 * (size_t)p->program->tiles.chunk,
+    return launch(s->queue, kernel, "efla_chunk_state", groups, 2 * (size_t)p->program->tiles.chunk,
                   wait, wait_count, event);
+}
+
+static efla_status run_output(const launch_state *s, cl_event scanned, cl_event *event) {
+    const efla_forward_args *a = s->args;
+    const efla_cl_plan *p = s->plan;
+    cl_kernel kernel = p->program->kernels[EFLA_CL_OUTPUT];
+    cl_mem q = memory_of(&a->q), out = memory_of(&a->out), scratch = s->ctx->scratch;
+    cl_int table = p->chunk_table;
+    const kernel_arg args[] = {{sizeof(cl_mem), &s->call},
+                               {sizeof table, &table},
+                               {sizeof(cl_mem), &q},
+                               {sizeof(cl_mem), &out},
+                               {sizeof(cl_mem), &scratch}};
+    efla_status status = set_args(kernel, "efla_chunk_output", args, 5);
+    if (status != EFLA_SUCCESS) return status;
+    const size_t tiles = (size_t)((a->dv + EFLA_CL_OUT_TILE - 1) / EFLA_CL_OUT_TILE);
+    const size_t groups = (size_t)p->chunk_count * (size_t)a->value_heads * tiles;
+    return launch(s->queue, kernel, "efla_chunk_output", groups,
+                  4 * (size_t)p->program->tiles.chunk, &scanned, 1, event);
+}
+
+/* Profiling aid: EFLA_OPENCL_STOP_AFTER=prepare|state enqueues the chunk
+ * kernels only up to that one (the output is then wrong), so that timing
+ * a forward with and without each gives the kernels' shares. */
+static int chunk_stages(void) {
+    const char *text = getenv("EFLA_OPENCL_STOP_AFTER");
+    if (!text) return 3;
+    return strcmp(text, "prepare") == 0 ? 1 : strcmp(text, "state") == 0 ? 2 : 3;
 }
 
 /* The wait list: the context's tail, then the caller's events. */
@@ -167,29 +201,34 @@ static efla_status enqueue_planned(efla_backend_context *ctx, const efla_forward
                                    const efla_cl_plan *plan, cl_command_queue queue, cl_mem call,
                                    const cl_event *wait, cl_uint wait_count) {
     launch_state s = {ctx, args, plan, queue, call, wait, wait_count};
-    cl_event recurrent = NULL, prepared = NULL, scanned = NULL;
+    cl_event recurrent = NULL, prepared = NULL, scanned = NULL, output = NULL;
     efla_status status = EFLA_SUCCESS;
     if (plan->recurrent_count) status = run_recurrent(&s, &recurrent);
+    const int stages = chunk_stages();
     if (status == EFLA_SUCCESS && plan->chunk_count) status = run_prepare(&s, &prepared);
-    if (status == EFLA_SUCCESS && plan->scan_count) status = run_scan(&s, prepared, &scanned);
+    if (status == EFLA_SUCCESS && plan->scan_count && stages >= 2)
+        status = run_state(&s, prepared, &scanned);
+    if (status == EFLA_SUCCESS && plan->chunk_count && scanned && stages >= 3)
+        status = run_output(&s, scanned, &output);
 
-    /* Whatever was enqueued becomes the tail, even after a failure. */
+    /* Whatever was enqueued becomes the tail, even after a failure: the
+     * last of each chain (recurrent; prepare -> state -> output). */
     cl_event last[2];
     cl_uint count = 0;
     if (recurrent) last[count++] = recurrent;
-    if (scanned)
-        last[count++] = scanned;
-    else if (prepared)
-        last[count++] = prepared;
+    cl_event chunked = output ? output : scanned ? scanned : prepared;
+    if (chunked) last[count++] = chunked;
     if (ctx->profiling && queue == ctx->queue) {
-        cl_event timed[3];
+        cl_event timed[EFLA_CL_MAX_EVENTS];
         cl_uint n = 0;
         if (recurrent) efla_cl.clRetainEvent(timed[n++] = recurrent);
         if (prepared) efla_cl.clRetainEvent(timed[n++] = prepared);
         if (scanned) efla_cl.clRetainEvent(timed[n++] = scanned);
+        if (output) efla_cl.clRetainEvent(timed[n++] = output);
         efla_cl_events_set(&ctx->timed, timed, n);
     }
-    if (prepared && scanned) efla_cl.clReleaseEvent(prepared);
+    if (prepared && prepared != chunked) efla_cl.clReleaseEvent(prepared);
+    if (scanned && scanned != chunked) efla_cl.clReleaseEvent(scanned);
     if (count == 0 && status == EFLA_SUCCESS) {
         /* Nothing to run: a marker keeps "the forward is done" an event
          * that follows the wait list, for the next operation and interop. */

@@ -11,19 +11,20 @@
 
 /* Tile class: the build-time constants of the chunk kernels. */
 typedef struct efla_cl_tiles {
-    uint32_t chunk;      /* EFLA_CHUNK: 64, or 32 on small devices; the scan has 4 C items */
+    uint32_t chunk;      /* EFLA_CHUNK: 64, or 32 on small devices; the output has 4 C items */
     uint32_t work_group; /* EFLA_WG of the recurrent and prepare kernels: 256, 128 or 64 */
     uint32_t rows_max;   /* EFLA_RMAX: state rows per item of the recurrent kernel */
 } efla_cl_tiles;
 
-/* The kernels of one program (one storage dtype and tile class). */
-/* The scan comes in three Dv tile widths: EFLA_CL_SCAN + log2(width / 8). */
+/* The kernels of one program (one storage dtype and tile class). The
+ * state scan comes in three Dv tile widths: EFLA_CL_STATE + log2(width / 8). */
 enum {
     EFLA_CL_RECURRENT,
     EFLA_CL_PREPARE,
-    EFLA_CL_SCAN, /* 8 columns */
-    EFLA_CL_SCAN16,
-    EFLA_CL_SCAN32,
+    EFLA_CL_STATE, /* 8 columns */
+    EFLA_CL_STATE16,
+    EFLA_CL_STATE32,
+    EFLA_CL_OUTPUT,
     EFLA_CL_KERNEL_COUNT
 };
 
@@ -52,6 +53,7 @@ struct efla_backend_context {
     bool profiling;
     bool native; /* context and queue belong to the host */
     efla_cl_path path;
+    bool path_forced; /* by EFLA_PATH: a failing nvmma build is then an error, not a fallback */
     efla_cl_tiles tiles;
     efla_cl_program programs[4]; /* by storage dtype (EFLA_DTYPE_F32..BF16) */
     cl_mem scratch;

@@ -8,33 +8,58 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const path_names[EFLA_CL_PATH_COUNT] = {"portable"};
+static const char *const path_names[EFLA_CL_PATH_COUNT] = {"portable", "nvmma"};
+
+/* mma.sync m16n8k16 with bf16 operands needs sm_80. */
+#define EFLA_CL_NVMMA_MIN_CAPABILITY 80
 
 const char *efla_cl_path_name(efla_cl_path path) {
     return (unsigned)path < EFLA_CL_PATH_COUNT ? path_names[path] : "unknown";
 }
 
+bool efla_cl_nvmma_emulated(void) {
+    const char *text = getenv("EFLA_OPENCL_NVMMA_EMULATE");
+    return text && strcmp(text, "1") == 0;
+}
+
+static bool nvmma_native(const efla_cl_device *device) {
+    return device->nv_compute_capability >= EFLA_CL_NVMMA_MIN_CAPABILITY;
+}
+
+static efla_status refuse(const efla_cl_device *device, const char *forced) {
+    if (strcasecmp(forced, "nvmma") == 0)
+        return efla_error(EFLA_ERROR_UNSUPPORTED,
+                          "EFLA_PATH=%s: the OpenCL nvmma path needs an NVIDIA GPU of compute "
+                          "capability 8.0 or newer (cl_nv_device_attribute_query); '%s' reports "
+                          "%s",
+                          forced, device->info.name,
+                          device->nv_compute_capability ? "an older one" : "none");
+    return efla_error(EFLA_ERROR_UNSUPPORTED,
+                      "EFLA_PATH=%s: the OpenCL device '%s' cannot run that path", forced,
+                      device->info.name);
+}
+
 static bool path_available(const efla_cl_device *device, efla_cl_path path) {
-    (void)device;
-    return path == EFLA_CL_PATH_PORTABLE;
+    switch (path) {
+    case EFLA_CL_PATH_PORTABLE: return true;
+    case EFLA_CL_PATH_NVMMA: return nvmma_native(device) || efla_cl_nvmma_emulated();
+    default: return false;
+    }
 }
 
 efla_status efla_cl_path_default(const efla_cl_device *device, efla_cl_path *out) {
-    (void)device;
-    *out = EFLA_CL_PATH_PORTABLE;
+    *out = nvmma_native(device) ? EFLA_CL_PATH_NVMMA : EFLA_CL_PATH_PORTABLE;
     return EFLA_SUCCESS;
 }
 
-efla_status efla_cl_path_choose(const efla_cl_device *device, efla_cl_path *out) {
+efla_status efla_cl_path_choose(const efla_cl_device *device, efla_cl_path *out, bool *forced) {
     char buffer[64];
-    const char *forced = efla_kernel_path_requested(EFLA_BACKEND_OPENCL, buffer, sizeof buffer);
-    if (!forced || !*forced) return efla_cl_path_default(device, out);
+    const char *requested = efla_kernel_path_requested(EFLA_BACKEND_OPENCL, buffer, sizeof buffer);
+    *forced = requested && *requested;
+    if (!*forced) return efla_cl_path_default(device, out);
     for (int p = 0; p < EFLA_CL_PATH_COUNT; ++p) {
-        if (strcasecmp(forced, path_names[p]) != 0) continue;
-        if (!path_available(device, (efla_cl_path)p))
-            return efla_error(EFLA_ERROR_UNSUPPORTED,
-                              "EFLA_PATH=%s: the OpenCL device '%s' cannot run that path", forced,
-                              device->info.name);
+        if (strcasecmp(requested, path_names[p]) != 0) continue;
+        if (!path_available(device, (efla_cl_path)p)) return refuse(device, requested);
         *out = (efla_cl_path)p;
         return EFLA_SUCCESS;
     }
@@ -44,5 +69,5 @@ efla_status efla_cl_path_choose(const efla_cl_device *device, efla_cl_path *out)
         strncat(valid, path_names[p], sizeof valid - strlen(valid) - 1);
     }
     return efla_error(EFLA_ERROR_UNSUPPORTED,
-                      "EFLA_PATH='%s' is not an OpenCL kernel path (valid: %s)", forced, valid);
+                      "EFLA_PATH='%s' is not an OpenCL kernel path (valid: %s)", requested, valid);
 }

@@ -42,7 +42,8 @@ static int64_t float_bits(float x) {
     return bits;
 }
 
-static void fill_parameters(const efla_forward_args *args, uint32_t chunk, int64_t *P) {
+static void fill_parameters(const efla_forward_args *args, uint32_t chunk, int64_t chunks,
+                            int64_t *P) {
     put_tensor(P, EFLA_P_Q, &args->q);
     put_tensor(P, EFLA_P_K, &args->k);
     put_tensor(P, EFLA_P_V, &args->v);
@@ -61,19 +62,22 @@ static void fill_parameters(const efla_forward_args *args, uint32_t chunk, int64
                       (args->l2norm_k ? EFLA_PF_L2NORM_K : 0) |
                       (args->mode == EFLA_MODE_DELTA ? EFLA_PF_DELTA : 0);
     P[EFLA_P_SCALE] = float_bits(args->scale);
-    /* Scratch: W, U, A, C one after the other, B*T rows per value head. */
+    /* Scratch: W, U, A, C one after the other, B*T rows per value head,
+     * then H, Dk x Dv per chunk and value head. */
     const int64_t rows = args->batch * args->tokens, heads_rows = args->value_heads * rows;
     P[EFLA_P_ROWS] = rows;
     P[EFLA_P_SCRATCH_W] = 0;
     P[EFLA_P_SCRATCH_U] = heads_rows * args->dk;
     P[EFLA_P_SCRATCH_A] = P[EFLA_P_SCRATCH_U] + heads_rows * args->dv;
     P[EFLA_P_SCRATCH_C] = P[EFLA_P_SCRATCH_A] + heads_rows * chunk;
+    P[EFLA_P_SCRATCH_H] = P[EFLA_P_SCRATCH_C] + heads_rows * 2;
+    P[EFLA_P_CHUNKS] = chunks;
 }
 
 static void fill_tables(const efla_forward_args *args, uint32_t chunk, efla_cl_plan *plan) {
     int32_t *base = (int32_t *)plan->block;
     int32_t *recurrent = base + 4 * plan->recurrent_table, *chunks = base + 4 * plan->chunk_table,
-            *scan = base + 4 * plan->scan_table;
+            *scan = base + 4 * plan->scan_table, *first_chunk = base + 4 * plan->first_chunk_table;
     for (int64_t n = 0; n < args->sequences; ++n) {
         int64_t b, first, length;
         efla_forward_sequence(args, n, &b, &first, &length);
@@ -85,6 +89,8 @@ static void fill_tables(const efla_forward_args *args, uint32_t chunk, efla_cl_p
         }
         memcpy(scan, entry, sizeof entry);
         scan += 4;
+        first_chunk[0] = (int32_t)((chunks - (base + 4 * plan->chunk_table)) / 4);
+        first_chunk += 4;
         for (int64_t c = 0; c < length; c += chunk) {
             const int32_t piece[4] = {(int32_t)b, (int32_t)(first + c),
                                       (int32_t)(length - c < chunk ? length - c : chunk),
@@ -132,18 +138,18 @@ static efla_status recurrent_shape(efla_backend_context *ctx, const efla_forward
     return EFLA_SUCCESS;
 }
 
-/* The scan's kernel for a Dv tile width of 8, 16 or 32. */
-int efla_cl_scan_kernel(uint32_t columns) {
-    return columns >= 32 ? EFLA_CL_SCAN32 : columns >= 16 ? EFLA_CL_SCAN16 : EFLA_CL_SCAN;
+/* The state kernel for a Dv tile width of 8, 16 or 32. */
+int efla_cl_state_kernel(uint32_t columns) {
+    return columns >= 32 ? EFLA_CL_STATE32 : columns >= 16 ? EFLA_CL_STATE16 : EFLA_CL_STATE;
 }
 
 static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args *args,
                               efla_cl_plan *plan) {
     const efla_cl_tiles *tiles = &plan->program->tiles;
     const uint64_t local = ctx->device.local_memory;
-    /* S is [Dk rounded up to the K tile][width] floats. */
-    const uint64_t s_rows =
-        (uint64_t)(args->dk + EFLA_CL_K_TILE - 1) / EFLA_CL_K_TILE * EFLA_CL_K_TILE;
+    /* S is [Dk rounded up to the state kernel's K tile][width] floats. */
+    const uint64_t s_rows = (uint64_t)(args->dk + EFLA_CL_STATE_K_TILE - 1) / EFLA_CL_STATE_K_TILE *
+                            EFLA_CL_STATE_K_TILE;
     uint32_t columns = forced_dv_tile();
     if (!columns) {
         columns =
@@ -158,20 +164,23 @@ static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args
             columns /= 2;
     }
     uint64_t needed;
-    while ((needed = plan->program->static_local[efla_cl_scan_kernel(columns)] +
+    while ((needed = plan->program->static_local[efla_cl_state_kernel(columns)] +
                      sizeof(float) * s_rows * columns) > local &&
            columns > 8)
         columns /= 2;
     if (needed > local)
         return efla_error(EFLA_ERROR_UNSUPPORTED,
-                          "the chunked scan needs %llu bytes of local memory for Dk=%lld but "
+                          "the chunked state scan needs %llu bytes of local memory for Dk=%lld but "
                           "'%s' has %llu",
                           (unsigned long long)needed, (long long)args->dk, ctx->device.info.name,
                           (unsigned long long)local);
     plan->scan_columns = columns;
     plan->scan_local_bytes = sizeof(float) * (size_t)(s_rows * columns);
     const uint64_t rows = (uint64_t)(args->batch * args->tokens) * (uint64_t)args->value_heads;
-    plan->scratch_bytes = sizeof(float) * rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2);
+    const uint64_t states = (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
+    plan->scratch_bytes =
+        sizeof(float) * (rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2) +
+                         states * (uint64_t)args->dk * (uint64_t)args->dv);
     return EFLA_SUCCESS;
 }
 
@@ -182,7 +191,9 @@ static efla_status check_limits(const efla_forward_args *args, const efla_cl_pla
         (uint64_t)(plan->recurrent_count > plan->scan_count ? plan->recurrent_count
                                                             : plan->scan_count);
     const uint64_t groups = most * (uint64_t)args->value_heads * tiles;
-    const uint64_t chunk_groups = (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
+    const uint64_t out_tiles = (uint64_t)(args->dv + EFLA_CL_OUT_TILE - 1) / EFLA_CL_OUT_TILE;
+    const uint64_t chunk_groups =
+        (uint64_t)plan->chunk_count * (uint64_t)args->value_heads * out_tiles;
     if (args->tokens > INT32_MAX || args->batch > INT32_MAX || args->sequences > INT32_MAX ||
         groups > INT32_MAX || chunk_groups > INT32_MAX)
         return efla_error(EFLA_ERROR_UNSUPPORTED,
@@ -220,19 +231,23 @@ efla_status efla_cl_plan_make(efla_backend_context *ctx, const efla_forward_args
         (status = check_local(ctx, program, EFLA_CL_RECURRENT, "efla_recurrent",
                               plan->recurrent_local_bytes)) != EFLA_SUCCESS)
         return status;
-    if (plan->chunk_count && (status = check_local(ctx, program, EFLA_CL_PREPARE,
-                                                   "efla_chunk_prepare", 0)) != EFLA_SUCCESS)
+    if (plan->chunk_count &&
+        ((status = check_local(ctx, program, EFLA_CL_PREPARE, "efla_chunk_prepare", 0)) !=
+             EFLA_SUCCESS ||
+         (status = check_local(ctx, program, EFLA_CL_OUTPUT, "efla_chunk_output", 0)) !=
+             EFLA_SUCCESS))
         return status;
     const int32_t header = EFLA_P_COUNT / 2; /* int4 entries taken by the parameters */
     plan->recurrent_table = header;
     plan->chunk_table = header + (int32_t)plan->recurrent_count;
     plan->scan_table = plan->chunk_table + (int32_t)plan->chunk_count;
-    const uint64_t entries = (uint64_t)plan->scan_table + (uint64_t)plan->scan_count;
+    plan->first_chunk_table = plan->scan_table + (int32_t)plan->scan_count;
+    const uint64_t entries = (uint64_t)plan->first_chunk_table + (uint64_t)plan->scan_count;
     plan->block_bytes = (size_t)entries * 16;
     plan->block = ctx->params.allocator->alloc(ctx->params.allocator->user, plan->block_bytes, 64);
     if (!plan->block) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     memset(plan->block, 0, plan->block_bytes);
-    fill_parameters(args, chunk, plan->block);
+    fill_parameters(args, chunk, plan->chunk_count, plan->block);
     fill_tables(args, chunk, plan);
     return EFLA_SUCCESS;
 }

@@ -11,15 +11,16 @@
 typedef struct efla_cl_plan {
     const efla_cl_program *program;
     /* Table entries (int4 each) and where each table starts in the block,
-     * counted in int4 from the block's start. */
+     * counted in int4 from the block's start. The first-chunk table holds,
+     * per scan entry, the index of its sequence's first chunk. */
     int64_t recurrent_count, chunk_count, scan_count;
-    int32_t recurrent_table, chunk_table, scan_table;
+    int32_t recurrent_table, chunk_table, scan_table, first_chunk_table;
     /* The parameter block followed by the tables (host memory). */
     int64_t *block;
     size_t block_bytes;
     /* Launch shapes. */
     uint32_t recurrent_columns, recurrent_row_groups; /* dvr, rsr */
-    uint32_t scan_columns;                            /* dvt */
+    uint32_t scan_columns;                            /* dvt of the state kernel */
     size_t recurrent_local_bytes, scan_local_bytes;   /* the __local arguments */
     uint64_t scratch_bytes;
 } efla_cl_plan;
@@ -27,8 +28,8 @@ typedef struct efla_cl_plan {
 /* Whether a sequence of `length` tokens runs the recurrent kernel. */
 bool efla_cl_runs_recurrent(const efla_forward_args *args, int64_t length);
 
-/* The scan kernel (EFLA_CL_SCAN..SCAN32) for a Dv tile width. */
-int efla_cl_scan_kernel(uint32_t columns);
+/* The state kernel (EFLA_CL_STATE..STATE32) for a Dv tile width. */
+int efla_cl_state_kernel(uint32_t columns);
 
 /* Fills the plan (and allocates its block from the context's allocator). */
 efla_status efla_cl_plan_make(efla_backend_context *ctx, const efla_forward_args *args,

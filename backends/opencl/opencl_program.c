@@ -16,8 +16,8 @@ extern const unsigned char efla_opencl_source[];
 extern const size_t efla_opencl_source_size;
 
 static const char *const kernel_names[EFLA_CL_KERNEL_COUNT] = {
-    "efla_recurrent", "efla_chunk_prepare", "efla_chunk_scan8", "efla_chunk_scan16",
-    "efla_chunk_scan32"};
+    "efla_recurrent",     "efla_chunk_prepare", "efla_chunk_state8",
+    "efla_chunk_state16", "efla_chunk_state32", "efla_chunk_output"};
 
 /* Reads a power-of-two override from the environment (tests force small
  * tiles with it); 0 when unset or not one of `allowed`. */
@@ -33,8 +33,8 @@ static uint32_t env_choice(const char *name, const uint32_t *allowed, size_t cou
 efla_cl_tiles efla_cl_tiles_for(const efla_cl_device *device) {
     static const uint32_t chunks[] = {32, 64}, groups[] = {64, 128, 256};
     efla_cl_tiles tiles = {64, 256, 16};
-    /* The prepare kernel keeps two C x C matrices in local memory; the scan
-     * runs 4 C items. */
+    /* The prepare kernel keeps two C x C matrices in local memory; the
+     * output kernel runs 4 C items. */
     if (device->local_memory < 40 * 1024 || device->max_work_group < 256) tiles.chunk = 32;
     while (tiles.work_group > 64 && tiles.work_group > device->max_work_group)
         tiles.work_group /= 2;
@@ -45,12 +45,22 @@ efla_cl_tiles efla_cl_tiles_for(const efla_cl_device *device) {
     return tiles;
 }
 
-static void build_options(efla_dtype storage, const efla_cl_tiles *tiles, char *out, size_t size) {
+/* Whether the program of `storage` holds the nvmma kernels: the nvmma
+ * path's 16-bit storage programs (f32 storage keeps f32 products). */
+static bool uses_nvmma(const efla_backend_context *ctx, efla_dtype storage) {
+    return ctx->path == EFLA_CL_PATH_NVMMA && storage != EFLA_DTYPE_F32;
+}
+
+static void build_options(const efla_backend_context *ctx, efla_dtype storage,
+                          const efla_cl_tiles *tiles, char *out, size_t size) {
     const char *extra = getenv("EFLA_OPENCL_BUILD_OPTIONS");
+    const char *nvmma = !uses_nvmma(ctx, storage)  ? ""
+                        : efla_cl_nvmma_emulated() ? " -DEFLA_NVMMA=1 -DEFLA_NVMMA_EMULATE=1"
+                                                   : " -DEFLA_NVMMA=1";
     snprintf(out, size,
-             "-cl-std=CL1.2 -DEFLA_STORAGE=%d -DEFLA_CHUNK=%u -DEFLA_WG=%u -DEFLA_RMAX=%u%s%s",
-             (int)storage, tiles->chunk, tiles->work_group, tiles->rows_max, extra ? " " : "",
-             extra ? extra : "");
+             "-cl-std=CL1.2 -DEFLA_STORAGE=%d -DEFLA_CHUNK=%u -DEFLA_WG=%u -DEFLA_RMAX=%u%s%s%s",
+             (int)storage, tiles->chunk, tiles->work_group, tiles->rows_max, nvmma,
+             extra ? " " : "", extra ? extra : "");
 }
 
 /* Everything a binary depends on. */
@@ -174,7 +184,7 @@ void efla_cl_program_release(efla_cl_program *p) {
 static efla_status build_program(efla_backend_context *ctx, efla_dtype storage,
                                  const efla_cl_tiles *tiles, efla_cl_program *p) {
     char options[512], key[2048], dir[1024], file[1200];
-    build_options(storage, tiles, options, sizeof options);
+    build_options(ctx, storage, tiles, options, sizeof options);
     cache_key(&ctx->device, options, key, sizeof key);
     bool cached =
         efla_cl_cache_directory(dir, sizeof dir) && efla_cl_cache_file(dir, key, file, sizeof file);
@@ -199,6 +209,15 @@ static efla_status build_program(efla_backend_context *ctx, efla_dtype storage,
     return EFLA_SUCCESS;
 }
 
+/* The nvmma path was chosen by default but its kernels do not build (a
+ * driver whose compiler rejects the inline PTX): the context runs the
+ * portable kernels instead, and says so in its kernel path. */
+static void fall_back_to_portable(efla_backend_context *ctx) {
+    ctx->path = EFLA_CL_PATH_PORTABLE;
+    snprintf(ctx->device.info.kernel_path, sizeof ctx->device.info.kernel_path, "%s",
+             efla_cl_path_name(ctx->path));
+}
+
 efla_status efla_cl_program_get(efla_backend_context *ctx, efla_dtype storage,
                                 const efla_cl_program **out) {
     efla_cl_program *p = &ctx->programs[storage];
@@ -207,17 +226,19 @@ efla_status efla_cl_program_get(efla_backend_context *ctx, efla_dtype storage,
         return EFLA_SUCCESS;
     }
     /* A kernel whose registers do not allow the class's work-group size is
-     * rebuilt with a smaller one (a smaller chunk for the scan). */
+     * rebuilt with a smaller one (a smaller chunk for the chunk kernels). */
     efla_cl_tiles tiles = ctx->tiles;
     for (;;) {
         efla_status status = build_program(ctx, storage, &tiles, p);
         if (status != EFLA_SUCCESS) {
             efla_cl_program_release(p);
-            return status;
+            if (!uses_nvmma(ctx, storage) || ctx->path_forced) return status;
+            fall_back_to_portable(ctx);
+            continue;
         }
-        bool scan_fits = true;
-        for (int i = EFLA_CL_SCAN; i <= EFLA_CL_SCAN32; ++i)
-            scan_fits &= p->max_work_group[i] >= 4 * tiles.chunk;
+        bool scan_fits = p->max_work_group[EFLA_CL_OUTPUT] >= 4 * tiles.chunk;
+        for (int i = EFLA_CL_STATE; i <= EFLA_CL_STATE32; ++i)
+            scan_fits &= p->max_work_group[i] >= 2 * tiles.chunk;
         const bool others_fit = p->max_work_group[EFLA_CL_RECURRENT] >= tiles.work_group &&
                                 p->max_work_group[EFLA_CL_PREPARE] >= tiles.work_group;
         if (scan_fits && others_fit) break;

@@ -15,7 +15,6 @@
 /* Tile constants of the chunk kernels. */
 #define EFLA_C EFLA_CHUNK
 #define EFLA_KT EFLA_CL_K_TILE
-#define EFLA_KTP (EFLA_KT + 1) /* padded tile rows: no bank conflicts down a column */
 #define EFLA_MAX2(a, b) ((a) > (b) ? (a) : (b))
 
 /* ---- storage: f32, f16 (vload_half/vstore_half_rte) or bf16 (bits) ---- */

@@ -24,15 +24,18 @@
 #define EFLA_P_FLAGS 40 /* EFLA_PF_* */
 #define EFLA_P_SCALE 41 /* the float's bits */
 /* The chunked path's scratch: B*T rows per value head, and where each
- * array starts (in floats). W [HV][rows][Dk], U [HV][rows][Dv], A (the
- * masked, scaled Q K^T rows) [HV][rows][chunk], C {q factor, 1/|k|}
- * [HV][rows][2]. */
+ * array starts (in floats). W [HV][rows][Dk], U [HV][rows][Dv] (the state
+ * kernel overwrites U with V' = U - W S), A (the masked, scaled Q K^T rows)
+ * [HV][rows][chunk], C {q factor, 1/|k|} [HV][rows][2], H (the state
+ * before each chunk) [HV][chunks][Dk][Dv]. */
 #define EFLA_P_ROWS 42
 #define EFLA_P_SCRATCH_W 43
 #define EFLA_P_SCRATCH_U 44
 #define EFLA_P_SCRATCH_A 45
 #define EFLA_P_SCRATCH_C 46
-#define EFLA_P_COUNT 48 /* a multiple of 2, so that the tables start on an int4 */
+#define EFLA_P_SCRATCH_H 47
+#define EFLA_P_CHUNKS 48 /* chunks in the chunk table (H's second dimension) */
+#define EFLA_P_COUNT 50  /* a multiple of 2, so that the tables start on an int4 */
 
 #define EFLA_PF_INITIAL_STATE 1
 #define EFLA_PF_FINAL_STATE 2
@@ -41,7 +44,9 @@
 #define EFLA_PF_DELTA 16
 
 /* Build-time constants (-D) of the kernels that the host must agree on. */
-#define EFLA_CL_K_TILE 32      /* rows of Dk staged in local memory at a time */
-#define EFLA_CL_MAX_DV_TILE 32 /* the scan's widest Dv tile */
+#define EFLA_CL_K_TILE 32       /* rows of Dk staged in local memory at a time */
+#define EFLA_CL_STATE_K_TILE 64 /* Dk columns of W the state kernel stages at a time */
+#define EFLA_CL_MAX_DV_TILE 32  /* the state kernel's widest Dv tile */
+#define EFLA_CL_OUT_TILE 64     /* Dv columns of one output work-group */
 
 #endif
