@@ -2,7 +2,7 @@
 # Issue #5 on the H200: the Vulkan backend's two kernel paths side by side.
 #   1. bench/h200.sh for the vulkan backend alone, with the conformance tests
 #      forced onto EFLA_PATH=vulkan:coopmat and vulkan:portable, efla bench
-#      (bf16, S1-S5 and D1) on the automatic path (coopmat where offered) and
+#      (bf16, S1-S5 and D1) on the automatic path (portable: coopmat is forced only) and
 #      fla_compare.py (fla beside efla);
 #   2. efla bench again with EFLA_PATH=vulkan:portable, for the comparison.
 # Then `grep -h kernel $OUT/info.log` says which path `auto` took.
