@@ -113,8 +113,9 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     l.total = l.factors + 4 * c; /* 2 x C floats */
     return l;
 }
-/* Warps of the state kernel for a column tile of `tile` columns. */
-EFLA_HD int efla_cuda_state_warps(int64_t tile) { return tile >= 16 ? 8 : 4; }
+/* Warps of the state kernel for a column tile of `tile` columns (a constant
+ * expression: the kernels' launch bounds use it). */
+#define EFLA_CUDA_STATE_WARPS(tile) ((tile) >= 16 ? 8 : 4)
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));

@@ -6,7 +6,7 @@
  *   V' = U - W S_c -> scratch (V'^T, 16 bits);
  *   S += K^T V'.
  * The next chunk's W, K^T and U stream in (cp.async) while this one runs.
- * Warps: 4 for BV = 8, else 8 (efla_cuda_state_warps). W S: warp w takes
+ * Warps: 4 for BV = 8, else 8 (EFLA_CUDA_STATE_WARPS). W S: warp w takes
  * chunk rows 16 (w % 4) and its share of the BV / 8 column tiles; K^T V':
  * warp w takes state row tiles w, w + WARPS, ... with every column tile.
  */
@@ -41,7 +41,7 @@ EFLA_DEV void state_load_stage(const uint16_t *chunk, const efla_cuda_mma_layout
 }
 
 template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
-    constexpr int WARPS = BV >= 16 ? 8 : 4, THREADS = 32 * WARPS;
+    constexpr int WARPS = EFLA_CUDA_STATE_WARPS(BV), THREADS = 32 * WARPS;
     constexpr int NT = BV / 8;            /* column tiles */
     constexpr int NTW = NT / (WARPS / 4); /* W S column tiles per warp */
     constexpr int SR = 16 / WARPS;        /* state row tiles per warp, at most */
