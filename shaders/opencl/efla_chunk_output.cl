@@ -18,13 +18,49 @@
 #define EFLA_OUT_X_N (EFLA_C * EFLA_KT / EFLA_OUT_WG)
 #define EFLA_OUT_Y_N (EFLA_KT * EFLA_OT / EFLA_OUT_WG)
 
-/* Where one work-group's operands are. */
+/* Where one work-group's operands and output rows are. */
 typedef struct efla_out_src {
     __global const store_t *q;
     __global const float *h, *a, *vn; /* H[c] [dk][dv]; A and V' rows of the chunk */
     long q_origin, q_row, q_step;
+    long out_origin, out_row, out_step;
     int dk, dv, col0, length;
 } efla_out_src;
+
+/* The operands of this work-group's (chunk, value head, OT-column tile),
+ * and the chunk's q factors into q_factor (the caller's barrier makes
+ * them visible). Shared by the portable and the nvmma output kernels. */
+efla_out_src efla_out_locate(__global const long *P, __global const int4 *call, int table,
+                             __global const store_t *q, __global const float *scratch,
+                             __local float *q_factor) {
+    const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
+    const int value_heads = (int)P[EFLA_P_VALUE_HEADS];
+    const int tiles = (dv + EFLA_OT - 1) / EFLA_OT;
+    const int group = get_group_id(0), lid = get_local_id(0);
+    const int tile_index = group % tiles, hv = (group / tiles) % value_heads;
+    const long chunk_index = group / tiles / value_heads;
+    const int4 chunk = call[table + chunk_index];
+    const int h = hv / (value_heads / (int)P[EFLA_P_HEADS]);
+    const long row0 = (long)hv * P[EFLA_P_ROWS] + (long)chunk.x * P[EFLA_P_TOKENS] + chunk.y;
+    efla_out_src src;
+    src.q = q;
+    src.h = scratch + P[EFLA_P_SCRATCH_H] + ((long)hv * P[EFLA_P_CHUNKS] + chunk_index) * dk * dv;
+    src.a = scratch + P[EFLA_P_SCRATCH_A] + row0 * EFLA_C;
+    src.vn = scratch + P[EFLA_P_SCRATCH_U] + row0 * dv;
+    src.q_origin = efla_row(P, EFLA_P_Q, chunk.x, chunk.y, h);
+    src.q_row = P[EFLA_P_Q + 2];
+    src.q_step = P[EFLA_P_Q + 4];
+    src.out_origin = efla_row(P, EFLA_P_OUT, chunk.x, chunk.y, hv);
+    src.out_row = P[EFLA_P_OUT + 2];
+    src.out_step = P[EFLA_P_OUT + 4];
+    src.dk = dk;
+    src.dv = dv;
+    src.col0 = tile_index * EFLA_OT;
+    src.length = chunk.z;
+    if (lid < EFLA_C)
+        q_factor[lid] = lid < chunk.z ? scratch[P[EFLA_P_SCRATCH_C] + (row0 + lid) * 2] : 0.0f;
+    return src;
+}
 
 /* Step s < dk/KT: Q columns and H rows d0 = s KT..; after that, A columns
  * and V' rows m0.. of the chunk. X is read along its rows' contraction
@@ -108,31 +144,8 @@ efla_chunk_output(__global const int4 *call, int table, __global const store_t *
     __local float q_factor[EFLA_C];
 
     const int lid = get_local_id(0);
-    const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
-    const int value_heads = (int)P[EFLA_P_VALUE_HEADS];
-    const int tiles = (dv + EFLA_OT - 1) / EFLA_OT;
-    const int group = get_group_id(0);
-    const int tile_index = group % tiles, hv = (group / tiles) % value_heads;
-    const long chunk_index = group / tiles / value_heads;
-    const int4 chunk = call[table + chunk_index];
-    const int h = hv / (value_heads / (int)P[EFLA_P_HEADS]);
-    const long row0 = (long)hv * P[EFLA_P_ROWS] + (long)chunk.x * P[EFLA_P_TOKENS] + chunk.y;
-    efla_out_src src;
-    src.q = q;
-    src.h = scratch + P[EFLA_P_SCRATCH_H] + ((long)hv * P[EFLA_P_CHUNKS] + chunk_index) * dk * dv;
-    src.a = scratch + P[EFLA_P_SCRATCH_A] + row0 * EFLA_C;
-    src.vn = scratch + P[EFLA_P_SCRATCH_U] + row0 * dv;
-    src.q_origin = efla_row(P, EFLA_P_Q, chunk.x, chunk.y, h);
-    src.q_row = P[EFLA_P_Q + 2];
-    src.q_step = P[EFLA_P_Q + 4];
-    src.dk = dk;
-    src.dv = dv;
-    src.col0 = tile_index * EFLA_OT;
-    src.length = chunk.z;
-    const long out_origin = efla_row(P, EFLA_P_OUT, chunk.x, chunk.y, hv),
-               out_row = P[EFLA_P_OUT + 2], out_step = P[EFLA_P_OUT + 4];
-    if (lid < EFLA_C)
-        q_factor[lid] = lid < chunk.z ? scratch[P[EFLA_P_SCRATCH_C] + (row0 + lid) * 2] : 0.0f;
+    const efla_out_src src = efla_out_locate(P, call, table, q, scratch, q_factor);
+    const int dk = src.dk;
 
     const int q_steps = (dk + EFLA_KT - 1) / EFLA_KT, steps = q_steps + EFLA_C / EFLA_KT;
     float x[EFLA_OUT_X_N], y[EFLA_OUT_Y_N];
@@ -151,6 +164,7 @@ efla_chunk_output(__global const int4 *call, int table, __global const store_t *
         }
         efla_out_multiply(xt, yt, acc);
     }
-    efla_out_store(out, out_origin, out_row, out_step, chunk.z, dv, src.col0, acc);
+    efla_out_store(out, src.out_origin, src.out_row, src.out_step, src.length, src.dv, src.col0,
+                   acc);
 }
 #endif

@@ -84,31 +84,8 @@ efla_chunk_output(__global const int4 *call, int table, __global const store_t *
 
     const int lid = get_local_id(0), warp = lid / 32;
     const int row0 = 16 * (warp % EFLA_MO_ROW_BLOCKS), n0 = 32 * (warp / EFLA_MO_ROW_BLOCKS);
-    const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
-    const int value_heads = (int)P[EFLA_P_VALUE_HEADS];
-    const int tiles = (dv + EFLA_OT - 1) / EFLA_OT;
-    const int group = get_group_id(0);
-    const int tile_index = group % tiles, hv = (group / tiles) % value_heads;
-    const long chunk_index = group / tiles / value_heads;
-    const int4 chunk = call[table + chunk_index];
-    const int h = hv / (value_heads / (int)P[EFLA_P_HEADS]);
-    const long row_first = (long)hv * P[EFLA_P_ROWS] + (long)chunk.x * P[EFLA_P_TOKENS] + chunk.y;
-    efla_out_src src;
-    src.q = q;
-    src.h = scratch + P[EFLA_P_SCRATCH_H] + ((long)hv * P[EFLA_P_CHUNKS] + chunk_index) * dk * dv;
-    src.a = scratch + P[EFLA_P_SCRATCH_A] + row_first * EFLA_C;
-    src.vn = scratch + P[EFLA_P_SCRATCH_U] + row_first * dv;
-    src.q_origin = efla_row(P, EFLA_P_Q, chunk.x, chunk.y, h);
-    src.q_row = P[EFLA_P_Q + 2];
-    src.q_step = P[EFLA_P_Q + 4];
-    src.dk = dk;
-    src.dv = dv;
-    src.col0 = tile_index * EFLA_OT;
-    src.length = chunk.z;
-    const long out_origin = efla_row(P, EFLA_P_OUT, chunk.x, chunk.y, hv),
-               out_row = P[EFLA_P_OUT + 2], out_step = P[EFLA_P_OUT + 4];
-    if (lid < EFLA_C)
-        q_factor[lid] = lid < chunk.z ? scratch[P[EFLA_P_SCRATCH_C] + (row_first + lid) * 2] : 0.0f;
+    const efla_out_src src = efla_out_locate(P, call, table, q, scratch, q_factor);
+    const int dk = src.dk;
 
     const int q_steps = (dk + EFLA_KT - 1) / EFLA_KT, steps = q_steps + EFLA_C / EFLA_KT;
     float x[EFLA_OUT_X_N], y[EFLA_OUT_Y_N];
@@ -129,5 +106,6 @@ efla_chunk_output(__global const int4 *call, int table, __global const store_t *
         }
         efla_mo_multiply(xs, xs_lo, yt, yt_lo, split_x, row0, n0, acc EFLA_MMA_ARG);
     }
-    efla_mo_store(out, out_origin, out_row, out_step, chunk.z, dv, row0, src.col0 + n0, acc);
+    efla_mo_store(out, src.out_origin, src.out_row, src.out_step, src.length, src.dv, row0,
+                  src.col0 + n0, acc);
 }
