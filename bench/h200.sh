@@ -58,31 +58,8 @@ started=$SECONDS
 summary=()
 phase_end=$BUDGET_S # the current phase's deadline, in seconds into the run
 
-# step NAME LIMIT_S COMMAND...: runs COMMAND under a time limit (cut to what is
-# left of the phase and the budget), its output shown and kept in
-# $OUT/NAME.log; records the result and never fails the script.
-step() {
-  local name=$1 limit=$2 rc result
-  shift 2
-  local end=$((phase_end < BUDGET_S - reserve_s ? phase_end : BUDGET_S - reserve_s))
-  local left=$((end - (SECONDS - started)))
-  if [ "$left" -lt 5 ]; then
-    summary+=("$name|SKIPPED (no time left)|0")
-    return
-  fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  local t0=$SECONDS
-  echo "=== $name (limit ${limit}s): $*" | tee "$OUT/$name.log"
-  timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$OUT/$name.log"
-  rc=${PIPESTATUS[0]}
-  case $rc in
-    0) result=ok ;;
-    124 | 137) result="TIMEOUT (${limit}s)" ;;
-    *) result="FAIL (exit $rc)" ;;
-  esac
-  echo "=== $name: $result" | tee -a "$OUT/$name.log"
-  summary+=("$name|$result|$((SECONDS - t0))")
-}
+# step NAME LIMIT_S COMMAND...: bench/steps.sh
+. "$here/steps.sh"
 
 # GPU.md's "each run" steps: the loaders from .deb files, the NVIDIA OpenCL ICD,
 # the bundle's libraries; a Vulkan driver file where the loader finds none.

@@ -38,27 +38,8 @@ declare -A shape=(
   [S1]=1,8192,16,16,128,128 [S2]=4,4096,16,16,128,128 [S3]=8,2048,32,32,64,64
   [S4]=1,32768,8,8,128,128 [S5]=2,4096,16,16,256,256 [D1]=64,1,16,16,128,128)
 
-# step NAME LIMIT_S COMMAND...: COMMAND under a time limit (cut to what is
-# left of BUDGET_S), logged; never fails.
-step() {
-  local name=$1 limit=$2 rc result t0=$SECONDS left=$((BUDGET_S - SECONDS))
-  shift 2
-  if [ "$left" -lt 5 ]; then
-    summary+=("$name|SKIPPED (no time left)|0")
-    return
-  fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  echo "=== $name (limit ${limit}s): $*" | tee "$OUT/$name.log"
-  timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$OUT/$name.log"
-  rc=${PIPESTATUS[0]}
-  case $rc in
-    0) result=ok ;;
-    124 | 137) result="TIMEOUT (${limit}s)" ;;
-    *) result="FAIL (exit $rc)" ;;
-  esac
-  echo "=== $name: $result" | tee -a "$OUT/$name.log"
-  summary+=("$name|$result|$((SECONDS - t0))")
-}
+# step NAME LIMIT_S COMMAND...: bench/steps.sh (no phases: the deadline is BUDGET_S)
+. "$here/steps.sh"
 
 # conformance PATH: the conformance programs with the path forced (the step's
 # timeout reaches them: they stay in its process group).
