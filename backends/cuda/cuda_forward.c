@@ -230,7 +230,7 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
     chunked_launch l;
     l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + bf16);
-    l.scan = efla_cuda_mma_state_kernel(bf16, plan->tiles.state);
+    l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, plan->tiles.state);
     l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
     l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
     l.scan_threads = 32 * (uint32_t)EFLA_CUDA_STATE_WARPS(plan->tiles.state);

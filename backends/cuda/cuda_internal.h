@@ -74,7 +74,7 @@ typedef struct efla_cuda_mma_tiles {
 /* False when the mma kernels do not fit the device's shared memory. */
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out);
-efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int tile);
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile);
 efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile);
 
 /* cuda_device.c */

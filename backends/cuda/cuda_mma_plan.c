@@ -1,7 +1,7 @@
 /*
  * Tile choices of the tensor-core (mma) chunked kernels: the state
  * kernel's column tile BV and the output kernel's BO, from the device's SM
- * count and shared memory. EFLA_CUDA_STATE_TILE (8, 16, 32, 64) and
+ * count and shared memory. EFLA_CUDA_STATE_TILE (16, 32, 64) and
  * EFLA_CUDA_OUTPUT_TILE (32, 64, 128) override them for tuning, and
  * EFLA_CUDA_STATE_STAGES (2, 3) the state kernel's prefetch depth.
  */
@@ -24,26 +24,24 @@ static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64
     return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2));
 }
 
-/* The state kernel runs one block per SM (its registers), latency-bound
- * over the chunks: the narrowest tile that still fills one wave gives the
- * most blocks side by side; but more blocks than SMs run as a second
- * wave, so then the widest tile that keeps at least about one block per
- * SM. */
+/* Each warp of the state kernel owns 16 columns of the state and runs the
+ * serial chain on its own; a block's warps share the chunk operands in
+ * shared memory. The chain's pace is one warp's, so the blocks should
+ * cover the SMs (one warp per SM is no slower per chunk than four), while
+ * wider blocks load the operands from L2 fewer times: the widest tile that
+ * still gives about one block per SM, else the narrowest. */
 static int choose_state_tile(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                              int64_t dv) {
-    static const int tiles[] = {64, 32, 16, 8};
+    static const int tiles[] = {64, 32, 16};
     const int64_t dvp = efla_cuda_pad16(dv), sms = props->sm_count;
-    const int forced = env_tile("EFLA_CUDA_STATE_TILE", 8, 16, 32);
-    const int forced64 = env_tile("EFLA_CUDA_STATE_TILE", 64, 64, 64);
-    if (forced64 && state_tile_ok(props, dk, dvp, 64)) return 64;
+    const int forced = env_tile("EFLA_CUDA_STATE_TILE", 16, 32, 64);
     if (forced && state_tile_ok(props, dk, dvp, forced)) return forced;
     int chosen = 0;
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; ++i) {
         const int tile = tiles[i];
         if (!state_tile_ok(props, dk, dvp, tile)) continue;
-        const int64_t blocks = seq_heads * (dvp / tile);
-        if (!chosen || blocks <= sms) chosen = tile; /* narrower while within one wave */
-        if (blocks >= 3 * sms / 4) break;            /* ... and no narrower than one wave */
+        chosen = tile;
+        if (seq_heads * (dvp / tile) >= 3 * sms / 4) break;
     }
     return chosen;
 }
@@ -77,9 +75,9 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
-efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int tile) {
-    const int index = tile == 8 ? 0 : tile == 16 ? 1 : tile == 32 ? 2 : 3;
-    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_V8 + 4 * bf16 + index);
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile) {
+    const int index = 3 * (efla_cuda_pad16(dk) > 128) + (tile == 16 ? 0 : tile == 32 ? 1 : 2);
+    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16 + 6 * bf16 + index);
 }
 
 efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile) {

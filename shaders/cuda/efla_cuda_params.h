@@ -48,7 +48,7 @@ typedef struct efla_cuda_params {
     int32_t mode;                /* 0: EFLA, 1: DELTA */
     int32_t l2norm_q, l2norm_k;
     float scale;
-    int32_t state_tile;  /* mma state kernel: columns per block (8, 16, 32 or 64) */
+    int32_t state_tile;  /* mma state kernel: columns per block (16, 32 or 64) */
     int32_t output_tile; /* mma output kernel: columns per block (32, 64 or 128) */
     int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
     int32_t state_stages; /* mma state kernel: chunk operand buffers in flight (2 or 3) */
@@ -113,9 +113,10 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     l.total = l.factors + 4 * c; /* 2 x C floats */
     return l;
 }
-/* Warps of the state kernel for a column tile of `tile` columns (a constant
- * expression: the kernels' launch bounds use it). */
-#define EFLA_CUDA_STATE_WARPS(tile) ((tile) >= 16 ? 8 : 4)
+/* Warps of the state kernel for a column tile of `tile` columns (16, 32
+ * or 64): each warp owns 16 columns (a constant expression: the kernels'
+ * launch bounds use it). */
+#define EFLA_CUDA_STATE_WARPS(tile) ((tile) / 16)
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
@@ -127,9 +128,9 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
 }
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* `stages` stages of W [C][kp], K^T [dkp][pc], U [C][tile + 8]; S^T, V'^T */
+    /* `stages` stages of W [C][kp], K^T [dkp][pc], U [C][tile + 8] */
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + c * (tile + 8);
-    return (uint32_t)(2 * (stages * stage + tile * kp + tile * pc));
+    return (uint32_t)(2 * stages * stage);
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
@@ -176,14 +177,18 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
 #define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                  \
     X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)               \
     X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)             \
-    X(STATE_MMA_F16_V8, "efla_state_mma_f16_v8", CHUNK_MMA)             \
-    X(STATE_MMA_F16_V16, "efla_state_mma_f16_v16", CHUNK_MMA)           \
-    X(STATE_MMA_F16_V32, "efla_state_mma_f16_v32", CHUNK_MMA)           \
-    X(STATE_MMA_F16_V64, "efla_state_mma_f16_v64", CHUNK_MMA)           \
-    X(STATE_MMA_BF16_V8, "efla_state_mma_bf16_v8", CHUNK_MMA)           \
-    X(STATE_MMA_BF16_V16, "efla_state_mma_bf16_v16", CHUNK_MMA)         \
-    X(STATE_MMA_BF16_V32, "efla_state_mma_bf16_v32", CHUNK_MMA)         \
-    X(STATE_MMA_BF16_V64, "efla_state_mma_bf16_v64", CHUNK_MMA)         \
+    X(STATE_MMA_F16_K128_V16, "efla_state_mma_f16_k128_v16", CHUNK_MMA) \
+    X(STATE_MMA_F16_K128_V32, "efla_state_mma_f16_k128_v32", CHUNK_MMA) \
+    X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA) \
+    X(STATE_MMA_F16_K256_V16, "efla_state_mma_f16_k256_v16", CHUNK_MMA) \
+    X(STATE_MMA_F16_K256_V32, "efla_state_mma_f16_k256_v32", CHUNK_MMA) \
+    X(STATE_MMA_F16_K256_V64, "efla_state_mma_f16_k256_v64", CHUNK_MMA) \
+    X(STATE_MMA_BF16_K128_V16, "efla_state_mma_bf16_k128_v16", CHUNK_MMA)\
+    X(STATE_MMA_BF16_K128_V32, "efla_state_mma_bf16_k128_v32", CHUNK_MMA)\
+    X(STATE_MMA_BF16_K128_V64, "efla_state_mma_bf16_k128_v64", CHUNK_MMA)\
+    X(STATE_MMA_BF16_K256_V16, "efla_state_mma_bf16_k256_v16", CHUNK_MMA)\
+    X(STATE_MMA_BF16_K256_V32, "efla_state_mma_bf16_k256_v32", CHUNK_MMA)\
+    X(STATE_MMA_BF16_K256_V64, "efla_state_mma_bf16_k256_v64", CHUNK_MMA)\
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)         \
     X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)       \

@@ -149,6 +149,41 @@ EFLA_DEV void efla_load_b(uint32_t b[2], const uint16_t *bt, int pitch, int n0, 
 #endif
 }
 
+/* B fragments of two k blocks, k0.. and k0 + 16.., for columns n0..n0+7:
+ * efla_load_b twice, on the device one ldmatrix.x4 (lanes 16-31 name the
+ * rows of the second block). */
+EFLA_DEV void efla_load_b2(uint32_t b[2][2], const uint16_t *bt, int pitch, int n0, int k0) {
+#ifdef EFLA_CUDA_EMULATION
+    efla_load_b(b[0], bt, pitch, n0, k0);
+    efla_load_b(b[1], bt, pitch, n0, k0 + 16);
+#else
+    const int lane = efla_tid() & 31;
+    const uint16_t *p = bt + (n0 + (lane & 7)) * pitch + k0 + 8 * (lane >> 3);
+    const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])
+                 : "r"(address)
+                 : "memory");
+#endif
+}
+
+/* Two f32 as one register of two 16-bit values, `lo` in the low half: the
+ * accumulator pair d0,d1 (or d2,d3) of one n8 tile as an A register of the
+ * k16 block the tile's columns fall in. */
+template <int DT> EFLA_DEV uint32_t efla_pack_half2(float lo, float hi) {
+    return (uint32_t)efla_f32_to_half<DT>(lo) | (uint32_t)efla_f32_to_half<DT>(hi) << 16;
+}
+
+/* The A fragment of k block kb from the accumulators of n8 tiles 2 kb and
+ * 2 kb + 1 (fragment layouts above): a C/D result feeds the next product
+ * without leaving the warp's registers. */
+template <int DT> EFLA_DEV void efla_acc_to_a(uint32_t a[4], const float lo[4], const float hi[4]) {
+    a[0] = efla_pack_half2<DT>(lo[0], lo[1]);
+    a[1] = efla_pack_half2<DT>(lo[2], lo[3]);
+    a[2] = efla_pack_half2<DT>(hi[0], hi[1]);
+    a[3] = efla_pack_half2<DT>(hi[2], hi[3]);
+}
+
 /* Row and column (within the 16x8 tile) of accumulator element r. */
 EFLA_DEV int efla_acc_row(int r) { return ((efla_tid() & 31) >> 2) + (r >= 2 ? 8 : 0); }
 EFLA_DEV int efla_acc_col(int r) { return 2 * (efla_tid() & 3) + (r & 1); }

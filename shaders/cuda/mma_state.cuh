@@ -1,14 +1,19 @@
 /*
- * mma state scan: one block per (sequence, value head, BV columns of the
- * state), serial over the sequence's chunks; only what must be serial.
- * The state tile S [Dk][BV] stays in f32 accumulators. Per chunk c:
+ * mma state scan: one block of WARPS warps per (sequence, value head,
+ * 16 WARPS columns of the state), serial over the sequence's chunks; only
+ * what must be serial. The state is held transposed, S^T [Dv][Dk], in f32
+ * accumulators, each warp owning 16 whole rows (16 value columns x all of
+ * Dk). Per chunk c:
  *   S_c^T -> scratch (16 bits, for the output kernel);
- *   V' = U - W S_c -> scratch (V'^T, 16 bits);
- *   S += K^T V'.
- * The next chunk's W, K^T and U stream in (cp.async) while this one runs.
- * Warps: 4 for BV = 8, else 8 (EFLA_CUDA_STATE_WARPS). W S: warp w takes
- * chunk rows 16 (w % 4) and its share of the BV / 8 column tiles; K^T V':
- * warp w takes state row tiles w, w + WARPS, ... with every column tile.
+ *   V'^T = U^T - S^T W^T -> scratch (16 bits);   A = S^T
+ *   S^T += V'^T K                                A = V'^T
+ * The accumulators of two neighbouring n8 tiles are the A fragment of one
+ * k16 block (efla_acc_to_a), so S^T and V'^T never leave the warp: no
+ * shared-memory round trip and no barrier between the two products. Only
+ * W, K^T and U come through shared memory, `stages - 1` chunks ahead
+ * (cp.async); one barrier per chunk guards those buffers. DKT is the
+ * compiled Dk class in n8 tiles (the accumulators' size), the runtime Dk
+ * may be smaller.
  */
 #ifndef EFLA_MMA_STATE_CUH
 #define EFLA_MMA_STATE_CUH
@@ -40,12 +45,88 @@ EFLA_DEV void state_load_stage(const uint16_t *chunk, const efla_cuda_mma_layout
     copy_rows_async<THREADS>(to.u, BV + 8, chunk + l.u + j0, dvp, kChunk, BV);
 }
 
-template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
-    constexpr int WARPS = EFLA_CUDA_STATE_WARPS(BV), THREADS = 32 * WARPS;
-    constexpr int NT = BV / 8;            /* column tiles */
-    constexpr int NTW = NT / (WARPS / 4); /* W S column tiles per warp */
-    constexpr int SR = 16 / WARPS;        /* state row tiles per warp, at most */
-    const int warp = efla_tid() >> 5;
+/* A fragment (a0..a3: rows g, g + 8; columns 2c, 2c + 8) into a row-major
+ * 16-bit matrix at row `row` (the warp's row g), column `col` (2c of its
+ * k block), pitch `pitch`. */
+EFLA_DEV void store_a(uint16_t *m, int64_t pitch, int64_t row, int col, const uint32_t a[4]) {
+    uint32_t *top = reinterpret_cast<uint32_t *>(m + row * pitch + col);
+    uint32_t *bottom = reinterpret_cast<uint32_t *>(m + (row + 8) * pitch + col);
+    top[0] = a[0];
+    bottom[0] = a[1];
+    top[4] = a[2];
+    bottom[4] = a[3];
+}
+
+/* v[t] = S^T W^T for the chunk's 8 position tiles; S_c^T goes to `ht`
+ * (the warp's rows) on the way, from the same A fragments. */
+template <int DT, int DKT>
+EFLA_DEV void state_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp, int dkp,
+                            uint16_t *ht, int64_t row, int c2) {
+#pragma unroll
+    for (int kb = 0; kb < DKT / 2; kb += 2) {
+        if (16 * kb >= dkp) break;
+        const bool pair = 16 * (kb + 1) < dkp;
+        uint32_t a[2][4];
+        efla_acc_to_a<DT>(a[0], s[2 * kb], s[2 * kb + 1]);
+        store_a(ht, dkp, row, 16 * kb + c2, a[0]);
+        if (pair) {
+            efla_acc_to_a<DT>(a[1], s[2 * kb + 2], s[2 * kb + 3]);
+            store_a(ht, dkp, row, 16 * kb + 16 + c2, a[1]);
+        }
+#pragma unroll
+        for (int t = 0; t < kChunk / 8; ++t) {
+            uint32_t b[2][2];
+            if (pair) {
+                efla_load_b2(b, w, kp, 8 * t, 16 * kb);
+                efla_mma<DT>(v[t], a[0], b[0]);
+                efla_mma<DT>(v[t], a[1], b[1]);
+            } else {
+                efla_load_b(b[0], w, kp, 8 * t, 16 * kb);
+                efla_mma<DT>(v[t], a[0], b[0]);
+            }
+        }
+    }
+}
+
+/* V'^T = U^T - v as A fragments of the chunk's 4 position blocks, also
+ * written to `vnt` (the warp's rows). u is the stage's U [C][pitch] at the
+ * warp's first column. */
+template <int DT>
+EFLA_DEV void corrected_values(uint32_t va[kChunk / 16][4], float (*v)[4], const uint16_t *u,
+                               int pitch, uint16_t *vnt, int64_t row, int c2) {
+#pragma unroll
+    for (int t = 0; t < kChunk / 8; ++t)
+        for (int e = 0; e < 4; ++e) {
+            const int pos = 8 * t + efla_acc_col(e), col = efla_acc_row(e);
+            v[t][e] = efla_half_to_f32<DT>(u[pos * pitch + col]) - v[t][e];
+        }
+#pragma unroll
+    for (int kb = 0; kb < kChunk / 16; ++kb) {
+        efla_acc_to_a<DT>(va[kb], v[2 * kb], v[2 * kb + 1]);
+        store_a(vnt, kChunk, row, 16 * kb + c2, va[kb]);
+    }
+}
+
+/* s += V'^T K over the chunk's positions, K^T [dkp][PC] in the stage. */
+template <int DT, int DKT>
+EFLA_DEV void state_update(float (*s)[4], const uint32_t va[kChunk / 16][4], const uint16_t *kt,
+                           int dkp) {
+#pragma unroll
+    for (int t = 0; t < DKT; ++t) {
+        if (8 * t >= dkp) break;
+#pragma unroll
+        for (int kb = 0; kb < kChunk / 16; kb += 2) {
+            uint32_t b[2][2];
+            efla_load_b2(b, kt, kPitchC, 8 * t, 16 * kb);
+            efla_mma<DT>(s[t], va[kb], b[0]);
+            efla_mma<DT>(s[t], va[kb + 1], b[1]);
+        }
+    }
+}
+
+template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_params &p) {
+    constexpr int THREADS = 32 * WARPS, BV = 16 * WARPS;
+    const int warp = efla_tid() >> 5, c2 = 2 * (efla_tid() & 3);
     const int64_t block = efla_block_x();
     const int64_t tile = block % p.dv_tiles;
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
@@ -54,37 +135,20 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length <= p.recurrent_max_len) return;
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
-    const int row_tiles = dkp / 16;
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
     const int stages = p.state_stages;
-    uint16_t *st = state_stage<BV>(smem, stages, dkp).w; /* S^T [BV][kp] */
-    uint16_t *vt = st + BV * kp;                         /* V'^T [BV][PC] */
+    /* The warp's rows of S^T: value columns j0 + 16 warp + g (and + 8). */
+    const int64_t row = j0 + 16 * warp + ((efla_tid() & 31) >> 2);
 
-    float state[SR][NT][4];
+    float s[DKT][4];
 #pragma unroll
-    for (int r = 0; r < SR; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t)
-            for (int e = 0; e < 4; ++e) {
-                const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
-                const int64_t j = j0 + 8 * t + efla_acc_col(e);
-                state[r][t][e] = p.state_in.address && i < p.dk && j < p.dv
-                                     ? efla_state_load(p.state_in, n, hv, i, j)
-                                     : 0.0f;
-            }
-    auto publish_state = [&]() {
-#pragma unroll
-        for (int r = 0; r < SR; ++r) {
-            const int rt = warp + WARPS * r;
-            if (rt >= row_tiles) break;
-#pragma unroll
-            for (int t = 0; t < NT; ++t)
-                for (int e = 0; e < 4; ++e)
-                    st[(8 * t + efla_acc_col(e)) * kp + 16 * rt + efla_acc_row(e)] =
-                        efla_f32_to_half<DT>(state[r][t][e]);
+    for (int t = 0; t < DKT; ++t)
+        for (int e = 0; e < 4; ++e) {
+            const int64_t i = 8 * t + efla_acc_col(e), j = row + (e >= 2 ? 8 : 0);
+            s[t][e] = p.state_in.address && i < p.dk && j < p.dv
+                          ? efla_state_load(p.state_in, n, hv, i, j)
+                          : 0.0f;
         }
-    };
-    publish_state();
 
     const int64_t chunks = (seq.length + kChunk - 1) / kChunk;
     /* Chunk c's operands go to stage c % stages, `stages - 1` chunks ahead;
@@ -103,53 +167,29 @@ template <int DT, int BV> EFLA_DEV void state_mma(const efla_cuda_params &p) {
     };
     for (int64_t c = 0; c < stages - 1; ++c)
         prefetch(c);
-    const int ws_row0 = 16 * (warp % 4), ws_tile0 = (warp / 4) * NTW;
     for (int64_t c = 0; c < chunks; ++c) {
         if (stages == 3)
             efla_cp_async_wait_one();
         else
             efla_cp_async_wait_all();
-        efla_sync(); /* chunk c's operands and S_c^T are visible; chunk c - 1 is done */
-        prefetch(c + stages - 1); /* into the stage chunk c - 1 used */
+        efla_sync(); /* chunk c's operands are visible; chunk c - 1's stage is free */
+        prefetch(c + stages - 1);
         const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
         uint16_t *const chunk = first + c * chunk_step;
-        float ws[NTW][4] = {}, ws2[NTW][4] = {};
-        warp_tiles2<DT, NTW>(ws, ws2, stage.w, kp, ws_row0, st, kp, 8 * ws_tile0, dkp, NTW);
-        /* While the products are in flight: S_c^T out. */
-        copy_rows<THREADS>(chunk + layout.ht + j0 * dkp, dkp, st, kp, BV, dkp);
-
-#pragma unroll
-
-        for (int t = 0; t < NTW; ++t)
-            for (int e = 0; e < 4; ++e) {
-                ws[t][e] += ws2[t][e];
-                const int row = ws_row0 + efla_acc_row(e),
-                          col = 8 * (ws_tile0 + t) + efla_acc_col(e);
-                const float v = efla_half_to_f32<DT>(stage.u[row * (BV + 8) + col]) - ws[t][e];
-                vt[col * kPitchC + row] = efla_f32_to_half<DT>(v);
-            }
-        efla_sync(); /* V' complete; S_c^T no longer read */
-        copy_rows<THREADS>(chunk + layout.vnt + j0 * kChunk, kChunk, vt, kPitchC, BV, kChunk);
-#pragma unroll
-        for (int r = 0; r < SR; ++r) {
-            const int rt = warp + WARPS * r;
-            if (rt >= row_tiles) break;
-            warp_tiles<DT, NT>(state[r], stage.kt, kPitchC, 16 * rt, vt, kPitchC, 0, kChunk, NT);
-        }
-        publish_state();
+        float v[kChunk / 8][4] = {};
+        state_times_w<DT, DKT>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2);
+        uint32_t va[kChunk / 16][4];
+        corrected_values<DT>(va, v, stage.u + 16 * warp, BV + 8, chunk + layout.vnt, row, c2);
+        state_update<DT, DKT>(s, va, stage.kt, dkp);
     }
 
     if (!p.state_out.address) return;
 #pragma unroll
-    for (int r = 0; r < SR; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t)
-            for (int e = 0; e < 4; ++e) {
-                const int64_t i = 16 * (warp + WARPS * r) + efla_acc_row(e);
-                const int64_t j = j0 + 8 * t + efla_acc_col(e);
-                if (i < p.dk && j < p.dv)
-                    efla_state_store(p.state_out, n, hv, i, j, state[r][t][e]);
-            }
+    for (int t = 0; t < DKT; ++t)
+        for (int e = 0; e < 4; ++e) {
+            const int64_t i = 8 * t + efla_acc_col(e), j = row + (e >= 2 ? 8 : 0);
+            if (i < p.dk && j < p.dv) efla_state_store(p.state_out, n, hv, i, j, s[t][e]);
+        }
 }
 
 } // namespace
