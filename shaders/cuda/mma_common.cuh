@@ -149,16 +149,17 @@ EFLA_DEV void efla_load_b(uint32_t b[2], const uint16_t *bt, int pitch, int n0, 
 #endif
 }
 
-/* B fragments of two k blocks, k0.. and k0 + 16.., for columns n0..n0+7:
- * efla_load_b twice, on the device one ldmatrix.x4 (lanes 16-31 name the
- * rows of the second block). */
-EFLA_DEV void efla_load_b2(uint32_t b[2][2], const uint16_t *bt, int pitch, int n0, int k0) {
+/* B fragments of two neighbouring n8 tiles, columns n0.. and n0 + 8..,
+ * for k0..k0+15: efla_load_b twice, on the device one ldmatrix.x4 (lanes
+ * 16-31 name the rows of the second tile). */
+EFLA_DEV void efla_load_b_pair(uint32_t b[2][2], const uint16_t *bt, int pitch, int n0, int k0) {
 #ifdef EFLA_CUDA_EMULATION
     efla_load_b(b[0], bt, pitch, n0, k0);
-    efla_load_b(b[1], bt, pitch, n0, k0 + 16);
+    efla_load_b(b[1], bt, pitch, n0 + 8, k0);
 #else
     const int lane = efla_tid() & 31;
-    const uint16_t *p = bt + (n0 + (lane & 7)) * pitch + k0 + 8 * (lane >> 3);
+    const uint16_t *p =
+        bt + (n0 + (lane & 7) + 8 * (lane >> 4)) * pitch + k0 + 8 * ((lane >> 3) & 1);
     const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])

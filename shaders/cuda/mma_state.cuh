@@ -58,32 +58,24 @@ EFLA_DEV void store_a(uint16_t *m, int64_t pitch, int64_t row, int col, const ui
 }
 
 /* v[t] = S^T W^T for the chunk's 8 position tiles; S_c^T goes to `ht`
- * (the warp's rows) on the way, from the same A fragments. */
+ * (the warp's rows) on the way, from the same A fragments. The mma
+ * statements keep their order, so neighbouring ones go to different
+ * accumulators (8 chains of Dk / 16 steps). */
 template <int DT, int DKT>
 EFLA_DEV void state_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp, int dkp,
                             uint16_t *ht, int64_t row, int c2) {
 #pragma unroll
-    for (int kb = 0; kb < DKT / 2; kb += 2) {
+    for (int kb = 0; kb < DKT / 2; ++kb) {
         if (16 * kb >= dkp) break;
-        const bool pair = 16 * (kb + 1) < dkp;
-        uint32_t a[2][4];
-        efla_acc_to_a<DT>(a[0], s[2 * kb], s[2 * kb + 1]);
-        store_a(ht, dkp, row, 16 * kb + c2, a[0]);
-        if (pair) {
-            efla_acc_to_a<DT>(a[1], s[2 * kb + 2], s[2 * kb + 3]);
-            store_a(ht, dkp, row, 16 * kb + 16 + c2, a[1]);
-        }
+        uint32_t a[4];
+        efla_acc_to_a<DT>(a, s[2 * kb], s[2 * kb + 1]);
+        store_a(ht, dkp, row, 16 * kb + c2, a);
 #pragma unroll
-        for (int t = 0; t < kChunk / 8; ++t) {
+        for (int t = 0; t < kChunk / 8; t += 2) {
             uint32_t b[2][2];
-            if (pair) {
-                efla_load_b2(b, w, kp, 8 * t, 16 * kb);
-                efla_mma<DT>(v[t], a[0], b[0]);
-                efla_mma<DT>(v[t], a[1], b[1]);
-            } else {
-                efla_load_b(b[0], w, kp, 8 * t, 16 * kb);
-                efla_mma<DT>(v[t], a[0], b[0]);
-            }
+            efla_load_b_pair(b, w, kp, 8 * t, 16 * kb);
+            efla_mma<DT>(v[t], a, b[0]);
+            efla_mma<DT>(v[t + 1], a, b[1]);
         }
     }
 }
@@ -107,21 +99,22 @@ EFLA_DEV void corrected_values(uint32_t va[kChunk / 16][4], float (*v)[4], const
     }
 }
 
-/* s += V'^T K over the chunk's positions, K^T [dkp][PC] in the stage. */
+/* s += V'^T K over the chunk's positions, K^T [dkp][PC] in the stage:
+ * Dk / 8 chains of 4 steps, neighbouring mma statements on different
+ * accumulators. */
 template <int DT, int DKT>
 EFLA_DEV void state_update(float (*s)[4], const uint32_t va[kChunk / 16][4], const uint16_t *kt,
                            int dkp) {
 #pragma unroll
-    for (int t = 0; t < DKT; ++t) {
-        if (8 * t >= dkp) break;
+    for (int kb = 0; kb < kChunk / 16; ++kb)
 #pragma unroll
-        for (int kb = 0; kb < kChunk / 16; kb += 2) {
+        for (int t = 0; t < DKT; t += 2) {
+            if (8 * t >= dkp) break;
             uint32_t b[2][2];
-            efla_load_b2(b, kt, kPitchC, 8 * t, 16 * kb);
+            efla_load_b_pair(b, kt, kPitchC, 8 * t, 16 * kb);
             efla_mma<DT>(s[t], va[kb], b[0]);
-            efla_mma<DT>(s[t], va[kb + 1], b[1]);
+            efla_mma<DT>(s[t + 1], va[kb], b[1]);
         }
-    }
 }
 
 template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_params &p) {
