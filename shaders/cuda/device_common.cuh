@@ -12,9 +12,9 @@
 #ifdef EFLA_CUDA_EMULATION
 #include "emu_device.h"
 #define EFLA_DEV static inline
-#define EFLA_KERNEL_OCCUPANCY(name, threads, min_blocks)                         \
-    extern "C" void name(efla_cuda_params p);                                     \
-    static const efla_emu_registration name##_registration(#name, name, threads); \
+#define EFLA_KERNEL_OCCUPANCY(name, threads, min_blocks)                                           \
+    extern "C" void name(efla_cuda_params p);                                                      \
+    static const efla_emu_registration name##_registration(#name, name, threads);                  \
     extern "C" void name(efla_cuda_params p)
 #else
 #include <cuda_bf16.h>
@@ -22,7 +22,7 @@
 #define EFLA_DEV static __device__ __forceinline__
 /* min_blocks: blocks per SM the register budget must allow (1: let ptxas
  * use up to 255 registers rather than guess a cap and spill). */
-#define EFLA_KERNEL_OCCUPANCY(name, threads, min_blocks) \
+#define EFLA_KERNEL_OCCUPANCY(name, threads, min_blocks)                                           \
     extern "C" __global__ void __launch_bounds__(threads, min_blocks) name(const efla_cuda_params p)
 
 static_assert(sizeof(efla_cuda_params) == EFLA_CUDA_PARAMS_SIZE, "params layout");
@@ -46,7 +46,8 @@ EFLA_DEV uint16_t efla_f32_to_bf16(float x) { return __bfloat16_as_ushort(__floa
 
 /* Sum over the 32 lanes of a warp; every lane gets the same value. */
 EFLA_DEV float efla_warp_sum(float x) {
-    for (int mask = 16; mask > 0; mask >>= 1) x += efla_shfl_xor(x, mask);
+    for (int mask = 16; mask > 0; mask >>= 1)
+        x += efla_shfl_xor(x, mask);
     return x;
 }
 
@@ -125,12 +126,15 @@ EFLA_DEV efla_cuda_sequence efla_sequence(const efla_cuda_params &p, int64_t n) 
  * (sequences without chunks share first_chunk with the next one). */
 EFLA_DEV int64_t efla_chunk_owner(const efla_cuda_params &p, int64_t g) {
     if (!p.sequence_table) return g / p.chunks_per_sequence;
-    const efla_cuda_sequence *table = reinterpret_cast<const efla_cuda_sequence *>(p.sequence_table);
+    const efla_cuda_sequence *table =
+        reinterpret_cast<const efla_cuda_sequence *>(p.sequence_table);
     int64_t lo = 0, hi = p.sequences - 1;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
-        if (table[mid].first_chunk <= g) lo = mid;
-        else hi = mid - 1;
+        if (table[mid].first_chunk <= g)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo;
 }

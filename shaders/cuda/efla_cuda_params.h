@@ -48,8 +48,8 @@ typedef struct efla_cuda_params {
     int32_t mode;                /* 0: EFLA, 1: DELTA */
     int32_t l2norm_q, l2norm_k;
     float scale;
-    int32_t state_tile;  /* mma state kernel: columns per block (16, 32 or 64) */
-    int32_t output_tile; /* mma output kernel: columns per block (32, 64 or 128) */
+    int32_t state_tile;   /* mma state kernel: columns per block (16, 32 or 64) */
+    int32_t output_tile;  /* mma output kernel: columns per block (32, 64 or 128) */
     int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
     int32_t state_stages; /* mma state kernel: chunk operand buffers in flight (2 or 3) */
 } efla_cuda_params;
@@ -61,10 +61,23 @@ typedef struct efla_cuda_params {
 EFLA_HD int64_t efla_cuda_chunk_floats(int64_t dk, int64_t dv) {
     return (int64_t)EFLA_CUDA_CHUNK * (3 * dk + dv + EFLA_CUDA_CHUNK);
 }
-EFLA_HD int64_t efla_cuda_scratch_khat(int64_t dk, int64_t dv) { (void)dk; (void)dv; return 0; }
-EFLA_HD int64_t efla_cuda_scratch_qhat(int64_t dk, int64_t dv) { (void)dv; return EFLA_CUDA_CHUNK * dk; }
-EFLA_HD int64_t efla_cuda_scratch_w(int64_t dk, int64_t dv) { (void)dv; return 2 * EFLA_CUDA_CHUNK * dk; }
-EFLA_HD int64_t efla_cuda_scratch_u(int64_t dk, int64_t dv) { (void)dv; return 3 * EFLA_CUDA_CHUNK * dk; }
+EFLA_HD int64_t efla_cuda_scratch_khat(int64_t dk, int64_t dv) {
+    (void)dk;
+    (void)dv;
+    return 0;
+}
+EFLA_HD int64_t efla_cuda_scratch_qhat(int64_t dk, int64_t dv) {
+    (void)dv;
+    return EFLA_CUDA_CHUNK * dk;
+}
+EFLA_HD int64_t efla_cuda_scratch_w(int64_t dk, int64_t dv) {
+    (void)dv;
+    return 2 * EFLA_CUDA_CHUNK * dk;
+}
+EFLA_HD int64_t efla_cuda_scratch_u(int64_t dk, int64_t dv) {
+    (void)dv;
+    return 3 * EFLA_CUDA_CHUNK * dk;
+}
 EFLA_HD int64_t efla_cuda_scratch_aqk(int64_t dk, int64_t dv) {
     return (int64_t)EFLA_CUDA_CHUNK * (3 * dk + dv);
 }
@@ -90,8 +103,10 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
 /* The tensor-core (mma) path: three kernels (prepare, state, output; see
  * chunk_mma.cu) sharing a 16-bit scratch per (chunk, value head) with the
  * head dimensions padded to multiples of 16 (zeros). In elements, in order:
- * W [C][dkp], K^T [dkp][C], U [C][dvp],
- * V'^T [dvp][C], S_c^T [dvp][dkp], then ck and rq as f32 [2][C]. */
+ * W [C][dkp + 8], K^T [dkp][C + 8], U^T [dvp][C + 8] (the state kernel's
+ * operands, row pitches as in its shared memory, so that each is one
+ * contiguous copy), V'^T [dvp][C], S_c^T [dvp][dkp], then ck and rq as f32
+ * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
@@ -105,9 +120,9 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     const int64_t c = EFLA_CUDA_CHUNK, dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
     efla_cuda_mma_layout l;
     l.w = 0;
-    l.kt = l.w + c * dkp;
-    l.u = l.kt + dkp * c;
-    l.vnt = l.u + c * dvp;
+    l.kt = l.w + c * (dkp + 8);
+    l.u = l.kt + dkp * (c + 8);
+    l.vnt = l.u + dvp * (c + 8);
     l.ht = l.vnt + dvp * c;
     l.factors = l.ht + dvp * dkp;
     l.total = l.factors + 4 * c; /* 2 x C floats */
@@ -120,7 +135,7 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
-    const int64_t rows = c * (dmax + 8);                                 /* raw K, then W / U */
+    const int64_t rows = c * (dmax + 8); /* raw K, then W / U */
     const int64_t transposed = efla_cuda_max64(c * efla_cuda_mma_pitch_k(dk), dmax * pc);
     /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
     return (uint32_t)(2 * (rows + transposed + c * pc) +
@@ -128,9 +143,10 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
 }
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* `stages` stages of W [C][kp], K^T [dkp][pc], U [C][tile + 8] */
-    const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + c * (tile + 8);
-    return (uint32_t)(2 * stages * stage);
+    /* `stages` stages of W [C][kp], K^T [dkp][pc], U^T [tile][pc]; a 16-byte
+     * mbarrier per stage */
+    const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
+    return (uint32_t)(2 * stages * stage + 16 * stages);
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
@@ -152,51 +168,51 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
  * Every kernel: X(ID, "symbol", MODULE). The host resolves these names with
  * cuModuleGetFunction; the emulator registers the same names.
  */
-#define EFLA_CUDA_RECURRENT_KERNELS(X)                                  \
-    X(RECURRENT_F32_K32, "efla_recurrent_f32_k32", RECURRENT)           \
-    X(RECURRENT_F32_K64, "efla_recurrent_f32_k64", RECURRENT)           \
-    X(RECURRENT_F32_K128, "efla_recurrent_f32_k128", RECURRENT)         \
-    X(RECURRENT_F32_K256, "efla_recurrent_f32_k256", RECURRENT)         \
-    X(RECURRENT_F16_K32, "efla_recurrent_f16_k32", RECURRENT)           \
-    X(RECURRENT_F16_K64, "efla_recurrent_f16_k64", RECURRENT)           \
-    X(RECURRENT_F16_K128, "efla_recurrent_f16_k128", RECURRENT)         \
-    X(RECURRENT_F16_K256, "efla_recurrent_f16_k256", RECURRENT)         \
-    X(RECURRENT_BF16_K32, "efla_recurrent_bf16_k32", RECURRENT)         \
-    X(RECURRENT_BF16_K64, "efla_recurrent_bf16_k64", RECURRENT)         \
-    X(RECURRENT_BF16_K128, "efla_recurrent_bf16_k128", RECURRENT)       \
+#define EFLA_CUDA_RECURRENT_KERNELS(X)                                                             \
+    X(RECURRENT_F32_K32, "efla_recurrent_f32_k32", RECURRENT)                                      \
+    X(RECURRENT_F32_K64, "efla_recurrent_f32_k64", RECURRENT)                                      \
+    X(RECURRENT_F32_K128, "efla_recurrent_f32_k128", RECURRENT)                                    \
+    X(RECURRENT_F32_K256, "efla_recurrent_f32_k256", RECURRENT)                                    \
+    X(RECURRENT_F16_K32, "efla_recurrent_f16_k32", RECURRENT)                                      \
+    X(RECURRENT_F16_K64, "efla_recurrent_f16_k64", RECURRENT)                                      \
+    X(RECURRENT_F16_K128, "efla_recurrent_f16_k128", RECURRENT)                                    \
+    X(RECURRENT_F16_K256, "efla_recurrent_f16_k256", RECURRENT)                                    \
+    X(RECURRENT_BF16_K32, "efla_recurrent_bf16_k32", RECURRENT)                                    \
+    X(RECURRENT_BF16_K64, "efla_recurrent_bf16_k64", RECURRENT)                                    \
+    X(RECURRENT_BF16_K128, "efla_recurrent_bf16_k128", RECURRENT)                                  \
     X(RECURRENT_BF16_K256, "efla_recurrent_bf16_k256", RECURRENT)
 
-#define EFLA_CUDA_CHUNK_SIMT_KERNELS(X)                                 \
-    X(PREPARE_SIMT_F32, "efla_prepare_simt_f32", CHUNK_SIMT)            \
-    X(PREPARE_SIMT_F16, "efla_prepare_simt_f16", CHUNK_SIMT)            \
-    X(PREPARE_SIMT_BF16, "efla_prepare_simt_bf16", CHUNK_SIMT)          \
-    X(SCAN_SIMT_F32, "efla_scan_simt_f32", CHUNK_SIMT)                  \
-    X(SCAN_SIMT_F16, "efla_scan_simt_f16", CHUNK_SIMT)                  \
+#define EFLA_CUDA_CHUNK_SIMT_KERNELS(X)                                                            \
+    X(PREPARE_SIMT_F32, "efla_prepare_simt_f32", CHUNK_SIMT)                                       \
+    X(PREPARE_SIMT_F16, "efla_prepare_simt_f16", CHUNK_SIMT)                                       \
+    X(PREPARE_SIMT_BF16, "efla_prepare_simt_bf16", CHUNK_SIMT)                                     \
+    X(SCAN_SIMT_F32, "efla_scan_simt_f32", CHUNK_SIMT)                                             \
+    X(SCAN_SIMT_F16, "efla_scan_simt_f16", CHUNK_SIMT)                                             \
     X(SCAN_SIMT_BF16, "efla_scan_simt_bf16", CHUNK_SIMT)
 
-#define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                  \
-    X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)               \
-    X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)             \
-    X(STATE_MMA_F16_K128_V16, "efla_state_mma_f16_k128_v16", CHUNK_MMA) \
-    X(STATE_MMA_F16_K128_V32, "efla_state_mma_f16_k128_v32", CHUNK_MMA) \
-    X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA) \
-    X(STATE_MMA_F16_K256_V16, "efla_state_mma_f16_k256_v16", CHUNK_MMA) \
-    X(STATE_MMA_F16_K256_V32, "efla_state_mma_f16_k256_v32", CHUNK_MMA) \
-    X(STATE_MMA_F16_K256_V64, "efla_state_mma_f16_k256_v64", CHUNK_MMA) \
-    X(STATE_MMA_BF16_K128_V16, "efla_state_mma_bf16_k128_v16", CHUNK_MMA)\
-    X(STATE_MMA_BF16_K128_V32, "efla_state_mma_bf16_k128_v32", CHUNK_MMA)\
-    X(STATE_MMA_BF16_K128_V64, "efla_state_mma_bf16_k128_v64", CHUNK_MMA)\
-    X(STATE_MMA_BF16_K256_V16, "efla_state_mma_bf16_k256_v16", CHUNK_MMA)\
-    X(STATE_MMA_BF16_K256_V32, "efla_state_mma_bf16_k256_v32", CHUNK_MMA)\
-    X(STATE_MMA_BF16_K256_V64, "efla_state_mma_bf16_k256_v64", CHUNK_MMA)\
-    X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)         \
-    X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)         \
-    X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)       \
-    X(OUTPUT_MMA_BF16_V32, "efla_output_mma_bf16_v32", CHUNK_MMA)       \
-    X(OUTPUT_MMA_BF16_V64, "efla_output_mma_bf16_v64", CHUNK_MMA)       \
+#define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                                             \
+    X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)                                          \
+    X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)                                        \
+    X(STATE_MMA_F16_K128_V16, "efla_state_mma_f16_k128_v16", CHUNK_MMA)                            \
+    X(STATE_MMA_F16_K128_V32, "efla_state_mma_f16_k128_v32", CHUNK_MMA)                            \
+    X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA)                            \
+    X(STATE_MMA_F16_K256_V16, "efla_state_mma_f16_k256_v16", CHUNK_MMA)                            \
+    X(STATE_MMA_F16_K256_V32, "efla_state_mma_f16_k256_v32", CHUNK_MMA)                            \
+    X(STATE_MMA_F16_K256_V64, "efla_state_mma_f16_k256_v64", CHUNK_MMA)                            \
+    X(STATE_MMA_BF16_K128_V16, "efla_state_mma_bf16_k128_v16", CHUNK_MMA)                          \
+    X(STATE_MMA_BF16_K128_V32, "efla_state_mma_bf16_k128_v32", CHUNK_MMA)                          \
+    X(STATE_MMA_BF16_K128_V64, "efla_state_mma_bf16_k128_v64", CHUNK_MMA)                          \
+    X(STATE_MMA_BF16_K256_V16, "efla_state_mma_bf16_k256_v16", CHUNK_MMA)                          \
+    X(STATE_MMA_BF16_K256_V32, "efla_state_mma_bf16_k256_v32", CHUNK_MMA)                          \
+    X(STATE_MMA_BF16_K256_V64, "efla_state_mma_bf16_k256_v64", CHUNK_MMA)                          \
+    X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)                                    \
+    X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)                                    \
+    X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)                                  \
+    X(OUTPUT_MMA_BF16_V32, "efla_output_mma_bf16_v32", CHUNK_MMA)                                  \
+    X(OUTPUT_MMA_BF16_V64, "efla_output_mma_bf16_v64", CHUNK_MMA)                                  \
     X(OUTPUT_MMA_BF16_V128, "efla_output_mma_bf16_v128", CHUNK_MMA)
 
-#define EFLA_CUDA_KERNELS(X) \
+#define EFLA_CUDA_KERNELS(X)                                                                       \
     EFLA_CUDA_RECURRENT_KERNELS(X) EFLA_CUDA_CHUNK_SIMT_KERNELS(X) EFLA_CUDA_CHUNK_MMA_KERNELS(X)
 
 /* Storage dtype codes of the kernels' template parameter. */

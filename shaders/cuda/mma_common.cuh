@@ -172,7 +172,19 @@ EFLA_DEV void efla_load_b_pair(uint32_t b[2][2], const uint16_t *bt, int pitch, 
  * accumulator pair d0,d1 (or d2,d3) of one n8 tile as an A register of the
  * k16 block the tile's columns fall in. */
 template <int DT> EFLA_DEV uint32_t efla_pack_half2(float lo, float hi) {
+#ifdef EFLA_CUDA_EMULATION
     return (uint32_t)efla_f32_to_half<DT>(lo) | (uint32_t)efla_f32_to_half<DT>(hi) << 16;
+#else
+    uint32_t bits; /* one cvt.rn.{f16,bf16}x2.f32 */
+    if (DT == EFLA_CUDA_F16) {
+        const __half2 h = __floats2half2_rn(lo, hi);
+        memcpy(&bits, &h, sizeof bits);
+    } else {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        memcpy(&bits, &h, sizeof bits);
+    }
+    return bits;
+#endif
 }
 
 /* The A fragment of k block kb from the accumulators of n8 tiles 2 kb and

@@ -2,7 +2,7 @@
  * mma prepare: one block of 8 warps per (chunk, value head). Everything
  * that does not depend on the state: the row coefficients, L from the
  * exact stored keys (K K^T on tensor cores, the factors applied in f32),
- * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U = A^-1 (g.V)
+ * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U^T = (A^-1 (g.V))^T
  * and K^T, and the row factors ck, rq for the output kernel. Results are
  * staged in shared memory and written as 16-byte pieces.
  */
@@ -152,6 +152,28 @@ template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int r
     }
 }
 
+/* U^T [dvp][C] = (g V)^T A^-T, straight from the accumulators to the
+ * scratch `ut` (pitch PC, the state kernel's): warp w takes the (row tile,
+ * half of the positions) pairs w, w + 8, ... (half: the registers of the
+ * kernel's three blocks per SM). */
+template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
+    constexpr int kHalf = kChunk / 16; /* position tiles per half */
+    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
+    for (int job = efla_tid() >> 5; job < 2 * (dvp / 16); job += kPrepareThreads / 32) {
+        const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
+        float acc[kHalf][4] = {};
+        warp_tiles<DT, kHalf>(acc, s.transposed, kPitchC, row0, s.inverse, kPitchC, n0, kChunk,
+                              kHalf);
+        uint16_t *top = ut + (row0 + g) * kPitchC + n0 + c2, *bottom = top + 8 * kPitchC;
+#pragma unroll
+        for (int t = 0; t < kHalf; ++t) {
+            *reinterpret_cast<uint32_t *>(top + 8 * t) = efla_pack_half2<DT>(acc[t][0], acc[t][1]);
+            *reinterpret_cast<uint32_t *>(bottom + 8 * t) =
+                efla_pack_half2<DT>(acc[t][2], acc[t][3]);
+        }
+    }
+}
+
 /* lower[t][s] = e_t ck_t ck_s k_t.k_s for s < t, else 0: the warp's 16
  * rows, 32 of the 64 columns. */
 template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp) {
@@ -187,18 +209,16 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     keys_gram<DT>(s, dkp, kp);
     transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
     efla_blocked_inverse<kPrepareThreads>(s.lower, s.block_row); /* starts and ends with barriers */
-    copy_rows<kPrepareThreads>(out.kt, kChunk, s.transposed, kPitchC, dkp, kChunk);
+    copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
     inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
     times_inverse<DT>(s, dkp, rp); /* over the raw keys, which are done */
     efla_sync();
-    copy_rows<kPrepareThreads>(out.w, dkp, s.rows, rp, kChunk, dkp);
+    copy_rows<kPrepareThreads>(out.w, kp, s.rows, rp, kChunk, dkp);
     transpose_values<DT>(p, seq, t0, rows, hv, dvp, s);
     inverse_to_half<DT>(s, nullptr); /* U = A^-1 (diag(g) V) */
     efla_sync();
-    times_inverse<DT>(s, dvp, rp);
-    efla_sync();
-    copy_rows<kPrepareThreads>(out.u, dvp, s.rows, rp, kChunk, dvp);
+    values_times_inverse<DT>(s, dvp, out.u);
 }
 
 } // namespace

@@ -10,8 +10,9 @@
  * The accumulators of two neighbouring n8 tiles are the A fragment of one
  * k16 block (efla_acc_to_a), so S^T and V'^T never leave the warp: no
  * shared-memory round trip and no barrier between the two products. Only
- * W, K^T and U come through shared memory, `stages - 1` chunks ahead
- * (cp.async); one barrier per chunk guards those buffers. DKT is the
+ * W, K^T and U^T come through shared memory, `stages - 1` chunks ahead
+ * (bulk copies on sm_90+, else cp.async); one barrier per chunk guards
+ * those buffers. DKT is the
  * compiled Dk class in n8 tiles (the accumulators' size), the runtime Dk
  * may be smaller.
  */
@@ -22,27 +23,92 @@
 
 namespace {
 
+/* Whether the stages arrive by bulk copies (TMA, sm_90+) signalled on an
+ * mbarrier per stage; else by 16-byte cp.async pieces of every thread. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(EFLA_CUDA_EMULATION)
+#define EFLA_STATE_BULK 1
+#else
+#define EFLA_STATE_BULK 0
+#endif
+
 struct StateStage {
-    uint16_t *w, *kt, *u; /* [C][kp], [dkp][PC], [C][BV + 8] */
+    uint16_t *w, *kt, *ut; /* [C][kp], [dkp][PC], [BV][PC] */
 };
 
 template <int BV> EFLA_DEV StateStage state_stage(uint16_t *smem, int index, int dkp) {
-    const int kp = dkp + 8;
     StateStage s;
-    s.w = smem + index * (kChunk * kp + dkp * kPitchC + kChunk * (BV + 8));
-    s.kt = s.w + kChunk * kp;
-    s.u = s.kt + dkp * kPitchC;
+    s.w = smem + index * (kChunk * (dkp + 8) + (dkp + BV) * kPitchC);
+    s.kt = s.w + kChunk * (dkp + 8);
+    s.ut = s.kt + dkp * kPitchC;
     return s;
 }
 
-/* Issues the copies of one chunk's W, K^T and U columns (its scratch at
- * `chunk`) into `to`; the caller commits them as a group. */
-template <int THREADS, int BV>
-EFLA_DEV void state_load_stage(const uint16_t *chunk, const efla_cuda_mma_layout &l,
-                               const StateStage &to, int64_t j0, int dkp, int dvp) {
-    copy_rows_async<THREADS>(to.w, dkp + 8, chunk + l.w, dkp, kChunk, dkp);
-    copy_rows_async<THREADS>(to.kt, kPitchC, chunk + l.kt, kChunk, dkp, kChunk);
-    copy_rows_async<THREADS>(to.u, BV + 8, chunk + l.u + j0, dvp, kChunk, BV);
+/* The stage's copies: three contiguous ranges of the chunk's scratch (W,
+ * K^T and the block's rows of U^T have the shared-memory pitches there). */
+template <int BV> struct StateCopies {
+    const uint16_t *from[3];
+    uint16_t *to[3];
+    uint32_t bytes[3];
+};
+
+template <int BV>
+EFLA_DEV StateCopies<BV> state_copies(const uint16_t *chunk, const efla_cuda_mma_layout &l,
+                                      const StateStage &to, int64_t j0, int dkp) {
+    StateCopies<BV> c;
+    c.from[0] = chunk + l.w;
+    c.from[1] = chunk + l.kt;
+    c.from[2] = chunk + l.u + j0 * kPitchC;
+    c.to[0] = to.w;
+    c.to[1] = to.kt;
+    c.to[2] = to.ut;
+    c.bytes[0] = 2u * kChunk * (dkp + 8);
+    c.bytes[1] = 2u * dkp * kPitchC;
+    c.bytes[2] = 2u * BV * kPitchC;
+    return c;
+}
+
+#if EFLA_STATE_BULK
+EFLA_DEV uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+EFLA_DEV void mbarrier_init(uint64_t *bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(shared_address(bar)));
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+EFLA_DEV void mbarrier_wait(uint64_t *bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(shared_address(bar)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+/* One thread: the stage's three bulk copies, completing on `bar`. The
+ * proxy fence orders the warps' earlier reads of the buffer (generic
+ * proxy) before the copies' writes (async proxy). */
+template <int BV> EFLA_DEV void issue_bulk(const StateCopies<BV> &c, uint64_t *bar) {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    asm volatile(
+        "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
+        "r"(c.bytes[0] + c.bytes[1] + c.bytes[2])
+        : "memory");
+    for (int i = 0; i < 3; ++i)
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
+                     "[%1], %2, [%3];\n" ::"r"(shared_address(c.to[i])),
+                     "l"(c.from[i]), "r"(c.bytes[i]), "r"(shared_address(bar))
+                     : "memory");
+}
+#endif
+
+/* Every thread: the stage's copies as 16-byte cp.async pieces. */
+template <int THREADS, int BV> EFLA_DEV void issue_pieces(const StateCopies<BV> &c) {
+    for (int i = 0; i < 3; ++i)
+        for (uint32_t e = efla_tid(); e < c.bytes[i] / 16; e += THREADS)
+            efla_cp_async16(c.to[i] + 8 * e, c.from[i] + 8 * e);
 }
 
 /* A fragment (a0..a3: rows g, g + 8; columns 2c, 2c + 8) into a row-major
@@ -81,16 +147,18 @@ EFLA_DEV void state_times_w(float (*v)[4], const float (*s)[4], const uint16_t *
 }
 
 /* V'^T = U^T - v as A fragments of the chunk's 4 position blocks, also
- * written to `vnt` (the warp's rows). u is the stage's U [C][pitch] at the
- * warp's first column. */
+ * written to `vnt` (the warp's rows). ut is the stage's U^T at the warp's
+ * first row (pitch PC). */
 template <int DT>
-EFLA_DEV void corrected_values(uint32_t va[kChunk / 16][4], float (*v)[4], const uint16_t *u,
-                               int pitch, uint16_t *vnt, int64_t row, int c2) {
+EFLA_DEV void corrected_values(uint32_t va[kChunk / 16][4], float (*v)[4], const uint16_t *ut,
+                               uint16_t *vnt, int64_t row, int c2) {
+    const uint16_t *top = ut + ((efla_tid() & 31) >> 2) * kPitchC + c2;
 #pragma unroll
     for (int t = 0; t < kChunk / 8; ++t)
-        for (int e = 0; e < 4; ++e) {
-            const int pos = 8 * t + efla_acc_col(e), col = efla_acc_row(e);
-            v[t][e] = efla_half_to_f32<DT>(u[pos * pitch + col]) - v[t][e];
+        for (int h = 0; h < 2; ++h) {
+            const uint32_t u = *reinterpret_cast<const uint32_t *>(top + 8 * h * kPitchC + 8 * t);
+            v[t][2 * h] = efla_half_to_f32<DT>((uint16_t)(u & 0xffffu)) - v[t][2 * h];
+            v[t][2 * h + 1] = efla_half_to_f32<DT>((uint16_t)(u >> 16)) - v[t][2 * h + 1];
         }
 #pragma unroll
     for (int kb = 0; kb < kChunk / 16; ++kb) {
@@ -127,7 +195,7 @@ template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_pa
     const int64_t hv = p.hv_begin + slot, j0 = tile * BV;
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length <= p.recurrent_max_len) return;
-    const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
+    const int dkp = (int)efla_cuda_pad16(p.dk), kp = dkp + 8;
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
     const int stages = p.state_stages;
     /* The warp's rows of S^T: value columns j0 + 16 warp + g (and + 8). */
@@ -144,27 +212,49 @@ template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_pa
         }
 
     const int64_t chunks = (seq.length + kChunk - 1) / kChunk;
-    /* Chunk c's operands go to stage c % stages, `stages - 1` chunks ahead;
-     * every chunk commits one group (empty past the end), so waiting for
-     * all but the newest stages - 2 groups means chunk c has landed. */
+    /* Chunk c's operands go to stage c % stages, `stages - 1` chunks ahead,
+     * into the stage chunk c - 1 used once every warp is past it. */
     const efla_cuda_mma_layout layout = efla_cuda_mma_scratch_layout(p.dk, p.dv);
     const int64_t chunk_step = layout.total * p.hv_count; /* elements from chunk to chunk */
     uint16_t *const first = reinterpret_cast<uint16_t *>(p.scratch) +
                             (seq.first_chunk * p.hv_count + slot) * layout.total;
+    auto copies = [&](int64_t c) {
+        return state_copies<BV>(first + c * chunk_step, layout,
+                                state_stage<BV>(smem, (int)(c % stages), dkp), j0, dkp);
+    };
+#if EFLA_STATE_BULK
+    /* mbarrier per stage after the stages; stage s completes its n-th fill
+     * in phase n, so chunk c waits for parity (c / stages) & 1. */
+    uint64_t *bars = reinterpret_cast<uint64_t *>(state_stage<BV>(smem, stages, dkp).w);
+    if (efla_tid() == 0) {
+        for (int i = 0; i < stages; ++i)
+            mbarrier_init(bars + i);
+        for (int64_t c = 0; c < stages - 1 && c < chunks; ++c)
+            issue_bulk(copies(c), bars + c % stages);
+    }
+    efla_sync();
     auto prefetch = [&](int64_t c) {
-        if (c < chunks)
-            state_load_stage<THREADS, BV>(first + c * chunk_step, layout,
-                                          state_stage<BV>(smem, (int)(c % stages), dkp), j0, dkp,
-                                          dvp);
+        if (efla_tid() == 0 && c < chunks) issue_bulk(copies(c), bars + c % stages);
+    };
+    auto wait = [&](int64_t c) { mbarrier_wait(bars + c % stages, (uint32_t)(c / stages) & 1u); };
+#else
+    /* Every chunk commits one group (empty past the end), so waiting for all
+     * but the newest stages - 2 groups means chunk c has landed. */
+    auto prefetch = [&](int64_t c) {
+        if (c < chunks) issue_pieces<THREADS, BV>(copies(c));
         efla_cp_async_commit();
     };
     for (int64_t c = 0; c < stages - 1; ++c)
         prefetch(c);
-    for (int64_t c = 0; c < chunks; ++c) {
+    auto wait = [&](int64_t) {
         if (stages == 3)
             efla_cp_async_wait_one();
         else
             efla_cp_async_wait_all();
+    };
+#endif
+    for (int64_t c = 0; c < chunks; ++c) {
+        wait(c);
         efla_sync(); /* chunk c's operands are visible; chunk c - 1's stage is free */
         prefetch(c + stages - 1);
         const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
@@ -172,7 +262,7 @@ template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_pa
         float v[kChunk / 8][4] = {};
         state_times_w<DT, DKT>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2);
         uint32_t va[kChunk / 16][4];
-        corrected_values<DT>(va, v, stage.u + 16 * warp, BV + 8, chunk + layout.vnt, row, c2);
+        corrected_values<DT>(va, v, stage.ut + 16 * warp * kPitchC, chunk + layout.vnt, row, c2);
         state_update<DT, DKT>(s, va, stage.kt, dkp);
     }
 
