@@ -20,7 +20,9 @@ static bool fits(const efla_cuda_device_props *props, uint32_t bytes) {
     return (int64_t)bytes <= props->smem_optin;
 }
 
+/* 64 columns are 16 warps: at Dk > 128 their registers would not fit. */
 static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64_t dvp, int tile) {
+    if (tile == 64 && efla_cuda_pad16(dk) > 128) return false;
     return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2));
 }
 
@@ -75,9 +77,11 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
+/* Kernels per dtype: Dk class 128 with tiles 16, 32, 64, then class 256
+ * with 16, 32. */
 efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile) {
     const int index = 3 * (efla_cuda_pad16(dk) > 128) + (tile == 16 ? 0 : tile == 32 ? 1 : 2);
-    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16 + 6 * bf16 + index);
+    return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16 + 5 * bf16 + index);
 }
 
 efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile) {

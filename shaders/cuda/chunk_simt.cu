@@ -24,7 +24,6 @@ constexpr int P = EFLA_CUDA_STAGE_PITCH;
 constexpr int kPrepareThreads = EFLA_CUDA_PREPARE_THREADS;
 constexpr int kScanThreads = EFLA_CUDA_SCAN_THREADS;
 
-
 /* out[t][c0 + cc] = sum_{s<=t} inverse[t][s] stage[s][cc] for this thread's
  * row t = tid/4 and columns cc = tid%4 + 4m, written to global rows of
  * pitch `pitch` (floats), for cc < width. */
@@ -33,11 +32,13 @@ EFLA_DEV void lower_product(const float *inverse, const float *stage, float *out
     const int t = efla_tid() >> 2, c = efla_tid() & 3;
     float acc[16];
 #pragma unroll
-    for (int m = 0; m < 16; ++m) acc[m] = 0.0f;
+    for (int m = 0; m < 16; ++m)
+        acc[m] = 0.0f;
     for (int s = 0; s <= t; ++s) {
         const float a = inverse[t * P + s];
 #pragma unroll
-        for (int m = 0; m < 16; ++m) acc[m] += a * stage[s * P + c + 4 * m];
+        for (int m = 0; m < 16; ++m)
+            acc[m] += a * stage[s * P + c + 4 * m];
     }
 #pragma unroll
     for (int m = 0; m < 16; ++m)
@@ -73,7 +74,8 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
     const int t = tid >> 2, c = tid & 3;
     float acc_kk[16], acc_qk[16];
 #pragma unroll
-    for (int m = 0; m < 16; ++m) acc_kk[m] = acc_qk[m] = 0.0f;
+    for (int m = 0; m < 16; ++m)
+        acc_kk[m] = acc_qk[m] = 0.0f;
     for (int64_t i0 = 0; i0 < p.dk; i0 += C) {
         const int width = (int)efla_min64(C, p.dk - i0);
         efla_sync();
@@ -121,8 +123,9 @@ template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
             const int r = e / C, cc = e % C;
             float kv = 0.0f;
             if (r < rows && cc < width)
-                kv = erase[r] * ck[r] *
-                     efla_load<DT>(p.k.address, efla_offset(p.k, seq.batch_row, t0 + r, h, i0 + cc));
+                kv =
+                    erase[r] * ck[r] *
+                    efla_load<DT>(p.k.address, efla_offset(p.k, seq.batch_row, t0 + r, h, i0 + cc));
             stage_k[r * P + cc] = kv;
         }
         efla_sync();
@@ -158,15 +161,14 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
     const int64_t j = tile * EFLA_CUDA_TILE_V + lane;
     const bool column = j < p.dv;
 
-    float *state = efla_smem();                   /* [dk][32] */
+    float *state = efla_smem();                    /* [dk][32] */
     float *vnew = state + p.dk * EFLA_CUDA_TILE_V; /* [C][32] */
     float *stage_a = vnew + C * EFLA_CUDA_TILE_V;  /* [C][P] */
-    float *stage_b = stage_a + C * P;             /* [C][P] */
+    float *stage_b = stage_a + C * P;              /* [C][P] */
 
     for (int64_t i = warp; i < p.dk; i += kWarps)
-        state[i * EFLA_CUDA_TILE_V + lane] = p.state_in.address && column
-                                                 ? efla_state_load(p.state_in, n, hv, i, j)
-                                                 : 0.0f;
+        state[i * EFLA_CUDA_TILE_V + lane] =
+            p.state_in.address && column ? efla_state_load(p.state_in, n, hv, i, j) : 0.0f;
 
     const int64_t chunks = (seq.length + C - 1) / C;
     for (int64_t c = 0; c < chunks; ++c) {
@@ -204,9 +206,11 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
             }
         }
 #pragma unroll
-        for (int m = 0; m < 8; ++m) vnew[(warp + kWarps * m) * EFLA_CUDA_TILE_V + lane] = acc_v[m];
+        for (int m = 0; m < 8; ++m)
+            vnew[(warp + kWarps * m) * EFLA_CUDA_TILE_V + lane] = acc_v[m];
         efla_sync(); /* V' complete; stage_a free */
-        for (int e = tid; e < C * C; e += kScanThreads) stage_a[(e / C) * P + e % C] = aqk[e];
+        for (int e = tid; e < C * C; e += kScanThreads)
+            stage_a[(e / C) * P + e % C] = aqk[e];
         efla_sync();
 
         /* O = scale (Q^ S + (QK^T masked) V'). */
@@ -216,7 +220,8 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
         for (int m = 0; m < 8; ++m) {
             const int t = warp + kWarps * m;
             float o = acc_o[m];
-            for (int s = 0; s <= t; ++s) o += stage_a[t * P + s] * vnew[s * EFLA_CUDA_TILE_V + lane];
+            for (int s = 0; s <= t; ++s)
+                o += stage_a[t * P + s] * vnew[s * EFLA_CUDA_TILE_V + lane];
             if (t < rows && column)
                 efla_store<DT>(p.out.address, efla_offset(p.out, seq.batch_row, t0 + t, hv, j),
                                p.scale * o);
@@ -233,7 +238,8 @@ template <int DT> EFLA_DEV void scan(const efla_cuda_params &p) {
             efla_sync();
             for (int r = warp; r < width; r += kWarps) {
                 float s = state[(i0 + r) * EFLA_CUDA_TILE_V + lane];
-                for (int t = 0; t < C; ++t) s += stage_b[t * P + r] * vnew[t * EFLA_CUDA_TILE_V + lane];
+                for (int t = 0; t < C; ++t)
+                    s += stage_b[t * P + r] * vnew[t * EFLA_CUDA_TILE_V + lane];
                 state[(i0 + r) * EFLA_CUDA_TILE_V + lane] = s;
             }
         }

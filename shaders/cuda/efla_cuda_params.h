@@ -129,9 +129,9 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     return l;
 }
 /* Warps of the state kernel for a column tile of `tile` columns (16, 32
- * or 64): each warp owns 16 columns (a constant expression: the kernels'
- * launch bounds use it). */
-#define EFLA_CUDA_STATE_WARPS(tile) ((tile) / 16)
+ * or 64): four per 16 columns, each with a quarter of Dk (a constant
+ * expression: the kernels' launch bounds use it). */
+#define EFLA_CUDA_STATE_WARPS(tile) ((tile) / 4)
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
@@ -144,9 +144,11 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
     /* `stages` stages of W [C][kp], K^T [dkp][pc], U^T [tile][pc]; a 16-byte
-     * mbarrier per stage */
+     * mbarrier per stage; per 16 columns the quarters' partial V'^T (4 x
+     * 16 x C f32) and V'^T as A fragments (16 x C 16-bit) */
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
-    return (uint32_t)(2 * stages * stage + 16 * stages);
+    return (uint32_t)(2 * stages * stage + 16 * stages +
+                      (tile / 16) * (4 * 16 * c * 4 + 16 * c * 2));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
@@ -198,13 +200,11 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K256_V16, "efla_state_mma_f16_k256_v16", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K256_V32, "efla_state_mma_f16_k256_v32", CHUNK_MMA)                            \
-    X(STATE_MMA_F16_K256_V64, "efla_state_mma_f16_k256_v64", CHUNK_MMA)                            \
     X(STATE_MMA_BF16_K128_V16, "efla_state_mma_bf16_k128_v16", CHUNK_MMA)                          \
     X(STATE_MMA_BF16_K128_V32, "efla_state_mma_bf16_k128_v32", CHUNK_MMA)                          \
     X(STATE_MMA_BF16_K128_V64, "efla_state_mma_bf16_k128_v64", CHUNK_MMA)                          \
     X(STATE_MMA_BF16_K256_V16, "efla_state_mma_bf16_k256_v16", CHUNK_MMA)                          \
     X(STATE_MMA_BF16_K256_V32, "efla_state_mma_bf16_k256_v32", CHUNK_MMA)                          \
-    X(STATE_MMA_BF16_K256_V64, "efla_state_mma_bf16_k256_v64", CHUNK_MMA)                          \
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)                                  \

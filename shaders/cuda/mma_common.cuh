@@ -61,6 +61,7 @@ EFLA_DEV void efla_cp_async16(void *shared, const void *global) { std::memcpy(sh
 EFLA_DEV void efla_copy16(void *to, const void *from) { std::memcpy(to, from, 16); }
 EFLA_DEV void efla_zero16(void *to) { std::memset(to, 0, 16); }
 EFLA_DEV void efla_load16(const void *from, uint32_t out[4]) { std::memcpy(out, from, 16); }
+EFLA_DEV void efla_store16(void *to, const uint32_t x[4]) { std::memcpy(to, x, 16); }
 EFLA_DEV void efla_syncwarp() {
     int token = 0, all[32];
     efla_emu_warp_exchange(&token, all, sizeof token);
@@ -93,6 +94,9 @@ EFLA_DEV void efla_load16(const void *from, uint32_t out[4]) {
     out[1] = v.y;
     out[2] = v.z;
     out[3] = v.w;
+}
+EFLA_DEV void efla_store16(void *to, const uint32_t x[4]) {
+    *reinterpret_cast<uint4 *>(to) = make_uint4(x[0], x[1], x[2], x[3]);
 }
 EFLA_DEV void efla_syncwarp() { __syncwarp(); }
 EFLA_DEV void efla_cp_async16(void *shared, const void *global) {

@@ -123,18 +123,39 @@ EFLA_DEV void store_a(uint16_t *m, int64_t pitch, int64_t row, int col, const ui
     bottom[4] = a[3];
 }
 
-/* v[t] = S^T W^T for the chunk's 8 position tiles; S_c^T goes to `ht`
- * (the warp's rows) on the way, from the same A fragments. The mma
+/* Warps per 16 value columns: quarter q holds the k16 blocks q, q + 4, ...
+ * of those rows of S^T. */
+constexpr int kQuarters = 4;
+
+/* A group's (4 warps, 16 value columns) exchange in shared memory, in
+ * fragment order so that every access is one 16-byte piece per lane:
+ * partial [4 quarters][8 position tiles][32 lanes][4] f32, then
+ * va [4 position blocks][32 lanes][4] A-fragment registers. */
+struct Exchange {
+    float *partial;
+    uint32_t *va;
+};
+
+EFLA_DEV Exchange exchange_of(void *base, int group) {
+    Exchange x;
+    x.partial = reinterpret_cast<float *>(base) + group * (kQuarters * 16 * kChunk + 8 * kChunk);
+    x.va = reinterpret_cast<uint32_t *>(x.partial + kQuarters * 16 * kChunk);
+    return x;
+}
+
+/* v[t] = (S^T W^T)[.., tile t] over the quarter's k blocks; its blocks of
+ * S_c^T go to `ht` on the way, from the same A fragments. The mma
  * statements keep their order, so neighbouring ones go to different
- * accumulators (8 chains of Dk / 16 steps). */
+ * accumulators. */
 template <int DT, int DKT>
-EFLA_DEV void state_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp, int dkp,
-                            uint16_t *ht, int64_t row, int c2) {
+EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp,
+                              int dkp, uint16_t *ht, int64_t row, int c2, int q) {
 #pragma unroll
-    for (int kb = 0; kb < DKT / 2; ++kb) {
+    for (int i = 0; i < DKT / 8; ++i) {
+        const int kb = q + kQuarters * i;
         if (16 * kb >= dkp) break;
         uint32_t a[4];
-        efla_acc_to_a<DT>(a, s[2 * kb], s[2 * kb + 1]);
+        efla_acc_to_a<DT>(a, s[2 * i], s[2 * i + 1]);
         store_a(ht, dkp, row, 16 * kb + c2, a);
 #pragma unroll
         for (int t = 0; t < kChunk / 8; t += 2) {
@@ -146,48 +167,64 @@ EFLA_DEV void state_times_w(float (*v)[4], const float (*s)[4], const uint16_t *
     }
 }
 
-/* V'^T = U^T - v as A fragments of the chunk's 4 position blocks, also
- * written to `vnt` (the warp's rows). ut is the stage's U^T at the warp's
- * first row (pitch PC). */
+/* Quarter q's share of V'^T = U^T - sum of the partials: position block q
+ * (tiles 2q, 2q + 1), as A fragment registers to the exchange and to the
+ * scratch `vnt`. ut is the stage's U^T at the group's first row. */
 template <int DT>
-EFLA_DEV void corrected_values(uint32_t va[kChunk / 16][4], float (*v)[4], const uint16_t *ut,
-                               uint16_t *vnt, int64_t row, int c2) {
-    const uint16_t *top = ut + ((efla_tid() & 31) >> 2) * kPitchC + c2;
-#pragma unroll
-    for (int t = 0; t < kChunk / 8; ++t)
+EFLA_DEV void corrected_block(const Exchange &x, const uint16_t *ut, uint16_t *vnt, int64_t row,
+                              int c2, int q) {
+    const int lane = efla_tid() & 31;
+    float v[2][4] = {};
+    for (int w = 0; w < kQuarters; ++w)
         for (int h = 0; h < 2; ++h) {
-            const uint32_t u = *reinterpret_cast<const uint32_t *>(top + 8 * h * kPitchC + 8 * t);
-            v[t][2 * h] = efla_half_to_f32<DT>((uint16_t)(u & 0xffffu)) - v[t][2 * h];
-            v[t][2 * h + 1] = efla_half_to_f32<DT>((uint16_t)(u >> 16)) - v[t][2 * h + 1];
+            float part[4];
+            efla_load4(x.partial + ((w * 8 + 2 * q + h) * 32 + lane) * 4, part);
+            for (int e = 0; e < 4; ++e)
+                v[h][e] += part[e];
         }
+    const uint16_t *top = ut + (lane >> 2) * kPitchC + 16 * q + c2;
+    for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < 2; ++r) {
+            const uint32_t u = *reinterpret_cast<const uint32_t *>(top + 8 * r * kPitchC + 8 * h);
+            v[h][2 * r] = efla_half_to_f32<DT>((uint16_t)(u & 0xffffu)) - v[h][2 * r];
+            v[h][2 * r + 1] = efla_half_to_f32<DT>((uint16_t)(u >> 16)) - v[h][2 * r + 1];
+        }
+    uint32_t a[4];
+    efla_acc_to_a<DT>(a, v[0], v[1]);
+    efla_store16(x.va + (q * 32 + lane) * 4, a);
+    store_a(vnt, kChunk, row, 16 * q + c2, a);
+}
+
+/* s += V'^T K for the quarter's k blocks, K^T [dkp][PC] in the stage: 4
+ * steps per tile, neighbouring mma statements on different accumulators. */
+template <int DT, int DKT>
+EFLA_DEV void quarter_update(float (*s)[4], const Exchange &x, const uint16_t *kt, int dkp, int q) {
+    const int lane = efla_tid() & 31;
 #pragma unroll
-    for (int kb = 0; kb < kChunk / 16; ++kb) {
-        efla_acc_to_a<DT>(va[kb], v[2 * kb], v[2 * kb + 1]);
-        store_a(vnt, kChunk, row, 16 * kb + c2, va[kb]);
+    for (int pb = 0; pb < kChunk / 16; ++pb) {
+        uint32_t a[4];
+        efla_load16(x.va + (pb * 32 + lane) * 4, a);
+#pragma unroll
+        for (int i = 0; i < DKT / 8; ++i) {
+            const int kb = q + kQuarters * i;
+            if (16 * kb >= dkp) break;
+            uint32_t b[2][2];
+            efla_load_b_pair(b, kt, kPitchC, 16 * kb, 16 * pb);
+            efla_mma<DT>(s[2 * i], a, b[0]);
+            efla_mma<DT>(s[2 * i + 1], a, b[1]);
+        }
     }
 }
 
-/* s += V'^T K over the chunk's positions, K^T [dkp][PC] in the stage:
- * Dk / 8 chains of 4 steps, neighbouring mma statements on different
- * accumulators. */
-template <int DT, int DKT>
-EFLA_DEV void state_update(float (*s)[4], const uint32_t va[kChunk / 16][4], const uint16_t *kt,
-                           int dkp) {
-#pragma unroll
-    for (int kb = 0; kb < kChunk / 16; ++kb)
-#pragma unroll
-        for (int t = 0; t < DKT; t += 2) {
-            if (8 * t >= dkp) break;
-            uint32_t b[2][2];
-            efla_load_b_pair(b, kt, kPitchC, 8 * t, 16 * kb);
-            efla_mma<DT>(s[t], va[kb], b[0]);
-            efla_mma<DT>(s[t + 1], va[kb], b[1]);
-        }
+/* The state S[i][j] of the quarter's accumulator element (tile u, e). */
+EFLA_DEV int64_t quarter_col(int u, int e, int q) {
+    return 16 * (q + kQuarters * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
 }
 
-template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_params &p) {
-    constexpr int THREADS = 32 * WARPS, BV = 16 * WARPS;
+template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_params &p) {
+    constexpr int THREADS = 32 * kQuarters * GROUPS, BV = 16 * GROUPS;
     const int warp = efla_tid() >> 5, c2 = 2 * (efla_tid() & 3);
+    const int group = warp / kQuarters, q = warp % kQuarters;
     const int64_t block = efla_block_x();
     const int64_t tile = block % p.dv_tiles;
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
@@ -198,15 +235,16 @@ template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_pa
     const int dkp = (int)efla_cuda_pad16(p.dk), kp = dkp + 8;
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
     const int stages = p.state_stages;
-    /* The warp's rows of S^T: value columns j0 + 16 warp + g (and + 8). */
-    const int64_t row = j0 + 16 * warp + ((efla_tid() & 31) >> 2);
+    /* The group's rows of S^T: value columns j0 + 16 group + g (and + 8). */
+    const int64_t row = j0 + 16 * group + ((efla_tid() & 31) >> 2);
+    const Exchange x = exchange_of(state_stage<BV>(smem, stages, dkp).w + 8 * stages, group);
 
-    float s[DKT][4];
+    float s[DKT / 4][4];
 #pragma unroll
-    for (int t = 0; t < DKT; ++t)
+    for (int u = 0; u < DKT / 4; ++u)
         for (int e = 0; e < 4; ++e) {
-            const int64_t i = 8 * t + efla_acc_col(e), j = row + (e >= 2 ? 8 : 0);
-            s[t][e] = p.state_in.address && i < p.dk && j < p.dv
+            const int64_t i = quarter_col(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            s[u][e] = p.state_in.address && i < p.dk && j < p.dv
                           ? efla_state_load(p.state_in, n, hv, i, j)
                           : 0.0f;
         }
@@ -260,18 +298,21 @@ template <int DT, int DKT, int WARPS> EFLA_DEV void state_mma(const efla_cuda_pa
         const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
         uint16_t *const chunk = first + c * chunk_step;
         float v[kChunk / 8][4] = {};
-        state_times_w<DT, DKT>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2);
-        uint32_t va[kChunk / 16][4];
-        corrected_values<DT>(va, v, stage.ut + 16 * warp * kPitchC, chunk + layout.vnt, row, c2);
-        state_update<DT, DKT>(s, va, stage.kt, dkp);
+        partial_times_w<DT, DKT>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2, q);
+        for (int t = 0; t < kChunk / 8; ++t)
+            efla_store4(x.partial + ((q * 8 + t) * 32 + (efla_tid() & 31)) * 4, v[t]);
+        efla_sync(); /* the partials are complete */
+        corrected_block<DT>(x, stage.ut + 16 * group * kPitchC, chunk + layout.vnt, row, c2, q);
+        efla_sync(); /* V'^T is complete */
+        quarter_update<DT, DKT>(s, x, stage.kt, dkp, q);
     }
 
     if (!p.state_out.address) return;
 #pragma unroll
-    for (int t = 0; t < DKT; ++t)
+    for (int u = 0; u < DKT / 4; ++u)
         for (int e = 0; e < 4; ++e) {
-            const int64_t i = 8 * t + efla_acc_col(e), j = row + (e >= 2 ? 8 : 0);
-            if (i < p.dk && j < p.dv) efla_state_store(p.state_out, n, hv, i, j, s[t][e]);
+            const int64_t i = quarter_col(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            if (i < p.dk && j < p.dv) efla_state_store(p.state_out, n, hv, i, j, s[u][e]);
         }
 }
 

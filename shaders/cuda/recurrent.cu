@@ -30,7 +30,8 @@ EFLA_DEV void state_row_load(const efla_cuda_tensor &t, bool vector, int64_t n, 
         efla_load4(reinterpret_cast<const float *>(t.address) + efla_offset(t, n, hv, i, j), x);
         return;
     }
-    for (int c = 0; c < 4; ++c) x[c] = j + c < dv ? efla_state_load(t, n, hv, i, j + c) : 0.0f;
+    for (int c = 0; c < 4; ++c)
+        x[c] = j + c < dv ? efla_state_load(t, n, hv, i, j + c) : 0.0f;
 }
 
 EFLA_DEV void state_row_store(const efla_cuda_tensor &t, bool vector, int64_t n, int64_t hv,
@@ -56,9 +57,9 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
     const int64_t h = hv / (p.value_heads / p.heads);
     const int64_t j0 = tile * EFLA_CUDA_TILE_V + 4 * quad;
 
-    float *ks = efla_smem();                  /* [2][kClass], by token parity */
-    float *qs = ks + 2 * kClass;              /* [2][kClass] */
-    float *partial = qs + 2 * kClass;         /* [2][kWarps][2][32] */
+    float *ks = efla_smem();          /* [2][kClass], by token parity */
+    float *qs = ks + 2 * kClass;      /* [2][kClass] */
+    float *partial = qs + 2 * kClass; /* [2][kWarps][2][32] */
 
     float state[RPT][4];
     const bool vector_in = efla_state_vectorizable(p.state_in);
@@ -68,7 +69,8 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
         if (p.state_in.address && i < p.dk)
             state_row_load(p.state_in, vector_in, n, hv, i, j0, p.dv, state[r]);
         else
-            for (int c = 0; c < 4; ++c) state[r][c] = 0.0f;
+            for (int c = 0; c < 4; ++c)
+                state[r][c] = 0.0f;
     }
     for (int i = (int)p.dk + tid; i < kClass; i += kThreads)
         ks[i] = ks[kClass + i] = qs[i] = qs[kClass + i] = 0.0f;
@@ -148,7 +150,8 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
         for (int r = 0; r < RPT; ++r) {
             const float a = alpha * rk * k[slot + kRowSlots * r];
 #pragma unroll
-            for (int c = 0; c < 4; ++c) state[r][c] += a * u[c];
+            for (int c = 0; c < 4; ++c)
+                state[r][c] += a * u[c];
         }
     }
 
@@ -165,9 +168,9 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
 
 /* Decode is memory-bound: keep enough warps in flight: 4 blocks per SM,
  * at most 128 registers up to Dk 128, 170 for Dk 256; tighter caps spill). */
-#define EFLA_RECURRENT_KERNEL(name, DT, RPT)                                              \
-    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_RECURRENT_THREADS, (RPT) <= 8 ? 4 : 3) {        \
-        recurrent<DT, RPT>(p);                                                            \
+#define EFLA_RECURRENT_KERNEL(name, DT, RPT)                                                       \
+    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_RECURRENT_THREADS, (RPT) <= 8 ? 4 : 3) {                 \
+        recurrent<DT, RPT>(p);                                                                     \
     }
 
 EFLA_RECURRENT_KERNEL(efla_recurrent_f32_k32, EFLA_CUDA_F32, 2)
