@@ -49,18 +49,18 @@ static int choose_state_tile(const efla_cuda_device_props *props, int64_t seq_he
 }
 
 static bool output_tile_ok(const efla_cuda_device_props *props, int64_t dk, int tile) {
-    return efla_cuda_output_tile_fits(dk, tile) && fits(props, efla_cuda_output_mma_smem(dk, tile));
+    return fits(props, efla_cuda_output_mma_smem(dk, tile));
 }
 
-/* The whole (padded) Dv in one tile up to 128 columns, so that P = masked
- * QK^T is computed once per chunk; 32 columns at Dk > 128, where Q and K
- * alone take 67 KB and two blocks per SM need the smaller tiles. */
+/* The whole (padded) Dv in one tile up to 128 columns; 64 at Dk > 128,
+ * where S^T alone is 67 KB at 128 columns and two blocks per SM need the
+ * smaller tiles. */
 static int choose_output_tile(const efla_cuda_device_props *props, int64_t dk, int64_t dv) {
     const int forced = env_tile("EFLA_CUDA_OUTPUT_TILE", 32, 64, 128);
     if (forced && output_tile_ok(props, dk, forced)) return forced;
     const int64_t dvp = efla_cuda_pad16(dv);
     int preferred = dvp > 64 ? 128 : dvp > 32 ? 64 : 32;
-    if (efla_cuda_pad16(dk) > 128) preferred = 32;
+    if (efla_cuda_pad16(dk) > 128 && preferred > 64) preferred = 64;
     for (int tile = preferred; tile >= 32; tile /= 2)
         if (output_tile_ok(props, dk, tile)) return tile;
     return 0;

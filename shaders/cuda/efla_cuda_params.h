@@ -105,7 +105,8 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * head dimensions padded to multiples of 16 (zeros). In elements, in order:
  * W [C][dkp + 8], K^T [dkp][C + 8], U^T [dvp][C + 8] (the state kernel's
  * operands, row pitches as in its shared memory, so that each is one
- * contiguous copy), V'^T [dvp][C], S_c^T [dvp][dkp], then ck and rq as f32
+ * contiguous copy), V'^T [dvp][C], S_c^T [dvp][dkp], the masked scores P
+ * [C][C + 8] (prepare's, for the output kernel), then ck and rq as f32
  * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
@@ -114,7 +115,7 @@ EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
 EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 typedef struct efla_cuda_mma_layout {
-    int64_t w, kt, u, vnt, ht, factors, total;
+    int64_t w, kt, u, vnt, ht, pm, factors, total;
 } efla_cuda_mma_layout;
 EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
@@ -124,7 +125,8 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     l.u = l.kt + dkp * (c + 8);
     l.vnt = l.u + dvp * (c + 8);
     l.ht = l.vnt + dvp * c;
-    l.factors = l.ht + dvp * dkp;
+    l.pm = l.ht + dvp * dkp;
+    l.factors = l.pm + c * (c + 8);
     l.total = l.factors + 4 * c; /* 2 x C floats */
     return l;
 }
@@ -152,12 +154,10 @@ EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stag
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* Q, K [C][kp] (then O [C][tile + 8]); S^T [tile][kp]; V'^T [tile][pc]; P [C][pc]; ck, rq */
-    return (uint32_t)(2 * (2 * c * kp + tile * kp + tile * pc + c * pc) + 4 * 2 * c);
-}
-/* Whether the output staging [C][tile + 8] fits over Q and K. */
-EFLA_HD int efla_cuda_output_tile_fits(int64_t dk, int64_t tile) {
-    return tile + 8 <= 2 * efla_cuda_mma_pitch_k(dk);
+    /* Q [C][kp] (then O [C][tile + 8]: the larger); S^T [tile][kp]; V'^T [tile][pc];
+     * P [C][pc]; ck, rq */
+    const int64_t rows = c * efla_cuda_max64(kp, tile + 8);
+    return (uint32_t)(2 * (rows + tile * kp + tile * pc + c * pc) + 4 * 2 * c);
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds

@@ -2,9 +2,9 @@
  * mma output: one block of 8 warps per (chunk, value head, BO columns),
  * all independent:
  *   O = scale (diag(rq) Q S_c + mask_{s<=t}(diag(rq) Q K^T diag(ck)) V'),
- * with Q and K the rows as stored (the row factors are applied in f32
- * after the products, which keeps a cancelling q.k exact to f32), S_c^T and
- * V'^T from the state kernel.
+ * with Q the rows as stored (rq applied in f32 after the product), the
+ * masked scores P from the prepare kernel, S_c^T and V'^T from the state
+ * kernel.
  */
 #ifndef EFLA_MMA_OUTPUT_CUH
 #define EFLA_MMA_OUTPUT_CUH
@@ -39,24 +39,8 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
     }
 }
 
-/* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) for the warp's 16 rows and
- * columns s0..s0+31, 16 bits, into pm; tiles wholly above the diagonal
- * are zeros without products. */
-template <int DT>
-EFLA_DEV void masked_scores(const uint16_t *q, const uint16_t *k, int kp, int dkp, const float *ck,
-                            const float *rq, uint16_t *pm, int row0, int s0) {
-    float acc[4][4] = {};
-    const int tiles = s0 > row0 + 15 ? 0 : (row0 + 16 - s0 < 32 ? (row0 + 16 - s0) / 8 : 4);
-    if (tiles > 0) warp_tiles<DT, 4>(acc, q, kp, row0, k, kp, s0, dkp, tiles);
-    for (int t = 0; t < 4; ++t)
-        for (int e = 0; e < 4; ++e) {
-            const int r = row0 + efla_acc_row(e), c = s0 + 8 * t + efla_acc_col(e);
-            pm[r * kPitchC + c] = efla_f32_to_half<DT>(c <= r ? rq[r] * ck[c] * acc[t][e] : 0.0f);
-        }
-}
-
-/* Warps w and w + 4 share chunk rows 16 (w % 4): each computes half of the
- * masked scores P (then a barrier) and half of the BO output columns. */
+/* Warps w and w + 4 share chunk rows 16 (w % 4), each with half of the BO
+ * output columns. */
 template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     constexpr int NTW = BO / 16; /* column tiles per warp, at most */
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = warp / 4;
@@ -71,36 +55,34 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     const int wcols = cols / 2, c0 = half * wcols;  /* this warp's columns */
     const MmaChunk src = mma_chunk(p, g, slot);
 
+    constexpr int SP = BO + 8;
     uint16_t *q = reinterpret_cast<uint16_t *>(efla_smem()); /* [C][kp] */
-    uint16_t *k = q + kChunk * kp;                           /* [C][kp] */
-    uint16_t *ht = k + kChunk * kp;                          /* S_c^T [BO][kp] */
+    uint16_t *ht = q + kChunk * (kp > SP ? kp : SP);         /* S_c^T [BO][kp] */
     uint16_t *vt = ht + BO * kp;                             /* V'^T [BO][PC] */
     uint16_t *pm = vt + BO * kPitchC;                        /* P [C][PC] */
     float *ck = reinterpret_cast<float *>(pm + kChunk * kPitchC), *rq = ck + kChunk;
-    uint16_t *staged = q; /* O [C][BO + 8], once Q and K are done */
+    uint16_t *staged = q; /* O [C][SP], once Q is done */
 
     copy_rows_async<kOutputThreads>(ht, kp, src.ht + j0 * dkp, dkp, cols, dkp);
     copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
+    copy_rows_async<kOutputThreads>(pm, kPitchC, src.pm, kPitchC, kChunk, kChunk);
     copy_rows_async<kOutputThreads>(reinterpret_cast<uint16_t *>(ck), 4 * kChunk,
                                     reinterpret_cast<const uint16_t *>(src.ck), 4 * kChunk, 1,
                                     4 * kChunk);
     const int64_t h = hv / (p.value_heads / p.heads);
     load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, q, kp);
-    load_rows<kOutputThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, k, kp);
     efla_cp_async_commit();
     efla_cp_async_wait_all();
     efla_sync();
 
-    masked_scores<DT>(q, k, kp, dkp, ck, rq, pm, row0, 32 * half);
     float o[NTW][4] = {};
     warp_tiles<DT, NTW>(o, q, kp, row0, ht, kp, c0, dkp, wcols / 8);
     for (int t = 0; t < NTW; ++t)
         for (int e = 0; e < 4; ++e)
             o[t][e] *= rq[row0 + efla_acc_row(e)];
-    efla_sync(); /* P complete; Q and K no longer read */
+    efla_sync(); /* Q no longer read */
     /* P V': P is zero past the warp's last row, so k stops there. */
     warp_tiles<DT, NTW>(o, pm, kPitchC, row0, vt, kPitchC, c0, row0 + 16, wcols / 8);
-    constexpr int SP = BO + 8;
     for (int t = 0; t < NTW; ++t) {
         if (8 * t >= wcols) break;
         for (int e = 0; e < 4; ++e)

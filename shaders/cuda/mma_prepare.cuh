@@ -2,7 +2,8 @@
  * mma prepare: one block of 8 warps per (chunk, value head). Everything
  * that does not depend on the state: the row coefficients, L from the
  * exact stored keys (K K^T on tensor cores, the factors applied in f32),
- * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U^T = (A^-1 (g.V))^T
+ * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U^T = (A^-1 (g.V))^T,
+ * the output's masked scores P
  * and K^T, and the row factors ck, rq for the output kernel. Results are
  * staged in shared memory and written as 16-byte pieces.
  */
@@ -174,6 +175,26 @@ template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int d
     }
 }
 
+/* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) [C][PC] in 16 bits, straight
+ * from the accumulators to the scratch `pm` (for the output kernel), from
+ * the raw rows: the warp's 16 rows, 32 of the 64 columns; tiles wholly
+ * above the diagonal are zeros without products. */
+template <int DT> EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int kp, uint16_t *pm) {
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 32 * (warp / 4);
+    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
+    const int tiles = n0 > row0 + 15 ? 0 : (row0 + 16 - n0 < 32 ? (row0 + 16 - n0) / 8 : 4);
+    float acc[4][4] = {};
+    if (tiles > 0) warp_tiles<DT, 4>(acc, s.transposed, kp, row0, s.rows, kp, n0, dkp, tiles);
+#pragma unroll
+    for (int t = 0; t < 4; ++t)
+        for (int h = 0; h < 2; ++h) {
+            const int r = row0 + g + 8 * h, c = n0 + 8 * t + c2;
+            const float x0 = c <= r ? s.rq[r] * s.ck[c] * acc[t][2 * h] : 0.0f;
+            const float x1 = c + 1 <= r ? s.rq[r] * s.ck[c + 1] * acc[t][2 * h + 1] : 0.0f;
+            *reinterpret_cast<uint32_t *>(pm + r * kPitchC + c) = efla_pack_half2<DT>(x0, x1);
+        }
+}
+
 /* lower[t][s] = e_t ck_t ck_s k_t.k_s for s < t, else 0: the warp's 16
  * rows, 32 of the 64 columns. */
 template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp) {
@@ -207,6 +228,8 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     prepare_coefficients<DT>(p, seq, t0, rows, hv, s, kp, out);
     efla_sync();
     keys_gram<DT>(s, dkp, kp);
+    masked_scores<DT>(s, dkp, kp, out.pm);
+    efla_sync();                    /* raw Q read */
     transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
     efla_blocked_inverse<kPrepareThreads>(s.lower, s.block_row); /* starts and ends with barriers */
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
