@@ -42,8 +42,20 @@ EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
     return s;
 }
 
-/* Row coefficients from the raw rows in shared memory (one warp per row);
- * ck and rq also go to the scratch for the output kernel. */
+/* beta of the chunk's rows into s.erase, loaded while the rows' copies are
+ * in flight (not one global round trip per row later). */
+template <int DT>
+EFLA_DEV void load_betas(const efla_cuda_params &p, const efla_cuda_sequence &seq, int64_t t0,
+                         int rows, int64_t hv, const PrepareSmem &s) {
+    const int r = efla_tid();
+    if (r < rows)
+        s.erase[r] =
+            efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
+}
+
+/* Row coefficients from the raw rows and beta (s.erase) in shared memory
+ * (one warp per row); ck and rq also go to the scratch for the output
+ * kernel. */
 template <int DT>
 EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, const efla_cuda_sequence &seq,
                                    int64_t t0, int rows, int64_t hv, const PrepareSmem &s, int kp,
@@ -61,11 +73,7 @@ EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, const efla_cuda_se
         qq = efla_warp_sum(qq);
         if (lane != 0) continue;
         float ck = 0.0f, rq = 0.0f, erase = 0.0f, write = 0.0f;
-        if (r < rows) {
-            const float beta =
-                efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
-            efla_coefficients_of(p, kk, qq, beta, &ck, &rq, &erase, &write);
-        }
+        if (r < rows) efla_coefficients_of(p, kk, qq, s.erase[r], &ck, &rq, &erase, &write);
         s.ck[r] = out.ck[r] = ck;
         s.rq[r] = out.rq[r] = rq;
         s.erase[r] = erase;
@@ -223,6 +231,7 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     load_rows<kPrepareThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, s.rows, kp);
     load_rows<kPrepareThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, s.transposed, kp);
     efla_cp_async_commit();
+    load_betas<DT>(p, seq, t0, rows, hv, s);
     efla_cp_async_wait_all();
     efla_sync();
     prepare_coefficients<DT>(p, seq, t0, rows, hv, s, kp, out);
