@@ -1,9 +1,10 @@
 # cmake -DNVCC=... -DSOURCE=x.cu -DOUTPUT=x.fatbin -DREPORT=x.txt -DINCLUDE=dir
 #       "-DGENCODE=-gencode=...;-gencode=..." -P nvcc_fatbin.cmake
 # Runs nvcc --fatbin and keeps ptxas's --resource-usage report (registers,
-# spills, shared memory per kernel and target) beside the fatbin.
+# spills, shared memory per kernel and target) beside the fatbin. -lineinfo:
+# profilers (ncu) map the kernels to source lines; no effect on the code.
 execute_process(
-  COMMAND ${NVCC} --fatbin -std=c++17 -O3 --resource-usage ${GENCODE} -I${INCLUDE}
+  COMMAND ${NVCC} --fatbin -std=c++17 -O3 -lineinfo --resource-usage ${GENCODE} -I${INCLUDE}
           -o ${OUTPUT} ${SOURCE}
   RESULT_VARIABLE result
   OUTPUT_VARIABLE out
