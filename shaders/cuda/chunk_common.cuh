@@ -78,14 +78,15 @@ EFLA_DEV void efla_solve_column(const float *lower, float *inverse, int j) {
         inverse[i * EFLA_CUDA_STAGE_PITCH + j] = x[i];
 }
 
-/* (I + L)^-1 in place of the strictly lower L (f32, [C][EFLA_CUDA_STAGE_PITCH],
- * zeros on and above the diagonal), by 16 x 16 blocks: the four diagonal
- * blocks are inverted by forward substitution (one thread per column), then
- * block row b = 1..3 gets X_bj = -D_b sum_{m=j}^{b-1} L_bm X_mj. Every thread
- * of the block takes part; `scratch` holds one block row ([16][49] floats).
- * Starts with a barrier (L complete) and ends with one. */
-template <int THREADS> EFLA_DEV void efla_blocked_inverse(float *lf, float *scratch) {
-    constexpr int P = EFLA_CUDA_STAGE_PITCH, SP = 49;
+/* In place: lf = (I + L)^-1 for the strictly lower 64x64 L (pitch P, a
+ * multiple of 4), by 16x16 blocks: the diagonal blocks by forward
+ * substitution (one thread per column), then block row bi from
+ *   X_j = sum_{l<bi} L[bi][l] Inv[l][j],   Inv[bi][j] = -Inv[bi][bi] X_j
+ * with each thread 4 columns of a row (float4 loads of the right-hand
+ * matrix) in `scratch` [16][SP]. Starts and ends with barriers. */
+template <int THREADS, int P, int SP>
+EFLA_DEV void efla_blocked_inverse(float *lf, float *scratch) {
+    static_assert(P % 4 == 0 && SP % 4 == 0 && SP >= 48, "float4 rows");
     const int tid = efla_tid();
     float x[16];
     efla_sync();
@@ -109,23 +110,29 @@ template <int THREADS> EFLA_DEV void efla_blocked_inverse(float *lf, float *scra
     }
     efla_sync();
     for (int bi = 1; bi < 4; ++bi) {
-        for (int e = tid; e < bi * 256; e += THREADS) {
-            const int j = e / 256, r = (e % 256) / 16, c = e % 16;
+        for (int e = tid; e < bi * 64; e += THREADS) {
+            const int j = e / 64, r = (e % 64) / 4, c = 16 * j + 4 * (e % 4);
             const float *row = lf + (16 * bi + r) * P;
-            float acc = 0.0f;
-            for (int l = 16 * j; l < 16 * bi; ++l)
-                acc += row[l] * lf[l * P + 16 * j + c];
-            scratch[r * SP + 16 * j + c] = acc;
+            float acc[4] = {}, y[4];
+            for (int l = 16 * j; l < 16 * bi; ++l) {
+                efla_load4(lf + l * P + c, y);
+                for (int q = 0; q < 4; ++q)
+                    acc[q] += row[l] * y[q];
+            }
+            efla_store4(scratch + r * SP + c, acc);
         }
         efla_sync();
-        for (int e = tid; e < bi * 256; e += THREADS) {
-            const int j = e / 256, r = (e % 256) / 16, c = e % 16;
+        for (int e = tid; e < bi * 64; e += THREADS) {
+            const int j = e / 64, r = (e % 64) / 4, c = 16 * j + 4 * (e % 4);
             const float *d = lf + (16 * bi + r) * P + 16 * bi;
-            float acc = 0.0f;
+            float acc[4] = {}, y[4];
 #pragma unroll
-            for (int l = 0; l < 16; ++l)
-                acc += d[l] * scratch[l * SP + 16 * j + c];
-            lf[(16 * bi + r) * P + 16 * j + c] = -acc;
+            for (int l = 0; l < 16; ++l) {
+                efla_load4(scratch + l * SP + c, y);
+                for (int q = 0; q < 4; ++q)
+                    acc[q] -= d[l] * y[q];
+            }
+            efla_store4(lf + (16 * bi + r) * P + c, acc);
         }
         efla_sync();
     }

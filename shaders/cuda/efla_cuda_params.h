@@ -111,6 +111,10 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
+/* The prepare kernel's f32 L / A^-1 [C][68] and the solve's block row
+ * [16][52]: rows 16-byte aligned (float4 accesses). */
+#define EFLA_CUDA_MMA_LOWER_PITCH (EFLA_CUDA_CHUNK + 4)
+#define EFLA_CUDA_MMA_SOLVE_PITCH 52
 EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
 EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -141,7 +145,7 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t transposed = efla_cuda_max64(c * efla_cuda_mma_pitch_k(dk), dmax * pc);
     /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
     return (uint32_t)(2 * (rows + transposed + c * pc) +
-                      4 * (c * EFLA_CUDA_STAGE_PITCH + 16 * 49 + 4 * c));
+                      4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));
 }
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);

@@ -172,6 +172,29 @@ EFLA_DEV void efla_load_b_pair(uint32_t b[2][2], const uint16_t *bt, int pitch, 
 #endif
 }
 
+/* Two 8x8 blocks of a row-major 16-bit matrix, rows row0..row0+7 and
+ * columns col0.. / col0 + 8.., transposed: register h of lane (g, c) holds
+ * M[row0 + 2c][col0 + 8h + g] (low half) and M[row0 + 2c + 1][..] (high),
+ * a pair of neighbours in a row of the transpose. On the device one
+ * ldmatrix.x2.trans. */
+EFLA_DEV void efla_load_trans2(uint32_t m[2], const uint16_t *a, int pitch, int row0, int col0) {
+    const int lane = efla_tid() & 31;
+#ifdef EFLA_CUDA_EMULATION
+    const int g = lane >> 2, c = lane & 3;
+    for (int h = 0; h < 2; ++h) {
+        const uint16_t *p = a + (row0 + 2 * c) * pitch + col0 + 8 * h + g;
+        m[h] = (uint32_t)p[0] | (uint32_t)p[pitch] << 16;
+    }
+#else
+    const uint16_t *p = a + (row0 + (lane & 7)) * pitch + col0 + 8 * ((lane >> 3) & 1);
+    const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(m[0]), "=r"(m[1])
+                 : "r"(address)
+                 : "memory");
+#endif
+}
+
 /* Two f32 as one register of two 16-bit values, `lo` in the low half: the
  * accumulator pair d0,d1 (or d2,d3) of one n8 tile as an A register of the
  * k16 block the tile's columns fall in. */

@@ -21,8 +21,8 @@ struct PrepareSmem {
     uint16_t *rows;       /* raw K [C][kp], then W and U staging [C][rp] */
     uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (g V)^T [d][PC] */
     uint16_t *inverse;    /* A^-1 diag(e), then A^-1 [C][PC] */
-    float *lower;         /* L, then A^-1 [C][STAGE_PITCH] */
-    float *block_row;     /* the solve's [16][49] */
+    float *lower;         /* L, then A^-1 [C][LOWER_PITCH] */
+    float *block_row;     /* the solve's [16][SOLVE_PITCH] */
     float *ck, *rq, *erase, *write;
 };
 
@@ -34,8 +34,8 @@ EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
     s.transposed = s.rows + kChunk * (dmax + 8);
     s.inverse = s.transposed + transposed;
     s.lower = reinterpret_cast<float *>(s.inverse + kChunk * kPitchC);
-    s.block_row = s.lower + kChunk * EFLA_CUDA_STAGE_PITCH;
-    s.ck = s.block_row + 16 * 49;
+    s.block_row = s.lower + kChunk * EFLA_CUDA_MMA_LOWER_PITCH;
+    s.ck = s.block_row + 16 * EFLA_CUDA_MMA_SOLVE_PITCH;
     s.rq = s.ck + kChunk;
     s.erase = s.rq + kChunk;
     s.write = s.erase + kChunk;
@@ -53,41 +53,63 @@ EFLA_DEV void load_betas(const efla_cuda_params &p, const efla_cuda_sequence &se
             efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
 }
 
-/* Row coefficients from the raw rows and beta (s.erase) in shared memory
- * (one warp per row); ck and rq also go to the scratch for the output
- * kernel. */
-template <int DT>
-EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, const efla_cuda_sequence &seq,
-                                   int64_t t0, int rows, int64_t hv, const PrepareSmem &s, int kp,
-                                   const MmaChunk &out) {
-    const int lane = efla_tid() & 31, warp = efla_tid() >> 5;
-    for (int r = warp; r < kChunk; r += kPrepareThreads / 32) {
-        float kk = 0.0f, qq = 0.0f;
-        for (int i = lane; i < p.dk; i += 32) {
-            const float k = efla_half_to_f32<DT>(s.rows[r * kp + i]);
-            const float q = efla_half_to_f32<DT>(s.transposed[r * kp + i]);
-            kk += k * k;
-            qq += q * q;
-        }
-        kk = efla_warp_sum(kk);
-        qq = efla_warp_sum(qq);
-        if (lane != 0) continue;
-        float ck = 0.0f, rq = 0.0f, erase = 0.0f, write = 0.0f;
-        if (r < rows) efla_coefficients_of(p, kk, qq, s.erase[r], &ck, &rq, &erase, &write);
-        s.ck[r] = out.ck[r] = ck;
-        s.rq[r] = out.rq[r] = rq;
-        s.erase[r] = erase;
-        s.write[r] = write;
+/* Sum of squares of the 16-bit values in `words` (8 of them). */
+template <int DT> EFLA_DEV float squares8(const uint32_t words[4]) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+        const float lo = efla_half_to_f32<DT>((uint16_t)(words[w] & 0xffffu));
+        const float hi = efla_half_to_f32<DT>((uint16_t)(words[w] >> 16));
+        sum += lo * lo + hi * hi;
     }
+    return sum;
+}
+
+/* Row coefficients from the raw rows and beta (s.erase) in shared memory:
+ * four threads per row sum |k|^2 and |q|^2 over 16-byte pieces, then one
+ * of them computes the row's coefficients, all rows at once. ck and rq
+ * also go to the scratch for the output kernel. */
+template <int DT>
+EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, int rows, const PrepareSmem &s,
+                                   int dkp, int kp, const MmaChunk &out) {
+    static_assert(kPrepareThreads == 4 * kChunk, "four threads per row");
+    const int r = efla_tid() / 4, part = efla_tid() % 4;
+    float kk = 0.0f, qq = 0.0f;
+    for (int i = 8 * part; i < dkp; i += 32) {
+        uint32_t words[4];
+        efla_load16(s.rows + r * kp + i, words);
+        kk += squares8<DT>(words);
+        efla_load16(s.transposed + r * kp + i, words);
+        qq += squares8<DT>(words);
+    }
+    kk += efla_shfl_xor(kk, 1);
+    qq += efla_shfl_xor(qq, 1);
+    kk += efla_shfl_xor(kk, 2);
+    qq += efla_shfl_xor(qq, 2);
+    if (part != 0) return;
+    float ck = 0.0f, rq = 0.0f, erase = 0.0f, write = 0.0f;
+    if (r < rows) efla_coefficients_of(p, kk, qq, s.erase[r], &ck, &rq, &erase, &write);
+    s.ck[r] = out.ck[r] = ck;
+    s.rq[r] = out.rq[r] = rq;
+    s.erase[r] = erase;
+    s.write[r] = write;
 }
 
 /* transposed[i][s] = ck_s K[s][i]: the unit keys, transposed, from the raw
- * keys. */
+ * keys; one 8 x 16 block per warp step (ldmatrix.trans), written as pairs. */
 template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp) {
-    for (int e = efla_tid(); e < dkp * kChunk; e += kPrepareThreads) {
-        const int i = e / kChunk, r = e % kChunk;
-        s.transposed[i * kPitchC + r] =
-            efla_f32_to_half<DT>(s.ck[r] * efla_half_to_f32<DT>(s.rows[r * kp + i]));
+    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
+    for (int b = efla_tid() >> 5; b < (kChunk / 8) * (dkp / 16); b += kPrepareThreads / 32) {
+        const int r0 = 8 * (b % (kChunk / 8)), i0 = 16 * (b / (kChunk / 8)), r = r0 + c2;
+        uint32_t m[2];
+        efla_load_trans2(m, s.rows, kp, r0, i0);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const float lo = s.ck[r] * efla_half_to_f32<DT>((uint16_t)(m[h] & 0xffffu));
+            const float hi = s.ck[r + 1] * efla_half_to_f32<DT>((uint16_t)(m[h] >> 16));
+            *reinterpret_cast<uint32_t *>(s.transposed + (i0 + 8 * h + g) * kPitchC + r) =
+                efla_pack_half2<DT>(lo, hi);
+        }
     }
 }
 
@@ -95,7 +117,7 @@ template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, in
 template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
     for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
         const int t = e / kChunk, c = e % kChunk;
-        const float x = s.lower[t * EFLA_CUDA_STAGE_PITCH + c];
+        const float x = s.lower[t * EFLA_CUDA_MMA_LOWER_PITCH + c];
         s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(f ? x * f[c] : x);
     }
 }
@@ -212,7 +234,7 @@ template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp)
     for (int t = 0; t < 4; ++t)
         for (int e = 0; e < 4; ++e) {
             const int r = row0 + efla_acc_row(e), c = n0 + 8 * t + efla_acc_col(e);
-            s.lower[r * EFLA_CUDA_STAGE_PITCH + c] =
+            s.lower[r * EFLA_CUDA_MMA_LOWER_PITCH + c] =
                 c < r ? s.erase[r] * s.ck[r] * s.ck[c] * acc[t][e] : 0.0f;
         }
 }
@@ -234,13 +256,14 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     load_betas<DT>(p, seq, t0, rows, hv, s);
     efla_cp_async_wait_all();
     efla_sync();
-    prepare_coefficients<DT>(p, seq, t0, rows, hv, s, kp, out);
+    prepare_coefficients<DT>(p, rows, s, dkp, kp, out);
     efla_sync();
     keys_gram<DT>(s, dkp, kp);
     masked_scores<DT>(s, dkp, kp, out.pm);
     efla_sync();                    /* raw Q read */
     transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
-    efla_blocked_inverse<kPrepareThreads>(s.lower, s.block_row); /* starts and ends with barriers */
+    efla_blocked_inverse<kPrepareThreads, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
+        s.lower, s.block_row); /* starts and ends with barriers */
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
     inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
