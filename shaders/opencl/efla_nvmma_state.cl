@@ -41,8 +41,11 @@
 #define EFLA_MIN2(a, b) ((a) < (b) ? (a) : (b))
 #ifdef EFLA_NVMMA_EMULATE /* small code: PoCL's compile time grows fast with unrolling */
 #define EFLA_NS_UNROLL _Pragma("unroll 1")
+#define EFLA_NS_INLINE
 #else
+/* Inlined and unrolled: the register arrays stay registers. */
 #define EFLA_NS_UNROLL _Pragma("unroll")
+#define EFLA_NS_INLINE __attribute__((always_inline))
 #endif
 
 /* Where a sequence's rows are. */
@@ -87,12 +90,15 @@ float4 efla_ns_set(float4 d, int e, float x) {
 #define EFLA_NS_WG (32 * EFLA_NS_WARPS)
 #define EFLA_NS_NT (EFLA_NS_DK / 8)              /* n8 tiles of S^T per warp */
 #define EFLA_NS_PIECES (EFLA_NS_DK / EFLA_NS_KS) /* staged passes over Dk, at most */
+#if EFLA_NS_PIECES > 2
+#error "the nvmma state scan stages Dk in at most two passes"
+#endif
 /* Loads per batch: all in flight before the batch is stored. */
 #define EFLA_NS_QB EFLA_MIN2(16, EFLA_C *EFLA_NS_KS / 4 / EFLA_NS_WG)
 
 /* W rows of the chunk, columns pc KS.. of Dk, as 16-bit hi and lo tiles
  * [C][WP] (zero past the chunk and past Dk), lo after hi. */
-void EFLA_NS_FN(efla_ns_put_w)(const efla_ns_src *s, int pc, __local uint *wt) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_put_w)(const efla_ns_src *s, int pc, __local uint *wt) {
     const int lid = get_local_id(0), d0 = pc * EFLA_NS_KS;
     if (s->dk % 4 == 0) { /* rows of float4: W rows are 16-byte aligned */
         for (int base = 0; base < EFLA_C * EFLA_NS_KS / 4; base += EFLA_NS_WG * EFLA_NS_QB) {
@@ -129,7 +135,8 @@ void EFLA_NS_FN(efla_ns_put_w)(const efla_ns_src *s, int pc, __local uint *wt) {
 
 /* Raw k rows of the chunk, columns pc KS.. of Dk, transposed: K^T [KS][KP]
  * (zero past the chunk and past Dk). */
-void EFLA_NS_FN(efla_ns_put_k)(const efla_ns_src *s, int pc, __local uint *kt_words) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_put_k)(const efla_ns_src *s, int pc,
+                                              __local uint *kt_words) {
     const int lid = get_local_id(0), d0 = pc * EFLA_NS_KS;
     __local ushort *kt = (__local ushort *)kt_words;
     if (s->k_quads) {
@@ -168,8 +175,9 @@ void EFLA_NS_FN(efla_ns_put_k)(const efla_ns_src *s, int pc, __local uint *kt_wo
 
 /* The warp's S^T rows (value columns j_low, j_low + 8) from or to a state
  * tensor at `slot` (s0 or s1). */
-void EFLA_NS_FN(efla_ns_load_state)(__global const long *P, __global const float *s0, int n, int hv,
-                                    int dk, int dv, int j_low, float4 state[EFLA_NS_NT]) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_load_state)(__global const long *P, __global const float *s0,
+                                                   int n, int hv, int dk, int dv, int j_low,
+                                                   float4 state[EFLA_NS_NT]) {
     const int c = get_local_id(0) % 4;
     EFLA_NS_UNROLL
     for (int t = 0; t < EFLA_NS_NT; ++t)
@@ -182,8 +190,9 @@ void EFLA_NS_FN(efla_ns_load_state)(__global const long *P, __global const float
     }
 }
 
-void EFLA_NS_FN(efla_ns_store_state)(__global const long *P, __global float *s1, int n, int hv,
-                                     int dk, int dv, int j_low, const float4 state[EFLA_NS_NT]) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_store_state)(__global const long *P, __global float *s1,
+                                                    int n, int hv, int dk, int dv, int j_low,
+                                                    const float4 state[EFLA_NS_NT]) {
     const int c = get_local_id(0) % 4;
     EFLA_NS_UNROLL
     for (int t = 0; t < EFLA_NS_NT; ++t) {
@@ -198,8 +207,8 @@ void EFLA_NS_FN(efla_ns_store_state)(__global const long *P, __global float *s1,
 }
 
 /* H[c] = S: the warp's columns of the chunk's state slice [dk][dv]. */
-void EFLA_NS_FN(efla_ns_save)(__global float *h, int dk, int dv, int j_low,
-                              const float4 state[EFLA_NS_NT]) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_save)(__global float *h, int dk, int dv, int j_low,
+                                             const float4 state[EFLA_NS_NT]) {
     const int c = get_local_id(0) % 4;
     EFLA_NS_UNROLL
     for (int t = 0; t < EFLA_NS_NT; ++t) {
@@ -213,7 +222,8 @@ void EFLA_NS_FN(efla_ns_save)(__global float *h, int dk, int dv, int j_low,
 }
 
 /* U^T for the warp's V'^T fragments (zero past the chunk and Dv). */
-void EFLA_NS_FN(efla_ns_fetch_u)(const efla_ns_src *s, int j_low, float4 un[EFLA_NS_PT]) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_u)(const efla_ns_src *s, int j_low,
+                                                float4 un[EFLA_NS_PT]) {
     const int c = get_local_id(0) % 4;
     EFLA_NS_UNROLL
     for (int p = 0; p < EFLA_NS_PT; ++p)
@@ -226,8 +236,9 @@ void EFLA_NS_FN(efla_ns_fetch_u)(const efla_ns_src *s, int j_low, float4 un[EFLA
 }
 
 /* V'^T = U^T - (S^T W^T) into vt; V' over U in scratch. */
-void EFLA_NS_FN(efla_ns_finish_v)(const efla_ns_src *s, int j_low, const float4 un[EFLA_NS_PT],
-                                  float4 vt[EFLA_NS_PT]) {
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_finish_v)(const efla_ns_src *s, int j_low,
+                                                 const float4 un[EFLA_NS_PT],
+                                                 float4 vt[EFLA_NS_PT]) {
     const int c = get_local_id(0) % 4;
     EFLA_NS_UNROLL
     for (int p = 0; p < EFLA_NS_PT; ++p) {
@@ -237,6 +248,57 @@ void EFLA_NS_FN(efla_ns_finish_v)(const efla_ns_src *s, int j_low, const float4 
             const int pos = 8 * p + 2 * c + (e & 1), j = j_low + (e >= 2 ? 8 : 0);
             if (pos < s->length && j < s->dv)
                 s->u[(long)(s->t0 + pos) * s->dv + j] = efla_mma_element(vt[p], e);
+        }
+    }
+}
+
+/* vt += S^T W^T over Dk columns pc KS.. (pc a constant: the state tiles
+ * stay statically indexed); the chunk's 1/|k| into k_inv with piece 0. */
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_ws)(const efla_ns_src *s, int pc, __local uint *stage,
+                                           __local float *k_inv, const float4 state[EFLA_NS_NT],
+                                           float4 vt[EFLA_NS_PT] EFLA_MMA_PARAM) {
+    const int lid = get_local_id(0);
+    __local const ushort *w_hi = (__local const ushort *)stage, *w_lo = w_hi + 2 * EFLA_NS_LO;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    EFLA_NS_FN(efla_ns_put_w)(s, pc, stage);
+    if (pc == 0)
+        for (int r = lid; r < EFLA_C; r += EFLA_NS_WG)
+            k_inv[r] = r < s->length ? s->c[(long)(s->t0 + r) * 2 + 1] : 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    EFLA_MMA_UNROLL
+    for (int kb = 0; kb < EFLA_NS_KS / 16; ++kb) {
+        const int b16 = pc * (EFLA_NS_KS / 16) + kb;
+        if (16 * b16 >= s->dk) break;
+        uint4 a, a_lo;
+        efla_ns_frag(state[2 * b16], state[2 * b16 + 1], &a, &a_lo);
+        EFLA_MMA_UNROLL
+        for (int p = 0; p < EFLA_NS_PT; ++p) {
+            const uint2 b = efla_frag_b(w_hi, EFLA_NS_WP, 8 * p, 16 * kb);
+            const uint2 b_lo = efla_frag_b(w_lo, EFLA_NS_WP, 8 * p, 16 * kb);
+            vt[p] = efla_mma(vt[p], a, b EFLA_MMA_ARG);
+            vt[p] = efla_mma(vt[p], a, b_lo EFLA_MMA_ARG);
+            vt[p] = efla_mma(vt[p], a_lo, b EFLA_MMA_ARG);
+        }
+    }
+}
+
+/* S^T += (V' / |k|)^T K for Dk columns pc KS.. (pc a constant). */
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_update)(const efla_ns_src *s, int pc, __local uint *stage,
+                                               const uint4 va[EFLA_C / 16],
+                                               const uint4 va_lo[EFLA_C / 16],
+                                               float4 state[EFLA_NS_NT] EFLA_MMA_PARAM) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    EFLA_NS_FN(efla_ns_put_k)(s, pc, stage);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    EFLA_MMA_UNROLL
+    for (int tt = 0; tt < EFLA_NS_KS / 8; ++tt) {
+        const int t = pc * (EFLA_NS_KS / 8) + tt;
+        if (8 * t >= s->dk) break;
+        EFLA_MMA_UNROLL
+        for (int q = 0; q < EFLA_C / 16; ++q) {
+            const uint2 b = efla_frag_b((__local const ushort *)stage, EFLA_NS_KP, 8 * tt, 16 * q);
+            state[t] = efla_mma(state[t], va[q], b EFLA_MMA_ARG);
+            state[t] = efla_mma(state[t], va_lo[q], b EFLA_MMA_ARG);
         }
     }
 }
@@ -292,33 +354,10 @@ EFLA_NS_NAME(__global const int4 *call, int table, int first_chunks, __global co
         EFLA_NS_UNROLL
         for (int p = 0; p < EFLA_NS_PT; ++p)
             vt[p] = 0.0f;
-        EFLA_MMA_UNROLL
-        for (int pc = 0; pc < EFLA_NS_PIECES; ++pc) {
-            if (pc * EFLA_NS_KS >= dk) break;
-            barrier(CLK_LOCAL_MEM_FENCE);
-            EFLA_NS_FN(efla_ns_put_w)(&src, pc, stage);
-            if (pc == 0)
-                for (int r = lid; r < EFLA_C; r += EFLA_NS_WG)
-                    k_inv[r] = r < src.length ? src.c[(long)(src.t0 + r) * 2 + 1] : 0.0f;
-            barrier(CLK_LOCAL_MEM_FENCE);
-            EFLA_MMA_UNROLL
-            for (int kb = 0; kb < EFLA_NS_KS / 16; ++kb) {
-                const int b16 = pc * (EFLA_NS_KS / 16) + kb;
-                if (16 * b16 >= dk) break;
-                uint4 a, a_lo;
-                efla_ns_frag(state[2 * b16], state[2 * b16 + 1], &a, &a_lo);
-                EFLA_MMA_UNROLL
-                for (int p = 0; p < EFLA_NS_PT; ++p) {
-                    __local const ushort *w_hi = (__local const ushort *)stage;
-                    const uint2 b = efla_frag_b(w_hi, EFLA_NS_WP, 8 * p, 16 * kb);
-                    const uint2 b_lo =
-                        efla_frag_b(w_hi + 2 * EFLA_NS_LO, EFLA_NS_WP, 8 * p, 16 * kb);
-                    vt[p] = efla_mma(vt[p], a, b EFLA_MMA_ARG);
-                    vt[p] = efla_mma(vt[p], a, b_lo EFLA_MMA_ARG);
-                    vt[p] = efla_mma(vt[p], a_lo, b EFLA_MMA_ARG);
-                }
-            }
-        }
+        EFLA_NS_FN(efla_ns_ws)(&src, 0, stage, k_inv, state, vt EFLA_MMA_ARG);
+#if EFLA_NS_PIECES > 1
+        if (dk > EFLA_NS_KS) EFLA_NS_FN(efla_ns_ws)(&src, 1, stage, k_inv, state, vt EFLA_MMA_ARG);
+#endif
         EFLA_NS_FN(efla_ns_finish_v)(&src, j_low, un, vt);
 
         /* (V' / |k|)^T as A fragments: k16 blocks of chunk positions. */
@@ -333,25 +372,11 @@ EFLA_NS_NAME(__global const int4 *call, int table, int first_chunks, __global co
         }
 
         /* S^T += (V' / |k|)^T K. */
-        EFLA_MMA_UNROLL
-        for (int pc = 0; pc < EFLA_NS_PIECES; ++pc) {
-            if (pc * EFLA_NS_KS >= dk) break;
-            barrier(CLK_LOCAL_MEM_FENCE);
-            EFLA_NS_FN(efla_ns_put_k)(&src, pc, stage);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            EFLA_MMA_UNROLL
-            for (int tt = 0; tt < EFLA_NS_KS / 8; ++tt) {
-                const int t = pc * (EFLA_NS_KS / 8) + tt;
-                if (8 * t >= dk) break;
-                EFLA_MMA_UNROLL
-                for (int q = 0; q < EFLA_C / 16; ++q) {
-                    const uint2 b =
-                        efla_frag_b((__local const ushort *)stage, EFLA_NS_KP, 8 * tt, 16 * q);
-                    state[t] = efla_mma(state[t], va[q], b EFLA_MMA_ARG);
-                    state[t] = efla_mma(state[t], va_lo[q], b EFLA_MMA_ARG);
-                }
-            }
-        }
+        EFLA_NS_FN(efla_ns_update)(&src, 0, stage, va, va_lo, state EFLA_MMA_ARG);
+#if EFLA_NS_PIECES > 1
+        if (dk > EFLA_NS_KS)
+            EFLA_NS_FN(efla_ns_update)(&src, 1, stage, va, va_lo, state EFLA_MMA_ARG);
+#endif
     }
 
     if (flags & EFLA_PF_FINAL_STATE)
