@@ -132,7 +132,7 @@ static efla_status run_prepare(const launch_state *s, cl_event *event) {
 static efla_status run_state(const launch_state *s, cl_event prepared, cl_event *event) {
     const efla_forward_args *a = s->args;
     const efla_cl_plan *p = s->plan;
-    cl_kernel kernel = p->program->kernels[efla_cl_state_kernel(p->scan_columns)];
+    cl_kernel kernel = p->program->kernels[p->scan_kernel];
     cl_mem k = memory_of(&a->k), s0 = memory_of(&a->initial_state), s1 = memory_of(&a->final_state),
            scratch = s->ctx->scratch;
     cl_int table = p->scan_table, first_chunks = p->first_chunk_table;
@@ -145,15 +145,17 @@ static efla_status run_state(const launch_state *s, cl_event prepared, cl_event 
                                {sizeof(cl_mem), &s1},
                                {sizeof(cl_mem), &scratch},
                                {p->scan_local_bytes, NULL}};
-    efla_status status = set_args(kernel, "efla_chunk_state", args, 8);
+    /* The nvmma scan's local memory is all static: no last argument. */
+    const cl_uint count = p->scan_kernel >= EFLA_CL_NVMMA_STATE ? 7 : 8;
+    efla_status status = set_args(kernel, "efla_chunk_state", args, count);
     if (status != EFLA_SUCCESS) return status;
     const size_t tiles = (size_t)((a->dv + columns - 1) / columns);
     const size_t groups = (size_t)p->scan_count * (size_t)a->value_heads * tiles;
     /* With no chunk to prepare (only empty sequences), wait like prepare. */
     const cl_event *wait = prepared ? &prepared : s->wait;
     cl_uint wait_count = prepared ? 1 : s->wait_count;
-    return launch(s->queue, kernel, "efla_chunk_state", groups, 2 * (size_t)p->program->tiles.chunk,
-                  wait, wait_count, event);
+    return launch(s->queue, kernel, "efla_chunk_state", groups, p->scan_items, wait, wait_count,
+                  event);
 }
 
 static efla_status run_output(const launch_state *s, cl_event scanned, cl_event *event) {

@@ -17,7 +17,10 @@ typedef struct efla_cl_tiles {
 } efla_cl_tiles;
 
 /* The kernels of one program (one storage dtype and tile class). The
- * state scan comes in three Dv tile widths: EFLA_CL_STATE + log2(width / 8). */
+ * state scan comes in three Dv tile widths: EFLA_CL_STATE + log2(width / 8).
+ * nvmma programs of 16-bit storage add the tensor-core state scan in six
+ * variants, EFLA_CL_NVMMA_STATE + 3 (Dk > 128) + log2(warps) (warps 1, 2,
+ * 4; largest Dk 128 or 256); other programs leave those kernels NULL. */
 enum {
     EFLA_CL_RECURRENT,
     EFLA_CL_PREPARE,
@@ -25,8 +28,10 @@ enum {
     EFLA_CL_STATE16,
     EFLA_CL_STATE32,
     EFLA_CL_OUTPUT,
-    EFLA_CL_KERNEL_COUNT
+    EFLA_CL_NVMMA_STATE, /* 1 warp, Dk <= 128; five more follow */
+    EFLA_CL_KERNEL_COUNT = EFLA_CL_NVMMA_STATE + 6
 };
+#define EFLA_CL_NVMMA_STATE_MAX_DK 256
 
 typedef struct efla_cl_program {
     cl_program program; /* NULL until first needed */

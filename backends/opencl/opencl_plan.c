@@ -143,10 +143,63 @@ int efla_cl_state_kernel(uint32_t columns) {
     return columns >= 32 ? EFLA_CL_STATE32 : columns >= 16 ? EFLA_CL_STATE16 : EFLA_CL_STATE;
 }
 
+/* EFLA_OPENCL_STATE_WARPS = 1 / 2 / 4 (tuning): the nvmma state scan's
+ * warps per work-group, else 0. */
+static uint32_t forced_state_warps(void) {
+    const char *text = getenv("EFLA_OPENCL_STATE_WARPS");
+    if (!text) return 0;
+    long value = strtol(text, NULL, 10);
+    return value == 1 || value == 2 || value == 4 ? (uint32_t)value : 0;
+}
+
+static uint32_t log2_small(uint32_t x) { return x >= 4 ? 2 : x >= 2 ? 1 : 0; }
+
+static bool nvmma_scan_take(efla_cl_plan *plan, int first, uint32_t warps) {
+    plan->scan_kernel = first + (int)log2_small(warps);
+    plan->scan_columns = 16 * warps;
+    plan->scan_items = 32 * warps;
+    plan->scan_local_bytes = 0;
+    return true;
+}
+
+/* The nvmma state scan (16 value columns per warp) when the program has
+ * it and Dk fits: as many warps per work-group as leave about one
+ * work-group per compute unit (more warps share the staged W and K), or
+ * EFLA_OPENCL_STATE_WARPS. False leaves the portable kernel. */
+static bool nvmma_scan_shape(const efla_backend_context *ctx, const efla_forward_args *args,
+                             efla_cl_plan *plan) {
+    const efla_cl_program *program = plan->program;
+    if (!program->kernels[EFLA_CL_NVMMA_STATE] || args->dk > EFLA_CL_NVMMA_STATE_MAX_DK)
+        return false;
+    const int first = EFLA_CL_NVMMA_STATE + (args->dk > 128 ? 3 : 0);
+    const uint64_t pairs = (uint64_t)plan->scan_count * (uint64_t)args->value_heads;
+    const uint32_t forced = forced_state_warps();
+    uint32_t chosen = 0;
+    for (uint32_t warps = 4; warps >= 1; warps /= 2) {
+        const int kernel = first + (int)log2_small(warps);
+        if (program->max_work_group[kernel] < 32 * warps ||
+            program->static_local[kernel] > ctx->device.local_memory)
+            continue;
+        if (forced == warps) return nvmma_scan_take(plan, first, warps);
+        /* From many warps to few: the first with enough work-groups, else
+         * the fewest that fit. */
+        if (!chosen || pairs * (uint64_t)((args->dv + 16 * chosen - 1) / (16 * chosen)) <
+                           ctx->device.info.compute_units)
+            chosen = warps;
+    }
+    return chosen && nvmma_scan_take(plan, first, chosen);
+}
+
 static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args *args,
                               efla_cl_plan *plan) {
     const efla_cl_tiles *tiles = &plan->program->tiles;
     const uint64_t local = ctx->device.local_memory;
+    const uint64_t rows = (uint64_t)(args->batch * args->tokens) * (uint64_t)args->value_heads;
+    const uint64_t states = (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
+    plan->scratch_bytes =
+        sizeof(float) * (rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2) +
+                         states * (uint64_t)args->dk * (uint64_t)args->dv);
+    if (nvmma_scan_shape(ctx, args, plan)) return EFLA_SUCCESS;
     /* S is [Dk rounded up to the state kernel's K tile][width] floats. */
     const uint64_t s_rows = (uint64_t)(args->dk + EFLA_CL_STATE_K_TILE - 1) / EFLA_CL_STATE_K_TILE *
                             EFLA_CL_STATE_K_TILE;
@@ -174,13 +227,10 @@ static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args
                           "'%s' has %llu",
                           (unsigned long long)needed, (long long)args->dk, ctx->device.info.name,
                           (unsigned long long)local);
+    plan->scan_kernel = efla_cl_state_kernel(columns);
     plan->scan_columns = columns;
+    plan->scan_items = 2 * tiles->chunk;
     plan->scan_local_bytes = sizeof(float) * (size_t)(s_rows * columns);
-    const uint64_t rows = (uint64_t)(args->batch * args->tokens) * (uint64_t)args->value_heads;
-    const uint64_t states = (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
-    plan->scratch_bytes =
-        sizeof(float) * (rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2) +
-                         states * (uint64_t)args->dk * (uint64_t)args->dv);
     return EFLA_SUCCESS;
 }
 

@@ -20,7 +20,9 @@ typedef struct efla_cl_plan {
     size_t block_bytes;
     /* Launch shapes. */
     uint32_t recurrent_columns, recurrent_row_groups; /* dvr, rsr */
-    uint32_t scan_columns;                            /* dvt of the state kernel */
+    int scan_kernel;                                  /* EFLA_CL_STATE.. or EFLA_CL_NVMMA_STATE.. */
+    uint32_t scan_columns;                            /* value columns of one state work-group */
+    uint32_t scan_items;                              /* its work-items */
     size_t recurrent_local_bytes, scan_local_bytes;   /* the __local arguments */
     uint64_t scratch_bytes;
 } efla_cl_plan;

@@ -16,8 +16,10 @@ extern const unsigned char efla_opencl_source[];
 extern const size_t efla_opencl_source_size;
 
 static const char *const kernel_names[EFLA_CL_KERNEL_COUNT] = {
-    "efla_recurrent",     "efla_chunk_prepare", "efla_chunk_state8",
-    "efla_chunk_state16", "efla_chunk_state32", "efla_chunk_output"};
+    "efla_recurrent",        "efla_chunk_prepare",    "efla_chunk_state8",
+    "efla_chunk_state16",    "efla_chunk_state32",    "efla_chunk_output",
+    "efla_nvmma_state1_128", "efla_nvmma_state2_128", "efla_nvmma_state4_128",
+    "efla_nvmma_state1_256", "efla_nvmma_state2_256", "efla_nvmma_state4_256"};
 
 /* Reads a power-of-two override from the environment (tests force small
  * tiles with it); 0 when unset or not one of `allowed`. */
@@ -152,8 +154,10 @@ static bool program_binary(efla_backend_context *ctx, cl_program program, unsign
     return true;
 }
 
-static efla_status create_kernels(efla_backend_context *ctx, efla_cl_program *p) {
-    for (int i = 0; i < EFLA_CL_KERNEL_COUNT; ++i) {
+/* The nvmma state kernels exist only in programs built with EFLA_NVMMA. */
+static efla_status create_kernels(efla_backend_context *ctx, bool nvmma, efla_cl_program *p) {
+    const int count = nvmma ? EFLA_CL_KERNEL_COUNT : EFLA_CL_NVMMA_STATE;
+    for (int i = 0; i < count; ++i) {
         cl_int err;
         p->kernels[i] = efla_cl.clCreateKernel(p->program, kernel_names[i], &err);
         if (err != CL_SUCCESS) {
@@ -198,7 +202,7 @@ static efla_status build_program(efla_backend_context *ctx, efla_dtype storage,
         efla_status status = build_from_source(ctx, options, &p->program);
         if (status != EFLA_SUCCESS) return status;
     }
-    efla_status status = create_kernels(ctx, p);
+    efla_status status = create_kernels(ctx, uses_nvmma(ctx, storage), p);
     if (status != EFLA_SUCCESS) return status;
     /* Stored only after the kernels exist: some drivers' binaries lack
      * kernels that were never created. A failed store costs nothing. */

@@ -21,3 +21,28 @@
 #define EFLA_DVT 32
 #include "efla_chunk_state.cl"
 #undef EFLA_DVT
+
+#ifdef EFLA_NVMMA /* the nvmma state scan: WARPS 1, 2, 4 x largest Dk 128, 256 */
+#define EFLA_NS_DK 128
+#define EFLA_NS_WARPS 1
+#include "efla_nvmma_state.cl"
+#undef EFLA_NS_WARPS
+#define EFLA_NS_WARPS 2
+#include "efla_nvmma_state.cl"
+#undef EFLA_NS_WARPS
+#define EFLA_NS_WARPS 4
+#include "efla_nvmma_state.cl"
+#undef EFLA_NS_WARPS
+#undef EFLA_NS_DK
+#define EFLA_NS_DK 256
+#define EFLA_NS_WARPS 1
+#include "efla_nvmma_state.cl"
+#undef EFLA_NS_WARPS
+#define EFLA_NS_WARPS 2
+#include "efla_nvmma_state.cl"
+#undef EFLA_NS_WARPS
+#define EFLA_NS_WARPS 4
+#include "efla_nvmma_state.cl"
+#undef EFLA_NS_WARPS
+#undef EFLA_NS_DK
+#endif
