@@ -47,10 +47,12 @@ static bool path_available(const efla_cl_device *device, efla_cl_path path) {
     }
 }
 
-/* Portable everywhere for now: on the H200 (3dc5a5b, bf16) nvmma passed
- * the conformance suite but ran 4-35% slower than portable at S1-S5 (S1
- * 5.53 against 5.10 ms), its state scan being the portable one; it stays
- * selectable with EFLA_PATH=opencl:nvmma. */
+/* Portable everywhere for now. On the H200, nvmma passed the conformance
+ * suite at 3dc5a5b (portable state scan) but was slower; with its own
+ * tensor-core state scan (4b77f36, four warps) it is 2-21% faster at S1,
+ * S2, S4, S5 and 25% slower at S3, and its conformance run on NVIDIA's
+ * OpenCL has not finished yet. It stays selectable with
+ * EFLA_PATH=opencl:nvmma. */
 efla_status efla_cl_path_default(const efla_cl_device *device, efla_cl_path *out) {
     (void)device;
     *out = EFLA_CL_PATH_PORTABLE;
