@@ -25,7 +25,16 @@ SHAPES = [  # B, T, H, Dk, Dv, beta scale, with initial state
     (1, 64, 1, 32, 16, 1.0, True),
     (1, 200, 2, 64, 64, 1.0, True),
     (2, 300, 2, 128, 128, 1.0, True),
+    # Separating Dk from Dv (beta 0: a pure pass-through of the state; the
+    # scan's state stages have idle subgroups when Dk/16 * Dv-tiles < 4, its
+    # V' stage when the chunk is 32):
+    (1, 64, 1, 32, 64, 0.0, True),
+    (1, 64, 1, 64, 16, 0.0, True),
+    (1, 64, 1, 64, 64, 0.0, True),
+    (1, 32, 1, 64, 64, 0.0, True),  # one chunk of 32
 ]
+if os.environ.get("DIAG_ONLY_NEW"):
+    SHAPES = SHAPES[5:]
 
 
 def run(d, path, chunk, storage):
