@@ -15,7 +15,7 @@
 #include "mma_state.cuh"
 
 #define EFLA_STATE_KERNEL(name, dt, dk, bv)                                                        \
-    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(dk, bv)) { state_mma<dt, (dk) / 8, (bv) / 16>(p); }
+    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv)) { state_mma<dt, (dk) / 8, (bv) / 16>(p); }
 #define EFLA_OUTPUT_KERNEL(name, dt, bo)                                                           \
     EFLA_KERNEL(name, EFLA_CUDA_MMA_OUTPUT_THREADS) { output_mma<dt, bo>(p); }
 

@@ -134,11 +134,10 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     l.total = l.factors + 4 * c; /* 2 x C floats */
     return l;
 }
-/* Warps of the state kernel: per 16 columns of its tile ("parts", each a
- * share of the k16 blocks of Dk) 4 at padded Dk <= 128, 8 above; constant
- * expressions (the kernels' launch bounds use them). */
-#define EFLA_CUDA_STATE_PARTS(dkp) ((dkp) > 128 ? 8 : 4)
-#define EFLA_CUDA_STATE_WARPS(dkp, tile) ((tile) / 16 * EFLA_CUDA_STATE_PARTS(dkp))
+/* Warps of the state kernel for a column tile of `tile` columns (16, 32
+ * or 64): four per 16 columns, each with a quarter of Dk (a constant
+ * expression: the kernels' launch bounds use it). */
+#define EFLA_CUDA_STATE_WARPS(tile) ((tile) / 4)
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
@@ -151,12 +150,11 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
     /* `stages` stages of W [C][kp], K^T [dkp][pc], U^T [tile][pc]; a 16-byte
-     * mbarrier per stage; per 16 columns the parts' partial V'^T (parts x
+     * mbarrier per stage; per 16 columns the quarters' partial V'^T (4 x
      * 16 x C f32) and V'^T as A fragments (16 x C 16-bit) */
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
-    const int64_t parts = EFLA_CUDA_STATE_PARTS(efla_cuda_pad16(dk));
     return (uint32_t)(2 * stages * stage + 16 * stages +
-                      (tile / 16) * (parts * 16 * c * 4 + 16 * c * 2));
+                      (tile / 16) * (4 * 16 * c * 4 + 16 * c * 2));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);

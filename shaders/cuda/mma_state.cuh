@@ -1,20 +1,20 @@
 /*
- * mma state scan: one block per (sequence, value head, 16 GROUPS columns
- * of the state), serial over the sequence's chunks; only what must be
- * serial. The state is held transposed, S^T [Dv][Dk], in f32 accumulators:
- * a group of P warps ("parts", 4 at Dk <= 128, 8 above) owns 16 rows, part
- * q the k16 blocks q, q + P, ... of them. Per chunk c:
+ * mma state scan: one block of WARPS warps per (sequence, value head,
+ * 16 WARPS columns of the state), serial over the sequence's chunks; only
+ * what must be serial. The state is held transposed, S^T [Dv][Dk], in f32
+ * accumulators, each warp owning 16 whole rows (16 value columns x all of
+ * Dk). Per chunk c:
  *   S_c^T -> scratch (16 bits, for the output kernel);
- *   partial V'^T = S^T W^T over the part's k blocks    A = S^T
- *   (the P partials meet in shared memory; part q < 4 finishes position
- *   block q: V'^T = U^T - sum, to the scratch and to every part)
- *   S^T += V'^T K for the part's k blocks               A = V'^T
+ *   V'^T = U^T - S^T W^T -> scratch (16 bits);   A = S^T
+ *   S^T += V'^T K                                A = V'^T
  * The accumulators of two neighbouring n8 tiles are the A fragment of one
- * k16 block (efla_acc_to_a), so S^T never leaves its warp. W, K^T and U^T
- * come through shared memory, `stages - 1` chunks ahead (bulk copies on
- * sm_90+, else cp.async). Three barriers per chunk: stage ready, partials
- * ready, V'^T ready. DKT is the compiled Dk class in n8 tiles; the
- * runtime Dk may be smaller.
+ * k16 block (efla_acc_to_a), so S^T and V'^T never leave the warp: no
+ * shared-memory round trip and no barrier between the two products. Only
+ * W, K^T and U^T come through shared memory, `stages - 1` chunks ahead
+ * (bulk copies on sm_90+, else cp.async); one barrier per chunk guards
+ * those buffers. DKT is the
+ * compiled Dk class in n8 tiles (the accumulators' size), the runtime Dk
+ * may be smaller.
  */
 #ifndef EFLA_MMA_STATE_CUH
 #define EFLA_MMA_STATE_CUH
@@ -123,23 +123,23 @@ EFLA_DEV void store_a(uint16_t *m, int64_t pitch, int64_t row, int col, const ui
     bottom[4] = a[3];
 }
 
-/* Warps per 16 value columns ("parts"): 4 at Dk <= 128, 8 above; part q
- * holds the k16 blocks q, q + P, q + 2P, ... of the group's rows of S^T. */
-#define EFLA_STATE_PARTS(dkt) EFLA_CUDA_STATE_PARTS(8 * (dkt))
+/* Warps per 16 value columns: quarter q holds the k16 blocks q, q + 4, ...
+ * of those rows of S^T. */
+constexpr int kQuarters = 4;
 
-/* A group's (P warps, 16 value columns) exchange in shared memory, in
+/* A group's (4 warps, 16 value columns) exchange in shared memory, in
  * fragment order so that every access is one 16-byte piece per lane:
- * partial [P parts][8 position tiles][32 lanes][4] f32, then
+ * partial [4 quarters][8 position tiles][32 lanes][4] f32, then
  * va [4 position blocks][32 lanes][4] A-fragment registers. */
 struct Exchange {
     float *partial;
     uint32_t *va;
 };
 
-template <int P> EFLA_DEV Exchange exchange_of(void *base, int group) {
+EFLA_DEV Exchange exchange_of(void *base, int group) {
     Exchange x;
-    x.partial = reinterpret_cast<float *>(base) + group * (P * 16 * kChunk + 8 * kChunk);
-    x.va = reinterpret_cast<uint32_t *>(x.partial + P * 16 * kChunk);
+    x.partial = reinterpret_cast<float *>(base) + group * (kQuarters * 16 * kChunk + 8 * kChunk);
+    x.va = reinterpret_cast<uint32_t *>(x.partial + kQuarters * 16 * kChunk);
     return x;
 }
 
@@ -147,12 +147,12 @@ template <int P> EFLA_DEV Exchange exchange_of(void *base, int group) {
  * S_c^T go to `ht` on the way, from the same A fragments. The mma
  * statements keep their order, so neighbouring ones go to different
  * accumulators. */
-template <int DT, int DKT, int P>
+template <int DT, int DKT>
 EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp,
                               int dkp, uint16_t *ht, int64_t row, int c2, int q) {
 #pragma unroll
-    for (int i = 0; i < DKT / (2 * P); ++i) {
-        const int kb = q + P * i;
+    for (int i = 0; i < DKT / 8; ++i) {
+        const int kb = q + kQuarters * i;
         if (16 * kb >= dkp) break;
         uint32_t a[4];
         efla_acc_to_a<DT>(a, s[2 * i], s[2 * i + 1]);
@@ -170,12 +170,12 @@ EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t
 /* Quarter q's share of V'^T = U^T - sum of the partials: position block q
  * (tiles 2q, 2q + 1), as A fragment registers to the exchange and to the
  * scratch `vnt`. ut is the stage's U^T at the group's first row. */
-template <int DT, int P>
+template <int DT>
 EFLA_DEV void corrected_block(const Exchange &x, const uint16_t *ut, uint16_t *vnt, int64_t row,
                               int c2, int q) {
     const int lane = efla_tid() & 31;
     float v[2][4] = {};
-    for (int w = 0; w < P; ++w)
+    for (int w = 0; w < kQuarters; ++w)
         for (int h = 0; h < 2; ++h) {
             float part[4];
             efla_load4(x.partial + ((w * 8 + 2 * q + h) * 32 + lane) * 4, part);
@@ -197,7 +197,7 @@ EFLA_DEV void corrected_block(const Exchange &x, const uint16_t *ut, uint16_t *v
 
 /* s += V'^T K for the quarter's k blocks, K^T [dkp][PC] in the stage: 4
  * steps per tile, neighbouring mma statements on different accumulators. */
-template <int DT, int DKT, int P>
+template <int DT, int DKT>
 EFLA_DEV void quarter_update(float (*s)[4], const Exchange &x, const uint16_t *kt, int dkp, int q) {
     const int lane = efla_tid() & 31;
 #pragma unroll
@@ -205,8 +205,8 @@ EFLA_DEV void quarter_update(float (*s)[4], const Exchange &x, const uint16_t *k
         uint32_t a[4];
         efla_load16(x.va + (pb * 32 + lane) * 4, a);
 #pragma unroll
-        for (int i = 0; i < DKT / (2 * P); ++i) {
-            const int kb = q + P * i;
+        for (int i = 0; i < DKT / 8; ++i) {
+            const int kb = q + kQuarters * i;
             if (16 * kb >= dkp) break;
             uint32_t b[2][2];
             efla_load_b_pair(b, kt, kPitchC, 16 * kb, 16 * pb);
@@ -217,14 +217,14 @@ EFLA_DEV void quarter_update(float (*s)[4], const Exchange &x, const uint16_t *k
 }
 
 /* The state S[i][j] of the quarter's accumulator element (tile u, e). */
-template <int P> EFLA_DEV int64_t quarter_col(int u, int e, int q) {
-    return 16 * (q + P * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
+EFLA_DEV int64_t quarter_col(int u, int e, int q) {
+    return 16 * (q + kQuarters * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
 }
 
 template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_params &p) {
-    constexpr int P = EFLA_STATE_PARTS(DKT), THREADS = 32 * P * GROUPS, BV = 16 * GROUPS;
+    constexpr int THREADS = 32 * kQuarters * GROUPS, BV = 16 * GROUPS;
     const int warp = efla_tid() >> 5, c2 = 2 * (efla_tid() & 3);
-    const int group = warp / P, q = warp % P;
+    const int group = warp / kQuarters, q = warp % kQuarters;
     const int64_t block = efla_block_x();
     const int64_t tile = block % p.dv_tiles;
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
@@ -237,13 +237,13 @@ template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_p
     const int stages = p.state_stages;
     /* The group's rows of S^T: value columns j0 + 16 group + g (and + 8). */
     const int64_t row = j0 + 16 * group + ((efla_tid() & 31) >> 2);
-    const Exchange x = exchange_of<P>(state_stage<BV>(smem, stages, dkp).w + 8 * stages, group);
+    const Exchange x = exchange_of(state_stage<BV>(smem, stages, dkp).w + 8 * stages, group);
 
-    float s[DKT / P][4];
+    float s[DKT / 4][4];
 #pragma unroll
-    for (int u = 0; u < DKT / P; ++u)
+    for (int u = 0; u < DKT / 4; ++u)
         for (int e = 0; e < 4; ++e) {
-            const int64_t i = quarter_col<P>(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            const int64_t i = quarter_col(u, e, q), j = row + (e >= 2 ? 8 : 0);
             s[u][e] = p.state_in.address && i < p.dk && j < p.dv
                           ? efla_state_load(p.state_in, n, hv, i, j)
                           : 0.0f;
@@ -298,22 +298,20 @@ template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_p
         const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
         uint16_t *const chunk = first + c * chunk_step;
         float v[kChunk / 8][4] = {};
-        partial_times_w<DT, DKT, P>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2, q);
+        partial_times_w<DT, DKT>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2, q);
         for (int t = 0; t < kChunk / 8; ++t)
             efla_store4(x.partial + ((q * 8 + t) * 32 + (efla_tid() & 31)) * 4, v[t]);
-        efla_sync();         /* the partials are complete */
-        if (q < kChunk / 16) /* parts 0-3: one position block each */
-            corrected_block<DT, P>(x, stage.ut + 16 * group * kPitchC, chunk + layout.vnt, row, c2,
-                                   q);
+        efla_sync(); /* the partials are complete */
+        corrected_block<DT>(x, stage.ut + 16 * group * kPitchC, chunk + layout.vnt, row, c2, q);
         efla_sync(); /* V'^T is complete */
-        quarter_update<DT, DKT, P>(s, x, stage.kt, dkp, q);
+        quarter_update<DT, DKT>(s, x, stage.kt, dkp, q);
     }
 
     if (!p.state_out.address) return;
 #pragma unroll
-    for (int u = 0; u < DKT / P; ++u)
+    for (int u = 0; u < DKT / 4; ++u)
         for (int e = 0; e < 4; ++e) {
-            const int64_t i = quarter_col<P>(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            const int64_t i = quarter_col(u, e, q), j = row + (e >= 2 ? 8 : 0);
             if (i < p.dk && j < p.dv) efla_state_store(p.state_out, n, hv, i, j, s[u][e]);
         }
 }
