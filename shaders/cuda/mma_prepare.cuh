@@ -18,7 +18,7 @@ constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
 
 /* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
 struct PrepareSmem {
-    uint16_t *rows;       /* raw K [C][kp] */
+    uint16_t *rows;       /* raw K [C][kp], then W and U staging [C][rp] */
     uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (g V)^T [d][PC] */
     uint16_t *inverse;    /* A^-1 diag(e), then A^-1 [C][PC] */
     float *lower;         /* L, then A^-1 [C][LOWER_PITCH] */
@@ -31,7 +31,7 @@ EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
     const int transposed = kChunk * kp > dmax * kPitchC ? kChunk * kp : dmax * kPitchC;
     PrepareSmem s;
     s.rows = reinterpret_cast<uint16_t *>(efla_smem());
-    s.transposed = s.rows + kChunk * kp;
+    s.transposed = s.rows + kChunk * (dmax + 8);
     s.inverse = s.transposed + transposed;
     s.lower = reinterpret_cast<float *>(s.inverse + kChunk * kPitchC);
     s.block_row = s.lower + kChunk * EFLA_CUDA_MMA_LOWER_PITCH;
@@ -115,11 +115,10 @@ template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, in
 
 /* inverse = A^-1 diag(f) in 16 bits (f = nullptr: A^-1), from the f32 A^-1. */
 template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
-    for (int e = efla_tid(); e < kChunk * kChunk / 2; e += kPrepareThreads) {
-        const int t = e / (kChunk / 2), c = 2 * (e % (kChunk / 2));
-        const float *x = s.lower + t * EFLA_CUDA_MMA_LOWER_PITCH + c;
-        const float lo = f ? x[0] * f[c] : x[0], hi = f ? x[1] * f[c + 1] : x[1];
-        *reinterpret_cast<uint32_t *>(s.inverse + t * kPitchC + c) = efla_pack_half2<DT>(lo, hi);
+    for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
+        const int t = e / kChunk, c = e % kChunk;
+        const float x = s.lower[t * EFLA_CUDA_MMA_LOWER_PITCH + c];
+        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(f ? x * f[c] : x);
     }
 }
 
@@ -166,13 +165,10 @@ EFLA_DEV void transpose_values(const efla_cuda_params &p, const efla_cuda_sequen
     }
 }
 
-/* W [C][dkp] = A^-1 diag(e) K^ (inverse times transposed^T), straight
- * from the accumulators to the scratch `w` (pitch kp): the warp's 16 rows,
- * half of the columns (warps w and w + 4 share rows 16 (w % 4)). */
-template <int DT>
-EFLA_DEV void keys_times_inverse(const PrepareSmem &s, int n, uint16_t *w, int kp) {
+/* rows[t][0..n) = A^-1 [t][..] transposed^T: the warp's 16 rows, half of
+ * the columns (warps w and w + 4 share rows 16 (w % 4)). */
+template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int rp) {
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = n / 2;
-    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
     for (int n0 = (warp / 4) * half; n0 < (warp / 4 + 1) * half; n0 += 32) {
         const int tiles = (warp / 4 + 1) * half - n0 < 32 ? ((warp / 4 + 1) * half - n0) / 8 : 4;
         float acc[4][4] = {};
@@ -180,9 +176,9 @@ EFLA_DEV void keys_times_inverse(const PrepareSmem &s, int n, uint16_t *w, int k
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
             if (t >= tiles) break;
-            for (int h = 0; h < 2; ++h)
-                *reinterpret_cast<uint32_t *>(w + (row0 + g + 8 * h) * kp + n0 + 8 * t + c2) =
-                    efla_pack_half2<DT>(acc[t][2 * h], acc[t][2 * h + 1]);
+            for (int e = 0; e < 4; ++e)
+                s.rows[(row0 + efla_acc_row(e)) * rp + n0 + 8 * t + efla_acc_col(e)] =
+                    efla_f32_to_half<DT>(acc[t][e]);
         }
     }
 }
@@ -250,6 +246,7 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
     const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
+    const int rp = (dkp > dvp ? dkp : dvp) + 8;
     const MmaChunk out = mma_chunk(p, g, slot);
     const PrepareSmem s = prepare_smem(dkp, dvp);
 
@@ -270,8 +267,9 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
     inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
-    keys_times_inverse<DT>(s, dkp, out.w, kp);
-    efla_sync(); /* the unit keys in `transposed` read */
+    times_inverse<DT>(s, dkp, rp); /* over the raw keys, which are done */
+    efla_sync();
+    copy_rows<kPrepareThreads>(out.w, kp, s.rows, rp, kChunk, dkp);
     transpose_values<DT>(p, seq, t0, rows, hv, dvp, s);
     inverse_to_half<DT>(s, nullptr); /* U = A^-1 (diag(g) V) */
     efla_sync();
