@@ -190,9 +190,11 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_load_state)(__global const long *P, __glo
     }
 }
 
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_store_state)(__global const long *P, __global float *s1,
-                                                    int n, int hv, int dk, int dv, int j_low,
-                                                    const float4 state[EFLA_NS_NT]) {
+/* The warp's columns of the state S [dk][dv] to `to`, element (i, j) at
+ * to[i * si + j * sj]: H[c] (the chunk's slice, si = dv, sj = 1) and the
+ * final state (the tensor's strides, `to` at its (n, hv) slice). */
+EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_write)(__global float *to, long si, long sj, int dk, int dv,
+                                              int j_low, const float4 state[EFLA_NS_NT]) {
     const int c = get_local_id(0) % 4;
     EFLA_NS_UNROLL
     for (int t = 0; t < EFLA_NS_NT; ++t) {
@@ -200,23 +202,7 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_store_state)(__global const long *P, __gl
         EFLA_NS_UNROLL
         for (int e = 0; e < 4; ++e) {
             const int i = 8 * t + 2 * c + (e & 1), j = j_low + (e >= 2 ? 8 : 0);
-            if (i < dk && j < dv)
-                s1[efla_state_index(P, EFLA_P_S1, n, hv, i, j)] = efla_mma_element(state[t], e);
-        }
-    }
-}
-
-/* H[c] = S: the warp's columns of the chunk's state slice [dk][dv]. */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_save)(__global float *h, int dk, int dv, int j_low,
-                                             const float4 state[EFLA_NS_NT]) {
-    const int c = get_local_id(0) % 4;
-    EFLA_NS_UNROLL
-    for (int t = 0; t < EFLA_NS_NT; ++t) {
-        if (8 * t >= dk) break;
-        EFLA_NS_UNROLL
-        for (int e = 0; e < 4; ++e) {
-            const int i = 8 * t + 2 * c + (e & 1), j = j_low + (e >= 2 ? 8 : 0);
-            if (i < dk && j < dv) h[(long)i * dv + j] = efla_mma_element(state[t], e);
+            if (i < dk && j < dv) to[i * si + j * sj] = efla_mma_element(state[t], e);
         }
     }
 }
@@ -348,7 +334,7 @@ EFLA_NS_NAME(__global const int4 *call, int table, int first_chunks, __global co
         src.length = min(EFLA_C, seq.z - c0);
         float4 un[EFLA_NS_PT], vt[EFLA_NS_PT];
         EFLA_NS_FN(efla_ns_fetch_u)(&src, j_low, un);
-        EFLA_NS_FN(efla_ns_save)(h_chunk, dk, dv, j_low, state);
+        EFLA_NS_FN(efla_ns_write)(h_chunk, dv, 1, dk, dv, j_low, state);
 
         /* S^T W^T, Dk in passes of KS. */
         EFLA_NS_UNROLL
@@ -380,7 +366,9 @@ EFLA_NS_NAME(__global const int4 *call, int table, int first_chunks, __global co
     }
 
     if (flags & EFLA_PF_FINAL_STATE)
-        EFLA_NS_FN(efla_ns_store_state)(P, s1, seq.w, hv, dk, dv, j_low, state);
+        EFLA_NS_FN(efla_ns_write)
+        (s1 + efla_state_index(P, EFLA_P_S1, seq.w, hv, 0, 0), P[EFLA_P_S1 + 3], P[EFLA_P_S1 + 4],
+         dk, dv, j_low, state);
 }
 
 #undef EFLA_NS_NAME
