@@ -367,6 +367,31 @@ def numpy_delta_rule(shape, inputs):
 
 # ------------------------------------------------------------ driving ----
 
+def kernel_times(torch, run, sync, count):
+    """Per-kernel device times of `count` back-to-back forwards under CUPTI (torch.profiler):
+    [(kernel name, launches per forward, mean us per launch)], longest total first. CUPTI sees
+    every context of the process, so it times efla's own launches too (no L2 flush between)."""
+    from torch.profiler import ProfilerActivity, profile
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(count):
+            run.forward()
+        sync()
+    rows = []
+    for e in prof.key_averages():
+        total = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+        if e.count and total and not e.key.startswith("cuda"):  # kernels, not API calls
+            rows.append((e.key, e.count / count, total / e.count))
+    return sorted(rows, key=lambda r: -r[1] * r[2])
+
+
+def print_kernels(who, kernels):
+    total = sum(n * us for _, n, us in kernels)
+    print(f"#   {who} kernels ({total:.1f} us per forward):")
+    for name, n, us in kernels:
+        print(f"#     {us:9.1f} us x {n:g}  {name[:110]}")
+
+
 def time_efla(args, ctx, memory, flush, shape, inputs, row):
     """Runs efla on one shape; returns its (output, final state) as f32 arrays."""
     try:
@@ -375,6 +400,8 @@ def time_efla(args, ctx, memory, flush, shape, inputs, row):
         row["efla"] = percentiles(efla.time(args.iters, args.warmup, flush))
         if is_decode(shape):
             row["efla_host_ms_per_call"] = efla.host_ms_per_call(args.iters)
+        if args.kernels and args.torch is not None:
+            row["efla_kernels"] = kernel_times(args.torch, efla, ctx.synchronize, args.kernels)
         return efla.results()
     finally:
         try:  # no work may still use memory about to be freed
@@ -390,6 +417,8 @@ def time_fla(args, fla, flush, shape, inputs, row):
     row["fla"] = percentiles(peer.time(args.iters, args.warmup, flush))
     if is_decode(shape):
         row["fla_host_ms_per_call"] = peer.host_ms_per_call(args.iters)
+    if args.kernels:
+        row["fla_kernels"] = kernel_times(fla[0], peer, fla[0].cuda.synchronize, args.kernels)
     results = peer.results()
     del peer
     fla[0].cuda.empty_cache()
@@ -469,7 +498,11 @@ def print_progress(r):
     if r.get("err_o") is not None:
         parts.append(f"err o {r['err_o']:.2e} state {fmt(r.get('err_state'), '.2e')}")
     parts.append(r["status"] + (f" ({r['why']})" if "why" in r else ""))
-    print("# " + ", ".join(parts), flush=True)
+    print("# " + ", ".join(parts))
+    for who in ("efla", "fla"):
+        if f"{who}_kernels" in r:
+            print_kernels(who, r[f"{who}_kernels"])
+    sys.stdout.flush()
 
 
 def write_json(path, env, rows, final):
@@ -531,6 +564,9 @@ def parse_args(argv):
     p.add_argument("--reference", action="store_true",
                    help="with --efla-only: check efla against a float64 NumPy recurrence fed "
                         "fla's inputs (small shapes; slow)")
+    p.add_argument("--kernels", type=int, default=0, metavar="N",
+                   help="also time each kernel of efla and fla over N forwards (CUPTI through "
+                        "torch.profiler; needs torch)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     args = p.parse_args(argv)
     if args.iters < 1 or args.warmup < 0:
@@ -597,7 +633,7 @@ def main(argv):
             print("fla_compare: use --efla-only to time efla alone", file=sys.stderr)
             return 2
         torch = fla[0]
-    elif args.backend != "cpu":
+    elif args.backend != "cpu" or args.kernels:
         try:
             import torch  # only for the L2 flush on a GPU
         except ImportError:
@@ -608,6 +644,9 @@ def main(argv):
     except (OSError, FileNotFoundError) as e:
         print(f"fla_compare: {e}", file=sys.stderr)
         return 2
+    args.torch = torch
+    if args.kernels and torch is None:
+        print("fla_compare: --kernels needs torch; not timing kernels", file=sys.stderr)
     flush = Flush(args.backend, args.flush_mb, torch)
     rows = []
     try:

@@ -26,8 +26,8 @@
 #   BENCH_ARGS     extra arguments for efla bench;  FLA_ARGS extra ones for fla_compare
 #   FLA_BACKENDS   backends fla_compare runs beside fla (default: every backend run)
 #   TEST_PROGRAMS  only these test programs (see run_tests.sh)
-#   The PTX-JIT test step keeps the driver's JIT cache in $OUT/cuda-cache (one JIT per
-#   kernel, not one per context)
+#   The PTX-JIT test step keeps the driver's JIT cache in $OUT/cuda-cache and runs
+#   PTX_JIT_JOBS tests at once (default: the CPU count; each test process JITs on the CPU)
 # Results: $OUT/bench-<backend>.jsonl (efla bench --json), $OUT/fla-<backend>.json; the
 # Markdown for docs/BENCHMARKS.md: python3 bench/to_markdown.py --bench ... --fla ...
 #   SKIP_SETUP=1   leave the system alone (a dry run on a build machine)
@@ -41,6 +41,7 @@ CUDA_PATHS=${CUDA_PATHS:-simt mma}
 VULKAN_PATHS=${VULKAN_PATHS:-portable}
 OPENCL_PATHS=${OPENCL_PATHS:-portable nvmma}
 TEST_LIMIT_S=${TEST_LIMIT_S:-120}
+PTX_JIT_JOBS=${PTX_JIT_JOBS:-$(nproc)}
 STEP_TEST_LIMIT_S=${STEP_TEST_LIMIT_S:-150}
 BENCH_LIMIT_S=${BENCH_LIMIT_S:-90}
 FLA_LIMIT_S=${FLA_LIMIT_S:-150}
@@ -182,7 +183,7 @@ for b in "${backends[@]}"; do
   done
   if [ "$b" = cuda ]; then
     tests test-cuda-ptx-jit cuda default CUDA_FORCE_PTX_JIT=1 "CUDA_CACHE_PATH=$OUT/cuda-cache" \
-      CUDA_CACHE_MAXSIZE=4294967296
+      CUDA_CACHE_MAXSIZE=4294967296 "TEST_ARGS=--jobs $PTX_JIT_JOBS"
   fi
 done
 
