@@ -230,13 +230,15 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
     chunked_launch l;
     l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + bf16);
-    l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, plan->tiles.state);
+    l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, plan->tiles.state, plan->tiles.state_parts);
     l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
     l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
-    l.scan_threads = 32 * (uint32_t)EFLA_CUDA_STATE_WARPS(plan->tiles.state);
+    l.scan_threads =
+        32 * (uint32_t)EFLA_CUDA_STATE_WARPS(plan->tiles.state, plan->tiles.state_parts);
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
     l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
-    l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages);
+    l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages,
+                                           plan->tiles.state_parts);
     l.output_smem = efla_cuda_output_mma_smem(p->dk, plan->tiles.output);
     l.output_grid_y = p->output_tiles;
     return l;

@@ -1,9 +1,10 @@
 /*
  * Tile choices of the tensor-core (mma) chunked kernels: the state
- * kernel's column tile BV and the output kernel's BO, from the device's SM
- * count and shared memory. EFLA_CUDA_STATE_TILE (16, 32, 64) and
- * EFLA_CUDA_OUTPUT_TILE (32, 64, 128) override them for tuning, and
- * EFLA_CUDA_STATE_STAGES (2, 3) the state kernel's prefetch depth.
+ * kernel's column tile BV and warps per 16 columns, and the output kernel's
+ * BO, from the device's SM count and shared memory. EFLA_CUDA_STATE_TILE
+ * (16, 32, 64), EFLA_CUDA_STATE_PARTS (2, 4) and EFLA_CUDA_OUTPUT_TILE (32,
+ * 64, 128) override them for tuning, and EFLA_CUDA_STATE_STAGES (2, 3) the
+ * state kernel's prefetch depth.
  */
 #include "backends/cuda/cuda_internal.h"
 
@@ -20,10 +21,12 @@ static bool fits(const efla_cuda_device_props *props, uint32_t bytes) {
     return (int64_t)bytes <= props->smem_optin;
 }
 
-/* 64 columns are 16 warps: at Dk > 128 their registers would not fit. */
-static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64_t dvp, int tile) {
-    if (tile == 64 && efla_cuda_pad16(dk) > 128) return false;
-    return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2));
+/* 64 columns in four parts are 16 warps: at Dk > 128 their registers
+ * would not fit (and no such kernel is built). */
+static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64_t dvp, int tile,
+                          int parts) {
+    if (tile == 64 && parts == 4 && efla_cuda_pad16(dk) > 128) return false;
+    return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2, parts));
 }
 
 /* Each warp of the state kernel owns 16 columns of the state and runs the
@@ -33,15 +36,15 @@ static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64
  * wider blocks load the operands from L2 fewer times: the widest tile that
  * still gives about one block per SM, else the narrowest. */
 static int choose_state_tile(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
-                             int64_t dv) {
+                             int64_t dv, int parts) {
     static const int tiles[] = {64, 32, 16};
     const int64_t dvp = efla_cuda_pad16(dv), sms = props->sm_count;
     const int forced = env_tile("EFLA_CUDA_STATE_TILE", 16, 32, 64);
-    if (forced && state_tile_ok(props, dk, dvp, forced)) return forced;
+    if (forced && state_tile_ok(props, dk, dvp, forced, parts)) return forced;
     int chosen = 0;
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; ++i) {
         const int tile = tiles[i];
-        if (!state_tile_ok(props, dk, dvp, tile)) continue;
+        if (!state_tile_ok(props, dk, dvp, tile, parts)) continue;
         chosen = tile;
         if (seq_heads * (dvp / tile) >= 3 * sms / 4) break;
     }
@@ -66,21 +69,32 @@ static int choose_output_tile(const efla_cuda_device_props *props, int64_t dk, i
     return 0;
 }
 
+/* Warps per 16 state columns. */
+static int choose_state_parts(int64_t dk) {
+    (void)dk;
+    const int forced = env_tile("EFLA_CUDA_STATE_PARTS", 2, 4, 4);
+    return forced ? forced : 4;
+}
+
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out) {
-    out->state = choose_state_tile(props, seq_heads, dk, dv);
+    out->state_parts = choose_state_parts(dk);
+    out->state = choose_state_tile(props, seq_heads, dk, dv, out->state_parts);
     /* Three chunks of operands in flight where they fit: a copy then has
      * two chunk steps to land instead of one. */
-    out->state_stages = fits(props, efla_cuda_state_mma_smem(dk, out->state, 3)) ? 3 : 2;
+    out->state_stages =
+        fits(props, efla_cuda_state_mma_smem(dk, out->state, 3, out->state_parts)) ? 3 : 2;
     if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
     out->output = choose_output_tile(props, dk, dv);
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
 /* Kernels per dtype: Dk class 128 with tiles 16, 32, 64, then class 256
- * with 16, 32. */
-efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile) {
+ * with 16, 32 (four parts) or 16, 32, 64 (two parts). */
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile, int parts) {
     const int index = 3 * (efla_cuda_pad16(dk) > 128) + (tile == 16 ? 0 : tile == 32 ? 1 : 2);
+    if (parts == 2)
+        return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16_P2 + 6 * bf16 + index);
     return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16 + 5 * bf16 + index);
 }
 

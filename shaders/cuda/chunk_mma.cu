@@ -14,8 +14,10 @@
 #include "mma_prepare.cuh"
 #include "mma_state.cuh"
 
-#define EFLA_STATE_KERNEL(name, dt, dk, bv)                                                        \
-    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv)) { state_mma<dt, (dk) / 8, (bv) / 16>(p); }
+#define EFLA_STATE_KERNEL(name, dt, dk, bv, parts)                                                 \
+    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, parts)) {                                     \
+        state_mma<dt, (dk) / 8, (bv) / 16, parts>(p);                                              \
+    }
 #define EFLA_OUTPUT_KERNEL(name, dt, bo)                                                           \
     EFLA_KERNEL(name, EFLA_CUDA_MMA_OUTPUT_THREADS) { output_mma<dt, bo>(p); }
 
@@ -27,16 +29,28 @@ EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
 EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
     prepare_mma<EFLA_CUDA_BF16>(p);
 }
-EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16, EFLA_CUDA_F16, 128, 16)
-EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v32, EFLA_CUDA_F16, 128, 32)
-EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v64, EFLA_CUDA_F16, 128, 64)
-EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v16, EFLA_CUDA_F16, 256, 16)
-EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v32, EFLA_CUDA_F16, 256, 32)
-EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v16, EFLA_CUDA_BF16, 128, 16)
-EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v32, EFLA_CUDA_BF16, 128, 32)
-EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v64, EFLA_CUDA_BF16, 128, 64)
-EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v16, EFLA_CUDA_BF16, 256, 16)
-EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v32, EFLA_CUDA_BF16, 256, 32)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16, EFLA_CUDA_F16, 128, 16, 4)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v32, EFLA_CUDA_F16, 128, 32, 4)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v64, EFLA_CUDA_F16, 128, 64, 4)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v16, EFLA_CUDA_F16, 256, 16, 4)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v32, EFLA_CUDA_F16, 256, 32, 4)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v16, EFLA_CUDA_BF16, 128, 16, 4)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v32, EFLA_CUDA_BF16, 128, 32, 4)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v64, EFLA_CUDA_BF16, 128, 64, 4)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v16, EFLA_CUDA_BF16, 256, 16, 4)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v32, EFLA_CUDA_BF16, 256, 32, 4)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16_p2, EFLA_CUDA_F16, 128, 16, 2)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v32_p2, EFLA_CUDA_F16, 128, 32, 2)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v64_p2, EFLA_CUDA_F16, 128, 64, 2)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v16_p2, EFLA_CUDA_F16, 256, 16, 2)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v32_p2, EFLA_CUDA_F16, 256, 32, 2)
+EFLA_STATE_KERNEL(efla_state_mma_f16_k256_v64_p2, EFLA_CUDA_F16, 256, 64, 2)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v16_p2, EFLA_CUDA_BF16, 128, 16, 2)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v32_p2, EFLA_CUDA_BF16, 128, 32, 2)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v64_p2, EFLA_CUDA_BF16, 128, 64, 2)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v16_p2, EFLA_CUDA_BF16, 256, 16, 2)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v32_p2, EFLA_CUDA_BF16, 256, 32, 2)
+EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v64_p2, EFLA_CUDA_BF16, 256, 64, 2)
 EFLA_OUTPUT_KERNEL(efla_output_mma_f16_v32, EFLA_CUDA_F16, 32)
 EFLA_OUTPUT_KERNEL(efla_output_mma_f16_v64, EFLA_CUDA_F16, 64)
 EFLA_OUTPUT_KERNEL(efla_output_mma_f16_v128, EFLA_CUDA_F16, 128)

@@ -135,9 +135,9 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     return l;
 }
 /* Warps of the state kernel for a column tile of `tile` columns (16, 32
- * or 64): four per 16 columns, each with a quarter of Dk (a constant
- * expression: the kernels' launch bounds use it). */
-#define EFLA_CUDA_STATE_WARPS(tile) ((tile) / 4)
+ * or 64): `parts` (2 or 4) per 16 columns, each with that share of Dk (a
+ * constant expression: the kernels' launch bounds use it). */
+#define EFLA_CUDA_STATE_WARPS(tile, parts) ((tile) / 16 * (parts))
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
@@ -147,14 +147,14 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));
 }
-EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages) {
+EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages, int64_t parts) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
     /* `stages` stages of W [C][kp], K^T [dkp][pc], U^T [tile][pc]; a 16-byte
-     * mbarrier per stage; per 16 columns the quarters' partial V'^T (4 x
+     * mbarrier per stage; per 16 columns the parts' partial V'^T (parts x
      * 16 x C f32) and V'^T as A fragments (16 x C 16-bit) */
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
     return (uint32_t)(2 * stages * stage + 16 * stages +
-                      (tile / 16) * (4 * 16 * c * 4 + 16 * c * 2));
+                      (tile / 16) * (parts * 16 * c * 4 + 16 * c * 2));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
@@ -209,6 +209,18 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(STATE_MMA_BF16_K128_V64, "efla_state_mma_bf16_k128_v64", CHUNK_MMA)                          \
     X(STATE_MMA_BF16_K256_V16, "efla_state_mma_bf16_k256_v16", CHUNK_MMA)                          \
     X(STATE_MMA_BF16_K256_V32, "efla_state_mma_bf16_k256_v32", CHUNK_MMA)                          \
+    X(STATE_MMA_F16_K128_V16_P2, "efla_state_mma_f16_k128_v16_p2", CHUNK_MMA)                      \
+    X(STATE_MMA_F16_K128_V32_P2, "efla_state_mma_f16_k128_v32_p2", CHUNK_MMA)                      \
+    X(STATE_MMA_F16_K128_V64_P2, "efla_state_mma_f16_k128_v64_p2", CHUNK_MMA)                      \
+    X(STATE_MMA_F16_K256_V16_P2, "efla_state_mma_f16_k256_v16_p2", CHUNK_MMA)                      \
+    X(STATE_MMA_F16_K256_V32_P2, "efla_state_mma_f16_k256_v32_p2", CHUNK_MMA)                      \
+    X(STATE_MMA_F16_K256_V64_P2, "efla_state_mma_f16_k256_v64_p2", CHUNK_MMA)                      \
+    X(STATE_MMA_BF16_K128_V16_P2, "efla_state_mma_bf16_k128_v16_p2", CHUNK_MMA)                    \
+    X(STATE_MMA_BF16_K128_V32_P2, "efla_state_mma_bf16_k128_v32_p2", CHUNK_MMA)                    \
+    X(STATE_MMA_BF16_K128_V64_P2, "efla_state_mma_bf16_k128_v64_p2", CHUNK_MMA)                    \
+    X(STATE_MMA_BF16_K256_V16_P2, "efla_state_mma_bf16_k256_v16_p2", CHUNK_MMA)                    \
+    X(STATE_MMA_BF16_K256_V32_P2, "efla_state_mma_bf16_k256_v32_p2", CHUNK_MMA)                    \
+    X(STATE_MMA_BF16_K256_V64_P2, "efla_state_mma_bf16_k256_v64_p2", CHUNK_MMA)                    \
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)                                  \

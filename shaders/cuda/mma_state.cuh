@@ -1,9 +1,9 @@
 /*
- * mma state scan: one block of WARPS warps per (sequence, value head,
- * 16 WARPS columns of the state), serial over the sequence's chunks; only
- * what must be serial. The state is held transposed, S^T [Dv][Dk], in f32
- * accumulators, each warp owning 16 whole rows (16 value columns x all of
- * Dk). Per chunk c:
+ * mma state scan: one block of PARTS x GROUPS warps per (sequence, value
+ * head, 16 GROUPS columns of the state), serial over the sequence's chunks;
+ * only what must be serial. The state is held transposed, S^T [Dv][Dk], in
+ * f32 accumulators; a group of PARTS warps owns 16 rows (16 value columns),
+ * each warp 1 / PARTS of their k16 blocks. Per chunk c:
  *   S_c^T -> scratch (16 bits, for the output kernel);
  *   V'^T = U^T - S^T W^T -> scratch (16 bits);   A = S^T
  *   S^T += V'^T K                                A = V'^T
@@ -123,36 +123,39 @@ EFLA_DEV void store_a(uint16_t *m, int64_t pitch, int64_t row, int col, const ui
     bottom[4] = a[3];
 }
 
-/* Warps per 16 value columns: quarter q holds the k16 blocks q, q + 4, ...
- * of those rows of S^T. */
-constexpr int kQuarters = 4;
+/* Part q of a group (PARTS = 2 or 4 warps per 16 value columns) holds the
+ * k16 blocks q, q + PARTS, ... of those rows of S^T, and finishes the
+ * position blocks BLOCKS q ... BLOCKS (q + 1) - 1 of V'^T (BLOCKS = 4 /
+ * PARTS of the chunk's four). Fewer parts: fewer partials through shared
+ * memory, more products per warp. */
+template <int PARTS> constexpr int kBlocksPerPart = (kChunk / 16) / PARTS;
 
-/* A group's (4 warps, 16 value columns) exchange in shared memory, in
- * fragment order so that every access is one 16-byte piece per lane:
- * partial [4 quarters][8 position tiles][32 lanes][4] f32, then
+/* A group's exchange in shared memory, in fragment order so that every
+ * access is one 16-byte piece per lane: partial [PARTS][8 position
+ * tiles][32 lanes][4] f32 (a part's own tiles stay in its registers), then
  * va [4 position blocks][32 lanes][4] A-fragment registers. */
 struct Exchange {
     float *partial;
     uint32_t *va;
 };
 
-EFLA_DEV Exchange exchange_of(void *base, int group) {
+template <int PARTS> EFLA_DEV Exchange exchange_of(void *base, int group) {
     Exchange x;
-    x.partial = reinterpret_cast<float *>(base) + group * (kQuarters * 16 * kChunk + 8 * kChunk);
-    x.va = reinterpret_cast<uint32_t *>(x.partial + kQuarters * 16 * kChunk);
+    x.partial = reinterpret_cast<float *>(base) + group * (PARTS * 16 * kChunk + 8 * kChunk);
+    x.va = reinterpret_cast<uint32_t *>(x.partial + PARTS * 16 * kChunk);
     return x;
 }
 
-/* v[t] = (S^T W^T)[.., tile t] over the quarter's k blocks; its blocks of
+/* v[t] = (S^T W^T)[.., tile t] over the part's k blocks; its blocks of
  * S_c^T go to `ht` on the way, from the same A fragments. The mma
  * statements keep their order, so neighbouring ones go to different
  * accumulators. */
-template <int DT, int DKT>
+template <int DT, int DKT, int PARTS>
 EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp,
                               int dkp, uint16_t *ht, int64_t row, int c2, int q) {
 #pragma unroll
-    for (int i = 0; i < DKT / 8; ++i) {
-        const int kb = q + kQuarters * i;
+    for (int i = 0; i < DKT / (2 * PARTS); ++i) {
+        const int kb = q + PARTS * i;
         if (16 * kb >= dkp) break;
         uint32_t a[4];
         efla_acc_to_a<DT>(a, s[2 * i], s[2 * i + 1]);
@@ -167,46 +170,73 @@ EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t
     }
 }
 
-/* Quarter q's share of V'^T = U^T - sum of the partials: position block q
- * (tiles 2q, 2q + 1), as A fragment registers to the exchange and to the
- * scratch `vnt`. ut is the stage's U^T at the group's first row. */
-template <int DT>
-EFLA_DEV void corrected_block(const Exchange &x, const uint16_t *ut, uint16_t *vnt, int64_t row,
-                              int c2, int q) {
+/* The part's partials to the exchange, but for its own position blocks,
+ * which it keeps: own[b] = tiles 2 (BLOCKS q + b), + 1 (a selection by
+ * the warp's q, in registers). */
+template <int PARTS>
+EFLA_DEV void share_partials(const Exchange &x, float (*v)[4], float (*own)[2][4], int q) {
+    constexpr int BLOCKS = kBlocksPerPart<PARTS>;
     const int lane = efla_tid() & 31;
-    float v[2][4] = {};
-    for (int w = 0; w < kQuarters; ++w)
-        for (int h = 0; h < 2; ++h) {
-            float part[4];
-            efla_load4(x.partial + ((w * 8 + 2 * q + h) * 32 + lane) * 4, part);
-            for (int e = 0; e < 4; ++e)
-                v[h][e] += part[e];
-        }
-    const uint16_t *top = ut + (lane >> 2) * kPitchC + 16 * q + c2;
-    for (int h = 0; h < 2; ++h)
-        for (int r = 0; r < 2; ++r) {
-            const uint32_t u = *reinterpret_cast<const uint32_t *>(top + 8 * r * kPitchC + 8 * h);
-            v[h][2 * r] = efla_half_to_f32<DT>((uint16_t)(u & 0xffffu)) - v[h][2 * r];
-            v[h][2 * r + 1] = efla_half_to_f32<DT>((uint16_t)(u >> 16)) - v[h][2 * r + 1];
-        }
-    uint32_t a[4];
-    efla_acc_to_a<DT>(a, v[0], v[1]);
-    efla_store16(x.va + (q * 32 + lane) * 4, a);
-    store_a(vnt, kChunk, row, 16 * q + c2, a);
+#pragma unroll
+    for (int t = 0; t < kChunk / 8; ++t) {
+        const int block = t / 2;
+#pragma unroll
+        for (int b = 0; b < BLOCKS; ++b)
+            if (block == BLOCKS * q + b)
+                for (int e = 0; e < 4; ++e)
+                    own[b][t % 2][e] = v[t][e];
+        if (block / BLOCKS != q) efla_store4(x.partial + ((q * 8 + t) * 32 + lane) * 4, v[t]);
+    }
 }
 
-/* s += V'^T K for the quarter's k blocks, K^T [dkp][PC] in the stage: 4
+/* Part q's share of V'^T = U^T - sum of the partials: its position blocks
+ * (tiles 2 pb, 2 pb + 1), as A fragment registers to the exchange and to
+ * the scratch `vnt`. ut is the stage's U^T at the group's first row. */
+template <int DT, int PARTS>
+EFLA_DEV void corrected_blocks(const Exchange &x, float (*own)[2][4], const uint16_t *ut,
+                               uint16_t *vnt, int64_t row, int c2, int q) {
+    constexpr int BLOCKS = kBlocksPerPart<PARTS>;
+    const int lane = efla_tid() & 31;
+#pragma unroll
+    for (int b = 0; b < BLOCKS; ++b) {
+        const int pb = BLOCKS * q + b;
+        float(*v)[4] = own[b];
+        for (int w = 0; w < PARTS; ++w) {
+            if (w == q) continue;
+            for (int h = 0; h < 2; ++h) {
+                float part[4];
+                efla_load4(x.partial + ((w * 8 + 2 * pb + h) * 32 + lane) * 4, part);
+                for (int e = 0; e < 4; ++e)
+                    v[h][e] += part[e];
+            }
+        }
+        const uint16_t *top = ut + (lane >> 2) * kPitchC + 16 * pb + c2;
+        for (int h = 0; h < 2; ++h)
+            for (int r = 0; r < 2; ++r) {
+                const uint32_t u =
+                    *reinterpret_cast<const uint32_t *>(top + 8 * r * kPitchC + 8 * h);
+                v[h][2 * r] = efla_half_to_f32<DT>((uint16_t)(u & 0xffffu)) - v[h][2 * r];
+                v[h][2 * r + 1] = efla_half_to_f32<DT>((uint16_t)(u >> 16)) - v[h][2 * r + 1];
+            }
+        uint32_t a[4];
+        efla_acc_to_a<DT>(a, v[0], v[1]);
+        efla_store16(x.va + (pb * 32 + lane) * 4, a);
+        store_a(vnt, kChunk, row, 16 * pb + c2, a);
+    }
+}
+
+/* s += V'^T K for the part's k blocks, K^T [dkp][PC] in the stage: 4
  * steps per tile, neighbouring mma statements on different accumulators. */
-template <int DT, int DKT>
-EFLA_DEV void quarter_update(float (*s)[4], const Exchange &x, const uint16_t *kt, int dkp, int q) {
+template <int DT, int DKT, int PARTS>
+EFLA_DEV void part_update(float (*s)[4], const Exchange &x, const uint16_t *kt, int dkp, int q) {
     const int lane = efla_tid() & 31;
 #pragma unroll
     for (int pb = 0; pb < kChunk / 16; ++pb) {
         uint32_t a[4];
         efla_load16(x.va + (pb * 32 + lane) * 4, a);
 #pragma unroll
-        for (int i = 0; i < DKT / 8; ++i) {
-            const int kb = q + kQuarters * i;
+        for (int i = 0; i < DKT / (2 * PARTS); ++i) {
+            const int kb = q + PARTS * i;
             if (16 * kb >= dkp) break;
             uint32_t b[2][2];
             efla_load_b_pair(b, kt, kPitchC, 16 * kb, 16 * pb);
@@ -216,15 +246,17 @@ EFLA_DEV void quarter_update(float (*s)[4], const Exchange &x, const uint16_t *k
     }
 }
 
-/* The state S[i][j] of the quarter's accumulator element (tile u, e). */
-EFLA_DEV int64_t quarter_col(int u, int e, int q) {
-    return 16 * (q + kQuarters * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
+/* The state S[i][j] of the part's accumulator element (tile u, e). */
+template <int PARTS> EFLA_DEV int64_t part_col(int u, int e, int q) {
+    return 16 * (q + PARTS * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
 }
 
-template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_params &p) {
-    constexpr int THREADS = 32 * kQuarters * GROUPS, BV = 16 * GROUPS;
+template <int DT, int DKT, int GROUPS, int PARTS>
+EFLA_DEV void state_mma(const efla_cuda_params &p) {
+    static_assert(PARTS == 2 || PARTS == 4, "two or four parts per 16 columns");
+    constexpr int THREADS = 32 * PARTS * GROUPS, BV = 16 * GROUPS;
     const int warp = efla_tid() >> 5, c2 = 2 * (efla_tid() & 3);
-    const int group = warp / kQuarters, q = warp % kQuarters;
+    const int group = warp / PARTS, q = warp % PARTS;
     const int64_t block = efla_block_x();
     const int64_t tile = block % p.dv_tiles;
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
@@ -237,13 +269,13 @@ template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_p
     const int stages = p.state_stages;
     /* The group's rows of S^T: value columns j0 + 16 group + g (and + 8). */
     const int64_t row = j0 + 16 * group + ((efla_tid() & 31) >> 2);
-    const Exchange x = exchange_of(state_stage<BV>(smem, stages, dkp).w + 8 * stages, group);
+    const Exchange x = exchange_of<PARTS>(state_stage<BV>(smem, stages, dkp).w + 8 * stages, group);
 
-    float s[DKT / 4][4];
+    float s[DKT / PARTS][4];
 #pragma unroll
-    for (int u = 0; u < DKT / 4; ++u)
+    for (int u = 0; u < DKT / PARTS; ++u)
         for (int e = 0; e < 4; ++e) {
-            const int64_t i = quarter_col(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            const int64_t i = part_col<PARTS>(u, e, q), j = row + (e >= 2 ? 8 : 0);
             s[u][e] = p.state_in.address && i < p.dk && j < p.dv
                           ? efla_state_load(p.state_in, n, hv, i, j)
                           : 0.0f;
@@ -297,21 +329,24 @@ template <int DT, int DKT, int GROUPS> EFLA_DEV void state_mma(const efla_cuda_p
         prefetch(c + stages - 1);
         const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
         uint16_t *const chunk = first + c * chunk_step;
-        float v[kChunk / 8][4] = {};
-        partial_times_w<DT, DKT>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2, q);
-        for (int t = 0; t < kChunk / 8; ++t)
-            efla_store4(x.partial + ((q * 8 + t) * 32 + (efla_tid() & 31)) * 4, v[t]);
+        float own[kBlocksPerPart<PARTS>][2][4];
+        {
+            float v[kChunk / 8][4] = {};
+            partial_times_w<DT, DKT, PARTS>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2, q);
+            share_partials<PARTS>(x, v, own, q);
+        }
         efla_sync(); /* the partials are complete */
-        corrected_block<DT>(x, stage.ut + 16 * group * kPitchC, chunk + layout.vnt, row, c2, q);
+        corrected_blocks<DT, PARTS>(x, own, stage.ut + 16 * group * kPitchC, chunk + layout.vnt,
+                                    row, c2, q);
         efla_sync(); /* V'^T is complete */
-        quarter_update<DT, DKT>(s, x, stage.kt, dkp, q);
+        part_update<DT, DKT, PARTS>(s, x, stage.kt, dkp, q);
     }
 
     if (!p.state_out.address) return;
 #pragma unroll
-    for (int u = 0; u < DKT / 4; ++u)
+    for (int u = 0; u < DKT / PARTS; ++u)
         for (int e = 0; e < 4; ++e) {
-            const int64_t i = quarter_col(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            const int64_t i = part_col<PARTS>(u, e, q), j = row + (e >= 2 ? 8 : 0);
             if (i < p.dk && j < p.dv) efla_state_store(p.state_out, n, hv, i, j, s[u][e]);
         }
 }

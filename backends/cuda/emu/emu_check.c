@@ -414,6 +414,8 @@ int main(void) {
         {"bf16 varlen chunked Dk256 Dv24 (mma, 2 tiles)", 1, 130, 1, 1, 256, 24, EFLA_DTYPE_BF16,
          EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, EFLA_FORWARD_L2NORM_K, long_only, 2, 1, 1, 0, 0,
          0},
+        {"f16 hard keys, Dk200 Dv128 HV2 (mma, 64-column tiles)", 1, 140, 1, 2, 200, 128,
+         EFLA_DTYPE_F16, EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 1},
         {"bf16 chunked Dk1 Dv5 (simt below Dk/Dv 16)", 1, 130, 1, 1, 1, 5, EFLA_DTYPE_BF16,
          EFLA_ALGORITHM_CHUNKED, EFLA_MODE_EFLA, 0, NULL, 0, 1, 1, 0, 0, 0},
     };

@@ -37,6 +37,7 @@
 namespace {
 
 struct Function {
+    const char *name;
     efla_emu_kernel_fn fn;
     int max_threads;
     int max_dynamic_smem = 48 * 1024;
@@ -161,7 +162,9 @@ CUresult fake_DeviceTotalMem(size_t *bytes, CUdevice) {
 
 CUresult fake_DeviceGetAttribute(int *value, CUdevice_attribute attribute, CUdevice) {
     switch (attribute) {
-    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *value = env_int("EFLA_FAKE_CUDA_SMS", 132); break;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT:
+        *value = env_int("EFLA_FAKE_CUDA_SMS", 132);
+        break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *value = 9; break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *value = 0; break;
     case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: *value = smem_optin(); break;
@@ -269,6 +272,7 @@ CUresult fake_ModuleUnload(CUmodule module) {
 CUresult fake_ModuleGetFunction(CUfunction *function, CUmodule, const char *name) {
     if (CUresult r = need_context()) return r;
     Function *f = new Function();
+    f->name = name; /* the kernel table's string literal */
     if (!efla_emu_find_kernel(name, &f->fn, &f->max_threads)) {
         delete f;
         return CUDA_ERROR_NOT_FOUND;
@@ -294,6 +298,11 @@ CUresult fake_LaunchKernel(CUfunction function, unsigned gx, unsigned gy, unsign
     if (bx == 0 || bx > 1024 || (int)bx > f->max_threads) return CUDA_ERROR_INVALID_VALUE;
     if ((int)smem > f->max_dynamic_smem) return CUDA_ERROR_INVALID_VALUE;
     const bool racing = non_blocking(stream);
+    /* EFLA_FAKE_CUDA_TRACE: which kernel each launch ran, for tests of
+     * the host's choices (tiles, parts, paths). */
+    if (std::getenv("EFLA_FAKE_CUDA_TRACE"))
+        std::fprintf(stderr, "fake cuda: launch %s grid %ux%u block %u smem %u\n", f->name, gx, gy,
+                     bx, smem);
     if (!racing) land_pending_copies();
     efla_emu_launch(f->fn, gx, gy, bx, smem, static_cast<const efla_cuda_params *>(params[0]));
     land_pending_copies(); /* a non-blocking stream's kernel ran before the DMA landed */
