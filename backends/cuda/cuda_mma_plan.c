@@ -55,30 +55,33 @@ static bool output_tile_ok(const efla_cuda_device_props *props, int64_t dk, int 
     return fits(props, efla_cuda_output_mma_smem(dk, tile));
 }
 
-/* The whole (padded) Dv in one tile up to 128 columns; 64 at Dk > 128,
- * where S^T alone is 67 KB at 128 columns and two blocks per SM need the
- * smaller tiles. */
+/* The whole (padded) Dv in one tile up to 64 columns: on the H200 64
+ * beat 128 at Dk 128 (S1, S2, S4) and at Dk 256; more blocks share an SM,
+ * and Q is read from L2 once more per chunk. */
 static int choose_output_tile(const efla_cuda_device_props *props, int64_t dk, int64_t dv) {
     const int forced = env_tile("EFLA_CUDA_OUTPUT_TILE", 32, 64, 128);
     if (forced && output_tile_ok(props, dk, forced)) return forced;
-    const int64_t dvp = efla_cuda_pad16(dv);
-    int preferred = dvp > 64 ? 128 : dvp > 32 ? 64 : 32;
-    if (efla_cuda_pad16(dk) > 128 && preferred > 64) preferred = 64;
+    const int preferred = efla_cuda_pad16(dv) > 32 ? 64 : 32;
     for (int tile = preferred; tile >= 32; tile /= 2)
         if (output_tile_ok(props, dk, tile)) return tile;
     return 0;
 }
 
-/* Warps per 16 state columns. */
-static int choose_state_parts(int64_t dk) {
-    (void)dk;
+/* Warps per 16 state columns: two where 64-column tiles of two parts
+ * (8 warps a block) still give about one block per SM, which on the H200
+ * beat four parts at S2, S3 and S5 (less partial V'^T through shared
+ * memory); else four, whose narrower blocks keep more warps busy where
+ * there are few heads (S1, S4: two parts were 14% and 21% slower). */
+static int choose_state_parts(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dv) {
     const int forced = env_tile("EFLA_CUDA_STATE_PARTS", 2, 4, 4);
-    return forced ? forced : 4;
+    if (forced) return forced;
+    const int64_t wide_blocks = seq_heads * (efla_cuda_pad16(dv) / 64);
+    return wide_blocks >= 3 * (int64_t)props->sm_count / 4 ? 2 : 4;
 }
 
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out) {
-    out->state_parts = choose_state_parts(dk);
+    out->state_parts = choose_state_parts(props, seq_heads, dv);
     out->state = choose_state_tile(props, seq_heads, dk, dv, out->state_parts);
     /* Three chunks of operands in flight where they fit: a copy then has
      * two chunk steps to land instead of one. */

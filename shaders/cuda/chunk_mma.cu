@@ -18,8 +18,10 @@
     EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, parts)) {                                     \
         state_mma<dt, (dk) / 8, (bv) / 16, parts>(p);                                              \
     }
+/* output: three blocks per SM, whose sliced buffers (~56 KB at 64
+ * columns) fit three times over. */
 #define EFLA_OUTPUT_KERNEL(name, dt, bo)                                                           \
-    EFLA_KERNEL(name, EFLA_CUDA_MMA_OUTPUT_THREADS) { output_mma<dt, bo>(p); }
+    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_MMA_OUTPUT_THREADS, 3) { output_mma<dt, bo>(p); }
 
 /* prepare: three blocks per SM (24 warps) to hide its many short phases;
  * its ~66 KB of shared memory allows them at Dk = Dv = 128. */

@@ -110,6 +110,8 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
+/* Dk columns per slice of the output kernel's Q and S^T buffers. */
+#define EFLA_CUDA_MMA_OUTPUT_SLICE 64
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 /* The prepare kernel's f32 L / A^-1 [C][68] and the solve's block row
  * [16][52]: rows 16-byte aligned (float4 accesses). */
@@ -157,11 +159,12 @@ EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stag
                       (tile / 16) * (parts * 16 * c * 4 + 16 * c * 2));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
-    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* Q [C][kp] (then O [C][tile + 8]: the larger); S^T [tile][kp]; V'^T [tile][pc];
-     * P [C][pc]; ck, rq */
-    const int64_t rows = c * efla_cuda_max64(kp, tile + 8);
-    return (uint32_t)(2 * (rows + tile * kp + tile * pc + c * pc) + 4 * 2 * c);
+    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
+    const int64_t sp = EFLA_CUDA_MMA_OUTPUT_SLICE + 8;
+    (void)dk;
+    /* two Dk slices of Q [C][sp] and S^T [tile][sp] (then O [C][tile + 8],
+     * which is smaller); V'^T [tile][pc]; P [C][pc]; ck, rq */
+    return (uint32_t)(2 * (2 * (c + tile) * sp + tile * pc + c * pc) + 4 * 2 * c);
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds

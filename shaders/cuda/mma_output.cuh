@@ -4,7 +4,8 @@
  *   O = scale (diag(rq) Q S_c + mask_{s<=t}(diag(rq) Q K^T diag(ck)) V'),
  * with Q the rows as stored (rq applied in f32 after the product), the
  * masked scores P from the prepare kernel, S_c^T and V'^T from the state
- * kernel.
+ * kernel. Q and S_c^T arrive in Dk slices, the next one's copies in flight
+ * during this one's products.
  */
 #ifndef EFLA_MMA_OUTPUT_CUH
 #define EFLA_MMA_OUTPUT_CUH
@@ -39,6 +40,17 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
     }
 }
 
+/* Dk moves through shared memory in slices of kOutputSlice columns of Q
+ * and S_c^T, two in flight: the next slice's copies overlap this slice's
+ * products, and the smaller buffers let more blocks share an SM. */
+constexpr int kOutputSlice = EFLA_CUDA_MMA_OUTPUT_SLICE;
+constexpr int kSlicePitch = kOutputSlice + 8;
+
+/* Buffers of one slice: Q [C][kSlicePitch], S_c^T [BO][kSlicePitch]. */
+template <int BO> EFLA_DEV uint16_t *slice_q(uint16_t *smem, int stage) {
+    return smem + stage * (kChunk + BO) * kSlicePitch;
+}
+
 /* Warps w and w + 4 share chunk rows 16 (w % 4), each with half of the BO
  * output columns. */
 template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
@@ -50,37 +62,53 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
     const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
     const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
-    const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
+    const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv);
     const int cols = (int)efla_min64(BO, dvp - j0); /* a multiple of 16 */
     const int wcols = cols / 2, c0 = half * wcols;  /* this warp's columns */
+    const int64_t h = hv / (p.value_heads / p.heads);
     const MmaChunk src = mma_chunk(p, g, slot);
 
     constexpr int SP = BO + 8;
-    uint16_t *q = reinterpret_cast<uint16_t *>(efla_smem()); /* [C][kp] */
-    uint16_t *ht = q + kChunk * (kp > SP ? kp : SP);         /* S_c^T [BO][kp] */
-    uint16_t *vt = ht + BO * kp;                             /* V'^T [BO][PC] */
-    uint16_t *pm = vt + BO * kPitchC;                        /* P [C][PC] */
+    uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
+    uint16_t *vt = slice_q<BO>(smem, 2); /* V'^T [BO][PC] */
+    uint16_t *pm = vt + BO * kPitchC;    /* P [C][PC] */
     float *ck = reinterpret_cast<float *>(pm + kChunk * kPitchC), *rq = ck + kChunk;
-    uint16_t *staged = q; /* O [C][SP], once Q is done */
+    uint16_t *staged = smem; /* O [C][SP], once the slices are done */
 
-    copy_rows_async<kOutputThreads>(ht, kp, src.ht + j0 * dkp, dkp, cols, dkp);
+    const int slices = (dkp + kOutputSlice - 1) / kOutputSlice;
+    auto issue_slice = [&](int sl) {
+        const int i0 = sl * kOutputSlice, width = dkp - i0 < kOutputSlice ? dkp - i0 : kOutputSlice;
+        uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
+        copy_rows_async<kOutputThreads>(ht, kSlicePitch, src.ht + j0 * dkp + i0, dkp, cols, width);
+        load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, width, q, kSlicePitch, i0);
+    };
+    issue_slice(0);
     copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
     copy_rows_async<kOutputThreads>(pm, kPitchC, src.pm, kPitchC, kChunk, kChunk);
     copy_rows_async<kOutputThreads>(reinterpret_cast<uint16_t *>(ck), 4 * kChunk,
                                     reinterpret_cast<const uint16_t *>(src.ck), 4 * kChunk, 1,
                                     4 * kChunk);
-    const int64_t h = hv / (p.value_heads / p.heads);
-    load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, q, kp);
     efla_cp_async_commit();
-    efla_cp_async_wait_all();
-    efla_sync();
 
     float o[NTW][4] = {};
-    warp_tiles<DT, NTW>(o, q, kp, row0, ht, kp, c0, dkp, wcols / 8);
+    for (int sl = 0; sl < slices; ++sl) {
+        if (sl + 1 < slices) {
+            issue_slice(sl + 1);
+            efla_cp_async_commit();
+            efla_cp_async_wait_one();
+        } else {
+            efla_cp_async_wait_all();
+        }
+        efla_sync(); /* slice sl has landed */
+        const uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
+        const int width =
+            dkp - sl * kOutputSlice < kOutputSlice ? dkp - sl * kOutputSlice : kOutputSlice;
+        warp_tiles<DT, NTW>(o, q, kSlicePitch, row0, ht, kSlicePitch, c0, width, wcols / 8);
+        efla_sync(); /* its buffers are free for slice sl + 2, or the staging */
+    }
     for (int t = 0; t < NTW; ++t)
         for (int e = 0; e < 4; ++e)
             o[t][e] *= rq[row0 + efla_acc_row(e)];
-    efla_sync(); /* Q no longer read */
     /* P V': P is zero past the warp's last row, so k stops there. */
     warp_tiles<DT, NTW>(o, pm, kPitchC, row0, vt, kPitchC, c0, row0 + 16, wcols / 8);
     for (int t = 0; t < NTW; ++t) {

@@ -117,29 +117,31 @@ EFLA_DEV void copy_rows_async(uint16_t *to, int pt, const uint16_t *from, int64_
         rows, cols, [&](int r, int c8) { efla_cp_async16(to + r * pt + c8, from + r * pf + c8); });
 }
 
-/* The 16-bit rows t0 .. t0 + C - 1 of head `head` of a [B][T][heads][d]
- * tensor into dst[C][pitch], as stored (bits), zero past `rows` and past d
- * up to dpad. Where rows move as 16-byte pieces they are cp.async copies
- * (all in flight at once): the caller commits and waits. */
+/* Columns i0 .. i0 + width - 1 of the 16-bit rows t0 .. t0 + C - 1 of head
+ * `head` of a [B][T][heads][d] tensor into dst[C][pitch], as stored
+ * (bits), zero past `rows` and past d. Where rows move as 16-byte pieces
+ * they are cp.async copies (all in flight at once): the caller commits and
+ * waits. i0 and width are multiples of 8. */
 template <int THREADS>
 EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq, int64_t t0,
-                        int rows, int64_t head, int d, int dpad, uint16_t *dst, int pitch) {
+                        int rows, int64_t head, int d, int width, uint16_t *dst, int pitch,
+                        int i0 = 0) {
     const uint16_t *src = reinterpret_cast<const uint16_t *>(t.address);
     if (rows_vectorizable(t, d)) {
-        const uint16_t *first = src + efla_offset(t, seq.batch_row, t0, head, 0);
+        const uint16_t *first = src + efla_offset(t, seq.batch_row, t0, head, i0);
         const int64_t stride = t.stride[1];
-        for_each_piece<THREADS>(kChunk, dpad, [&](int r, int c8) {
+        for_each_piece<THREADS>(kChunk, width, [&](int r, int c8) {
             uint16_t *to = dst + r * pitch + c8;
-            if (r < rows && c8 < d)
+            if (r < rows && i0 + c8 < d)
                 efla_cp_async16(to, first + r * stride + c8);
             else
                 efla_zero16(to);
         });
         return;
     }
-    for (int e = efla_tid(); e < kChunk * dpad; e += THREADS) {
-        const int r = e / dpad, i = e % dpad;
-        dst[r * pitch + i] =
+    for (int e = efla_tid(); e < kChunk * width; e += THREADS) {
+        const int r = e / width, i = i0 + e % width;
+        dst[r * pitch + i - i0] =
             r < rows && i < d ? src[efla_offset(t, seq.batch_row, t0 + r, head, i)] : 0;
     }
 }
