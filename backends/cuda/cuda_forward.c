@@ -201,9 +201,9 @@ static int64_t heads_per_round(const efla_cuda_params *p, const forward_plan *pl
 
 /* The chunked kernels' ids, threads, shared memory and grids. */
 typedef struct chunked_launch {
-    efla_cuda_kernel prepare, values, scan, output; /* values, output: mma only */
-    uint32_t prepare_threads, values_threads, scan_threads, output_threads;
-    uint32_t prepare_smem, values_smem, scan_smem, output_smem;
+    efla_cuda_kernel prepare, scan, output;
+    uint32_t prepare_threads, scan_threads, output_threads;
+    uint32_t prepare_smem, scan_smem, output_smem;
     int64_t output_grid_y; /* per value head */
 } chunked_launch;
 
@@ -236,10 +236,7 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     l.scan_threads =
         32 * (uint32_t)EFLA_CUDA_STATE_WARPS(plan->tiles.state, plan->tiles.state_parts);
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
-    l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk);
-    l.values = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_VALUES_MMA_F16 + bf16);
-    l.values_threads = EFLA_CUDA_MMA_VALUES_THREADS;
-    l.values_smem = efla_cuda_values_mma_smem(p->dv);
+    l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
     l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages,
                                            plan->tiles.state_parts);
     l.output_smem = efla_cuda_output_mma_smem(p->dk, plan->tiles.output);
@@ -253,9 +250,6 @@ static efla_status launch_round(efla_backend_context *ctx, CUstream stream,
     const uint32_t chunks = (uint32_t)plan->total_chunks, heads = (uint32_t)p->hv_count;
     efla_status status = efla_cuda_launch(ctx, l->prepare, stream, chunks, heads,
                                           l->prepare_threads, l->prepare_smem, p);
-    if (status == EFLA_SUCCESS && plan->mma)
-        status = efla_cuda_launch(ctx, l->values, stream, chunks, heads, l->values_threads,
-                                  l->values_smem, p);
     if (status != EFLA_SUCCESS) return status;
     const int64_t blocks = p->sequences * p->hv_count * p->dv_tiles;
     status = efla_cuda_launch(ctx, l->scan, stream, (uint32_t)blocks, 1, l->scan_threads,

@@ -91,8 +91,7 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
         fits(props, efla_cuda_state_mma_smem(dk, out->state, 3, out->state_parts)) ? 3 : 2;
     if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
     out->output = choose_output_tile(props, dk, dv);
-    return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk)) &&
-           fits(props, efla_cuda_values_mma_smem(dv));
+    return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
 /* Kernels per dtype: Dk class 128 with tiles 16, 32, 64, then class 256

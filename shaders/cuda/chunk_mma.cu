@@ -2,7 +2,6 @@
  * The chunked forward on tensor cores (the "mma" path) for f16 and bf16
  * storage, split so that only what must be serial is serial:
  *   prepare (chunk x value head)                 mma_prepare.cuh
- *   values  (chunk x value head)                 mma_values.cuh
  *   state   (sequence x value head x BV columns) mma_state.cuh
  *   output  (chunk x value head x BO columns)    mma_output.cuh
  * Every product is an mma.sync m16n8k16 with 16-bit operands and f32
@@ -14,7 +13,6 @@
 #include "mma_output.cuh"
 #include "mma_prepare.cuh"
 #include "mma_state.cuh"
-#include "mma_values.cuh"
 
 #define EFLA_STATE_KERNEL(name, dt, dk, bv, parts)                                                 \
     EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, parts)) {                                     \
@@ -32,13 +30,6 @@ EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
 }
 EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
     prepare_mma<EFLA_CUDA_BF16>(p);
-}
-/* values: small shared memory (43 KB at Dv 256), four blocks per SM. */
-EFLA_KERNEL_OCCUPANCY(efla_values_mma_f16, EFLA_CUDA_MMA_VALUES_THREADS, 4) {
-    values_mma<EFLA_CUDA_F16>(p);
-}
-EFLA_KERNEL_OCCUPANCY(efla_values_mma_bf16, EFLA_CUDA_MMA_VALUES_THREADS, 4) {
-    values_mma<EFLA_CUDA_BF16>(p);
 }
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16, EFLA_CUDA_F16, 128, 16, 4)
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v32, EFLA_CUDA_F16, 128, 32, 4)

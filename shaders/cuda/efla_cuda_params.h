@@ -100,18 +100,16 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
                            2 * EFLA_CUDA_CHUNK * EFLA_CUDA_STAGE_PITCH));
 }
 
-/* The tensor-core (mma) path: four kernels (prepare, values, state,
- * output; see chunk_mma.cu) sharing a 16-bit scratch per (chunk, value
- * head) with the head dimensions padded to multiples of 16 (zeros). In
- * elements, in order: W [C][dkp + 8], K^T [dkp][C + 8], U^T [dvp][C + 8]
- * (the state kernel's operands, row pitches as in its shared memory, so
- * that each is one contiguous copy), V'^T [dvp][C], S_c^T [dvp][dkp], the
- * masked scores P [C][C + 8] (prepare's, for the output kernel), A^-1
- * diag(g) [C][C + 8] (prepare's, for the values kernel), then ck and rq as
- * f32 [2][C]. */
+/* The tensor-core (mma) path: three kernels (prepare, state, output; see
+ * chunk_mma.cu) sharing a 16-bit scratch per (chunk, value head) with the
+ * head dimensions padded to multiples of 16 (zeros). In elements, in order:
+ * W [C][dkp + 8], K^T [dkp][C + 8], U^T [dvp][C + 8] (the state kernel's
+ * operands, row pitches as in its shared memory, so that each is one
+ * contiguous copy), V'^T [dvp][C], S_c^T [dvp][dkp], the masked scores P
+ * [C][C + 8] (prepare's, for the output kernel), then ck and rq as f32
+ * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
-#define EFLA_CUDA_MMA_VALUES_THREADS 256
 /* Dk columns per slice of the output kernel's Q and S^T buffers. */
 #define EFLA_CUDA_MMA_OUTPUT_SLICE 64
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
@@ -123,7 +121,7 @@ EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
 EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 typedef struct efla_cuda_mma_layout {
-    int64_t w, kt, u, vnt, ht, pm, ig, factors, total;
+    int64_t w, kt, u, vnt, ht, pm, factors, total;
 } efla_cuda_mma_layout;
 EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
@@ -134,8 +132,7 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     l.vnt = l.u + dvp * (c + 8);
     l.ht = l.vnt + dvp * c;
     l.pm = l.ht + dvp * dkp;
-    l.ig = l.pm + c * (c + 8);
-    l.factors = l.ig + c * (c + 8);
+    l.factors = l.pm + c * (c + 8);
     l.total = l.factors + 4 * c; /* 2 x C floats */
     return l;
 }
@@ -143,10 +140,11 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
  * or 64): `parts` (2 or 4) per 16 columns, each with that share of Dk (a
  * constant expression: the kernels' launch bounds use it). */
 #define EFLA_CUDA_STATE_WARPS(tile, parts) ((tile) / 16 * (parts))
-EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk) {
-    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, dkp = efla_cuda_pad16(dk);
-    const int64_t rows = c * (dkp + 8);                                  /* raw K, then W */
-    const int64_t transposed = efla_cuda_max64(c * (dkp + 8), dkp * pc); /* raw Q, then K^T */
+EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
+    const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
+    const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
+    const int64_t rows = c * (dmax + 8); /* raw K, then W / U */
+    const int64_t transposed = efla_cuda_max64(c * efla_cuda_mma_pitch_k(dk), dmax * pc);
     /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));
@@ -159,10 +157,6 @@ EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stag
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
     return (uint32_t)(2 * stages * stage + 16 * stages +
                       (tile / 16) * (parts * 16 * c * 4 + 16 * c * 2));
-}
-EFLA_HD uint32_t efla_cuda_values_mma_smem(int64_t dv) {
-    /* the raw V rows [C][dvp + 8], A^-1 diag(g) [C][pc] */
-    return (uint32_t)(2 * EFLA_CUDA_CHUNK * (efla_cuda_pad16(dv) + 8 + EFLA_CUDA_MMA_PITCH_C));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
@@ -208,8 +202,6 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
 #define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                                             \
     X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)                                          \
     X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)                                        \
-    X(VALUES_MMA_F16, "efla_values_mma_f16", CHUNK_MMA)                                            \
-    X(VALUES_MMA_BF16, "efla_values_mma_bf16", CHUNK_MMA)                                          \
     X(STATE_MMA_F16_K128_V16, "efla_state_mma_f16_k128_v16", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K128_V32, "efla_state_mma_f16_k128_v32", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA)                            \

@@ -1,10 +1,11 @@
 /*
  * mma prepare: one block of 8 warps per (chunk, value head). Everything
- * that does not depend on the state or on V: the row coefficients, L from
- * the exact stored keys (K K^T on tensor cores, the factors applied in
- * f32), A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^ and K^T, the
- * output's masked scores P and row factors ck, rq, and A^-1 diag(g) for the
- * values kernel (mma_values.cuh), which forms U from it.
+ * that does not depend on the state: the row coefficients, L from the
+ * exact stored keys (K K^T on tensor cores, the factors applied in f32),
+ * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U^T = (A^-1 (g.V))^T,
+ * the output's masked scores P
+ * and K^T, and the row factors ck, rq for the output kernel. Results are
+ * staged in shared memory and written as 16-byte pieces.
  */
 #ifndef EFLA_MMA_PREPARE_CUH
 #define EFLA_MMA_PREPARE_CUH
@@ -17,20 +18,20 @@ constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
 
 /* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
 struct PrepareSmem {
-    uint16_t *rows;       /* raw K [C][kp], then W staging */
-    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T [dkp][PC] */
-    uint16_t *inverse;    /* A^-1 diag(e) [C][PC] */
+    uint16_t *rows;       /* raw K [C][kp], then W and U staging [C][rp] */
+    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (g V)^T [d][PC] */
+    uint16_t *inverse;    /* A^-1 diag(e), then A^-1 [C][PC] */
     float *lower;         /* L, then A^-1 [C][LOWER_PITCH] */
     float *block_row;     /* the solve's [16][SOLVE_PITCH] */
     float *ck, *rq, *erase, *write;
 };
 
-EFLA_DEV PrepareSmem prepare_smem(int dkp) {
-    const int kp = dkp + 8;
-    const int transposed = kChunk * kp > dkp * kPitchC ? kChunk * kp : dkp * kPitchC;
+EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
+    const int dmax = dkp > dvp ? dkp : dvp, kp = dkp + 8;
+    const int transposed = kChunk * kp > dmax * kPitchC ? kChunk * kp : dmax * kPitchC;
     PrepareSmem s;
     s.rows = reinterpret_cast<uint16_t *>(efla_smem());
-    s.transposed = s.rows + kChunk * kp;
+    s.transposed = s.rows + kChunk * (dmax + 8);
     s.inverse = s.transposed + transposed;
     s.lower = reinterpret_cast<float *>(s.inverse + kChunk * kPitchC);
     s.block_row = s.lower + kChunk * EFLA_CUDA_MMA_LOWER_PITCH;
@@ -112,20 +113,55 @@ template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, in
     }
 }
 
-/* From the f32 A^-1: A^-1 diag(e) [C][PC] in 16 bits for W, and A^-1
- * diag(g) to the scratch `ig` for the values kernel, 4 columns (one 8-byte
- * store each) per step. */
-template <int DT> EFLA_DEV void scaled_inverses(const PrepareSmem &s, uint16_t *ig) {
-    for (int e = efla_tid(); e < kChunk * (kChunk / 4); e += kPrepareThreads) {
-        const int t = e / (kChunk / 4), c0 = 4 * (e % (kChunk / 4));
-        float x[4];
-        efla_load4(s.lower + t * EFLA_CUDA_MMA_LOWER_PITCH + c0, x);
-        uint32_t *to = reinterpret_cast<uint32_t *>(s.inverse + t * kPitchC + c0);
-        to[0] = efla_pack_half2<DT>(x[0] * s.erase[c0], x[1] * s.erase[c0 + 1]);
-        to[1] = efla_pack_half2<DT>(x[2] * s.erase[c0 + 2], x[3] * s.erase[c0 + 3]);
-        to = reinterpret_cast<uint32_t *>(ig + t * kPitchC + c0);
-        to[0] = efla_pack_half2<DT>(x[0] * s.write[c0], x[1] * s.write[c0 + 1]);
-        to[1] = efla_pack_half2<DT>(x[2] * s.write[c0 + 2], x[3] * s.write[c0 + 3]);
+/* inverse = A^-1 diag(f) in 16 bits (f = nullptr: A^-1), from the f32 A^-1. */
+template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
+    for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
+        const int t = e / kChunk, c = e % kChunk;
+        const float x = s.lower[t * EFLA_CUDA_MMA_LOWER_PITCH + c];
+        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(f ? x * f[c] : x);
+    }
+}
+
+/* transposed[j][s] = g_s V[s][j] from the value rows of this chunk. */
+template <int DT>
+EFLA_DEV void transpose_values(const efla_cuda_params &p, const efla_cuda_sequence &seq, int64_t t0,
+                               int rows, int64_t hv, int dvp, const PrepareSmem &s) {
+    const uint16_t *v = reinterpret_cast<const uint16_t *>(p.v.address);
+    if (rows_vectorizable(p.v, p.dv)) {
+        /* Lanes along rows (no bank conflicts in the transposed stores);
+         * four pieces per thread loaded before any is stored, so their
+         * global latencies overlap. */
+        constexpr int kBatch = 4;
+        const int pieces = kChunk * (dvp / 8);
+        for (int e0 = efla_tid(); e0 < pieces; e0 += kBatch * kPrepareThreads) {
+            uint32_t words[kBatch][4];
+#pragma unroll
+            for (int b = 0; b < kBatch; ++b) {
+                const int e = e0 + b * kPrepareThreads, r = e % kChunk, j0 = 8 * (e / kChunk);
+                words[b][0] = words[b][1] = words[b][2] = words[b][3] = 0;
+                if (e < pieces && r < rows && j0 < p.dv)
+                    efla_load16(v + efla_offset(p.v, seq.batch_row, t0 + r, hv, j0), words[b]);
+            }
+#pragma unroll
+            for (int b = 0; b < kBatch; ++b) {
+                const int e = e0 + b * kPrepareThreads, r = e % kChunk, j0 = 8 * (e / kChunk);
+                if (e >= pieces) break;
+#pragma unroll
+                for (int q = 0; q < 8; ++q) {
+                    const uint16_t bits = (uint16_t)(words[b][q / 2] >> (16 * (q % 2)));
+                    s.transposed[(j0 + q) * kPitchC + r] =
+                        efla_f32_to_half<DT>(s.write[r] * efla_half_to_f32<DT>(bits));
+                }
+            }
+        }
+        return;
+    }
+    for (int e = efla_tid(); e < kChunk * dvp; e += kPrepareThreads) {
+        const int r = e % kChunk, j = e / kChunk;
+        float x = 0.0f;
+        if (r < rows && j < p.dv)
+            x = efla_half_to_f32<DT>(v[efla_offset(p.v, seq.batch_row, t0 + r, hv, j)]);
+        s.transposed[j * kPitchC + r] = efla_f32_to_half<DT>(s.write[r] * x);
     }
 }
 
@@ -143,6 +179,28 @@ template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int r
             for (int e = 0; e < 4; ++e)
                 s.rows[(row0 + efla_acc_row(e)) * rp + n0 + 8 * t + efla_acc_col(e)] =
                     efla_f32_to_half<DT>(acc[t][e]);
+        }
+    }
+}
+
+/* U^T [dvp][C] = (g V)^T A^-T, straight from the accumulators to the
+ * scratch `ut` (pitch PC, the state kernel's): warp w takes the (row tile,
+ * half of the positions) pairs w, w + 8, ... (half: the registers of the
+ * kernel's three blocks per SM). */
+template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
+    constexpr int kHalf = kChunk / 16; /* position tiles per half */
+    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
+    for (int job = efla_tid() >> 5; job < 2 * (dvp / 16); job += kPrepareThreads / 32) {
+        const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
+        float acc[kHalf][4] = {};
+        warp_tiles<DT, kHalf>(acc, s.transposed, kPitchC, row0, s.inverse, kPitchC, n0, kChunk,
+                              kHalf);
+        uint16_t *top = ut + (row0 + g) * kPitchC + n0 + c2, *bottom = top + 8 * kPitchC;
+#pragma unroll
+        for (int t = 0; t < kHalf; ++t) {
+            *reinterpret_cast<uint32_t *>(top + 8 * t) = efla_pack_half2<DT>(acc[t][0], acc[t][1]);
+            *reinterpret_cast<uint32_t *>(bottom + 8 * t) =
+                efla_pack_half2<DT>(acc[t][2], acc[t][3]);
         }
     }
 }
@@ -187,9 +245,10 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
     const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
     const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
-    const int dkp = (int)efla_cuda_pad16(p.dk), kp = dkp + 8;
+    const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
+    const int rp = (dkp > dvp ? dkp : dvp) + 8;
     const MmaChunk out = mma_chunk(p, g, slot);
-    const PrepareSmem s = prepare_smem(dkp);
+    const PrepareSmem s = prepare_smem(dkp, dvp);
 
     load_rows<kPrepareThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, s.rows, kp);
     load_rows<kPrepareThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, s.transposed, kp);
@@ -206,11 +265,15 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     efla_blocked_inverse<kPrepareThreads, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
-    scaled_inverses<DT>(s, out.ig); /* W = (A^-1 diag(e)) K^; U = (A^-1 diag(g)) V */
+    inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
-    times_inverse<DT>(s, dkp, kp); /* over the raw keys, which are done */
+    times_inverse<DT>(s, dkp, rp); /* over the raw keys, which are done */
     efla_sync();
-    copy_rows<kPrepareThreads>(out.w, kp, s.rows, kp, kChunk, dkp);
+    copy_rows<kPrepareThreads>(out.w, kp, s.rows, rp, kChunk, dkp);
+    transpose_values<DT>(p, seq, t0, rows, hv, dvp, s);
+    inverse_to_half<DT>(s, nullptr); /* U = A^-1 (diag(g) V) */
+    efla_sync();
+    values_times_inverse<DT>(s, dvp, out.u);
 }
 
 } // namespace
