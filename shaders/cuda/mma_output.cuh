@@ -46,6 +46,11 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
 constexpr int kOutputSlice = EFLA_CUDA_MMA_OUTPUT_SLICE;
 constexpr int kSlicePitch = kOutputSlice + 8;
 
+/* Columns of slice sl (the last one may be narrower: dkp is a multiple of 16). */
+EFLA_DEV int slice_width(int dkp, int sl) {
+    return dkp - sl * kOutputSlice < kOutputSlice ? dkp - sl * kOutputSlice : kOutputSlice;
+}
+
 /* Buffers of one slice: Q [C][kSlicePitch], S_c^T [BO][kSlicePitch]. */
 template <int BO> EFLA_DEV uint16_t *slice_q(uint16_t *smem, int stage) {
     return smem + stage * (kChunk + BO) * kSlicePitch;
@@ -77,7 +82,7 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
 
     const int slices = (dkp + kOutputSlice - 1) / kOutputSlice;
     auto issue_slice = [&](int sl) {
-        const int i0 = sl * kOutputSlice, width = dkp - i0 < kOutputSlice ? dkp - i0 : kOutputSlice;
+        const int i0 = sl * kOutputSlice, width = slice_width(dkp, sl);
         uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
         copy_rows_async<kOutputThreads>(ht, kSlicePitch, src.ht + j0 * dkp + i0, dkp, cols, width);
         load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, width, q, kSlicePitch, i0);
@@ -101,9 +106,8 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
         }
         efla_sync(); /* slice sl has landed */
         const uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
-        const int width =
-            dkp - sl * kOutputSlice < kOutputSlice ? dkp - sl * kOutputSlice : kOutputSlice;
-        warp_tiles<DT, NTW>(o, q, kSlicePitch, row0, ht, kSlicePitch, c0, width, wcols / 8);
+        warp_tiles<DT, NTW>(o, q, kSlicePitch, row0, ht, kSlicePitch, c0, slice_width(dkp, sl),
+                            wcols / 8);
         efla_sync(); /* its buffers are free for slice sl + 2, or the staging */
     }
     for (int t = 0; t < NTW; ++t)
