@@ -170,22 +170,34 @@ EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t
     }
 }
 
-/* The part's partials to the exchange, but for its own position blocks,
- * which it keeps: own[b] = tiles 2 (BLOCKS q + b), + 1 (a selection by
- * the warp's q, in registers). */
+/* Whether a part keeps its own position blocks of the partial in
+ * registers (two parts) or sends them through the exchange with the rest
+ * (four parts: at 16 warps, 128 registers, the selection spills; on the
+ * H200, S1 ran 0.436 ms without it and 0.438 ms with it). */
+template <int PARTS> constexpr bool kKeepOwn = PARTS == 2;
+
+/* The part's partials to the exchange; with kKeepOwn, but for its own
+ * position blocks, own[b] = tiles 2 (BLOCKS q + b), + 1 (a selection by
+ * the warp's q, in registers); else own is zero. */
 template <int PARTS>
 EFLA_DEV void share_partials(const Exchange &x, float (*v)[4], float (*own)[2][4], int q) {
     constexpr int BLOCKS = kBlocksPerPart<PARTS>;
     const int lane = efla_tid() & 31;
+    for (int b = 0; b < BLOCKS; ++b)
+        for (int h = 0; h < 2; ++h)
+            for (int e = 0; e < 4; ++e)
+                own[b][h][e] = 0.0f;
 #pragma unroll
     for (int t = 0; t < kChunk / 8; ++t) {
         const int block = t / 2;
+        if (kKeepOwn<PARTS>)
 #pragma unroll
-        for (int b = 0; b < BLOCKS; ++b)
-            if (block == BLOCKS * q + b)
-                for (int e = 0; e < 4; ++e)
-                    own[b][t % 2][e] = v[t][e];
-        if (block / BLOCKS != q) efla_store4(x.partial + ((q * 8 + t) * 32 + lane) * 4, v[t]);
+            for (int b = 0; b < BLOCKS; ++b)
+                if (block == BLOCKS * q + b)
+                    for (int e = 0; e < 4; ++e)
+                        own[b][t % 2][e] = v[t][e];
+        if (!kKeepOwn<PARTS> || block / BLOCKS != q)
+            efla_store4(x.partial + ((q * 8 + t) * 32 + lane) * 4, v[t]);
     }
 }
 
@@ -202,7 +214,7 @@ EFLA_DEV void corrected_blocks(const Exchange &x, float (*own)[2][4], const uint
         const int pb = BLOCKS * q + b;
         float(*v)[4] = own[b];
         for (int w = 0; w < PARTS; ++w) {
-            if (w == q) continue;
+            if (kKeepOwn<PARTS> && w == q) continue;
             for (int h = 0; h < 2; ++h) {
                 float part[4];
                 efla_load4(x.partial + ((w * 8 + 2 * pb + h) * 32 + lane) * 4, part);
