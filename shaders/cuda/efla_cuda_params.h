@@ -142,9 +142,10 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
 #define EFLA_CUDA_STATE_WARPS(tile, parts) ((tile) / 16 * (parts))
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
-    const int64_t dmax = efla_cuda_max64(efla_cuda_pad16(dk), efla_cuda_pad16(dv));
-    const int64_t rows = c * (dmax + 8); /* raw K, then W / U */
-    const int64_t transposed = efla_cuda_max64(c * efla_cuda_mma_pitch_k(dk), dmax * pc);
+    const int64_t dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
+    const int64_t rows = c * (dkp + 8); /* raw K, then W */
+    /* raw Q, then K^T, then raw V */
+    const int64_t transposed = efla_cuda_max64(c * (efla_cuda_max64(dkp, dvp) + 8), dkp * pc);
     /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));

@@ -133,6 +133,29 @@ EFLA_DEV void efla_load_a(uint32_t a[4], const uint16_t *m, int pitch, int row0,
 #endif
 }
 
+/* The A fragment of rows row0..row0+15, columns k0..k0+15 of M^T, from a
+ * row-major M (pitch `pitch`): A[i][k] = M[k][i]. On the device one
+ * ldmatrix.x4.trans: lanes 8m..8m+7 name rows k0.. (+8 for m >= 2) of M
+ * at columns row0.. (+8 for m odd), whose transposes are a0..a3. */
+EFLA_DEV void efla_load_a_trans(uint32_t a[4], const uint16_t *m, int pitch, int row0, int k0) {
+    const int lane = efla_tid() & 31;
+#ifdef EFLA_CUDA_EMULATION
+    const int g = lane >> 2, c = lane & 3;
+    for (int r = 0; r < 4; ++r) {
+        const uint16_t *p = m + (k0 + 2 * c + 8 * (r >> 1)) * pitch + row0 + g + 8 * (r & 1);
+        a[r] = (uint32_t)p[0] | (uint32_t)p[pitch] << 16;
+    }
+#else
+    const uint16_t *p =
+        m + (k0 + (lane & 7) + 8 * (lane >> 4)) * pitch + row0 + 8 * ((lane >> 3) & 1);
+    const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                 : "r"(address)
+                 : "memory");
+#endif
+}
+
 /* B fragment for columns n0..n0+7, k0..k0+15, from Bt[n][k] of pitch
  * `pitch`; on the device one ldmatrix.x2 (lanes 0-7: rows of columns
  * k0.., lanes 8-15: k0 + 8..). */

@@ -72,6 +72,7 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     const int wcols = cols / 2, c0 = half * wcols;  /* this warp's columns */
     const int64_t h = hv / (p.value_heads / p.heads);
     const MmaChunk src = mma_chunk(p, g, slot);
+    const RowSource queries = row_source(p.q, seq, t0, rows, h);
 
     constexpr int SP = BO + 8;
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
@@ -85,7 +86,7 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
         const int i0 = sl * kOutputSlice, width = slice_width(dkp, sl);
         uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
         copy_rows_async<kOutputThreads>(ht, kSlicePitch, src.ht + j0 * dkp + i0, dkp, cols, width);
-        load_rows<kOutputThreads>(p.q, seq, t0, rows, h, (int)p.dk, width, q, kSlicePitch, i0);
+        load_rows<kOutputThreads>(p.q, queries, (int)p.dk, width, q, kSlicePitch, i0);
     };
     issue_slice(0);
     copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);

@@ -2,10 +2,9 @@
  * mma prepare: one block of 8 warps per (chunk, value head). Everything
  * that does not depend on the state: the row coefficients, L from the
  * exact stored keys (K K^T on tensor cores, the factors applied in f32),
- * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^, U^T = (A^-1 (g.V))^T,
- * the output's masked scores P
- * and K^T, and the row factors ck, rq for the output kernel. Results are
- * staged in shared memory and written as 16-byte pieces.
+ * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^ and K^T,
+ * U^T = V^T (A^-1 diag(g))^T from V's rows as stored (V^T by
+ * ldmatrix.trans), the output's masked scores P and row factors ck, rq.
  */
 #ifndef EFLA_MMA_PREPARE_CUH
 #define EFLA_MMA_PREPARE_CUH
@@ -18,20 +17,20 @@ constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
 
 /* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
 struct PrepareSmem {
-    uint16_t *rows;       /* raw K [C][kp], then W and U staging [C][rp] */
-    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T, (g V)^T [d][PC] */
-    uint16_t *inverse;    /* A^-1 diag(e), then A^-1 [C][PC] */
+    uint16_t *rows;       /* raw K [C][kp], then W staging */
+    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T [dkp][PC], then raw V [C][vp] */
+    uint16_t *inverse;    /* A^-1 diag(e), then A^-1 diag(g) [C][PC] */
     float *lower;         /* L, then A^-1 [C][LOWER_PITCH] */
     float *block_row;     /* the solve's [16][SOLVE_PITCH] */
     float *ck, *rq, *erase, *write;
 };
 
 EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
-    const int dmax = dkp > dvp ? dkp : dvp, kp = dkp + 8;
-    const int transposed = kChunk * kp > dmax * kPitchC ? kChunk * kp : dmax * kPitchC;
+    const int kp = dkp + 8, big = dkp > dvp ? dkp : dvp;
+    const int transposed = kChunk * (big + 8) > dkp * kPitchC ? kChunk * (big + 8) : dkp * kPitchC;
     PrepareSmem s;
     s.rows = reinterpret_cast<uint16_t *>(efla_smem());
-    s.transposed = s.rows + kChunk * (dmax + 8);
+    s.transposed = s.rows + kChunk * kp;
     s.inverse = s.transposed + transposed;
     s.lower = reinterpret_cast<float *>(s.inverse + kChunk * kPitchC);
     s.block_row = s.lower + kChunk * EFLA_CUDA_MMA_LOWER_PITCH;
@@ -113,55 +112,12 @@ template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, in
     }
 }
 
-/* inverse = A^-1 diag(f) in 16 bits (f = nullptr: A^-1), from the f32 A^-1. */
+/* inverse = A^-1 diag(f) in 16 bits, from the f32 A^-1. */
 template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
     for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
         const int t = e / kChunk, c = e % kChunk;
         const float x = s.lower[t * EFLA_CUDA_MMA_LOWER_PITCH + c];
-        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(f ? x * f[c] : x);
-    }
-}
-
-/* transposed[j][s] = g_s V[s][j] from the value rows of this chunk. */
-template <int DT>
-EFLA_DEV void transpose_values(const efla_cuda_params &p, const efla_cuda_sequence &seq, int64_t t0,
-                               int rows, int64_t hv, int dvp, const PrepareSmem &s) {
-    const uint16_t *v = reinterpret_cast<const uint16_t *>(p.v.address);
-    if (rows_vectorizable(p.v, p.dv)) {
-        /* Lanes along rows (no bank conflicts in the transposed stores);
-         * four pieces per thread loaded before any is stored, so their
-         * global latencies overlap. */
-        constexpr int kBatch = 4;
-        const int pieces = kChunk * (dvp / 8);
-        for (int e0 = efla_tid(); e0 < pieces; e0 += kBatch * kPrepareThreads) {
-            uint32_t words[kBatch][4];
-#pragma unroll
-            for (int b = 0; b < kBatch; ++b) {
-                const int e = e0 + b * kPrepareThreads, r = e % kChunk, j0 = 8 * (e / kChunk);
-                words[b][0] = words[b][1] = words[b][2] = words[b][3] = 0;
-                if (e < pieces && r < rows && j0 < p.dv)
-                    efla_load16(v + efla_offset(p.v, seq.batch_row, t0 + r, hv, j0), words[b]);
-            }
-#pragma unroll
-            for (int b = 0; b < kBatch; ++b) {
-                const int e = e0 + b * kPrepareThreads, r = e % kChunk, j0 = 8 * (e / kChunk);
-                if (e >= pieces) break;
-#pragma unroll
-                for (int q = 0; q < 8; ++q) {
-                    const uint16_t bits = (uint16_t)(words[b][q / 2] >> (16 * (q % 2)));
-                    s.transposed[(j0 + q) * kPitchC + r] =
-                        efla_f32_to_half<DT>(s.write[r] * efla_half_to_f32<DT>(bits));
-                }
-            }
-        }
-        return;
-    }
-    for (int e = efla_tid(); e < kChunk * dvp; e += kPrepareThreads) {
-        const int r = e % kChunk, j = e / kChunk;
-        float x = 0.0f;
-        if (r < rows && j < p.dv)
-            x = efla_half_to_f32<DT>(v[efla_offset(p.v, seq.batch_row, t0 + r, hv, j)]);
-        s.transposed[j * kPitchC + r] = efla_f32_to_half<DT>(s.write[r] * x);
+        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(x * f[c]);
     }
 }
 
@@ -183,18 +139,35 @@ template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int r
     }
 }
 
-/* U^T [dvp][C] = (g V)^T A^-T, straight from the accumulators to the
- * scratch `ut` (pitch PC, the state kernel's): warp w takes the (row tile,
- * half of the positions) pairs w, w + 8, ... (half: the registers of the
- * kernel's three blocks per SM). */
+/* acc[t] += (V^T B)[row0.., n0 + 8t..] with V^T from the rows v [C][vp]
+ * (ldmatrix.trans) and B given as Bt[n][k] = inverse [C][PC]. */
+template <int DT, int NT>
+EFLA_DEV void values_tiles(float (*acc)[4], const uint16_t *v, int vp, int row0,
+                           const uint16_t *inverse, int n0) {
+    for (int k0 = 0; k0 < kChunk; k0 += 16) {
+        uint32_t fa[4];
+        efla_load_a_trans(fa, v, vp, row0, k0);
+#pragma unroll
+        for (int t = 0; t < NT; t += 2) {
+            uint32_t fb[2][2];
+            efla_load_b_pair(fb, inverse, kPitchC, n0 + 8 * t, k0);
+            efla_mma<DT>(acc[t], fa, fb[0]);
+            efla_mma<DT>(acc[t + 1], fa, fb[1]);
+        }
+    }
+}
+
+/* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `transposed`, straight
+ * from the accumulators to the scratch `ut` (pitch PC, the state
+ * kernel's): warp w takes the (row tile, half of the positions) pairs w,
+ * w + 8, ... (half: the registers of the kernel's three blocks per SM). */
 template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
     constexpr int kHalf = kChunk / 16; /* position tiles per half */
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
     for (int job = efla_tid() >> 5; job < 2 * (dvp / 16); job += kPrepareThreads / 32) {
         const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
         float acc[kHalf][4] = {};
-        warp_tiles<DT, kHalf>(acc, s.transposed, kPitchC, row0, s.inverse, kPitchC, n0, kChunk,
-                              kHalf);
+        values_tiles<DT, kHalf>(acc, s.transposed, dvp + 8, row0, s.inverse, n0);
         uint16_t *top = ut + (row0 + g) * kPitchC + n0 + c2, *bottom = top + 8 * kPitchC;
 #pragma unroll
         for (int t = 0; t < kHalf; ++t) {
@@ -246,12 +219,13 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
     const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv), kp = dkp + 8;
-    const int rp = (dkp > dvp ? dkp : dvp) + 8;
     const MmaChunk out = mma_chunk(p, g, slot);
     const PrepareSmem s = prepare_smem(dkp, dvp);
 
-    load_rows<kPrepareThreads>(p.k, seq, t0, rows, h, (int)p.dk, dkp, s.rows, kp);
-    load_rows<kPrepareThreads>(p.q, seq, t0, rows, h, (int)p.dk, dkp, s.transposed, kp);
+    const RowSource values = row_source(p.v, seq, t0, rows, hv);
+    load_rows<kPrepareThreads>(p.k, row_source(p.k, seq, t0, rows, h), (int)p.dk, dkp, s.rows, kp);
+    load_rows<kPrepareThreads>(p.q, row_source(p.q, seq, t0, rows, h), (int)p.dk, dkp, s.transposed,
+                               kp);
     efla_cp_async_commit();
     load_betas<DT>(p, seq, t0, rows, hv, s);
     efla_cp_async_wait_all();
@@ -267,11 +241,14 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
     inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
-    times_inverse<DT>(s, dkp, rp); /* over the raw keys, which are done */
+    times_inverse<DT>(s, dkp, kp); /* over the raw keys, which are done */
     efla_sync();
-    copy_rows<kPrepareThreads>(out.w, kp, s.rows, rp, kChunk, dkp);
-    transpose_values<DT>(p, seq, t0, rows, hv, dvp, s);
-    inverse_to_half<DT>(s, nullptr); /* U = A^-1 (diag(g) V) */
+    /* V's rows over K^T, in flight while W goes out */
+    load_rows<kPrepareThreads>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
+    efla_cp_async_commit();
+    copy_rows<kPrepareThreads>(out.w, kp, s.rows, kp, kChunk, dkp);
+    inverse_to_half<DT>(s, s.write); /* U = (A^-1 diag(g)) V */
+    efla_cp_async_wait_all();
     efla_sync();
     values_times_inverse<DT>(s, dvp, out.u);
 }

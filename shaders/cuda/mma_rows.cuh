@@ -117,22 +117,38 @@ EFLA_DEV void copy_rows_async(uint16_t *to, int pt, const uint16_t *from, int64_
         rows, cols, [&](int r, int c8) { efla_cp_async16(to + r * pt + c8, from + r * pf + c8); });
 }
 
-/* Columns i0 .. i0 + width - 1 of the 16-bit rows t0 .. t0 + C - 1 of head
- * `head` of a [B][T][heads][d] tensor into dst[C][pitch], as stored
- * (bits), zero past `rows` and past d. Where rows move as 16-byte pieces
- * they are cp.async copies (all in flight at once): the caller commits and
- * waits. i0 and width are multiples of 8. */
+/* Where a chunk's rows of one head start: the element at (row t0, column
+ * 0), and how many rows of the chunk exist. Computed once, so a kernel
+ * carries one pointer to a later load instead of the sequence, t0 and the
+ * head. */
+struct RowSource {
+    const uint16_t *first;
+    int rows;
+};
+
+EFLA_DEV RowSource row_source(const efla_cuda_tensor &t, const efla_cuda_sequence &seq, int64_t t0,
+                              int rows, int64_t head) {
+    RowSource s;
+    s.first =
+        reinterpret_cast<const uint16_t *>(t.address) + efla_offset(t, seq.batch_row, t0, head, 0);
+    s.rows = rows;
+    return s;
+}
+
+/* Columns i0 .. i0 + width - 1 of the chunk's 16-bit rows `from` (of
+ * tensor t, d columns) into dst[C][pitch], as stored (bits), zero past
+ * from.rows and past d. Where rows move as 16-byte pieces they are
+ * cp.async copies (all in flight at once): the caller commits and waits.
+ * i0 and width are multiples of 8. */
 template <int THREADS>
-EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq, int64_t t0,
-                        int rows, int64_t head, int d, int width, uint16_t *dst, int pitch,
-                        int i0 = 0) {
-    const uint16_t *src = reinterpret_cast<const uint16_t *>(t.address);
+EFLA_DEV void load_rows(const efla_cuda_tensor &t, const RowSource &from, int d, int width,
+                        uint16_t *dst, int pitch, int i0 = 0) {
+    const int64_t stride = t.stride[1];
     if (rows_vectorizable(t, d)) {
-        const uint16_t *first = src + efla_offset(t, seq.batch_row, t0, head, i0);
-        const int64_t stride = t.stride[1];
+        const uint16_t *first = from.first + i0;
         for_each_piece<THREADS>(kChunk, width, [&](int r, int c8) {
             uint16_t *to = dst + r * pitch + c8;
-            if (r < rows && i0 + c8 < d)
+            if (r < from.rows && i0 + c8 < d)
                 efla_cp_async16(to, first + r * stride + c8);
             else
                 efla_zero16(to);
@@ -142,7 +158,7 @@ EFLA_DEV void load_rows(const efla_cuda_tensor &t, const efla_cuda_sequence &seq
     for (int e = efla_tid(); e < kChunk * width; e += THREADS) {
         const int r = e / width, i = i0 + e % width;
         dst[r * pitch + i - i0] =
-            r < rows && i < d ? src[efla_offset(t, seq.batch_row, t0 + r, head, i)] : 0;
+            r < from.rows && i < d ? from.first[r * stride + i * t.stride[3]] : 0;
     }
 }
 
