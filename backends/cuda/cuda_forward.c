@@ -205,6 +205,7 @@ typedef struct chunked_launch {
     uint32_t prepare_threads, scan_threads, output_threads;
     uint32_t prepare_smem, scan_smem, output_smem;
     int64_t output_grid_y; /* per value head */
+    bool fused;            /* the scan writes the output: no output kernel */
 } chunked_launch;
 
 static chunked_launch simt_launch(int dtype, efla_cuda_params *p) {
@@ -230,7 +231,7 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
     chunked_launch l;
     l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + bf16);
-    l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, plan->tiles.state, plan->tiles.state_parts);
+    l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, &plan->tiles);
     l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
     l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
     l.scan_threads =
@@ -238,7 +239,8 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
     l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
     l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages,
-                                           plan->tiles.state_parts);
+                                           plan->tiles.state_parts, plan->tiles.fused);
+    l.fused = plan->tiles.fused;
     l.output_smem = efla_cuda_output_mma_smem(p->dk, plan->tiles.output);
     l.output_grid_y = p->output_tiles;
     return l;
@@ -254,7 +256,7 @@ static efla_status launch_round(efla_backend_context *ctx, CUstream stream,
     const int64_t blocks = p->sequences * p->hv_count * p->dv_tiles;
     status = efla_cuda_launch(ctx, l->scan, stream, (uint32_t)blocks, 1, l->scan_threads,
                               l->scan_smem, p);
-    if (status != EFLA_SUCCESS || !plan->mma) return status;
+    if (status != EFLA_SUCCESS || !plan->mma || l->fused) return status;
     return efla_cuda_launch(ctx, l->output, stream, chunks, heads * (uint32_t)l->output_grid_y,
                             l->output_threads, l->output_smem, p);
 }

@@ -71,11 +71,12 @@ typedef struct efla_cuda_mma_tiles {
     int state, output;
     int state_stages; /* chunk operand buffers of the state kernel */
     int state_parts;  /* warps per 16 columns of the state kernel (2 or 4) */
+    bool fused;       /* the state kernel writes the output (no output kernel) */
 } efla_cuda_mma_tiles;
 /* False when the mma kernels do not fit the device's shared memory. */
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out);
-efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile, int parts);
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, const efla_cuda_mma_tiles *t);
 efla_cuda_kernel efla_cuda_mma_output_kernel(bool bf16, int tile);
 
 /* cuda_device.c */

@@ -3,12 +3,14 @@
  * kernel's column tile BV and warps per 16 columns, and the output kernel's
  * BO, from the device's SM count and shared memory. EFLA_CUDA_STATE_TILE
  * (16, 32, 64), EFLA_CUDA_STATE_PARTS (2, 4) and EFLA_CUDA_OUTPUT_TILE (32,
- * 64, 128) override them for tuning, and EFLA_CUDA_STATE_STAGES (2, 3) the
- * state kernel's prefetch depth.
+ * 64, 128) override them for tuning, EFLA_CUDA_STATE_STAGES (2, 3) the
+ * state kernel's prefetch depth, and EFLA_CUDA_FUSED=0 keeps the output
+ * kernel where the fused state kernel would run.
  */
 #include "backends/cuda/cuda_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static int env_tile(const char *name, int a, int b, int c) {
     const char *text = getenv(name);
@@ -26,7 +28,7 @@ static bool fits(const efla_cuda_device_props *props, uint32_t bytes) {
 static bool state_tile_ok(const efla_cuda_device_props *props, int64_t dk, int64_t dvp, int tile,
                           int parts) {
     if (tile == 64 && parts == 4 && efla_cuda_pad16(dk) > 128) return false;
-    return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2, parts));
+    return dvp % tile == 0 && fits(props, efla_cuda_state_mma_smem(dk, tile, 2, parts, 0));
 }
 
 /* Each warp of the state kernel owns 16 columns of the state and runs the
@@ -81,24 +83,42 @@ static int choose_state_parts(const efla_cuda_device_props *props, int64_t seq_h
     return wide_blocks >= 3 * (int64_t)props->sm_count / 4 ? 2 : 4;
 }
 
+/* The state kernel writes the output itself where Dk <= 128 (its compiled
+ * class) and its stages, which then also hold Q and P, fit twice: S_c^T
+ * and V'^T no longer go through memory, and the output kernel's reads of
+ * them and of Q are gone. */
+static bool choose_fused(const efla_cuda_device_props *props, int64_t dk, int tile, int parts) {
+    const char *text = getenv("EFLA_CUDA_FUSED");
+    if ((text && strcmp(text, "0") == 0) || (tile == 64 && parts == 4)) return false;
+    return efla_cuda_pad16(dk) <= 128 &&
+           fits(props, efla_cuda_state_mma_smem(dk, tile, 2, parts, 1));
+}
+
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out) {
     out->state_parts = choose_state_parts(props, seq_heads, dv);
     out->state = choose_state_tile(props, seq_heads, dk, dv, out->state_parts);
+    out->fused = out->state && choose_fused(props, dk, out->state, out->state_parts);
     /* Three chunks of operands in flight where they fit: a copy then has
      * two chunk steps to land instead of one. */
     out->state_stages =
-        fits(props, efla_cuda_state_mma_smem(dk, out->state, 3, out->state_parts)) ? 3 : 2;
+        fits(props, efla_cuda_state_mma_smem(dk, out->state, 3, out->state_parts, out->fused)) ? 3
+                                                                                               : 2;
     if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
     out->output = choose_output_tile(props, dk, dv);
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
 /* Kernels per dtype: Dk class 128 with tiles 16, 32, 64, then class 256
+ * with 16, 32 (four parts) or 16, 32, 64 (two parts); fused, class 128
  * with 16, 32 (four parts) or 16, 32, 64 (two parts). */
-efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, int tile, int parts) {
-    const int index = 3 * (efla_cuda_pad16(dk) > 128) + (tile == 16 ? 0 : tile == 32 ? 1 : 2);
-    if (parts == 2)
+efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, const efla_cuda_mma_tiles *t) {
+    const int width = t->state == 16 ? 0 : t->state == 32 ? 1 : 2;
+    if (t->fused)
+        return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_FUSED_MMA_F16_K128_V16 + 5 * bf16 +
+                                  2 * (t->state_parts == 2) + width);
+    const int index = 3 * (efla_cuda_pad16(dk) > 128) + width;
+    if (t->state_parts == 2)
         return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16_P2 + 6 * bf16 + index);
     return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16 + 5 * bf16 + index);
 }

@@ -150,14 +150,23 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));
 }
-EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages, int64_t parts) {
+/* Elements of one stage of the state kernel: W [C][kp], K^T [dkp][pc],
+ * U^T [tile][pc]; fused with the output, also Q [C][kp], P [C][pc] and rq
+ * (C f32). */
+EFLA_HD int64_t efla_cuda_state_mma_stage(int64_t dk, int64_t tile, int fused) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
-    /* `stages` stages of W [C][kp], K^T [dkp][pc], U^T [tile][pc]; a 16-byte
-     * mbarrier per stage; per 16 columns the parts' partial V'^T (parts x
-     * 16 x C f32) and V'^T as A fragments (16 x C 16-bit) */
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
-    return (uint32_t)(2 * stages * stage + 16 * stages +
-                      (tile / 16) * (parts * 16 * c * 4 + 16 * c * 2));
+    return fused ? stage + c * kp + c * pc + 2 * c : stage;
+}
+EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages, int64_t parts,
+                                          int fused) {
+    const int64_t c = EFLA_CUDA_CHUNK;
+    /* the stages; a 16-byte mbarrier per stage; per 16 columns the parts'
+     * partial V'^T (parts x 16 x C f32) and V'^T as A fragments (16 x C
+     * 16-bit); fused, also the parts' partial outputs (parts x C x 16 f32) */
+    const int64_t partial = parts * 16 * c * 4;
+    return (uint32_t)(2 * stages * efla_cuda_state_mma_stage(dk, tile, fused) + 16 * stages +
+                      (tile / 16) * (partial + 16 * c * 2 + (fused ? partial : 0)));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
@@ -225,6 +234,16 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(STATE_MMA_BF16_K256_V16_P2, "efla_state_mma_bf16_k256_v16_p2", CHUNK_MMA)                    \
     X(STATE_MMA_BF16_K256_V32_P2, "efla_state_mma_bf16_k256_v32_p2", CHUNK_MMA)                    \
     X(STATE_MMA_BF16_K256_V64_P2, "efla_state_mma_bf16_k256_v64_p2", CHUNK_MMA)                    \
+    X(FUSED_MMA_F16_K128_V16, "efla_fused_mma_f16_k128_v16", CHUNK_MMA)                            \
+    X(FUSED_MMA_F16_K128_V32, "efla_fused_mma_f16_k128_v32", CHUNK_MMA)                            \
+    X(FUSED_MMA_F16_K128_V16_P2, "efla_fused_mma_f16_k128_v16_p2", CHUNK_MMA)                      \
+    X(FUSED_MMA_F16_K128_V32_P2, "efla_fused_mma_f16_k128_v32_p2", CHUNK_MMA)                      \
+    X(FUSED_MMA_F16_K128_V64_P2, "efla_fused_mma_f16_k128_v64_p2", CHUNK_MMA)                      \
+    X(FUSED_MMA_BF16_K128_V16, "efla_fused_mma_bf16_k128_v16", CHUNK_MMA)                          \
+    X(FUSED_MMA_BF16_K128_V32, "efla_fused_mma_bf16_k128_v32", CHUNK_MMA)                          \
+    X(FUSED_MMA_BF16_K128_V16_P2, "efla_fused_mma_bf16_k128_v16_p2", CHUNK_MMA)                    \
+    X(FUSED_MMA_BF16_K128_V32_P2, "efla_fused_mma_bf16_k128_v32_p2", CHUNK_MMA)                    \
+    X(FUSED_MMA_BF16_K128_V64_P2, "efla_fused_mma_bf16_k128_v64_p2", CHUNK_MMA)                    \
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)                                  \

@@ -33,37 +33,51 @@ namespace {
 
 struct StateStage {
     uint16_t *w, *kt, *ut; /* [C][kp], [dkp][PC], [BV][PC] */
+    uint16_t *q, *pm;      /* fused: Q [C][kp] as stored, P [C][PC] */
+    float *rq;             /* fused: [C] */
 };
 
-template <int BV> EFLA_DEV StateStage state_stage(uint16_t *smem, int index, int dkp) {
+template <int BV, bool FUSED> EFLA_DEV StateStage state_stage(uint16_t *smem, int index, int dkp) {
     StateStage s;
-    s.w = smem + index * (kChunk * (dkp + 8) + (dkp + BV) * kPitchC);
+    s.w = smem + index * efla_cuda_state_mma_stage(dkp, BV, FUSED);
     s.kt = s.w + kChunk * (dkp + 8);
     s.ut = s.kt + dkp * kPitchC;
+    s.q = s.ut + BV * kPitchC;
+    s.pm = s.q + kChunk * (dkp + 8);
+    s.rq = reinterpret_cast<float *>(s.pm + kChunk * kPitchC);
     return s;
 }
 
-/* The stage's copies: three contiguous ranges of the chunk's scratch (W,
- * K^T and the block's rows of U^T have the shared-memory pitches there). */
-template <int BV> struct StateCopies {
-    const uint16_t *from[3];
-    uint16_t *to[3];
-    uint32_t bytes[3];
+/* The stage's copies: contiguous ranges of the chunk's scratch (W, K^T,
+ * the block's rows of U^T, and fused P and rq, have the shared-memory
+ * pitches there). Fused, Q's rows come from the tensor (load_rows). */
+struct StateCopies {
+    const uint16_t *from[5];
+    uint16_t *to[5];
+    uint32_t bytes[5];
+    int count;
 };
 
-template <int BV>
-EFLA_DEV StateCopies<BV> state_copies(const uint16_t *chunk, const efla_cuda_mma_layout &l,
-                                      const StateStage &to, int64_t j0, int dkp) {
-    StateCopies<BV> c;
+template <bool FUSED>
+EFLA_DEV StateCopies state_copies(const uint16_t *chunk, const efla_cuda_mma_layout &l,
+                                  const StateStage &to, int64_t j0, int bv, int dkp) {
+    StateCopies c;
     c.from[0] = chunk + l.w;
     c.from[1] = chunk + l.kt;
     c.from[2] = chunk + l.u + j0 * kPitchC;
+    c.from[3] = chunk + l.pm;
+    c.from[4] = chunk + l.factors + 2 * kChunk; /* rq after ck */
     c.to[0] = to.w;
     c.to[1] = to.kt;
     c.to[2] = to.ut;
+    c.to[3] = to.pm;
+    c.to[4] = reinterpret_cast<uint16_t *>(to.rq);
     c.bytes[0] = 2u * kChunk * (dkp + 8);
     c.bytes[1] = 2u * dkp * kPitchC;
-    c.bytes[2] = 2u * BV * kPitchC;
+    c.bytes[2] = 2u * bv * kPitchC;
+    c.bytes[3] = 2u * kChunk * kPitchC;
+    c.bytes[4] = 4u * kChunk;
+    c.count = FUSED ? 5 : 3;
     return c;
 }
 
@@ -90,13 +104,16 @@ EFLA_DEV void mbarrier_wait(uint64_t *bar, uint32_t parity) {
 /* One thread: the stage's three bulk copies, completing on `bar`. The
  * proxy fence orders the warps' earlier reads of the buffer (generic
  * proxy) before the copies' writes (async proxy). */
-template <int BV> EFLA_DEV void issue_bulk(const StateCopies<BV> &c, uint64_t *bar) {
+EFLA_DEV void issue_bulk(const StateCopies &c, uint64_t *bar) {
+    uint32_t bytes = 0;
+    for (int i = 0; i < c.count; ++i)
+        bytes += c.bytes[i];
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     asm volatile(
         "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
-        "r"(c.bytes[0] + c.bytes[1] + c.bytes[2])
+        "r"(bytes)
         : "memory");
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < c.count; ++i)
         asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
                      "[%1], %2, [%3];\n" ::"r"(shared_address(c.to[i])),
                      "l"(c.from[i]), "r"(c.bytes[i]), "r"(shared_address(bar))
@@ -105,8 +122,8 @@ template <int BV> EFLA_DEV void issue_bulk(const StateCopies<BV> &c, uint64_t *b
 #endif
 
 /* Every thread: the stage's copies as 16-byte cp.async pieces. */
-template <int THREADS, int BV> EFLA_DEV void issue_pieces(const StateCopies<BV> &c) {
-    for (int i = 0; i < 3; ++i)
+template <int THREADS> EFLA_DEV void issue_pieces(const StateCopies &c) {
+    for (int i = 0; i < c.count; ++i)
         for (uint32_t e = efla_tid(); e < c.bytes[i] / 16; e += THREADS)
             efla_cp_async16(c.to[i] + 8 * e, c.from[i] + 8 * e);
 }
@@ -131,41 +148,65 @@ EFLA_DEV void store_a(uint16_t *m, int64_t pitch, int64_t row, int col, const ui
 template <int PARTS> constexpr int kBlocksPerPart = (kChunk / 16) / PARTS;
 
 /* A group's exchange in shared memory, in fragment order so that every
- * access is one 16-byte piece per lane: partial [PARTS][8 position
- * tiles][32 lanes][4] f32 (a part's own tiles stay in its registers), then
- * va [4 position blocks][32 lanes][4] A-fragment registers. */
+ * access is one 16-byte piece per lane: partial [PARTS][8 tiles][32
+ * lanes][4] f32 (a part's own tiles stay in its registers), then va [4
+ * position blocks][32 lanes][4] A-fragment registers. Fused, the groups'
+ * partial outputs follow all of that, laid out as `partial`. */
 struct Exchange {
     float *partial;
     uint32_t *va;
 };
 
+template <int PARTS> constexpr int kExchangeFloats = PARTS * 16 * kChunk + 8 * kChunk;
+
 template <int PARTS> EFLA_DEV Exchange exchange_of(void *base, int group) {
     Exchange x;
-    x.partial = reinterpret_cast<float *>(base) + group * (PARTS * 16 * kChunk + 8 * kChunk);
+    x.partial = reinterpret_cast<float *>(base) + group * kExchangeFloats<PARTS>;
     x.va = reinterpret_cast<uint32_t *>(x.partial + PARTS * 16 * kChunk);
     return x;
 }
 
-/* v[t] = (S^T W^T)[.., tile t] over the part's k blocks; its blocks of
- * S_c^T go to `ht` on the way, from the same A fragments. The mma
- * statements keep their order, so neighbouring ones go to different
+template <int PARTS, int GROUPS> EFLA_DEV Exchange output_exchange_of(void *base, int group) {
+    Exchange x;
+    x.partial = reinterpret_cast<float *>(base) + GROUPS * kExchangeFloats<PARTS> +
+                group * PARTS * 16 * kChunk;
+    x.va = nullptr;
+    return x;
+}
+
+/* v[t] = (S^T W^T)[.., tile t] over the part's k blocks; unfused, its
+ * blocks of S_c^T go to `ht` on the way, from the same A fragments. Fused,
+ * also o[2 m + h] = (Q S)[position tile m][column half h]: the A fragment
+ * of S^T is the B fragment of S (registers 0, 2 for the group's first 8
+ * columns, 1, 3 for the next 8), Q's A fragments come from the stage. The
+ * mma statements keep their order, so neighbouring ones go to different
  * accumulators. */
-template <int DT, int DKT, int PARTS>
-EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t *w, int kp,
-                              int dkp, uint16_t *ht, int64_t row, int c2, int q) {
+template <int DT, int DKT, int PARTS, bool FUSED>
+EFLA_DEV void partial_times_w(float (*v)[4], float (*o)[4], const float (*s)[4],
+                              const StateStage &stage, int kp, int dkp, uint16_t *ht, int64_t row,
+                              int c2, int q) {
 #pragma unroll
     for (int i = 0; i < DKT / (2 * PARTS); ++i) {
         const int kb = q + PARTS * i;
         if (16 * kb >= dkp) break;
         uint32_t a[4];
         efla_acc_to_a<DT>(a, s[2 * i], s[2 * i + 1]);
-        store_a(ht, dkp, row, 16 * kb + c2, a);
+        if (!FUSED) store_a(ht, dkp, row, 16 * kb + c2, a);
 #pragma unroll
         for (int t = 0; t < kChunk / 8; t += 2) {
             uint32_t b[2][2];
-            efla_load_b_pair(b, w, kp, 8 * t, 16 * kb);
+            efla_load_b_pair(b, stage.w, kp, 8 * t, 16 * kb);
             efla_mma<DT>(v[t], a, b[0]);
             efla_mma<DT>(v[t + 1], a, b[1]);
+        }
+        if (!FUSED) continue;
+        const uint32_t first[2] = {a[0], a[2]}, second[2] = {a[1], a[3]};
+#pragma unroll
+        for (int m = 0; m < kChunk / 16; ++m) {
+            uint32_t fq[4];
+            efla_load_a(fq, stage.q, kp, 16 * m, 16 * kb);
+            efla_mma<DT>(o[2 * m], fq, first);
+            efla_mma<DT>(o[2 * m + 1], fq, second);
         }
     }
 }
@@ -176,9 +217,10 @@ EFLA_DEV void partial_times_w(float (*v)[4], const float (*s)[4], const uint16_t
  * H200, S1 ran 0.436 ms without it and 0.438 ms with it). */
 template <int PARTS> constexpr bool kKeepOwn = PARTS == 2;
 
-/* The part's partials to the exchange; with kKeepOwn, but for its own
- * position blocks, own[b] = tiles 2 (BLOCKS q + b), + 1 (a selection by
- * the warp's q, in registers); else own is zero. */
+/* The part's partials (8 tiles, two per position block) to the exchange;
+ * with kKeepOwn, but for its own position blocks, own[b] = tiles 2 (BLOCKS
+ * q + b), + 1 (a selection by the warp's q, in registers); else own is
+ * zero. */
 template <int PARTS>
 EFLA_DEV void share_partials(const Exchange &x, float (*v)[4], float (*own)[2][4], int q) {
     constexpr int BLOCKS = kBlocksPerPart<PARTS>;
@@ -201,27 +243,40 @@ EFLA_DEV void share_partials(const Exchange &x, float (*v)[4], float (*own)[2][4
     }
 }
 
-/* Part q's share of V'^T = U^T - sum of the partials: its position blocks
- * (tiles 2 pb, 2 pb + 1), as A fragment registers to the exchange and to
- * the scratch `vnt`. ut is the stage's U^T at the group's first row. */
-template <int DT, int PARTS>
-EFLA_DEV void corrected_blocks(const Exchange &x, float (*own)[2][4], const uint16_t *ut,
-                               uint16_t *vnt, int64_t row, int c2, int q) {
+/* own[b] += the other parts' partials of the part's position block BLOCKS
+ * q + b (with kKeepOwn; else every part's). */
+template <int PARTS> EFLA_DEV void gather_partials(const Exchange &x, float (*own)[2][4], int q) {
     constexpr int BLOCKS = kBlocksPerPart<PARTS>;
     const int lane = efla_tid() & 31;
 #pragma unroll
     for (int b = 0; b < BLOCKS; ++b) {
         const int pb = BLOCKS * q + b;
-        float(*v)[4] = own[b];
         for (int w = 0; w < PARTS; ++w) {
             if (kKeepOwn<PARTS> && w == q) continue;
             for (int h = 0; h < 2; ++h) {
                 float part[4];
                 efla_load4(x.partial + ((w * 8 + 2 * pb + h) * 32 + lane) * 4, part);
                 for (int e = 0; e < 4; ++e)
-                    v[h][e] += part[e];
+                    own[b][h][e] += part[e];
             }
         }
+    }
+}
+
+/* Part q's share of V'^T = U^T - sum of the partials: its position blocks
+ * (tiles 2 pb, 2 pb + 1), as A fragment registers to the exchange and,
+ * unfused, to the scratch `vnt`. ut is the stage's U^T at the group's
+ * first row. */
+template <int DT, int PARTS, bool FUSED>
+EFLA_DEV void corrected_blocks(const Exchange &x, float (*own)[2][4], const uint16_t *ut,
+                               uint16_t *vnt, int64_t row, int c2, int q) {
+    constexpr int BLOCKS = kBlocksPerPart<PARTS>;
+    const int lane = efla_tid() & 31;
+    gather_partials<PARTS>(x, own, q);
+#pragma unroll
+    for (int b = 0; b < BLOCKS; ++b) {
+        const int pb = BLOCKS * q + b;
+        float(*v)[4] = own[b];
         const uint16_t *top = ut + (lane >> 2) * kPitchC + 16 * pb + c2;
         for (int h = 0; h < 2; ++h)
             for (int r = 0; r < 2; ++r) {
@@ -233,7 +288,7 @@ EFLA_DEV void corrected_blocks(const Exchange &x, float (*own)[2][4], const uint
         uint32_t a[4];
         efla_acc_to_a<DT>(a, v[0], v[1]);
         efla_store16(x.va + (pb * 32 + lane) * 4, a);
-        store_a(vnt, kChunk, row, 16 * pb + c2, a);
+        if (!FUSED) store_a(vnt, kChunk, row, 16 * pb + c2, a);
     }
 }
 
@@ -258,12 +313,77 @@ EFLA_DEV void part_update(float (*s)[4], const Exchange &x, const uint16_t *kt, 
     }
 }
 
+/* Where a fused block writes one chunk's output: the element (row t0,
+ * column 0) of the value head, and whether pairs of columns go out as one
+ * 4-byte store. */
+struct OutputRows {
+    uint16_t *first;
+    int64_t row_stride, col_stride;
+    int rows;
+    bool pairs;
+};
+
+EFLA_DEV OutputRows output_rows(const efla_cuda_params &p, const efla_cuda_sequence &seq,
+                                int64_t t0, int rows, int64_t hv) {
+    OutputRows o;
+    o.first =
+        reinterpret_cast<uint16_t *>(p.out.address) + efla_offset(p.out, seq.batch_row, t0, hv, 0);
+    o.row_stride = p.out.stride[1];
+    o.col_stride = p.out.stride[3];
+    o.rows = rows;
+    o.pairs = p.out.stride[3] == 1 && p.out.stride[0] % 2 == 0 && p.out.stride[1] % 2 == 0 &&
+              p.out.stride[2] % 2 == 0 && p.out.address % 4 == 0;
+    return o;
+}
+
+/* Fused: the part's position blocks of the chunk's output,
+ *   O = scale (diag(rq) (Q S_c) + P V'),
+ * with own[b] the complete (Q S_c) of position block BLOCKS q + b (16
+ * rows) for the group's 16 columns; P V' takes V' as B fragments from the
+ * exchange (V'^T's A fragments, as S^T's above) over the blocks at or
+ * before the diagonal. col is the group's first column of the state. */
+template <int DT, int PARTS>
+EFLA_DEV void chunk_output(const efla_cuda_params &p, float (*own)[2][4], const Exchange &x,
+                           const StateStage &stage, const OutputRows &out, int64_t col, int q) {
+    constexpr int BLOCKS = kBlocksPerPart<PARTS>;
+    const int lane = efla_tid() & 31;
+#pragma unroll
+    for (int b = 0; b < BLOCKS; ++b) {
+        const int m = BLOCKS * q + b;
+        for (int h = 0; h < 2; ++h)
+            for (int e = 0; e < 4; ++e)
+                own[b][h][e] *= stage.rq[16 * m + efla_acc_row(e)];
+        for (int pb = 0; pb <= m; ++pb) {
+            uint32_t fp[4], va[4];
+            efla_load_a(fp, stage.pm, kPitchC, 16 * m, 16 * pb);
+            efla_load16(x.va + (pb * 32 + lane) * 4, va);
+            const uint32_t first[2] = {va[0], va[2]}, second[2] = {va[1], va[3]};
+            efla_mma<DT>(own[b][0], fp, first);
+            efla_mma<DT>(own[b][1], fp, second);
+        }
+        for (int h = 0; h < 2; ++h)
+            for (int r = 0; r < 2; ++r) {
+                const int t = 16 * m + (lane >> 2) + 8 * r;
+                const int64_t j = col + 8 * h + 2 * (lane & 3);
+                if (t >= out.rows || j >= p.dv) continue;
+                const float x0 = p.scale * own[b][h][2 * r], x1 = p.scale * own[b][h][2 * r + 1];
+                uint16_t *to = out.first + t * out.row_stride + j * out.col_stride;
+                if (out.pairs && j + 1 < p.dv) {
+                    *reinterpret_cast<uint32_t *>(to) = efla_pack_half2<DT>(x0, x1);
+                    continue;
+                }
+                to[0] = efla_f32_to_half<DT>(x0);
+                if (j + 1 < p.dv) to[out.col_stride] = efla_f32_to_half<DT>(x1);
+            }
+    }
+}
+
 /* The state S[i][j] of the part's accumulator element (tile u, e). */
 template <int PARTS> EFLA_DEV int64_t part_col(int u, int e, int q) {
     return 16 * (q + PARTS * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
 }
 
-template <int DT, int DKT, int GROUPS, int PARTS>
+template <int DT, int DKT, int GROUPS, int PARTS, bool FUSED>
 EFLA_DEV void state_mma(const efla_cuda_params &p) {
     static_assert(PARTS == 2 || PARTS == 4, "two or four parts per 16 columns");
     constexpr int THREADS = 32 * PARTS * GROUPS, BV = 16 * GROUPS;
@@ -274,6 +394,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
     const int64_t n = block / ((int64_t)p.dv_tiles * p.hv_count);
     const int64_t hv = p.hv_begin + slot, j0 = tile * BV;
+    const int64_t h = hv / (p.value_heads / p.heads);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length <= p.recurrent_max_len) return;
     const int dkp = (int)efla_cuda_pad16(p.dk), kp = dkp + 8;
@@ -281,7 +402,9 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int stages = p.state_stages;
     /* The group's rows of S^T: value columns j0 + 16 group + g (and + 8). */
     const int64_t row = j0 + 16 * group + ((efla_tid() & 31) >> 2);
-    const Exchange x = exchange_of<PARTS>(state_stage<BV>(smem, stages, dkp).w + 8 * stages, group);
+    void *exchanges = state_stage<BV, FUSED>(smem, stages, dkp).w + 8 * stages;
+    const Exchange x = exchange_of<PARTS>(exchanges, group);
+    const Exchange xo = output_exchange_of<PARTS, GROUPS>(exchanges, group);
 
     float s[DKT / PARTS][4];
 #pragma unroll
@@ -300,57 +423,85 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int64_t chunk_step = layout.total * p.hv_count; /* elements from chunk to chunk */
     uint16_t *const first = reinterpret_cast<uint16_t *>(p.scratch) +
                             (seq.first_chunk * p.hv_count + slot) * layout.total;
+    auto stage_of = [&](int64_t c) { return state_stage<BV, FUSED>(smem, (int)(c % stages), dkp); };
     auto copies = [&](int64_t c) {
-        return state_copies<BV>(first + c * chunk_step, layout,
-                                state_stage<BV>(smem, (int)(c % stages), dkp), j0, dkp);
+        return state_copies<FUSED>(first + c * chunk_step, layout, stage_of(c), j0, BV, dkp);
+    };
+    auto rows_of = [&](int64_t c) { return (int)efla_min64(kChunk, seq.length - c * kChunk); };
+    /* Fused: chunk c's Q rows, as stored, by every thread's cp.async pieces. */
+    auto load_queries = [&](int64_t c) {
+        if (FUSED && c < chunks)
+            load_rows<THREADS>(p.q, row_source(p.q, seq, seq.first + c * kChunk, rows_of(c), h),
+                               (int)p.dk, dkp, stage_of(c).q, kp);
+    };
+    /* Every chunk commits one group (empty past the end), so waiting for all
+     * but the newest stages - 2 groups means chunk c has landed. */
+    auto wait_pieces = [&]() {
+        if (stages == 3)
+            efla_cp_async_wait_one();
+        else
+            efla_cp_async_wait_all();
     };
 #if EFLA_STATE_BULK
     /* mbarrier per stage after the stages; stage s completes its n-th fill
      * in phase n, so chunk c waits for parity (c / stages) & 1. */
-    uint64_t *bars = reinterpret_cast<uint64_t *>(state_stage<BV>(smem, stages, dkp).w);
+    uint64_t *bars = reinterpret_cast<uint64_t *>(state_stage<BV, FUSED>(smem, stages, dkp).w);
     if (efla_tid() == 0) {
         for (int i = 0; i < stages; ++i)
             mbarrier_init(bars + i);
         for (int64_t c = 0; c < stages - 1 && c < chunks; ++c)
             issue_bulk(copies(c), bars + c % stages);
     }
+    if (FUSED)
+        for (int64_t c = 0; c < stages - 1; ++c) {
+            load_queries(c);
+            efla_cp_async_commit(); /* one group per chunk, as below */
+        }
     efla_sync();
     auto prefetch = [&](int64_t c) {
         if (efla_tid() == 0 && c < chunks) issue_bulk(copies(c), bars + c % stages);
+        if (FUSED) {
+            load_queries(c);
+            efla_cp_async_commit();
+        }
     };
-    auto wait = [&](int64_t c) { mbarrier_wait(bars + c % stages, (uint32_t)(c / stages) & 1u); };
+    auto wait = [&](int64_t c) {
+        if (FUSED) wait_pieces();
+        mbarrier_wait(bars + c % stages, (uint32_t)(c / stages) & 1u);
+    };
 #else
-    /* Every chunk commits one group (empty past the end), so waiting for all
-     * but the newest stages - 2 groups means chunk c has landed. */
     auto prefetch = [&](int64_t c) {
-        if (c < chunks) issue_pieces<THREADS, BV>(copies(c));
+        if (c < chunks) issue_pieces<THREADS>(copies(c));
+        load_queries(c);
         efla_cp_async_commit();
     };
     for (int64_t c = 0; c < stages - 1; ++c)
         prefetch(c);
-    auto wait = [&](int64_t) {
-        if (stages == 3)
-            efla_cp_async_wait_one();
-        else
-            efla_cp_async_wait_all();
-    };
+    auto wait = [&](int64_t) { wait_pieces(); };
 #endif
     for (int64_t c = 0; c < chunks; ++c) {
         wait(c);
         efla_sync(); /* chunk c's operands are visible; chunk c - 1's stage is free */
         prefetch(c + stages - 1);
-        const StateStage stage = state_stage<BV>(smem, (int)(c % stages), dkp);
+        const StateStage stage = stage_of(c);
         uint16_t *const chunk = first + c * chunk_step;
-        float own[kBlocksPerPart<PARTS>][2][4];
+        float own[kBlocksPerPart<PARTS>][2][4], out[kBlocksPerPart<PARTS>][2][4];
         {
-            float v[kChunk / 8][4] = {};
-            partial_times_w<DT, DKT, PARTS>(v, s, stage.w, kp, dkp, chunk + layout.ht, row, c2, q);
+            float v[kChunk / 8][4] = {}, o[kChunk / 8][4] = {};
+            partial_times_w<DT, DKT, PARTS, FUSED>(v, o, s, stage, kp, dkp, chunk + layout.ht, row,
+                                                   c2, q);
             share_partials<PARTS>(x, v, own, q);
+            if (FUSED) share_partials<PARTS>(xo, o, out, q);
         }
         efla_sync(); /* the partials are complete */
-        corrected_blocks<DT, PARTS>(x, own, stage.ut + 16 * group * kPitchC, chunk + layout.vnt,
-                                    row, c2, q);
+        corrected_blocks<DT, PARTS, FUSED>(x, own, stage.ut + 16 * group * kPitchC,
+                                           chunk + layout.vnt, row, c2, q);
+        if (FUSED) gather_partials<PARTS>(xo, out, q);
         efla_sync(); /* V'^T is complete */
+        if (FUSED)
+            chunk_output<DT, PARTS>(p, out, x, stage,
+                                    output_rows(p, seq, seq.first + c * kChunk, rows_of(c), hv),
+                                    j0 + 16 * group, q);
         part_update<DT, DKT, PARTS>(s, x, stage.kt, dkp, q);
     }
 
