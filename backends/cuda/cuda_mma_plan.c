@@ -83,15 +83,17 @@ static int choose_state_parts(const efla_cuda_device_props *props, int64_t seq_h
     return wide_blocks >= 3 * (int64_t)props->sm_count / 4 ? 2 : 4;
 }
 
-/* The state kernel writes the output itself where Dk <= 128 (its compiled
- * class) and its stages, which then also hold Q and P, fit twice: S_c^T
- * and V'^T no longer go through memory, and the output kernel's reads of
- * them and of Q are gone. */
+/* The state kernel writes the output itself (S_c^T and V'^T no longer go
+ * through memory; the output kernel's reads of them and of Q are gone)
+ * where it runs two parts per 16 columns, and its stages, which then also
+ * hold Q and P, fit: twice at Dk <= 128, once (staggered refills) at Dk
+ * 256. With four parts (fewer heads: S1, S4) fused was slower on the
+ * H200 (0.41 -> 0.53 ms at S1, 1.10 -> 1.69 at S4). */
 static bool choose_fused(const efla_cuda_device_props *props, int64_t dk, int tile, int parts) {
     const char *text = getenv("EFLA_CUDA_FUSED");
-    if ((text && strcmp(text, "0") == 0) || (tile == 64 && parts == 4)) return false;
-    return efla_cuda_pad16(dk) <= 128 &&
-           fits(props, efla_cuda_state_mma_smem(dk, tile, 2, parts, 1));
+    if ((text && strcmp(text, "0") == 0) || parts != 2) return false;
+    const int stages = efla_cuda_pad16(dk) <= 128 ? 2 : 1;
+    return fits(props, efla_cuda_state_mma_smem(dk, tile, stages, parts, 1));
 }
 
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
@@ -105,19 +107,19 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
         fits(props, efla_cuda_state_mma_smem(dk, out->state, 3, out->state_parts, out->fused)) ? 3
                                                                                                : 2;
     if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
+    if (out->fused && efla_cuda_pad16(dk) > 128) out->state_stages = 1; /* staggered */
     out->output = choose_output_tile(props, dk, dv);
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
 /* Kernels per dtype: Dk class 128 with tiles 16, 32, 64, then class 256
- * with 16, 32 (four parts) or 16, 32, 64 (two parts); fused, class 128
- * with 16, 32 (four parts) or 16, 32, 64 (two parts). */
+ * with 16, 32 (four parts) or 16, 32, 64 (two parts); fused (two parts),
+ * class 128 then 256 with 16, 32, 64. */
 efla_cuda_kernel efla_cuda_mma_state_kernel(bool bf16, int64_t dk, const efla_cuda_mma_tiles *t) {
     const int width = t->state == 16 ? 0 : t->state == 32 ? 1 : 2;
-    if (t->fused)
-        return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_FUSED_MMA_F16_K128_V16 + 5 * bf16 +
-                                  2 * (t->state_parts == 2) + width);
     const int index = 3 * (efla_cuda_pad16(dk) > 128) + width;
+    if (t->fused)
+        return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_FUSED_MMA_F16_K128_V16_P2 + 6 * bf16 + index);
     if (t->state_parts == 2)
         return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16_P2 + 6 * bf16 + index);
     return (efla_cuda_kernel)(EFLA_CUDA_KERNEL_STATE_MMA_F16_K128_V16 + 5 * bf16 + index);

@@ -4,8 +4,7 @@
  *   prepare (chunk x value head)                 mma_prepare.cuh
  *   state   (sequence x value head x BV columns) mma_state.cuh
  *   output  (chunk x value head x BO columns)    mma_output.cuh
- * or, where Dk <= 128, the state kernel fused with the output (both in
- * mma_state.cuh).
+ * or the state kernel fused with the output (mma_state.cuh).
  * Every product is an mma.sync m16n8k16 with 16-bit operands and f32
  * accumulation. Only bounded operands are 16-bit (ALGORITHM.md §2.6,
  * DESIGN.md "Precision contract"): unit keys, e.K^, A^-1, W, U, V', the
@@ -21,11 +20,12 @@
         state_mma<dt, (dk) / 8, (bv) / 16, parts, false>(p);                                       \
     }
 /* The state kernel that also writes the output (no S_c^T or V'^T through
- * memory, no output kernel): Dk up to 128, where its larger stages fit
- * (64 columns in four parts would need ~280 KB: not built). */
-#define EFLA_FUSED_KERNEL(name, dt, bv, parts)                                                     \
-    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, parts)) {                                     \
-        state_mma<dt, 16, (bv) / 16, parts, true>(p);                                              \
+ * memory, no output kernel), in two parts per 16 columns (the plan's
+ * choice where there are enough blocks; with four, on the H200, fused was
+ * slower at S1 and S4). Dk 256: one buffer per operand, staggered. */
+#define EFLA_FUSED_KERNEL(name, dt, dk, bv)                                                        \
+    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, 2)) {                                         \
+        state_mma<dt, (dk) / 8, (bv) / 16, 2, true>(p);                                            \
     }
 /* output: three blocks per SM, whose sliced buffers (~56 KB at 64
  * columns) fit three times over. */
@@ -62,16 +62,18 @@ EFLA_STATE_KERNEL(efla_state_mma_bf16_k128_v64_p2, EFLA_CUDA_BF16, 128, 64, 2)
 EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v16_p2, EFLA_CUDA_BF16, 256, 16, 2)
 EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v32_p2, EFLA_CUDA_BF16, 256, 32, 2)
 EFLA_STATE_KERNEL(efla_state_mma_bf16_k256_v64_p2, EFLA_CUDA_BF16, 256, 64, 2)
-EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v16, EFLA_CUDA_F16, 16, 4)
-EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v32, EFLA_CUDA_F16, 32, 4)
-EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v16_p2, EFLA_CUDA_F16, 16, 2)
-EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v32_p2, EFLA_CUDA_F16, 32, 2)
-EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v64_p2, EFLA_CUDA_F16, 64, 2)
-EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v16, EFLA_CUDA_BF16, 16, 4)
-EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v32, EFLA_CUDA_BF16, 32, 4)
-EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v16_p2, EFLA_CUDA_BF16, 16, 2)
-EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v32_p2, EFLA_CUDA_BF16, 32, 2)
-EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v64_p2, EFLA_CUDA_BF16, 64, 2)
+EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v16_p2, EFLA_CUDA_F16, 128, 16)
+EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v32_p2, EFLA_CUDA_F16, 128, 32)
+EFLA_FUSED_KERNEL(efla_fused_mma_f16_k128_v64_p2, EFLA_CUDA_F16, 128, 64)
+EFLA_FUSED_KERNEL(efla_fused_mma_f16_k256_v16_p2, EFLA_CUDA_F16, 256, 16)
+EFLA_FUSED_KERNEL(efla_fused_mma_f16_k256_v32_p2, EFLA_CUDA_F16, 256, 32)
+EFLA_FUSED_KERNEL(efla_fused_mma_f16_k256_v64_p2, EFLA_CUDA_F16, 256, 64)
+EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v16_p2, EFLA_CUDA_BF16, 128, 16)
+EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v32_p2, EFLA_CUDA_BF16, 128, 32)
+EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k128_v64_p2, EFLA_CUDA_BF16, 128, 64)
+EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k256_v16_p2, EFLA_CUDA_BF16, 256, 16)
+EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k256_v32_p2, EFLA_CUDA_BF16, 256, 32)
+EFLA_FUSED_KERNEL(efla_fused_mma_bf16_k256_v64_p2, EFLA_CUDA_BF16, 256, 64)
 EFLA_OUTPUT_KERNEL(efla_output_mma_f16_v32, EFLA_CUDA_F16, 32)
 EFLA_OUTPUT_KERNEL(efla_output_mma_f16_v64, EFLA_CUDA_F16, 64)
 EFLA_OUTPUT_KERNEL(efla_output_mma_f16_v128, EFLA_CUDA_F16, 128)

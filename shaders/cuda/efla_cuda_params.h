@@ -152,7 +152,7 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
 }
 /* Elements of one stage of the state kernel: W [C][kp], K^T [dkp][pc],
  * U^T [tile][pc]; fused with the output, also Q [C][kp], P [C][pc] and rq
- * (C f32). */
+ * (C f32). The fused kernel at Dk 256 has one stage (staggered refills). */
 EFLA_HD int64_t efla_cuda_state_mma_stage(int64_t dk, int64_t tile, int fused) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C, kp = efla_cuda_mma_pitch_k(dk);
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
@@ -234,16 +234,18 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
     X(STATE_MMA_BF16_K256_V16_P2, "efla_state_mma_bf16_k256_v16_p2", CHUNK_MMA)                    \
     X(STATE_MMA_BF16_K256_V32_P2, "efla_state_mma_bf16_k256_v32_p2", CHUNK_MMA)                    \
     X(STATE_MMA_BF16_K256_V64_P2, "efla_state_mma_bf16_k256_v64_p2", CHUNK_MMA)                    \
-    X(FUSED_MMA_F16_K128_V16, "efla_fused_mma_f16_k128_v16", CHUNK_MMA)                            \
-    X(FUSED_MMA_F16_K128_V32, "efla_fused_mma_f16_k128_v32", CHUNK_MMA)                            \
     X(FUSED_MMA_F16_K128_V16_P2, "efla_fused_mma_f16_k128_v16_p2", CHUNK_MMA)                      \
     X(FUSED_MMA_F16_K128_V32_P2, "efla_fused_mma_f16_k128_v32_p2", CHUNK_MMA)                      \
     X(FUSED_MMA_F16_K128_V64_P2, "efla_fused_mma_f16_k128_v64_p2", CHUNK_MMA)                      \
-    X(FUSED_MMA_BF16_K128_V16, "efla_fused_mma_bf16_k128_v16", CHUNK_MMA)                          \
-    X(FUSED_MMA_BF16_K128_V32, "efla_fused_mma_bf16_k128_v32", CHUNK_MMA)                          \
+    X(FUSED_MMA_F16_K256_V16_P2, "efla_fused_mma_f16_k256_v16_p2", CHUNK_MMA)                      \
+    X(FUSED_MMA_F16_K256_V32_P2, "efla_fused_mma_f16_k256_v32_p2", CHUNK_MMA)                      \
+    X(FUSED_MMA_F16_K256_V64_P2, "efla_fused_mma_f16_k256_v64_p2", CHUNK_MMA)                      \
     X(FUSED_MMA_BF16_K128_V16_P2, "efla_fused_mma_bf16_k128_v16_p2", CHUNK_MMA)                    \
     X(FUSED_MMA_BF16_K128_V32_P2, "efla_fused_mma_bf16_k128_v32_p2", CHUNK_MMA)                    \
     X(FUSED_MMA_BF16_K128_V64_P2, "efla_fused_mma_bf16_k128_v64_p2", CHUNK_MMA)                    \
+    X(FUSED_MMA_BF16_K256_V16_P2, "efla_fused_mma_bf16_k256_v16_p2", CHUNK_MMA)                    \
+    X(FUSED_MMA_BF16_K256_V32_P2, "efla_fused_mma_bf16_k256_v32_p2", CHUNK_MMA)                    \
+    X(FUSED_MMA_BF16_K256_V64_P2, "efla_fused_mma_bf16_k256_v64_p2", CHUNK_MMA)                    \
     X(OUTPUT_MMA_F16_V32, "efla_output_mma_f16_v32", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V64, "efla_output_mma_f16_v64", CHUNK_MMA)                                    \
     X(OUTPUT_MMA_F16_V128, "efla_output_mma_f16_v128", CHUNK_MMA)                                  \

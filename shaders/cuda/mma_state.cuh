@@ -48,37 +48,44 @@ template <int BV, bool FUSED> EFLA_DEV StateStage state_stage(uint16_t *smem, in
     return s;
 }
 
+/* Copies W; U^T; K^T, then fused P and rq (the staggered pipeline's three
+ * groups, by when each is read). */
+constexpr int kCopyW = 0, kCopyU = 1, kCopyK = 2;
+
 /* The stage's copies: contiguous ranges of the chunk's scratch (W, K^T,
  * the block's rows of U^T, and fused P and rq, have the shared-memory
- * pitches there). Fused, Q's rows come from the tensor (load_rows). */
-struct StateCopies {
-    const uint16_t *from[5];
-    uint16_t *to[5];
-    uint32_t bytes[5];
-    int count;
+ * pitches there). Fused, Q's rows come from the tensor (load_rows). Each
+ * copy is worked out where it is issued, not held in registers. */
+template <bool FUSED> constexpr int kCopies = FUSED ? 5 : 3;
+
+struct StateCopy {
+    const uint16_t *from;
+    uint16_t *to;
+    uint32_t bytes;
 };
 
-template <bool FUSED>
-EFLA_DEV StateCopies state_copies(const uint16_t *chunk, const efla_cuda_mma_layout &l,
-                                  const StateStage &to, int64_t j0, int bv, int dkp) {
-    StateCopies c;
-    c.from[0] = chunk + l.w;
-    c.from[1] = chunk + l.kt;
-    c.from[2] = chunk + l.u + j0 * kPitchC;
-    c.from[3] = chunk + l.pm;
-    c.from[4] = chunk + l.factors + 2 * kChunk; /* rq after ck */
-    c.to[0] = to.w;
-    c.to[1] = to.kt;
-    c.to[2] = to.ut;
-    c.to[3] = to.pm;
-    c.to[4] = reinterpret_cast<uint16_t *>(to.rq);
-    c.bytes[0] = 2u * kChunk * (dkp + 8);
-    c.bytes[1] = 2u * dkp * kPitchC;
-    c.bytes[2] = 2u * bv * kPitchC;
-    c.bytes[3] = 2u * kChunk * kPitchC;
-    c.bytes[4] = 4u * kChunk;
-    c.count = FUSED ? 5 : 3;
-    return c;
+/* Where the state kernel's chunk operands come from: the sequence's first
+ * chunk in the scratch and the block's first column. */
+struct CopySource {
+    const uint16_t *first;
+    int64_t chunk_step; /* elements from chunk to chunk */
+    efla_cuda_mma_layout layout;
+    int64_t j0;
+};
+
+template <int BV>
+EFLA_DEV StateCopy state_copy(int i, const CopySource &src, int64_t c, const StateStage &to,
+                              int dkp) {
+    const uint16_t *chunk = src.first + c * src.chunk_step;
+    const efla_cuda_mma_layout &l = src.layout;
+    switch (i) {
+    case kCopyW: return {chunk + l.w, to.w, 2u * kChunk * (dkp + 8)};
+    case kCopyU: return {chunk + l.u + src.j0 * kPitchC, to.ut, 2u * BV * kPitchC};
+    case kCopyK: return {chunk + l.kt, to.kt, 2u * dkp * kPitchC};
+    case kCopyK + 1: return {chunk + l.pm, to.pm, 2u * kChunk * kPitchC};
+    default: /* rq, after ck */
+        return {chunk + l.factors + 2 * kChunk, reinterpret_cast<uint16_t *>(to.rq), 4u * kChunk};
+    }
 }
 
 #if EFLA_STATE_BULK
@@ -101,31 +108,40 @@ EFLA_DEV void mbarrier_wait(uint64_t *bar, uint32_t parity) {
     } while (!done);
 }
 
-/* One thread: the stage's three bulk copies, completing on `bar`. The
- * proxy fence orders the warps' earlier reads of the buffer (generic
- * proxy) before the copies' writes (async proxy). */
-EFLA_DEV void issue_bulk(const StateCopies &c, uint64_t *bar) {
+/* One thread: the stage's bulk copies, completing on `bar`. The proxy
+ * fence orders the warps' earlier reads of the buffer (generic proxy)
+ * before the copies' writes (async proxy). */
+template <int BV, bool FUSED>
+EFLA_DEV void issue_bulk(const CopySource &src, int64_t c, const StateStage &to, int dkp,
+                         uint64_t *bar) {
     uint32_t bytes = 0;
-    for (int i = 0; i < c.count; ++i)
-        bytes += c.bytes[i];
+    for (int i = 0; i < kCopies<FUSED>; ++i)
+        bytes += state_copy<BV>(i, src, c, to, dkp).bytes;
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     asm volatile(
         "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
         "r"(bytes)
         : "memory");
-    for (int i = 0; i < c.count; ++i)
+    for (int i = 0; i < kCopies<FUSED>; ++i) {
+        const StateCopy copy = state_copy<BV>(i, src, c, to, dkp);
         asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
-                     "[%1], %2, [%3];\n" ::"r"(shared_address(c.to[i])),
-                     "l"(c.from[i]), "r"(c.bytes[i]), "r"(shared_address(bar))
+                     "[%1], %2, [%3];\n" ::"r"(shared_address(copy.to)),
+                     "l"(copy.from), "r"(copy.bytes), "r"(shared_address(bar))
                      : "memory");
+    }
 }
 #endif
 
-/* Every thread: the stage's copies as 16-byte cp.async pieces. */
-template <int THREADS> EFLA_DEV void issue_pieces(const StateCopies &c) {
-    for (int i = 0; i < c.count; ++i)
-        for (uint32_t e = efla_tid(); e < c.bytes[i] / 16; e += THREADS)
-            efla_cp_async16(c.to[i] + 8 * e, c.from[i] + 8 * e);
+/* Every thread: copies first .. last - 1 of the stage as 16-byte
+ * cp.async pieces. */
+template <int THREADS, int BV, bool FUSED>
+EFLA_DEV void issue_pieces(const CopySource &src, int64_t c, const StateStage &to, int dkp,
+                           int first, int last) {
+    for (int i = first; i < last && i < kCopies<FUSED>; ++i) {
+        const StateCopy copy = state_copy<BV>(i, src, c, to, dkp);
+        for (uint32_t e = efla_tid(); e < copy.bytes / 16; e += THREADS)
+            efla_cp_async16(copy.to + 8 * e, copy.from + 8 * e);
+    }
 }
 
 /* A fragment (a0..a3: rows g, g + 8; columns 2c, 2c + 8) into a row-major
@@ -174,14 +190,29 @@ template <int PARTS, int GROUPS> EFLA_DEV Exchange output_exchange_of(void *base
     return x;
 }
 
+/* o[2 m + h] += (Q S)[position tile m][column half h] for k block kb:
+ * the A fragment `a` of S^T is the B fragment of S (registers 0, 2 for the
+ * group's first 8 columns, 1, 3 for the next 8); Q's A fragments come from
+ * the stage. */
+template <int DT>
+EFLA_DEV void queries_times_state(float (*o)[4], const uint32_t a[4], const uint16_t *queries,
+                                  int kp, int kb) {
+    const uint32_t first[2] = {a[0], a[2]}, second[2] = {a[1], a[3]};
+#pragma unroll
+    for (int m = 0; m < kChunk / 16; ++m) {
+        uint32_t fq[4];
+        efla_load_a(fq, queries, kp, 16 * m, 16 * kb);
+        efla_mma<DT>(o[2 * m], fq, first);
+        efla_mma<DT>(o[2 * m + 1], fq, second);
+    }
+}
+
 /* v[t] = (S^T W^T)[.., tile t] over the part's k blocks; unfused, its
- * blocks of S_c^T go to `ht` on the way, from the same A fragments. Fused,
- * also o[2 m + h] = (Q S)[position tile m][column half h]: the A fragment
- * of S^T is the B fragment of S (registers 0, 2 for the group's first 8
- * columns, 1, 3 for the next 8), Q's A fragments come from the stage. The
- * mma statements keep their order, so neighbouring ones go to different
+ * blocks of S_c^T go to `ht` on the way, from the same A fragments. With
+ * QS, also o = Q S over the same blocks (queries_times_state). The mma
+ * statements keep their order, so neighbouring ones go to different
  * accumulators. */
-template <int DT, int DKT, int PARTS, bool FUSED>
+template <int DT, int DKT, int PARTS, bool FUSED, bool QS>
 EFLA_DEV void partial_times_w(float (*v)[4], float (*o)[4], const float (*s)[4],
                               const StateStage &stage, int kp, int dkp, uint16_t *ht, int64_t row,
                               int c2, int q) {
@@ -199,15 +230,22 @@ EFLA_DEV void partial_times_w(float (*v)[4], float (*o)[4], const float (*s)[4],
             efla_mma<DT>(v[t], a, b[0]);
             efla_mma<DT>(v[t + 1], a, b[1]);
         }
-        if (!FUSED) continue;
-        const uint32_t first[2] = {a[0], a[2]}, second[2] = {a[1], a[3]};
+        if (QS) queries_times_state<DT>(o, a, stage.q, kp, kb);
+    }
+}
+
+/* o = Q S over the part's k blocks, on its own (after the W product's
+ * partials are out of the registers). */
+template <int DT, int DKT, int PARTS>
+EFLA_DEV void partial_times_q(float (*o)[4], const float (*s)[4], const uint16_t *queries, int kp,
+                              int dkp, int q) {
 #pragma unroll
-        for (int m = 0; m < kChunk / 16; ++m) {
-            uint32_t fq[4];
-            efla_load_a(fq, stage.q, kp, 16 * m, 16 * kb);
-            efla_mma<DT>(o[2 * m], fq, first);
-            efla_mma<DT>(o[2 * m + 1], fq, second);
-        }
+    for (int i = 0; i < DKT / (2 * PARTS); ++i) {
+        const int kb = q + PARTS * i;
+        if (16 * kb >= dkp) break;
+        uint32_t a[4];
+        efla_acc_to_a<DT>(a, s[2 * i], s[2 * i + 1]);
+        queries_times_state<DT>(o, a, queries, kp, kb);
     }
 }
 
@@ -424,9 +462,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     uint16_t *const first = reinterpret_cast<uint16_t *>(p.scratch) +
                             (seq.first_chunk * p.hv_count + slot) * layout.total;
     auto stage_of = [&](int64_t c) { return state_stage<BV, FUSED>(smem, (int)(c % stages), dkp); };
-    auto copies = [&](int64_t c) {
-        return state_copies<FUSED>(first + c * chunk_step, layout, stage_of(c), j0, BV, dkp);
-    };
+    const CopySource source = {first, chunk_step, layout, j0};
     auto rows_of = [&](int64_t c) { return (int)efla_min64(kChunk, seq.length - c * kChunk); };
     /* Fused: chunk c's Q rows, as stored, by every thread's cp.async pieces. */
     auto load_queries = [&](int64_t c) {
@@ -442,43 +478,86 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         else
             efla_cp_async_wait_all();
     };
+    auto issue = [&](int64_t c, int begin, int end) {
+        if (c < chunks) issue_pieces<THREADS, BV, FUSED>(source, c, stage_of(c), dkp, begin, end);
+    };
+    /* Staggered (fused at Dk 256, where two stages do not fit): one buffer
+     * of each operand, each refilled for the next chunk as soon as the
+     * phase that reads it is over: W and Q after phase 1, U^T after phase
+     * 2, K^T, P and rq after phase 3 (at the next chunk's first barrier).
+     * Each has about two phases to land; the three cp.async groups are
+     * committed in the order they are waited for, so every wait is "all
+     * but the newest group". */
+    constexpr bool kStagger = FUSED && DKT > 16;
+    auto refill_rows = [&](int64_t c) {
+        issue(c, kCopyW, kCopyW + 1);
+        load_queries(c);
+        efla_cp_async_commit();
+    };
+    auto refill_values = [&](int64_t c) {
+        issue(c, kCopyU, kCopyU + 1);
+        efla_cp_async_commit();
+    };
 #if EFLA_STATE_BULK
     /* mbarrier per stage after the stages; stage s completes its n-th fill
      * in phase n, so chunk c waits for parity (c / stages) & 1. */
     uint64_t *bars = reinterpret_cast<uint64_t *>(state_stage<BV, FUSED>(smem, stages, dkp).w);
-    if (efla_tid() == 0) {
-        for (int i = 0; i < stages; ++i)
-            mbarrier_init(bars + i);
-        for (int64_t c = 0; c < stages - 1 && c < chunks; ++c)
-            issue_bulk(copies(c), bars + c % stages);
-    }
-    if (FUSED)
-        for (int64_t c = 0; c < stages - 1; ++c) {
-            load_queries(c);
-            efla_cp_async_commit(); /* one group per chunk, as below */
-        }
-    efla_sync();
+#endif
+    /* Chunk c's operands (staggered: its K^T, P and rq). */
     auto prefetch = [&](int64_t c) {
-        if (efla_tid() == 0 && c < chunks) issue_bulk(copies(c), bars + c % stages);
+        if (kStagger) {
+            issue(c, kCopyK, 5);
+            efla_cp_async_commit();
+            return;
+        }
+#if EFLA_STATE_BULK
+        if (efla_tid() == 0 && c < chunks)
+            issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + c % stages);
         if (FUSED) {
             load_queries(c);
             efla_cp_async_commit();
         }
-    };
-    auto wait = [&](int64_t c) {
-        if (FUSED) wait_pieces();
-        mbarrier_wait(bars + c % stages, (uint32_t)(c / stages) & 1u);
-    };
 #else
-    auto prefetch = [&](int64_t c) {
-        if (c < chunks) issue_pieces<THREADS>(copies(c));
+        issue(c, 0, 5);
         load_queries(c);
         efla_cp_async_commit();
-    };
-    for (int64_t c = 0; c < stages - 1; ++c)
-        prefetch(c);
-    auto wait = [&](int64_t) { wait_pieces(); };
 #endif
+    };
+    auto wait = [&](int64_t c) {
+        (void)c;
+        if (kStagger) {
+            efla_cp_async_wait_one();
+            return;
+        }
+#if EFLA_STATE_BULK
+        if (FUSED) wait_pieces();
+        mbarrier_wait(bars + c % stages, (uint32_t)(c / stages) & 1u);
+#else
+        wait_pieces();
+#endif
+    };
+    if (kStagger) {
+        refill_rows(0);
+        refill_values(0);
+    } else {
+#if EFLA_STATE_BULK
+        if (efla_tid() == 0) {
+            for (int i = 0; i < stages; ++i)
+                mbarrier_init(bars + i);
+            for (int64_t c = 0; c < stages - 1 && c < chunks; ++c)
+                issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + c % stages);
+        }
+        if (FUSED)
+            for (int64_t c = 0; c < stages - 1; ++c) {
+                load_queries(c);
+                efla_cp_async_commit(); /* one group per chunk, as below */
+            }
+        efla_sync();
+#else
+        for (int64_t c = 0; c < stages - 1; ++c)
+            prefetch(c);
+#endif
+    }
     for (int64_t c = 0; c < chunks; ++c) {
         wait(c);
         efla_sync(); /* chunk c's operands are visible; chunk c - 1's stage is free */
@@ -486,18 +565,30 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         const StateStage stage = stage_of(c);
         uint16_t *const chunk = first + c * chunk_step;
         float own[kBlocksPerPart<PARTS>][2][4], out[kBlocksPerPart<PARTS>][2][4];
+        /* At Dk 256 Q S follows the W product, not beside it: the
+         * registers of both partials at once spill. */
+        constexpr bool kTogether = FUSED && DKT <= 16;
         {
             float v[kChunk / 8][4] = {}, o[kChunk / 8][4] = {};
-            partial_times_w<DT, DKT, PARTS, FUSED>(v, o, s, stage, kp, dkp, chunk + layout.ht, row,
-                                                   c2, q);
+            partial_times_w<DT, DKT, PARTS, FUSED, kTogether>(v, o, s, stage, kp, dkp,
+                                                              chunk + layout.ht, row, c2, q);
             share_partials<PARTS>(x, v, own, q);
-            if (FUSED) share_partials<PARTS>(xo, o, out, q);
+            if (kTogether) share_partials<PARTS>(xo, o, out, q);
         }
-        efla_sync(); /* the partials are complete */
+        if (FUSED && !kTogether) {
+            float o[kChunk / 8][4] = {};
+            partial_times_q<DT, DKT, PARTS>(o, s, stage.q, kp, dkp, q);
+            share_partials<PARTS>(xo, o, out, q);
+        }
+        if (kStagger) efla_cp_async_wait_one(); /* U^T */
+        efla_sync();                            /* the partials are complete */
+        if (kStagger) refill_rows(c + 1);
         corrected_blocks<DT, PARTS, FUSED>(x, own, stage.ut + 16 * group * kPitchC,
                                            chunk + layout.vnt, row, c2, q);
         if (FUSED) gather_partials<PARTS>(xo, out, q);
-        efla_sync(); /* V'^T is complete */
+        if (kStagger) efla_cp_async_wait_one(); /* K^T, P, rq */
+        efla_sync();                            /* V'^T is complete */
+        if (kStagger) refill_values(c + 1);
         if (FUSED)
             chunk_output<DT, PARTS>(p, out, x, stage,
                                     output_rows(p, seq, seq.first + c * kChunk, rows_of(c), hv),
