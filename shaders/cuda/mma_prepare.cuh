@@ -112,12 +112,22 @@ template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, in
     }
 }
 
-/* inverse = A^-1 diag(f) in 16 bits, from the f32 A^-1. */
+/* inverse = A^-1 diag(f) in 16 bits, from the f32 A^-1: four columns per
+ * thread and step (16-byte loads, 8-byte stores), all of a thread's steps
+ * unrolled so that their loads are in flight together. */
 template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
-    for (int e = efla_tid(); e < kChunk * kChunk; e += kPrepareThreads) {
-        const int t = e / kChunk, c = e % kChunk;
-        const float x = s.lower[t * EFLA_CUDA_MMA_LOWER_PITCH + c];
-        s.inverse[t * kPitchC + c] = efla_f32_to_half<DT>(x * f[c]);
+    constexpr int kQuads = kChunk * kChunk / 4;
+    static_assert(kQuads % kPrepareThreads == 0, "whole steps");
+#pragma unroll
+    for (int step = 0; step < kQuads / kPrepareThreads; ++step) {
+        const int e = efla_tid() + step * kPrepareThreads, t = e / (kChunk / 4);
+        const int c = 4 * (e % (kChunk / 4));
+        float x[4], y[4];
+        efla_load4(s.lower + t * EFLA_CUDA_MMA_LOWER_PITCH + c, x);
+        efla_load4(f + c, y);
+        uint32_t *to = reinterpret_cast<uint32_t *>(s.inverse + t * kPitchC + c);
+        to[0] = efla_pack_half2<DT>(x[0] * y[0], x[1] * y[1]);
+        to[1] = efla_pack_half2<DT>(x[2] * y[2], x[3] * y[3]);
     }
 }
 
@@ -178,6 +188,27 @@ template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int d
     }
 }
 
+/* The lane's factors for its accumulator rows (g, g + 8 of row0) and
+ * columns (2c, 2c + 1 of each of the 4 n8 tiles from n0), read after the
+ * products (registers) but before any result is stored (stores through
+ * other pointers would otherwise make the compiler read them again after
+ * each). */
+struct LaneFactors {
+    float row[2], col[4][2];
+};
+
+EFLA_DEV LaneFactors lane_factors(const float *rows, const float *rows2, const float *cols,
+                                  int row0, int n0) {
+    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
+    LaneFactors f;
+    for (int h = 0; h < 2; ++h)
+        f.row[h] = rows[row0 + g + 8 * h] * (rows2 ? rows2[row0 + g + 8 * h] : 1.0f);
+    for (int t = 0; t < 4; ++t)
+        for (int i = 0; i < 2; ++i)
+            f.col[t][i] = cols[n0 + 8 * t + c2 + i];
+    return f;
+}
+
 /* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) [C][PC] in 16 bits, straight
  * from the accumulators to the scratch `pm` (for the output kernel), from
  * the raw rows: the warp's 16 rows, 32 of the 64 columns; tiles wholly
@@ -188,12 +219,13 @@ template <int DT> EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int
     const int tiles = n0 > row0 + 15 ? 0 : (row0 + 16 - n0 < 32 ? (row0 + 16 - n0) / 8 : 4);
     float acc[4][4] = {};
     if (tiles > 0) warp_tiles<DT, 4>(acc, s.transposed, kp, row0, s.rows, kp, n0, dkp, tiles);
+    const LaneFactors f = lane_factors(s.rq, nullptr, s.ck, row0, n0);
 #pragma unroll
     for (int t = 0; t < 4; ++t)
         for (int h = 0; h < 2; ++h) {
             const int r = row0 + g + 8 * h, c = n0 + 8 * t + c2;
-            const float x0 = c <= r ? s.rq[r] * s.ck[c] * acc[t][2 * h] : 0.0f;
-            const float x1 = c + 1 <= r ? s.rq[r] * s.ck[c + 1] * acc[t][2 * h + 1] : 0.0f;
+            const float x0 = c <= r ? f.row[h] * f.col[t][0] * acc[t][2 * h] : 0.0f;
+            const float x1 = c + 1 <= r ? f.row[h] * f.col[t][1] * acc[t][2 * h + 1] : 0.0f;
             *reinterpret_cast<uint32_t *>(pm + r * kPitchC + c) = efla_pack_half2<DT>(x0, x1);
         }
 }
@@ -204,11 +236,13 @@ template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp)
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 32 * (warp / 4);
     float acc[4][4] = {};
     warp_tiles<DT, 4>(acc, s.rows, kp, row0, s.rows, kp, n0, dkp, 4);
+    const LaneFactors f = lane_factors(s.erase, s.ck, s.ck, row0, n0);
+#pragma unroll
     for (int t = 0; t < 4; ++t)
         for (int e = 0; e < 4; ++e) {
             const int r = row0 + efla_acc_row(e), c = n0 + 8 * t + efla_acc_col(e);
             s.lower[r * EFLA_CUDA_MMA_LOWER_PITCH + c] =
-                c < r ? s.erase[r] * s.ck[r] * s.ck[c] * acc[t][e] : 0.0f;
+                c < r ? f.row[e / 2] * f.col[t][e % 2] * acc[t][e] : 0.0f;
         }
 }
 
