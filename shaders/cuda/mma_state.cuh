@@ -4,17 +4,19 @@
  * only what must be serial. The state is held transposed, S^T [Dv][Dk], in
  * f32 accumulators; a group of PARTS warps owns 16 rows (16 value columns),
  * each warp 1 / PARTS of their k16 blocks. Per chunk c:
- *   S_c^T -> scratch (16 bits, for the output kernel);
- *   V'^T = U^T - S^T W^T -> scratch (16 bits);   A = S^T
- *   S^T += V'^T K                                A = V'^T
+ *   V'^T = U^T - S^T W^T                          A = S^T
+ *   S^T += V'^T K                                 A = V'^T
+ * and either (unfused) S_c^T and V'^T to the scratch for the output kernel,
+ * or (FUSED) the output itself, O = scale (diag(rq) Q S_c + P V'), with
+ * S^T's and V'^T's A fragments as the B fragments of S and V'.
  * The accumulators of two neighbouring n8 tiles are the A fragment of one
- * k16 block (efla_acc_to_a), so S^T and V'^T never leave the warp: no
- * shared-memory round trip and no barrier between the two products. Only
- * W, K^T and U^T come through shared memory, `stages - 1` chunks ahead
- * (bulk copies on sm_90+, else cp.async); one barrier per chunk guards
- * those buffers. DKT is the
- * compiled Dk class in n8 tiles (the accumulators' size), the runtime Dk
- * may be smaller.
+ * k16 block (efla_acc_to_a), so S^T and V'^T stay in registers; only the
+ * parts' partial sums and V'^T's fragments go through shared memory (the
+ * exchange), between barriers. The chunk operands (W, K^T, U^T; fused also
+ * Q, P, rq) arrive `stages - 1` chunks ahead (bulk copies on sm_90+, else
+ * cp.async), or, fused at Dk 256, one buffer each refilled as soon as it
+ * is read (staggered). DKT is the compiled Dk class in n8 tiles (the
+ * accumulators' size), the runtime Dk may be smaller.
  */
 #ifndef EFLA_MMA_STATE_CUH
 #define EFLA_MMA_STATE_CUH
