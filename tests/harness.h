@@ -45,10 +45,12 @@ double harness_tolerance(efla_dtype dtype);
 
 /* Compares out and final_state (either may be NULL to skip) with the
  * expected ones, per (sequence, value head) slice; fails the test with
- * `label` and the worst slice when a relative error exceeds tol. */
+ * `label` and the worst slice when a relative error exceeds tol. A final
+ * state slice's error is relative to at least its state_peak [N,HV] (from
+ * problem_reference; NULL: none), the norm the rounding error scales with. */
 bool harness_compare(const problem *p, const char *label, const double *out,
                      const double *final_state, const double *expected_out,
-                     const double *expected_state, double tol);
+                     const double *expected_state, const double *state_peak, double tol);
 
 /* "<device> path=<kernel path> plan=<algorithm> dtype=<..> seed=<..> <what>". */
 void harness_label(char *buf, size_t size, const harness_device *device, const run_result *r,

@@ -144,11 +144,13 @@ static ref_problem as_reference(const problem *p) {
     return r;
 }
 
-void problem_reference(const problem *p, double **out, double **final_state) {
+void problem_reference(const problem *p, double **out, double **final_state, double **state_peak) {
     *out = zeroed(problem_v_count(p));
     *final_state = zeroed(problem_state_count(p));
+    double *peak = state_peak ? zeroed(p->N * p->HV) : NULL;
     ref_problem r = as_reference(p);
-    ref_forward(&r, *out, *final_state);
+    ref_forward(&r, *out, *final_state, peak);
+    if (state_peak) *state_peak = peak;
 }
 
 void problem_sequence(const problem *p, int64_t n, int64_t *row, int64_t *first, int64_t *length) {

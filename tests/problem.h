@@ -62,8 +62,9 @@ void problem_destroy(problem *p);
 /* The scale the library resolves: spec.scale, or Dk^-1/2 when it is 0. */
 double problem_scale(const problem *p);
 
-/* The reference out [B,T,HV,Dv] and final state [N,HV,Dk,Dv]; malloc'd. */
-void problem_reference(const problem *p, double **out, double **final_state);
+/* The reference out [B,T,HV,Dv], final state [N,HV,Dk,Dv] and, unless
+ * state_peak is NULL, each state's peak norm [N,HV] (ref_forward); malloc'd. */
+void problem_reference(const problem *p, double **out, double **final_state, double **state_peak);
 
 /* Batch row, first token and length of sequence n. */
 void problem_sequence(const problem *p, int64_t n, int64_t *row, int64_t *first, int64_t *length);

@@ -56,8 +56,16 @@ static void step(const ref_problem *p, const double *q, const double *k, const d
     }
 }
 
-static void run_slice(const ref_problem *p, int64_t n, int64_t hv, double *scratch, double *out,
-                      double *final_state) {
+static double frobenius(const double *x, int64_t count) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < count; ++i)
+        sum += x[i] * x[i];
+    return sqrt(sum);
+}
+
+/* Returns the largest Frobenius norm the state had, the initial one included. */
+static double run_slice(const ref_problem *p, int64_t n, int64_t hv, double *scratch, double *out,
+                        double *final_state) {
     const int64_t dk = p->Dk, dv = p->Dv, h = hv / (p->HV / p->H);
     double *state = final_state + (n * p->HV + hv) * dk * dv;
     double *q = scratch, *k = q + dk, *u = k + dk;
@@ -66,6 +74,7 @@ static void run_slice(const ref_problem *p, int64_t n, int64_t hv, double *scrat
                sizeof *state * (size_t)(dk * dv));
     else
         memset(state, 0, sizeof *state * (size_t)(dk * dv));
+    double peak = frobenius(state, dk * dv);
     int64_t row, first, length;
     ref_sequence(p, n, &row, &first, &length);
     for (int64_t t = first; t < first + length; ++t) {
@@ -74,13 +83,17 @@ static void run_slice(const ref_problem *p, int64_t n, int64_t hv, double *scrat
         load_normalized(p->k + (token * p->H + h) * dk, dk, p->l2norm_k, k);
         step(p, q, k, p->v + (token * p->HV + hv) * dv, p->beta[token * p->HV + hv], state, u,
              out + (token * p->HV + hv) * dv);
+        peak = fmax(peak, frobenius(state, dk * dv));
     }
+    return peak;
 }
 
-void ref_forward(const ref_problem *p, double *out, double *final_state) {
+void ref_forward(const ref_problem *p, double *out, double *final_state, double *state_peak) {
     double *scratch = malloc(sizeof *scratch * (size_t)(2 * p->Dk + p->Dv + 1));
     for (int64_t n = 0; n < p->N; ++n)
-        for (int64_t hv = 0; hv < p->HV; ++hv)
-            run_slice(p, n, hv, scratch, out, final_state);
+        for (int64_t hv = 0; hv < p->HV; ++hv) {
+            const double peak = run_slice(p, n, hv, scratch, out, final_state);
+            if (state_peak) state_peak[n * p->HV + hv] = peak;
+        }
     free(scratch);
 }

@@ -26,7 +26,11 @@ double ref_alpha(double beta, double lambda);
 /* Batch row, first token and length of sequence n. */
 void ref_sequence(const ref_problem *p, int64_t n, int64_t *row, int64_t *first, int64_t *length);
 
-/* Runs the recurrence; writes every element of out and of final_state. */
-void ref_forward(const ref_problem *p, double *out, double *final_state);
+/* Runs the recurrence; writes every element of out and of final_state, and
+ * unless NULL state_peak [N,HV]: the largest Frobenius norm each state had
+ * along its sequence, the initial state included. Float32 rounding error
+ * scales with that peak, not with the final state, which cancellation can
+ * leave far smaller. */
+void ref_forward(const ref_problem *p, double *out, double *final_state, double *state_peak);
 
 #endif

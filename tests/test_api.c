@@ -248,12 +248,12 @@ static void check_allocator_on(efla_backend backend) {
                                .initial_state = true};
     problem p;
     problem_create(&p, &spec, EFLA_DTYPE_F32, 9);
-    double *ref_out, *ref_state;
-    problem_reference(&p, &ref_out, &ref_state);
+    double *ref_out, *ref_state, *ref_peak;
+    problem_reference(&p, &ref_out, &ref_state, &ref_peak);
     run_result r;
     const run_options options = {0};
     if (device_run(device.context, &p, &options, &r))
-        harness_compare(&p, device.text, r.out, r.final_state, ref_out, ref_state, 2e-5);
+        harness_compare(&p, device.text, r.out, r.final_state, ref_out, ref_state, ref_peak, 2e-5);
     else
         cr_expect_fail("%s: %s", device.text, r.error);
     run_result_free(&r);
@@ -266,6 +266,7 @@ static void check_allocator_on(efla_backend backend) {
     cr_expect_eq(counts.misaligned, 0, "%s: misaligned allocations", name);
     free(ref_out);
     free(ref_state);
+    free(ref_peak);
     problem_destroy(&p);
 }
 
@@ -414,8 +415,8 @@ Test(api, wrapped_host_memory) {
         .B = 2, .T = 70, .H = 1, .HV = 2, .Dk = 8, .Dv = 8, .initial_state = true};
     problem p;
     problem_create(&p, &spec, EFLA_DTYPE_F32, 17);
-    double *ref_out, *ref_state;
-    problem_reference(&p, &ref_out, &ref_state);
+    double *ref_out, *ref_state, *ref_peak;
+    problem_reference(&p, &ref_out, &ref_state, &ref_peak);
     efla_backend backends[HARNESS_MAX_BACKENDS];
     const size_t count = harness_backends(backends, HARNESS_MAX_BACKENDS);
     for (size_t b = 0; b < count; ++b) {
@@ -434,11 +435,11 @@ Test(api, wrapped_host_memory) {
             state[i] = h.state[i];
         char label[64];
         snprintf(label, sizeof label, "%s wrapped host memory", efla_backend_name(backends[b]));
-        if (ran) harness_compare(&p, label, out, state, ref_out, ref_state, 2e-5);
+        if (ran) harness_compare(&p, label, out, state, ref_out, ref_state, ref_peak, 2e-5);
         free(out), free(state);
         free(h.q), free(h.k), free(h.v), free(h.beta), free(h.out), free(h.state);
     }
-    free(ref_out), free(ref_state);
+    free(ref_out), free(ref_state), free(ref_peak);
     problem_destroy(&p);
 }
 
@@ -526,7 +527,7 @@ Test(api, contexts_on_several_threads) {
     problem p;
     problem_create(&p, &spec, EFLA_DTYPE_F32, 23);
     double *ref_out, *ref_state;
-    problem_reference(&p, &ref_out, &ref_state);
+    problem_reference(&p, &ref_out, &ref_state, NULL);
     efla_backend backends[HARNESS_MAX_BACKENDS];
     const size_t count = harness_backends(backends, HARNESS_MAX_BACKENDS);
     for (size_t b = 0; b < count; ++b) {

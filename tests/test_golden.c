@@ -183,9 +183,9 @@ static void check_one_step(const harness_device *device, efla_algorithm algorith
         }
         char label[768];
         harness_label(label, sizeof label, device, &r, &p, 0, "case=golden-one-step");
-        harness_compare(&p, label, r.out, r.final_state, out, &closed[0][0], 2e-5);
+        harness_compare(&p, label, r.out, r.final_state, out, &closed[0][0], NULL, 2e-5);
         strncat(label, " vs RK4(1000)", sizeof label - strlen(label) - 1);
-        harness_compare(&p, label, NULL, r.final_state, NULL, &rk4[0][0], 2e-5);
+        harness_compare(&p, label, NULL, r.final_state, NULL, &rk4[0][0], NULL, 2e-5);
         run_result_free(&r);
     }
     problem_destroy(&p);
@@ -362,10 +362,10 @@ Test(golden, normalized_key_identity_in_float64) {
     problem_create(&efla, &identity_spec, EFLA_DTYPE_F32, 7);
     normalized_twin(&efla, EFLA_DTYPE_INVALID, &delta); /* no rounding */
     double *out_a, *state_a, *out_b, *state_b;
-    problem_reference(&efla, &out_a, &state_a);
-    problem_reference(&delta, &out_b, &state_b);
+    problem_reference(&efla, &out_a, &state_a, NULL);
+    problem_reference(&delta, &out_b, &state_b, NULL);
     harness_compare(&efla, "float64 reference: EFLA vs normalised DeltaNet", out_b, state_b, out_a,
-                    state_a, 1e-12);
+                    state_a, NULL, 1e-12);
     free(out_a), free(state_a), free(out_b), free(state_b);
     problem_destroy(&efla);
     problem_destroy(&delta);
@@ -381,7 +381,7 @@ static void check_identity(const harness_device *device, efla_algorithm algorith
             char label[768];
             harness_label(label, sizeof label, device, &b, &efla, 7,
                           "case=identity EFLA vs normalised DeltaNet");
-            harness_compare(&efla, label, b.out, b.final_state, a.out, a.final_state, 2e-5);
+            harness_compare(&efla, label, b.out, b.final_state, a.out, a.final_state, NULL, 2e-5);
             run_result_free(&b);
         }
         run_result_free(&a);
@@ -436,7 +436,7 @@ Test(golden, large_step_overwrites_the_value) {
     problem p;
     overwrite_problem(&p);
     double *out, *state;
-    problem_reference(&p, &out, &state);
+    problem_reference(&p, &out, &state, NULL);
     expect_overwrite(&p, out, 1e-12, "float64 reference");
     free(out), free(state);
     efla_backend backends[HARNESS_MAX_BACKENDS];

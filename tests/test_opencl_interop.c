@@ -146,8 +146,8 @@ Test(opencl_interop, record_behind_a_host_event) {
     host_open(&h);
     problem p;
     problem_create(&p, &spec, EFLA_DTYPE_F32, 7);
-    double *ref_out, *ref_state;
-    problem_reference(&p, &ref_out, &ref_state);
+    double *ref_out, *ref_state, *ref_peak;
+    problem_reference(&p, &ref_out, &ref_state, &ref_peak);
     arena a;
     arena_fill(&h, &p, &a);
 
@@ -180,7 +180,7 @@ Test(opencl_interop, record_behind_a_host_event) {
     cr_assert_eq(clWaitForEvents(1, &done), CL_SUCCESS);
 
     double *out = arena_read(&h, &a, 4), *final_state = arena_read(&h, &a, 5);
-    harness_compare(&p, "opencl interop record", out, final_state, ref_out, ref_state,
+    harness_compare(&p, "opencl interop record", out, final_state, ref_out, ref_state, ref_peak,
                     harness_tolerance(EFLA_DTYPE_F32));
     free(out), free(final_state);
     clReleaseEvent(done), clReleaseEvent(gate);
@@ -192,7 +192,7 @@ Test(opencl_interop, record_behind_a_host_event) {
     cr_expect_eq(err, CL_SUCCESS, "the host context died with the efla context");
     clReleaseMemObject(after);
     clReleaseMemObject(a.memory);
-    free(ref_out), free(ref_state);
+    free(ref_out), free(ref_state), free(ref_peak);
     problem_destroy(&p);
     host_close(&h);
 }
@@ -203,7 +203,7 @@ Test(opencl_interop, plain_calls_use_the_host_queue) {
     problem p;
     problem_create(&p, &spec, EFLA_DTYPE_F32, 8);
     double *ref_out, *ref_state;
-    problem_reference(&p, &ref_out, &ref_state);
+    problem_reference(&p, &ref_out, &ref_state, NULL);
     arena a;
     arena_fill(&h, &p, &a);
     efla_context context = efla_on_host(&h);
@@ -219,7 +219,7 @@ Test(opencl_interop, plain_calls_use_the_host_queue) {
     double *out = calloc((size_t)a.counts[4], sizeof *out);
     for (int64_t i = 0; i < a.counts[4]; ++i)
         out[i] = values[i];
-    harness_compare(&p, "opencl interop forward", out, NULL, ref_out, NULL,
+    harness_compare(&p, "opencl interop forward", out, NULL, ref_out, NULL, NULL,
                     harness_tolerance(EFLA_DTYPE_F32));
     free(values), free(out);
     efla_buffer_destroy(buffer);

@@ -111,11 +111,39 @@ Test(reference, one_step_by_hand) {
                            .initial_state = s0,
                            .scale = 1};
     double out[1], state[2];
-    ref_forward(&p, out, state);
+    ref_forward(&p, out, state, NULL);
     const double alpha = -expm1(-1.0) / 4.0; /* lambda = 4, u = 3 - 0 */
     cr_expect(fabs(state[0] - 1.0) < 1e-15);
     cr_expect(fabs(state[1] - alpha * 2 * 3) < 1e-15);
     cr_expect(fabs(out[0] - (1.0 + alpha * 6)) < 1e-15);
+}
+
+Test(reference, state_peak_is_the_largest_norm_along_the_sequence) {
+    /* DELTA mode, k = 1, beta = 1: each step sets S = v^T (exactly, for
+     * these dyadic values). Row 0 peaks mid-sequence at |(3, -4)| = 5 (max
+     * abs would say 4), row 1 at its initial state; both end below that. */
+    const double q[] = {1, 1, 1, 1}, k[] = {1, 1, 1, 1}, beta[] = {1, 1, 1, 1};
+    const double v[] = {3, -4, 0.75, 0.5, 3, -4, 0.75, 0.5}, s0[] = {1, 0, 0, -6};
+    const ref_problem p = {.B = 2,
+                           .T = 2,
+                           .H = 1,
+                           .HV = 1,
+                           .Dk = 1,
+                           .Dv = 2,
+                           .N = 2,
+                           .q = q,
+                           .k = k,
+                           .v = v,
+                           .beta = beta,
+                           .initial_state = s0,
+                           .scale = 1,
+                           .delta_mode = true};
+    double out[8], state[4], peak[2];
+    ref_forward(&p, out, state, peak);
+    cr_expect_eq(state[0], 0.75);
+    cr_expect_eq(state[3], 0.5);
+    cr_expect_eq(peak[0], 5.0, "row 0 peaks at %g, not 5", peak[0]);
+    cr_expect_eq(peak[1], 6.0, "row 1 peaks at %g, not its initial 6", peak[1]);
 }
 
 Test(reference, generator_replays_from_its_seed) {

@@ -69,7 +69,7 @@ static void concat_tokens(const double *a, int64_t Ta, const double *b, int64_t 
 
 static void check_split(const harness_device *device, const problem *p, uint64_t seed,
                         efla_algorithm algorithm, int64_t split, const run_result *whole,
-                        const double *ref_out, const double *ref_state) {
+                        const double *ref_out, const double *ref_state, const double *ref_peak) {
     char what[160], label[768];
     snprintf(what, sizeof what, "case=carry algorithm=%s split=%lld+%lld",
              efla_algorithm_name(algorithm), (long long)split, (long long)(p->T - split));
@@ -84,9 +84,10 @@ static void check_split(const harness_device *device, const problem *p, uint64_t
             concat_tokens(r1.out, split, r2.out, p->T - split, p->B, p->HV * p->Dv, out);
             harness_label(label, sizeof label, device, &r2, p, seed, what);
             const double tol = harness_tolerance(p->dtype);
-            harness_compare(p, label, out, r2.final_state, ref_out, ref_state, tol);
+            harness_compare(p, label, out, r2.final_state, ref_out, ref_state, ref_peak, tol);
             strncat(label, " vs one call", sizeof label - strlen(label) - 1);
-            harness_compare(p, label, out, r2.final_state, whole->out, whole->final_state, tol);
+            harness_compare(p, label, out, r2.final_state, whole->out, whole->final_state, ref_peak,
+                            tol);
             free(out);
             run_result_free(&r2);
         }
@@ -98,18 +99,20 @@ static void check_split(const harness_device *device, const problem *p, uint64_t
 
 static void check_carry(const harness_device *device, const problem *p, uint64_t seed) {
     static const int64_t splits[] = {1, 37, 100};
-    double *ref_out, *ref_state;
-    problem_reference(p, &ref_out, &ref_state);
+    double *ref_out, *ref_state, *ref_peak;
+    problem_reference(p, &ref_out, &ref_state, &ref_peak);
     for (size_t a = 0; a < COUNT(algorithms); ++a) {
         const run_options options = {.algorithm = algorithms[a]};
         run_result whole;
         if (!run_checked(device, p, seed, &options, "case=carry (one call)", &whole)) break;
         for (size_t s = 0; s < COUNT(splits); ++s)
-            check_split(device, p, seed, algorithms[a], splits[s], &whole, ref_out, ref_state);
+            check_split(device, p, seed, algorithms[a], splits[s], &whole, ref_out, ref_state,
+                        ref_peak);
         run_result_free(&whole);
     }
     free(ref_out);
     free(ref_state);
+    free(ref_peak);
 }
 
 Test(state, carry_across_calls_equals_one_call) {
@@ -214,8 +217,8 @@ static efla_status decode_in_place(efla_context context, const problem *p, efla_
 }
 
 static void check_decode(const harness_device *device, const problem *p, uint64_t seed) {
-    double *ref_out, *ref_state;
-    problem_reference(p, &ref_out, &ref_state);
+    double *ref_out, *ref_state, *ref_peak;
+    problem_reference(p, &ref_out, &ref_state, &ref_peak);
     double *out = calloc((size_t)problem_v_count(p), sizeof *out);
     double *state = calloc((size_t)problem_state_count(p), sizeof *state);
     for (size_t a = 0; a < COUNT(algorithms); ++a) {
@@ -231,12 +234,14 @@ static void check_decode(const harness_device *device, const problem *p, uint64_
             if (harness_run_refused(device, p, &r, label)) break;
             continue;
         }
-        harness_compare(p, label, out, state, ref_out, ref_state, harness_tolerance(p->dtype));
+        harness_compare(p, label, out, state, ref_out, ref_state, ref_peak,
+                        harness_tolerance(p->dtype));
     }
     free(out);
     free(state);
     free(ref_out);
     free(ref_state);
+    free(ref_peak);
 }
 
 Test(state, decode_token_by_token_in_place) {
@@ -305,7 +310,7 @@ static void check_varlen(const harness_device *device, const problem *p, uint64_
     double *out = calloc((size_t)problem_v_count(p) + 1, sizeof *out);
     double *state = calloc((size_t)problem_state_count(p) + 1, sizeof *state);
     if (run_separately(device, p, seed, out, state))
-        harness_compare(p, label, together.out, together.final_state, out, state,
+        harness_compare(p, label, together.out, together.final_state, out, state, NULL,
                         harness_tolerance(p->dtype));
     free(out);
     free(state);

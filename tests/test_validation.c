@@ -521,7 +521,7 @@ Test(validation, exact_state_alias_runs_in_place) {
                                  .beta = beta,
                                  .initial_state = s0,
                                  .scale = 0.5};
-    ref_forward(&problem, out, state);
+    ref_forward(&problem, out, state, NULL);
     float got[B * HV * DK * DV];
     cr_assert_eq(efla_buffer_download(buffers[S0], 0, got, sizeof got), EFLA_SUCCESS);
     for (size_t i = 0; i < COUNT(got); ++i)
