@@ -85,10 +85,11 @@ EFLA_HD int64_t efla_cuda_scratch_aqk(int64_t dk, int64_t dv) {
 /* Dynamic shared memory of each kernel, in bytes. */
 #define EFLA_CUDA_STAGE_PITCH (EFLA_CUDA_CHUNK + 1) /* a padded 64-wide row: no bank conflicts */
 EFLA_HD uint32_t efla_cuda_recurrent_smem(int64_t dk_class) {
-    /* k and q rows and the cross-warp column sums (S^T k, S^T q), two of each
-     * (by token parity) */
+    /* the state tile [class][32]; k and q rows and the cross-warp column
+     * sums (S^T k, S^T q), two of each (by token parity) */
     const int64_t warps = EFLA_CUDA_RECURRENT_THREADS / 32;
-    return (uint32_t)(4 * (2 * 2 * dk_class + 2 * warps * 2 * EFLA_CUDA_TILE_V));
+    return (uint32_t)(4 * (dk_class * EFLA_CUDA_TILE_V + 2 * 2 * dk_class +
+                           2 * warps * 2 * EFLA_CUDA_TILE_V));
 }
 EFLA_HD uint32_t efla_cuda_prepare_smem(void) {
     /* K^ and Q^ stages, A (then L), A^-1, four coefficient vectors */

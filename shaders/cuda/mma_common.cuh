@@ -56,19 +56,6 @@ template <int DT> EFLA_DEV void efla_mma(float d[4], const uint32_t a[4], const 
         d[r] = acc;
     }
 }
-/* The emulator copies at once; waits have nothing to wait for. */
-EFLA_DEV void efla_cp_async16(void *shared, const void *global) { std::memcpy(shared, global, 16); }
-EFLA_DEV void efla_copy16(void *to, const void *from) { std::memcpy(to, from, 16); }
-EFLA_DEV void efla_zero16(void *to) { std::memset(to, 0, 16); }
-EFLA_DEV void efla_load16(const void *from, uint32_t out[4]) { std::memcpy(out, from, 16); }
-EFLA_DEV void efla_store16(void *to, const uint32_t x[4]) { std::memcpy(to, x, 16); }
-EFLA_DEV void efla_syncwarp() {
-    int token = 0, all[32];
-    efla_emu_warp_exchange(&token, all, sizeof token);
-}
-EFLA_DEV void efla_cp_async_commit() {}
-EFLA_DEV void efla_cp_async_wait_all() {}
-EFLA_DEV void efla_cp_async_wait_one() {}
 #else
 template <int DT> EFLA_DEV void efla_mma(float d[4], const uint32_t a[4], const uint32_t b[2]) {
     if (DT == EFLA_CUDA_F16)
@@ -82,30 +69,6 @@ template <int DT> EFLA_DEV void efla_mma(float d[4], const uint32_t a[4], const 
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-/* 16 bytes, both addresses 16-byte aligned. */
-EFLA_DEV void efla_copy16(void *to, const void *from) {
-    *reinterpret_cast<uint4 *>(to) = *reinterpret_cast<const uint4 *>(from);
-}
-EFLA_DEV void efla_zero16(void *to) { *reinterpret_cast<uint4 *>(to) = make_uint4(0, 0, 0, 0); }
-/* 16 bytes from a 16-byte aligned address into registers. */
-EFLA_DEV void efla_load16(const void *from, uint32_t out[4]) {
-    const uint4 v = *reinterpret_cast<const uint4 *>(from);
-    out[0] = v.x;
-    out[1] = v.y;
-    out[2] = v.z;
-    out[3] = v.w;
-}
-EFLA_DEV void efla_store16(void *to, const uint32_t x[4]) {
-    *reinterpret_cast<uint4 *>(to) = make_uint4(x[0], x[1], x[2], x[3]);
-}
-EFLA_DEV void efla_syncwarp() { __syncwarp(); }
-EFLA_DEV void efla_cp_async16(void *shared, const void *global) {
-    const uint32_t address = (uint32_t)__cvta_generic_to_shared(shared);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global));
-}
-EFLA_DEV void efla_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-EFLA_DEV void efla_cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-EFLA_DEV void efla_cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 #endif
 
 /* A fragment of rows row0..row0+15, columns k0..k0+15 of a row-major

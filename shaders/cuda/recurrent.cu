@@ -1,18 +1,24 @@
 /*
  * The recurrent forward (ALGORITHM.md §2.1), for decode and short
- * sequences: memory-bound, so the state is read once and written once.
+ * sequences: bound by the state's bytes, so the state is read once and
+ * written once, with as many of those bytes in flight as an SM can hold.
  *
  * One block of 128 threads per (sequence, value head, 32-column tile of
  * the state). Thread t owns the 4 columns j = tile*32 + 4 (t%8) .. +3 of
- * rows i = t/8 + 16m (RPT = Dk class / 16 of them, in registers), so one
- * warp instruction moves 4 whole 128-byte rows as 16-byte accesses. Per
- * token:  u = v - S^T k;  o = scale (S^T q + alpha u (k.q));  S += alpha k u^T
- * (o uses the old S: S_t^T q = S_{t-1}^T q + alpha u (k.q)), so the two
- * column sums share one reduction: across the 4 row slots of a warp by
- * shuffles, across the 4 warps through shared memory. Every warp computes
- * |k|^2, |q|^2 and k.q itself, every thread its own columns' u, so a token
- * costs two barriers; k, q, v and beta of a token are all requested
- * before the first (for T = 1: with the state, in one memory round trip).
+ * rows i = t/8 + 16m (class / 16 of them), so one warp instruction moves
+ * 4 whole 128-byte rows as 16-byte accesses. The tile lives in shared
+ * memory, not in registers: it arrives by cp.async, which holds no
+ * registers while in flight, and the kernel's few registers let ten blocks
+ * share an SM at Dk 128 (four when the tile was in registers). A thread
+ * only ever touches its own cells of the tile, so the tile needs no
+ * barrier. Per token:  u = v - S^T k;  o = scale (S^T q + alpha u (k.q));
+ * S += alpha k u^T (o uses the old S: S_t^T q = S_{t-1}^T q + alpha u
+ * (k.q)), so the two column sums share one reduction: across the 4 row
+ * slots of a warp by shuffles, across the 4 warps through shared memory.
+ * Every warp computes |k|^2, |q|^2 and k.q itself, every thread its own
+ * columns' u, so a token costs two barriers; k, q, v and beta of a token
+ * are all requested before the first (for T = 1: with the state, in one
+ * memory round trip).
  */
 #include "device_common.cuh"
 
@@ -20,58 +26,93 @@ namespace {
 
 constexpr int kThreads = EFLA_CUDA_RECURRENT_THREADS;
 constexpr int kWarps = kThreads / 32;
-constexpr int kQuads = EFLA_CUDA_TILE_V / 4; /* column quads per tile */
+constexpr int kTile = EFLA_CUDA_TILE_V;
+constexpr int kQuads = kTile / 4;            /* column quads per tile */
 constexpr int kRowSlots = kThreads / kQuads; /* 16 */
 
-/* Loads (or stores) this thread's 4 columns of state row i. */
-EFLA_DEV void state_row_load(const efla_cuda_tensor &t, bool vector, int64_t n, int64_t hv,
-                             int64_t i, int64_t j, int64_t dv, float x[4]) {
-    if (vector && j + 3 < dv) {
-        efla_load4(reinterpret_cast<const float *>(t.address) + efla_offset(t, n, hv, i, j), x);
-        return;
-    }
-    for (int c = 0; c < 4; ++c)
-        x[c] = j + c < dv ? efla_state_load(t, n, hv, i, j + c) : 0.0f;
+/* Where this thread's cells are: `first` is element (n, hv, 0, j) of the
+ * state tensor (null without one), `cols` the columns from j that exist. */
+struct StateCells {
+    const efla_cuda_tensor *tensor;
+    float *first;
+    int64_t cols;
+    bool vector; /* 4 columns move as one 16-byte access */
+};
+
+EFLA_DEV StateCells state_cells(const efla_cuda_tensor &t, int64_t n, int64_t hv, int64_t j,
+                                int64_t dv) {
+    StateCells c;
+    c.tensor = &t;
+    c.first =
+        t.address ? reinterpret_cast<float *>(t.address) + efla_offset(t, n, hv, 0, j) : nullptr;
+    c.cols = dv - j;
+    c.vector = c.cols >= 4 && efla_state_vectorizable(t);
+    return c;
 }
 
-EFLA_DEV void state_row_store(const efla_cuda_tensor &t, bool vector, int64_t n, int64_t hv,
-                              int64_t i, int64_t j, int64_t dv, const float x[4]) {
-    if (vector && j + 3 < dv) {
-        efla_store4(reinterpret_cast<float *>(t.address) + efla_offset(t, n, hv, i, j), x);
-        return;
+/* This thread's cells of the tile [class][32] from the state tensor, by
+ * cp.async where they move as 16-byte pieces (the caller commits and
+ * waits); zeros past dk and dv, and everywhere without a state. */
+template <int RPT>
+EFLA_DEV void load_cells(const StateCells &from, int64_t dk, int slot, int quad, float *tile) {
+    const int64_t row_stride = from.tensor->stride[2], col_stride = from.tensor->stride[3];
+#pragma unroll 4
+    for (int r = 0; r < RPT; ++r) {
+        const int64_t i = slot + kRowSlots * r;
+        float *to = tile + i * kTile + 4 * quad;
+        if (!from.first || i >= dk || from.cols <= 0) {
+            efla_zero16(to);
+        } else if (from.vector) {
+            efla_cp_async16(to, from.first + i * row_stride);
+        } else {
+            for (int c = 0; c < 4; ++c)
+                to[c] = c < from.cols ? from.first[i * row_stride + c * col_stride] : 0.0f;
+        }
     }
-    for (int c = 0; c < 4; ++c)
-        if (j + c < dv) efla_state_store(t, n, hv, i, j + c, x[c]);
+}
+
+/* This thread's cells of the tile to the state tensor (which exists). */
+template <int RPT>
+EFLA_DEV void store_cells(const StateCells &to, int64_t dk, int slot, int quad, const float *tile) {
+    if (to.cols <= 0) return;
+    const int64_t row_stride = to.tensor->stride[2], col_stride = to.tensor->stride[3];
+#pragma unroll 4
+    for (int r = 0; r < RPT; ++r) {
+        const int64_t i = slot + kRowSlots * r;
+        if (i >= dk) break;
+        float x[4];
+        efla_load4(tile + i * kTile + 4 * quad, x);
+        if (to.vector) {
+            efla_store4(to.first + i * row_stride, x);
+            continue;
+        }
+        for (int c = 0; c < 4 && c < to.cols; ++c)
+            to.first[i * row_stride + c * col_stride] = x[c];
+    }
 }
 
 template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
     constexpr int kClass = RPT * kRowSlots;
     const int tid = efla_tid(), lane = tid & 31, warp = tid >> 5;
     const int quad = tid % kQuads, slot = tid / kQuads;
-    const int64_t block = efla_block_x();
-    const int64_t tile = block % p.dv_tiles;
-    const int64_t hv = (block / p.dv_tiles) % p.value_heads;
-    const int64_t n = block / ((int64_t)p.dv_tiles * p.value_heads);
+    /* 32-bit: the host keeps the grid below 2^31 blocks */
+    const uint32_t block = (uint32_t)efla_block_x(), tiles = (uint32_t)p.dv_tiles;
+    const uint32_t heads = (uint32_t)p.value_heads;
+    const int64_t tile = block % tiles, hv = (block / tiles) % heads;
+    const int64_t n = block / (tiles * heads);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length > p.recurrent_max_len) return; /* the chunked kernels take it */
     const int64_t h = hv / (p.value_heads / p.heads);
-    const int64_t j0 = tile * EFLA_CUDA_TILE_V + 4 * quad;
+    const int64_t j = tile * kTile + 4 * quad;
 
-    float *ks = efla_smem();          /* [2][kClass], by token parity */
-    float *qs = ks + 2 * kClass;      /* [2][kClass] */
-    float *partial = qs + 2 * kClass; /* [2][kWarps][2][32] */
+    float *cells = efla_smem();                    /* the state tile [kClass][kTile] */
+    float *ks = cells + kClass * kTile;            /* [2][kClass], by token parity */
+    float *qs = ks + 2 * kClass;                   /* [2][kClass] */
+    float *partial = qs + 2 * kClass;              /* [2][kWarps][2][32] */
+    float *mine = cells + slot * kTile + 4 * quad; /* this thread's cells: rows +16 */
 
-    float state[RPT][4];
-    const bool vector_in = efla_state_vectorizable(p.state_in);
-#pragma unroll
-    for (int r = 0; r < RPT; ++r) {
-        const int64_t i = slot + kRowSlots * r;
-        if (p.state_in.address && i < p.dk)
-            state_row_load(p.state_in, vector_in, n, hv, i, j0, p.dv, state[r]);
-        else
-            for (int c = 0; c < 4; ++c)
-                state[r][c] = 0.0f;
-    }
+    load_cells<RPT>(state_cells(p.state_in, n, hv, j, p.dv), p.dk, slot, quad, cells);
+    efla_cp_async_commit();
     for (int i = (int)p.dk + tid; i < kClass; i += kThreads)
         ks[i] = ks[kClass + i] = qs[i] = qs[kClass + i] = 0.0f;
 
@@ -82,18 +123,22 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
         float *sums = partial + parity * kWarps * 2 * 32;
         /* This parity's buffers held token t-2's k, q and sums: every thread
          * finished reading them before it reached token t-1's first barrier. */
+        const int64_t k_row = efla_offset(p.k, seq.batch_row, token, h, 0);
+        const int64_t q_row = efla_offset(p.q, seq.batch_row, token, h, 0);
+#pragma unroll 1 /* one or two steps; unrolled, its loads spilled */
         for (int64_t i = tid; i < p.dk; i += kThreads) {
-            k[i] = efla_load<DT>(p.k.address, efla_offset(p.k, seq.batch_row, token, h, i));
-            q[i] = efla_load<DT>(p.q.address, efla_offset(p.q, seq.batch_row, token, h, i));
+            k[i] = efla_load<DT>(p.k.address, k_row + i * p.k.stride[3]);
+            q[i] = efla_load<DT>(p.q.address, q_row + i * p.q.stride[3]);
         }
+        const int64_t v_row = efla_offset(p.v, seq.batch_row, token, hv, j);
         float v[4];
+#pragma unroll
         for (int c = 0; c < 4; ++c)
-            v[c] = j0 + c < p.dv ? efla_load<DT>(p.v.address,
-                                                 efla_offset(p.v, seq.batch_row, token, hv, j0 + c))
-                                 : 0.0f;
+            v[c] = c < p.dv - j ? efla_load<DT>(p.v.address, v_row + c * p.v.stride[3]) : 0.0f;
         const float beta =
             efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, token, hv, 0));
-        efla_sync(); /* k and q staged */
+        if (t == 0) efla_cp_async_wait_all(); /* this thread's cells have arrived */
+        efla_sync();                          /* k and q staged */
 
         float kk = 0.0f, qq = 0.0f, kq = 0.0f;
         for (int i = lane; i < kClass; i += 32) {
@@ -111,13 +156,15 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
         const float alpha = p.mode == 1 ? beta : efla_alpha(beta, lambda);
 
         float sk[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
+#pragma unroll 4
         for (int r = 0; r < RPT; ++r) {
             const float kr = k[slot + kRowSlots * r], qr = q[slot + kRowSlots * r];
+            float x[4];
+            efla_load4(mine + r * kRowSlots * kTile, x);
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-                sk[c] += state[r][c] * kr;
-                sq[c] += state[r][c] * qr;
+                sk[c] += x[c] * kr;
+                sq[c] += x[c] * qr;
             }
         }
 #pragma unroll
@@ -134,6 +181,7 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
         efla_sync(); /* the warps' column sums are complete */
 
         float u[4];
+        const int64_t out_row = efla_offset(p.out, seq.batch_row, token, hv, j);
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
             float col_k = 0.0f, col_q = 0.0f;
@@ -142,34 +190,33 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
                 col_q += sums[(w * 2 + 1) * 32 + 4 * quad + c];
             }
             u[c] = v[c] - rk * col_k;
-            if (slot == 0 && j0 + c < p.dv)
-                efla_store<DT>(p.out.address, efla_offset(p.out, seq.batch_row, token, hv, j0 + c),
+            if (slot == 0 && c < p.dv - j)
+                efla_store<DT>(p.out.address, out_row + c * p.out.stride[3],
                                p.scale * (rq * col_q + alpha * u[c] * kq));
         }
-#pragma unroll
+#pragma unroll 4
         for (int r = 0; r < RPT; ++r) {
             const float a = alpha * rk * k[slot + kRowSlots * r];
+            float x[4];
+            efla_load4(mine + r * kRowSlots * kTile, x);
 #pragma unroll
             for (int c = 0; c < 4; ++c)
-                state[r][c] += a * u[c];
+                x[c] += a * u[c];
+            efla_store4(mine + r * kRowSlots * kTile, x);
         }
     }
 
     if (!p.state_out.address) return;
-    const bool vector_out = efla_state_vectorizable(p.state_out);
-#pragma unroll
-    for (int r = 0; r < RPT; ++r) {
-        const int64_t i = slot + kRowSlots * r;
-        if (i < p.dk) state_row_store(p.state_out, vector_out, n, hv, i, j0, p.dv, state[r]);
-    }
+    efla_cp_async_wait_all(); /* a sequence without tokens copies its state */
+    store_cells<RPT>(state_cells(p.state_out, n, hv, j, p.dv), p.dk, slot, quad, cells);
 }
 
 } // namespace
 
-/* Decode is memory-bound: keep enough warps in flight: 4 blocks per SM,
- * at most 128 registers up to Dk 128, 170 for Dk 256; tighter caps spill). */
+/* The tile, not registers, bounds the blocks per SM: ten at Dk 128, six
+ * at Dk 256; ask ptxas for registers that allow eight and six. */
 #define EFLA_RECURRENT_KERNEL(name, DT, RPT)                                                       \
-    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_RECURRENT_THREADS, (RPT) <= 8 ? 4 : 3) {                 \
+    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_RECURRENT_THREADS, (RPT) <= 8 ? 8 : 6) {                 \
         recurrent<DT, RPT>(p);                                                                     \
     }
 
