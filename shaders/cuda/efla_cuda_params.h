@@ -144,8 +144,9 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
-    const int64_t rows = c * (efla_cuda_max64(dkp, dvp) + 8);            /* raw K, then raw V */
-    const int64_t transposed = efla_cuda_max64(c * (dkp + 8), dkp * pc); /* raw Q, then K^T */
+    const int64_t rows = c * (dkp + 8); /* raw K, then W */
+    /* raw Q, then K^T, then raw V */
+    const int64_t transposed = efla_cuda_max64(c * (efla_cuda_max64(dkp, dvp) + 8), dkp * pc);
     /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));

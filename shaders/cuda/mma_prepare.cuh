@@ -17,8 +17,8 @@ constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
 
 /* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
 struct PrepareSmem {
-    uint16_t *rows;       /* raw K [C][kp], then raw V [C][vp] */
-    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T [dkp][PC] */
+    uint16_t *rows;       /* raw K [C][kp], then W staging */
+    uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T [dkp][PC], then raw V [C][vp] */
     uint16_t *inverse;    /* A^-1 diag(e), then A^-1 diag(g) [C][PC] */
     float *lower;         /* L, then A^-1 [C][LOWER_PITCH] */
     float *block_row;     /* the solve's [16][SOLVE_PITCH] */
@@ -27,10 +27,10 @@ struct PrepareSmem {
 
 EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
     const int kp = dkp + 8, big = dkp > dvp ? dkp : dvp;
-    const int transposed = kChunk * kp > dkp * kPitchC ? kChunk * kp : dkp * kPitchC;
+    const int transposed = kChunk * (big + 8) > dkp * kPitchC ? kChunk * (big + 8) : dkp * kPitchC;
     PrepareSmem s;
     s.rows = reinterpret_cast<uint16_t *>(efla_smem());
-    s.transposed = s.rows + kChunk * (big + 8);
+    s.transposed = s.rows + kChunk * kp;
     s.inverse = s.transposed + transposed;
     s.lower = reinterpret_cast<float *>(s.inverse + kChunk * kPitchC);
     s.block_row = s.lower + kChunk * EFLA_CUDA_MMA_LOWER_PITCH;
@@ -131,22 +131,20 @@ template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const floa
     }
 }
 
-/* W [C][wp] = A^-1 [t][..] transposed^T, columns 0..n), straight from the
- * accumulators to the scratch as pairs: the warp's 16 rows, half of the
- * columns (warps w and w + 4 share rows 16 (w % 4)). */
-template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, uint16_t *w, int wp) {
+/* rows[t][0..n) = A^-1 [t][..] transposed^T: the warp's 16 rows, half of
+ * the columns (warps w and w + 4 share rows 16 (w % 4)). */
+template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int rp) {
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = n / 2;
-    const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
     for (int n0 = (warp / 4) * half; n0 < (warp / 4 + 1) * half; n0 += 32) {
         const int tiles = (warp / 4 + 1) * half - n0 < 32 ? ((warp / 4 + 1) * half - n0) / 8 : 4;
         float acc[4][4] = {};
         warp_tiles<DT, 4>(acc, s.inverse, kPitchC, row0, s.transposed, kPitchC, n0, kChunk, tiles);
-        uint32_t *top = reinterpret_cast<uint32_t *>(w + (row0 + g) * wp + n0 + c2);
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
             if (t >= tiles) break;
-            top[4 * t] = efla_pack_half2<DT>(acc[t][0], acc[t][1]);
-            top[4 * t + 4 * wp] = efla_pack_half2<DT>(acc[t][2], acc[t][3]);
+            for (int e = 0; e < 4; ++e)
+                s.rows[(row0 + efla_acc_row(e)) * rp + n0 + 8 * t + efla_acc_col(e)] =
+                    efla_f32_to_half<DT>(acc[t][e]);
         }
     }
 }
@@ -169,7 +167,7 @@ EFLA_DEV void values_tiles(float (*acc)[4], const uint16_t *v, int vp, int row0,
     }
 }
 
-/* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `rows`, straight
+/* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `transposed`, straight
  * from the accumulators to the scratch `ut` (pitch PC, the state
  * kernel's): warp w takes the (row tile, half of the positions) pairs w,
  * w + 8, ... (half: the registers of the kernel's three blocks per SM). */
@@ -179,7 +177,7 @@ template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int d
     for (int job = efla_tid() >> 5; job < 2 * (dvp / 16); job += kPrepareThreads / 32) {
         const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
         float acc[kHalf][4] = {};
-        values_tiles<DT, kHalf>(acc, s.rows, dvp + 8, row0, s.inverse, n0);
+        values_tiles<DT, kHalf>(acc, s.transposed, dvp + 8, row0, s.inverse, n0);
         uint16_t *top = ut + (row0 + g) * kPitchC + n0 + c2, *bottom = top + 8 * kPitchC;
 #pragma unroll
         for (int t = 0; t < kHalf; ++t) {
@@ -272,18 +270,17 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     masked_scores<DT>(s, dkp, kp, out.pm);
     efla_sync();                    /* raw Q read */
     transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
-    efla_sync();                    /* raw K read */
-    /* V's rows over raw K, in flight during the solve and W */
-    load_rows<kPrepareThreads>(p.v, values, (int)p.dv, dvp, s.rows, dvp + 8);
-    efla_cp_async_commit();
     efla_blocked_inverse<kPrepareThreads, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
     inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
-    /* W's address recomputed: held across the solve, it spilled on sm_120 */
-    times_inverse<DT>(s, dkp, mma_chunk(p, g, slot).w, kp);
-    efla_sync();                     /* A^-1 diag(e) read */
+    times_inverse<DT>(s, dkp, kp); /* over the raw keys, which are done */
+    efla_sync();
+    /* V's rows over K^T, in flight while W goes out */
+    load_rows<kPrepareThreads>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
+    efla_cp_async_commit();
+    copy_rows<kPrepareThreads>(out.w, kp, s.rows, kp, kChunk, dkp);
     inverse_to_half<DT>(s, s.write); /* U = (A^-1 diag(g)) V */
     efla_cp_async_wait_all();
     efla_sync();
