@@ -423,6 +423,18 @@ template <int PARTS> EFLA_DEV int64_t part_col(int u, int e, int q) {
     return 16 * (q + PARTS * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
 }
 
+/* Chunk c's stage (c mod stages) and the fills of that stage before it
+ * (c / stages) in 32 bits: a 64-bit division (a called routine) sat on
+ * every chunk's serial path. A sequence has far fewer than 2^32 chunks. */
+EFLA_DEV int stage_index(int64_t c, int stages) {
+    const uint32_t u = (uint32_t)c;
+    return (int)(u % (uint32_t)stages);
+}
+EFLA_DEV uint32_t stage_fills(int64_t c, int stages) {
+    const uint32_t u = (uint32_t)c;
+    return u / (uint32_t)stages;
+}
+
 template <int DT, int DKT, int GROUPS, int PARTS, bool FUSED>
 EFLA_DEV void state_mma(const efla_cuda_params &p) {
     static_assert(PARTS == 2 || PARTS == 4, "two or four parts per 16 columns");
@@ -463,7 +475,9 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int64_t chunk_step = layout.total * p.hv_count; /* elements from chunk to chunk */
     uint16_t *const first = reinterpret_cast<uint16_t *>(p.scratch) +
                             (seq.first_chunk * p.hv_count + slot) * layout.total;
-    auto stage_of = [&](int64_t c) { return state_stage<BV, FUSED>(smem, (int)(c % stages), dkp); };
+    auto stage_of = [&](int64_t c) {
+        return state_stage<BV, FUSED>(smem, stage_index(c, stages), dkp);
+    };
     const CopySource source = {first, chunk_step, layout, j0};
     auto rows_of = [&](int64_t c) { return (int)efla_min64(kChunk, seq.length - c * kChunk); };
     /* Fused: chunk c's Q rows, as stored, by every thread's cp.async pieces. */
@@ -514,7 +528,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         }
 #if EFLA_STATE_BULK
         if (efla_tid() == 0 && c < chunks)
-            issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + c % stages);
+            issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + stage_index(c, stages));
         if (FUSED) {
             load_queries(c);
             efla_cp_async_commit();
@@ -533,7 +547,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         }
 #if EFLA_STATE_BULK
         if (FUSED) wait_pieces();
-        mbarrier_wait(bars + c % stages, (uint32_t)(c / stages) & 1u);
+        mbarrier_wait(bars + stage_index(c, stages), stage_fills(c, stages) & 1u);
 #else
         wait_pieces();
 #endif
@@ -547,7 +561,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
             for (int i = 0; i < stages; ++i)
                 mbarrier_init(bars + i);
             for (int64_t c = 0; c < stages - 1 && c < chunks; ++c)
-                issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + c % stages);
+                issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + stage_index(c, stages));
         }
         if (FUSED)
             for (int64_t c = 0; c < stages - 1; ++c) {
