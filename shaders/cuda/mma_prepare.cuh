@@ -167,24 +167,40 @@ EFLA_DEV void values_tiles(float (*acc)[4], const uint16_t *v, int vp, int row0,
     }
 }
 
-/* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `transposed`, straight
- * from the accumulators to the scratch `ut` (pitch PC, the state
- * kernel's): warp w takes the (row tile, half of the positions) pairs w,
- * w + 8, ... (half: the registers of the kernel's three blocks per SM). */
+/* U^T rows staged per round: L and the solve's block row are done by the
+ * time U^T is formed, and hold this many rows of pitch PC. */
+constexpr int kUtRoundRows =
+    16 * ((4 * (kChunk * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH)) /
+          (2 * 16 * kPitchC));
+
+/* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `transposed`, to the
+ * scratch `ut` (pitch PC, the state kernel's): per round of up to
+ * kUtRoundRows rows, the accumulators as 16-bit pairs into shared memory
+ * (over L), then 16-byte copies out, not 4-byte global stores from the
+ * accumulators. Warp w takes the (row tile, half of the positions) pairs
+ * w, w + 8, ... (half: the registers of the kernel's three blocks per SM).
+ * Starts after a barrier. */
 template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
     constexpr int kHalf = kChunk / 16; /* position tiles per half */
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
-    for (int job = efla_tid() >> 5; job < 2 * (dvp / 16); job += kPrepareThreads / 32) {
-        const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
-        float acc[kHalf][4] = {};
-        values_tiles<DT, kHalf>(acc, s.transposed, dvp + 8, row0, s.inverse, n0);
-        uint16_t *top = ut + (row0 + g) * kPitchC + n0 + c2, *bottom = top + 8 * kPitchC;
+    uint16_t *staging = reinterpret_cast<uint16_t *>(s.lower);
+#pragma unroll 1
+    for (int r0 = 0; r0 < dvp; r0 += kUtRoundRows) {
+        const int rows = dvp - r0 < kUtRoundRows ? dvp - r0 : kUtRoundRows;
+        if (r0 > 0) efla_sync(); /* the last round's copies have read the staging */
+        for (int job = efla_tid() >> 5; job < 2 * (rows / 16); job += kPrepareThreads / 32) {
+            const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
+            float acc[kHalf][4] = {};
+            values_tiles<DT, kHalf>(acc, s.transposed, dvp + 8, r0 + row0, s.inverse, n0);
+            uint32_t *top = reinterpret_cast<uint32_t *>(staging + (row0 + g) * kPitchC + n0 + c2);
 #pragma unroll
-        for (int t = 0; t < kHalf; ++t) {
-            *reinterpret_cast<uint32_t *>(top + 8 * t) = efla_pack_half2<DT>(acc[t][0], acc[t][1]);
-            *reinterpret_cast<uint32_t *>(bottom + 8 * t) =
-                efla_pack_half2<DT>(acc[t][2], acc[t][3]);
+            for (int t = 0; t < kHalf; ++t) {
+                top[4 * t] = efla_pack_half2<DT>(acc[t][0], acc[t][1]);
+                top[4 * t + 4 * kPitchC] = efla_pack_half2<DT>(acc[t][2], acc[t][3]);
+            }
         }
+        efla_sync(); /* the round's rows are staged */
+        copy_rows<kPrepareThreads>(ut + r0 * kPitchC, kPitchC, staging, kPitchC, rows, kChunk);
     }
 }
 
@@ -284,7 +300,8 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     inverse_to_half<DT>(s, s.write); /* U = (A^-1 diag(g)) V */
     efla_cp_async_wait_all();
     efla_sync();
-    values_times_inverse<DT>(s, dvp, out.u);
+    /* U^T's address recomputed: held from the start, it spilled on sm_90a */
+    values_times_inverse<DT>(s, dvp, mma_chunk(p, g, slot).u);
 }
 
 } // namespace
