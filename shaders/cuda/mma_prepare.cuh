@@ -19,7 +19,7 @@ constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
 struct PrepareSmem {
     uint16_t *rows;       /* raw K [C][kp], then W staging */
     uint16_t *transposed; /* raw Q [C][kp], then (ck K)^T [dkp][PC], then raw V [C][vp] */
-    uint16_t *inverse;    /* A^-1 diag(e), then A^-1 diag(g) [C][PC] */
+    uint16_t *inverse;    /* P staging, then A^-1 diag(e), then A^-1 diag(g) [C][PC] */
     float *lower;         /* L, then A^-1 [C][LOWER_PITCH] */
     float *block_row;     /* the solve's [16][SOLVE_PITCH] */
     float *ck, *rq, *erase, *write;
@@ -225,11 +225,12 @@ EFLA_DEV LaneFactors lane_factors(const float *rows, const float *rows2, const f
     return f;
 }
 
-/* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) [C][PC] in 16 bits, straight
- * from the accumulators to the scratch `pm` (for the output kernel), from
- * the raw rows: the warp's 16 rows, 32 of the 64 columns; tiles wholly
- * above the diagonal are zeros without products. */
-template <int DT> EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int kp, uint16_t *pm) {
+/* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) [C][PC] in 16 bits, from the
+ * accumulators into `staged` (shared; the caller copies it out in 16-byte
+ * pieces), from the raw rows: the warp's 16 rows, 32 of the 64 columns;
+ * tiles wholly above the diagonal are zeros without products. */
+template <int DT>
+EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int kp, uint16_t *staged) {
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 32 * (warp / 4);
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
     const int tiles = n0 > row0 + 15 ? 0 : (row0 + 16 - n0 < 32 ? (row0 + 16 - n0) / 8 : 4);
@@ -242,7 +243,7 @@ template <int DT> EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int
             const int r = row0 + g + 8 * h, c = n0 + 8 * t + c2;
             const float x0 = c <= r ? f.row[h] * f.col[t][0] * acc[t][2 * h] : 0.0f;
             const float x1 = c + 1 <= r ? f.row[h] * f.col[t][1] * acc[t][2 * h + 1] : 0.0f;
-            *reinterpret_cast<uint32_t *>(pm + r * kPitchC + c) = efla_pack_half2<DT>(x0, x1);
+            *reinterpret_cast<uint32_t *>(staged + r * kPitchC + c) = efla_pack_half2<DT>(x0, x1);
         }
 }
 
@@ -283,8 +284,9 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     prepare_coefficients<DT>(p, rows, s, dkp, kp, out);
     efla_sync();
     keys_gram<DT>(s, dkp, kp);
-    masked_scores<DT>(s, dkp, kp, out.pm);
-    efla_sync();                    /* raw Q read */
+    masked_scores<DT>(s, dkp, kp, s.inverse); /* free until the solve's result */
+    efla_sync();                              /* raw Q read, P staged */
+    copy_rows<kPrepareThreads>(out.pm, kPitchC, s.inverse, kPitchC, kChunk, kChunk);
     transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
     efla_blocked_inverse<kPrepareThreads, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
