@@ -8,8 +8,9 @@
  * rows i = t/8 + 16m (class / 16 of them), so one warp instruction moves
  * 4 whole 128-byte rows as 16-byte accesses. The tile lives in shared
  * memory, not in registers: it arrives by cp.async, which holds no
- * registers while in flight, and the kernel's few registers let ten blocks
- * share an SM at Dk 128 (four when the tile was in registers). A thread
+ * registers while in flight, and the kernel's few registers (56 on sm_90a)
+ * let nine blocks share an SM at Dk 128 (four when the tile was in
+ * registers). A thread
  * only ever touches its own cells of the tile, so the tile needs no
  * barrier. Per token:  u = v - S^T k;  o = scale (S^T q + alpha u (k.q));
  * S += alpha k u^T (o uses the old S: S_t^T q = S_{t-1}^T q + alpha u
@@ -213,8 +214,9 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
 
 } // namespace
 
-/* The tile, not registers, bounds the blocks per SM: ten at Dk 128, six
- * at Dk 256; ask ptxas for registers that allow eight and six. */
+/* Shared memory allows ten blocks per SM at Dk 128 and six at Dk 256;
+ * ptxas is asked for registers that allow at least eight and six (fewer
+ * spilled on some targets). */
 #define EFLA_RECURRENT_KERNEL(name, DT, RPT)                                                       \
     EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_RECURRENT_THREADS, (RPT) <= 8 ? 8 : 6) {                 \
         recurrent<DT, RPT>(p);                                                                     \
