@@ -234,8 +234,8 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, &plan->tiles);
     l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
     l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
-    l.scan_threads =
-        32 * (uint32_t)EFLA_CUDA_STATE_WARPS(plan->tiles.state, plan->tiles.state_parts);
+    l.scan_threads = (uint32_t)EFLA_CUDA_STATE_THREADS(plan->tiles.state, plan->tiles.state_parts,
+                                                       plan->tiles.fused);
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
     l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
     l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages,

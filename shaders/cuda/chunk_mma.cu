@@ -16,7 +16,7 @@
 #include "mma_state.cuh"
 
 #define EFLA_STATE_KERNEL(name, dt, dk, bv, parts)                                                 \
-    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, parts)) {                                     \
+    EFLA_KERNEL(name, EFLA_CUDA_STATE_THREADS(bv, parts, 0)) {                                     \
         state_mma<dt, (dk) / 8, (bv) / 16, parts, false>(p);                                       \
     }
 /* The state kernel that also writes the output (no S_c^T or V'^T through
@@ -24,7 +24,7 @@
  * choice where there are enough blocks; with four, on the H200, fused was
  * slower at S1 and S4). Dk 256: one buffer per operand, staggered. */
 #define EFLA_FUSED_KERNEL(name, dt, dk, bv)                                                        \
-    EFLA_KERNEL(name, 32 * EFLA_CUDA_STATE_WARPS(bv, 2)) {                                         \
+    EFLA_KERNEL(name, EFLA_CUDA_STATE_THREADS(bv, 2, 1)) {                                         \
         state_mma<dt, (dk) / 8, (bv) / 16, 2, true>(p);                                            \
     }
 /* output: three blocks per SM, whose sliced buffers (~56 KB at 64

@@ -141,6 +141,13 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
  * or 64): `parts` (2 or 4) per 16 columns, each with that share of Dk (a
  * constant expression: the kernels' launch bounds use it). */
 #define EFLA_CUDA_STATE_WARPS(tile, parts) ((tile) / 16 * (parts))
+/* Whether a state kernel has a producer warp besides, which issues the
+ * chunk copies (mma_state.cuh): unfused, up to 32 columns (at 64 the
+ * register budget of the larger block would spill). */
+#define EFLA_CUDA_STATE_PRODUCER(tile, fused) (!(fused) && (tile) <= 32)
+/* Threads of a state kernel: its warps and the producer. */
+#define EFLA_CUDA_STATE_THREADS(tile, parts, fused)                                                \
+    (32 * (EFLA_CUDA_STATE_WARPS(tile, parts) + (EFLA_CUDA_STATE_PRODUCER(tile, fused) ? 1 : 0)))
 EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
     const int64_t dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);

@@ -90,11 +90,24 @@ EFLA_DEV StateCopy state_copy(int i, const CopySource &src, int64_t c, const Sta
     }
 }
 
+/* Chunk c's stage (c mod stages) and the fills of that stage before it
+ * (c / stages) in 32 bits: a 64-bit division (a called routine) sat on
+ * every chunk's serial path. A sequence has far fewer than 2^32 chunks. */
+EFLA_DEV int stage_index(int64_t c, int stages) {
+    const uint32_t u = (uint32_t)c;
+    return (int)(u % (uint32_t)stages);
+}
+EFLA_DEV uint32_t stage_fills(int64_t c, int stages) {
+    const uint32_t u = (uint32_t)c;
+    return u / (uint32_t)stages;
+}
+
 #if EFLA_STATE_BULK
 EFLA_DEV uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
-EFLA_DEV void mbarrier_init(uint64_t *bar) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(shared_address(bar)));
+EFLA_DEV void mbarrier_init(uint64_t *bar, uint32_t arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)),
+                 "r"(arrivals));
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
 
@@ -108,6 +121,11 @@ EFLA_DEV void mbarrier_wait(uint64_t *bar, uint32_t parity) {
                      : "r"(shared_address(bar)), "r"(parity)
                      : "memory");
     } while (!done);
+}
+
+EFLA_DEV void mbarrier_arrive(uint64_t *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar))
+                 : "memory");
 }
 
 /* One thread: the stage's bulk copies, completing on `bar`. The proxy
@@ -132,7 +150,32 @@ EFLA_DEV void issue_bulk(const CopySource &src, int64_t c, const StateStage &to,
                      : "memory");
     }
 }
+
+/* The producer warp's one thread: every chunk's bulk copies, each into its
+ * stage once the computing warps have released the chunk `stages` before
+ * (empty[s] completes its n-th phase when chunk s + n stages is released;
+ * full[s] as below). */
+template <int BV, bool FUSED>
+EFLA_DEV void produce(const CopySource &src, int64_t chunks, int stages, uint16_t *smem, int dkp,
+                      uint64_t *full, uint64_t *empty) {
+    for (int64_t c = 0; c < chunks; ++c) {
+        const int s = stage_index(c, stages);
+        const uint32_t fills = stage_fills(c, stages);
+        if (fills > 0) mbarrier_wait(empty + s, (fills - 1) & 1u);
+        issue_bulk<BV, FUSED>(src, c, state_stage<BV, FUSED>(smem, s, dkp), dkp, full + s);
+    }
+}
 #endif
+
+/* The computing warps' barrier (THREADS threads, named barrier 1), which
+ * the producer warp does not take part in. */
+template <int THREADS> EFLA_DEV void consumer_sync() {
+#ifdef EFLA_CUDA_EMULATION
+    efla_sync();
+#else
+    asm volatile("bar.sync 1, %0;\n" ::"n"(THREADS) : "memory");
+#endif
+}
 
 /* Every thread: copies first .. last - 1 of the stage as 16-byte
  * cp.async pieces. */
@@ -332,13 +375,40 @@ EFLA_DEV void corrected_blocks(const Exchange &x, float (*own)[2][4], const uint
     }
 }
 
-/* s += V'^T K for the part's k blocks, K^T [dkp][PC] in the stage: 4
- * steps per tile, neighbouring mma statements on different accumulators. */
+/* s += V'^T K for the part's k blocks, K^T [dkp][PC] in the stage;
+ * neighbouring mma statements go to different accumulators. Where the
+ * part holds few k blocks (Dk 128, four parts: the S1 and S4 kernels),
+ * V'^T's four A fragments are loaded first and the k blocks are the outer
+ * loop, so that each k block's loads are one straight run ahead of its
+ * mma statements (at S4 every position block waited for its own loads
+ * behind a branch); elsewhere those registers would spill. */
 template <int DT, int DKT, int PARTS>
 EFLA_DEV void part_update(float (*s)[4], const Exchange &x, const uint16_t *kt, int dkp, int q) {
+    constexpr int BLOCKS = kChunk / 16;
     const int lane = efla_tid() & 31;
+    if (DKT / PARTS <= 4) {
+        uint32_t va[BLOCKS][4];
 #pragma unroll
-    for (int pb = 0; pb < kChunk / 16; ++pb) {
+        for (int pb = 0; pb < BLOCKS; ++pb)
+            efla_load16(x.va + (pb * 32 + lane) * 4, va[pb]);
+#pragma unroll
+        for (int i = 0; i < DKT / (2 * PARTS); ++i) {
+            const int kb = q + PARTS * i;
+            if (16 * kb >= dkp) break;
+            uint32_t b[BLOCKS][2][2];
+#pragma unroll
+            for (int pb = 0; pb < BLOCKS; ++pb)
+                efla_load_b_pair(b[pb], kt, kPitchC, 16 * kb, 16 * pb);
+#pragma unroll
+            for (int pb = 0; pb < BLOCKS; ++pb) {
+                efla_mma<DT>(s[2 * i], va[pb], b[pb][0]);
+                efla_mma<DT>(s[2 * i + 1], va[pb], b[pb][1]);
+            }
+        }
+        return;
+    }
+#pragma unroll
+    for (int pb = 0; pb < BLOCKS; ++pb) {
         uint32_t a[4];
         efla_load16(x.va + (pb * 32 + lane) * 4, a);
 #pragma unroll
@@ -423,22 +493,21 @@ template <int PARTS> EFLA_DEV int64_t part_col(int u, int e, int q) {
     return 16 * (q + PARTS * (u / 2)) + 8 * (u % 2) + efla_acc_col(e);
 }
 
-/* Chunk c's stage (c mod stages) and the fills of that stage before it
- * (c / stages) in 32 bits: a 64-bit division (a called routine) sat on
- * every chunk's serial path. A sequence has far fewer than 2^32 chunks. */
-EFLA_DEV int stage_index(int64_t c, int stages) {
-    const uint32_t u = (uint32_t)c;
-    return (int)(u % (uint32_t)stages);
-}
-EFLA_DEV uint32_t stage_fills(int64_t c, int stages) {
-    const uint32_t u = (uint32_t)c;
-    return u / (uint32_t)stages;
-}
+/* Unfused up to 32 columns, the block has one warp more than its parts
+ * (EFLA_CUDA_STATE_PRODUCER): with bulk copies, the producer, which issues
+ * every chunk's copies once the computing warps have released the stage it
+ * refills (an mbarrier per stage each way). No computing warp then issues
+ * copies on the serial chain (at S4 warp 0 spent about a quarter of each
+ * chunk there while the others waited at the next barrier), and a chunk
+ * needs no block-wide barrier before it starts. Without bulk copies the
+ * extra warp leaves at once. */
+template <int BV, bool FUSED> constexpr bool kProducerWarp = EFLA_CUDA_STATE_PRODUCER(BV, FUSED);
 
 template <int DT, int DKT, int GROUPS, int PARTS, bool FUSED>
 EFLA_DEV void state_mma(const efla_cuda_params &p) {
     static_assert(PARTS == 2 || PARTS == 4, "two or four parts per 16 columns");
     constexpr int THREADS = 32 * PARTS * GROUPS, BV = 16 * GROUPS;
+    constexpr bool kProduced = kProducerWarp<BV, FUSED> && EFLA_STATE_BULK;
     const int warp = efla_tid() >> 5, c2 = 2 * (efla_tid() & 3);
     const int group = warp / PARTS, q = warp % PARTS;
     const int64_t block = efla_block_x();
@@ -449,6 +518,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int64_t h = hv / (p.value_heads / p.heads);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length <= p.recurrent_max_len) return;
+    if (kProducerWarp<BV, FUSED> && !kProduced && efla_tid() >= THREADS) return;
     const int dkp = (int)efla_cuda_pad16(p.dk), kp = dkp + 8;
     uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
     const int stages = p.state_stages;
@@ -457,16 +527,6 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     void *exchanges = state_stage<BV, FUSED>(smem, stages, dkp).w + 8 * stages;
     const Exchange x = exchange_of<PARTS>(exchanges, group);
     const Exchange xo = output_exchange_of<PARTS, GROUPS>(exchanges, group);
-
-    float s[DKT / PARTS][4];
-#pragma unroll
-    for (int u = 0; u < DKT / PARTS; ++u)
-        for (int e = 0; e < 4; ++e) {
-            const int64_t i = part_col<PARTS>(u, e, q), j = row + (e >= 2 ? 8 : 0);
-            s[u][e] = p.state_in.address && i < p.dk && j < p.dv
-                          ? efla_state_load(p.state_in, n, hv, i, j)
-                          : 0.0f;
-        }
 
     const int64_t chunks = (seq.length + kChunk - 1) / kChunk;
     /* Chunk c's operands go to stage c % stages, `stages - 1` chunks ahead,
@@ -479,6 +539,34 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         return state_stage<BV, FUSED>(smem, stage_index(c, stages), dkp);
     };
     const CopySource source = {first, chunk_step, layout, j0};
+#if EFLA_STATE_BULK
+    /* Per stage an mbarrier `full` after the stages, then (producer) one
+     * `empty`; stage s completes its n-th fill in phase n, so chunk c waits
+     * for parity (c / stages) & 1. */
+    uint64_t *bars = reinterpret_cast<uint64_t *>(state_stage<BV, FUSED>(smem, stages, dkp).w);
+    if (kProduced) {
+        if (efla_tid() == 0)
+            for (int i = 0; i < stages; ++i) {
+                mbarrier_init(bars + i, 1);
+                mbarrier_init(bars + stages + i, PARTS * GROUPS);
+            }
+        efla_sync();
+        if (efla_tid() == THREADS)
+            produce<BV, FUSED>(source, chunks, stages, smem, dkp, bars, bars + stages);
+        if (efla_tid() >= THREADS) return;
+    }
+#endif
+
+    float s[DKT / PARTS][4];
+#pragma unroll
+    for (int u = 0; u < DKT / PARTS; ++u)
+        for (int e = 0; e < 4; ++e) {
+            const int64_t i = part_col<PARTS>(u, e, q), j = row + (e >= 2 ? 8 : 0);
+            s[u][e] = p.state_in.address && i < p.dk && j < p.dv
+                          ? efla_state_load(p.state_in, n, hv, i, j)
+                          : 0.0f;
+        }
+
     auto rows_of = [&](int64_t c) { return (int)efla_min64(kChunk, seq.length - c * kChunk); };
     /* Fused: chunk c's Q rows, as stored, by every thread's cp.async pieces. */
     auto load_queries = [&](int64_t c) {
@@ -514,11 +602,6 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         issue(c, kCopyU, kCopyU + 1);
         efla_cp_async_commit();
     };
-#if EFLA_STATE_BULK
-    /* mbarrier per stage after the stages; stage s completes its n-th fill
-     * in phase n, so chunk c waits for parity (c / stages) & 1. */
-    uint64_t *bars = reinterpret_cast<uint64_t *>(state_stage<BV, FUSED>(smem, stages, dkp).w);
-#endif
     /* Chunk c's operands (staggered: its K^T, P and rq). */
     auto prefetch = [&](int64_t c) {
         if (kStagger) {
@@ -552,14 +635,23 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         wait_pieces();
 #endif
     };
+    /* Produced: each warp hands chunk c's stage back to the producer once
+     * its reads of it are over. */
+    auto release = [&](int64_t c) {
+        (void)c;
+#if EFLA_STATE_BULK
+        efla_syncwarp();
+        if ((efla_tid() & 31) == 0) mbarrier_arrive(bars + stages + stage_index(c, stages));
+#endif
+    };
     if (kStagger) {
         refill_rows(0);
         refill_values(0);
-    } else {
+    } else if (!kProduced) {
 #if EFLA_STATE_BULK
         if (efla_tid() == 0) {
             for (int i = 0; i < stages; ++i)
-                mbarrier_init(bars + i);
+                mbarrier_init(bars + i, 1);
             for (int64_t c = 0; c < stages - 1 && c < chunks; ++c)
                 issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + stage_index(c, stages));
         }
@@ -568,7 +660,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
                 load_queries(c);
                 efla_cp_async_commit(); /* one group per chunk, as below */
             }
-        efla_sync();
+        consumer_sync<THREADS>();
 #else
         for (int64_t c = 0; c < stages - 1; ++c)
             prefetch(c);
@@ -576,8 +668,10 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     }
     for (int64_t c = 0; c < chunks; ++c) {
         wait(c);
-        efla_sync(); /* chunk c's operands are visible; chunk c - 1's stage is free */
-        prefetch(c + stages - 1);
+        if (!kProduced) {
+            consumer_sync<THREADS>(); /* chunk c's operands are visible; c - 1's stage is free */
+            prefetch(c + stages - 1);
+        }
         const StateStage stage = stage_of(c);
         uint16_t *const chunk = first + c * chunk_step;
         float own[kBlocksPerPart<PARTS>][2][4], out[kBlocksPerPart<PARTS>][2][4];
@@ -597,19 +691,20 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
             share_partials<PARTS>(xo, o, out, q);
         }
         if (kStagger) efla_cp_async_wait_one(); /* U^T */
-        efla_sync();                            /* the partials are complete */
+        consumer_sync<THREADS>();               /* the partials are complete */
         if (kStagger) refill_rows(c + 1);
         corrected_blocks<DT, PARTS, FUSED>(x, own, stage.ut + 16 * group * kPitchC,
                                            chunk + layout.vnt, row, c2, q);
         if (FUSED) gather_partials<PARTS>(xo, out, q);
         if (kStagger) efla_cp_async_wait_one(); /* K^T, P, rq */
-        efla_sync();                            /* V'^T is complete */
+        consumer_sync<THREADS>();               /* V'^T is complete */
         if (kStagger) refill_values(c + 1);
         if (FUSED)
             chunk_output<DT, PARTS>(p, out, x, stage,
                                     output_rows(p, seq, seq.first + c * kChunk, rows_of(c), hv),
                                     j0 + 16 * group, q);
         part_update<DT, DKT, PARTS>(s, x, stage.kt, dkp, q);
+        if (kProduced) release(c);
     }
 
     if (!p.state_out.address) return;
