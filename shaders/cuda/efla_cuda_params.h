@@ -111,10 +111,8 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
-/* Dk columns per slice of the output kernel's Q and S^T buffers for
- * `tile` output columns: 32 at 128 columns, so that three blocks share an
- * SM (83 KB of shared memory at 64 allowed two), else 64. */
-#define EFLA_CUDA_MMA_OUTPUT_SLICE(tile) ((tile) >= 128 ? 32 : 64)
+/* Dk columns per slice of the output kernel's Q and S^T buffers. */
+#define EFLA_CUDA_MMA_OUTPUT_SLICE 64
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 /* The prepare kernel's f32 L / A^-1 [C][68] and the solve's block row
  * [16][52]: rows 16-byte aligned (float4 accesses). */
@@ -180,7 +178,7 @@ EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stag
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t c = EFLA_CUDA_CHUNK, pc = EFLA_CUDA_MMA_PITCH_C;
-    const int64_t sp = EFLA_CUDA_MMA_OUTPUT_SLICE(tile) + 8;
+    const int64_t sp = EFLA_CUDA_MMA_OUTPUT_SLICE + 8;
     (void)dk;
     /* two Dk slices of Q [C][sp] and S^T [tile][sp] (then O [C][tile + 8],
      * which is smaller); V'^T [tile][pc]; P [C][pc]; ck, rq */

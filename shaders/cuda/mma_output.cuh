@@ -43,18 +43,17 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
 /* Dk moves through shared memory in slices of kOutputSlice columns of Q
  * and S_c^T, two in flight: the next slice's copies overlap this slice's
  * products, and the smaller buffers let more blocks share an SM. */
-template <int BO> constexpr int kOutputSlice = EFLA_CUDA_MMA_OUTPUT_SLICE(BO);
-template <int BO> constexpr int kSlicePitch = kOutputSlice<BO> + 8;
+constexpr int kOutputSlice = EFLA_CUDA_MMA_OUTPUT_SLICE;
+constexpr int kSlicePitch = kOutputSlice + 8;
 
 /* Columns of slice sl (the last one may be narrower: dkp is a multiple of 16). */
-template <int BO> EFLA_DEV int slice_width(int dkp, int sl) {
-    constexpr int W = kOutputSlice<BO>;
-    return dkp - sl * W < W ? dkp - sl * W : W;
+EFLA_DEV int slice_width(int dkp, int sl) {
+    return dkp - sl * kOutputSlice < kOutputSlice ? dkp - sl * kOutputSlice : kOutputSlice;
 }
 
 /* Buffers of one slice: Q [C][kSlicePitch], S_c^T [BO][kSlicePitch]. */
 template <int BO> EFLA_DEV uint16_t *slice_q(uint16_t *smem, int stage) {
-    return smem + stage * (kChunk + BO) * kSlicePitch<BO>;
+    return smem + stage * (kChunk + BO) * kSlicePitch;
 }
 
 /* Warps w and w + 4 share chunk rows 16 (w % 4), each with half of the BO
@@ -82,13 +81,12 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     float *ck = reinterpret_cast<float *>(pm + kChunk * kPitchC), *rq = ck + kChunk;
     uint16_t *staged = smem; /* O [C][SP], once the slices are done */
 
-    constexpr int SW = kOutputSlice<BO>, SLP = kSlicePitch<BO>;
-    const int slices = (dkp + SW - 1) / SW;
+    const int slices = (dkp + kOutputSlice - 1) / kOutputSlice;
     auto issue_slice = [&](int sl) {
-        const int i0 = sl * SW, width = slice_width<BO>(dkp, sl);
-        uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * SLP;
-        copy_rows_async<kOutputThreads>(ht, SLP, src.ht + j0 * dkp + i0, dkp, cols, width);
-        load_rows<kOutputThreads>(p.q, queries, (int)p.dk, width, q, SLP, i0);
+        const int i0 = sl * kOutputSlice, width = slice_width(dkp, sl);
+        uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
+        copy_rows_async<kOutputThreads>(ht, kSlicePitch, src.ht + j0 * dkp + i0, dkp, cols, width);
+        load_rows<kOutputThreads>(p.q, queries, (int)p.dk, width, q, kSlicePitch, i0);
     };
     issue_slice(0);
     copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
@@ -108,8 +106,9 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
             efla_cp_async_wait_all();
         }
         efla_sync(); /* slice sl has landed */
-        const uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * SLP;
-        warp_tiles<DT, NTW>(o, q, SLP, row0, ht, SLP, c0, slice_width<BO>(dkp, sl), wcols / 8);
+        const uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
+        warp_tiles<DT, NTW>(o, q, kSlicePitch, row0, ht, kSlicePitch, c0, slice_width(dkp, sl),
+                            wcols / 8);
         efla_sync(); /* its buffers are free for slice sl + 2, or the staging */
     }
     for (int t = 0; t < NTW; ++t)
