@@ -166,14 +166,20 @@ EFLA_HD int64_t efla_cuda_state_mma_stage(int64_t dk, int64_t tile, int fused) {
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
     return fused ? stage + c * kp + c * pc + 2 * c : stage;
 }
+/* Bytes of the state kernel's mbarriers after its stages: 8 each, two
+ * per stage (full, empty), and at least the staggered kernel's three. */
+EFLA_HD int64_t efla_cuda_state_barrier_bytes(int64_t stages) {
+    return 16 * (stages > 2 ? stages : 2);
+}
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages, int64_t parts,
                                           int fused) {
     const int64_t c = EFLA_CUDA_CHUNK;
-    /* the stages; a 16-byte mbarrier per stage; per 16 columns the parts'
+    /* the stages; the mbarriers; per 16 columns the parts'
      * partial V'^T (parts x 16 x C f32) and V'^T as A fragments (16 x C
      * 16-bit); fused, also the parts' partial outputs (parts x C x 16 f32) */
     const int64_t partial = parts * 16 * c * 4;
-    return (uint32_t)(2 * stages * efla_cuda_state_mma_stage(dk, tile, fused) + 16 * stages +
+    return (uint32_t)(2 * stages * efla_cuda_state_mma_stage(dk, tile, fused) +
+                      efla_cuda_state_barrier_bytes(stages) +
                       (tile / 16) * (partial + 16 * c * 2 + (fused ? partial : 0)));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {

@@ -128,21 +128,22 @@ EFLA_DEV void mbarrier_arrive(uint64_t *bar) {
                  : "memory");
 }
 
-/* One thread: the stage's bulk copies, completing on `bar`. The proxy
- * fence orders the warps' earlier reads of the buffer (generic proxy)
- * before the copies' writes (async proxy). */
+/* One thread: the stage's copies first .. last - 1 (all by default) as
+ * bulk copies, completing on `bar`. The proxy fence orders the warps'
+ * earlier reads of the buffer (generic proxy) before the copies' writes
+ * (async proxy). */
 template <int BV, bool FUSED>
 EFLA_DEV void issue_bulk(const CopySource &src, int64_t c, const StateStage &to, int dkp,
-                         uint64_t *bar) {
+                         uint64_t *bar, int first = 0, int last = kCopies<FUSED>) {
     uint32_t bytes = 0;
-    for (int i = 0; i < kCopies<FUSED>; ++i)
+    for (int i = first; i < last; ++i)
         bytes += state_copy<BV>(i, src, c, to, dkp).bytes;
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     asm volatile(
         "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
         "r"(bytes)
         : "memory");
-    for (int i = 0; i < kCopies<FUSED>; ++i) {
+    for (int i = first; i < last; ++i) {
         const StateCopy copy = state_copy<BV>(i, src, c, to, dkp);
         asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
                      "[%1], %2, [%3];\n" ::"r"(shared_address(copy.to)),
@@ -524,7 +525,8 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int stages = p.state_stages;
     /* The group's rows of S^T: value columns j0 + 16 group + g (and + 8). */
     const int64_t row = j0 + 16 * group + ((efla_tid() & 31) >> 2);
-    void *exchanges = state_stage<BV, FUSED>(smem, stages, dkp).w + 8 * stages;
+    void *exchanges =
+        state_stage<BV, FUSED>(smem, stages, dkp).w + efla_cuda_state_barrier_bytes(stages) / 2;
     const Exchange x = exchange_of<PARTS>(exchanges, group);
     const Exchange xo = output_exchange_of<PARTS, GROUPS>(exchanges, group);
 
@@ -589,10 +591,29 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
      * of each operand, each refilled for the next chunk as soon as the
      * phase that reads it is over: W and Q after phase 1, U^T after phase
      * 2, K^T, P and rq after phase 3 (at the next chunk's first barrier).
-     * Each has about two phases to land; the three cp.async groups are
-     * committed in the order they are waited for, so every wait is "all
-     * but the newest group". */
+     * Each has about two phases to land. */
     constexpr bool kStagger = FUSED && DKT > 16;
+#if EFLA_STATE_BULK
+    /* Staggered with bulk copies: W, U^T and (K^T, P, rq) each complete on
+     * an mbarrier of their own (bars 0, 1, 2: once per chunk, so chunk c
+     * waits for parity c & 1), issued by one thread of warps 0, 1 and 2 so
+     * that no warp issues all of them; only Q's rows remain cp.async pieces
+     * of every thread (one group per chunk). */
+    auto stagger_bulk = [&](int64_t c, int issuer, int first, int last) {
+        if (c < chunks && efla_tid() == 32 * issuer)
+            issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + issuer, first, last);
+    };
+    auto refill_rows = [&](int64_t c) {
+        stagger_bulk(c, 0, kCopyW, kCopyW + 1);
+        load_queries(c);
+        efla_cp_async_commit();
+    };
+    auto refill_values = [&](int64_t c) { stagger_bulk(c, 1, kCopyU, kCopyU + 1); };
+    auto stagger_wait = [&](int64_t c, int which) {
+        if (which == 0) efla_cp_async_wait_all();
+        mbarrier_wait(bars + which, (uint32_t)c & 1u);
+    };
+#else
     auto refill_rows = [&](int64_t c) {
         issue(c, kCopyW, kCopyW + 1);
         load_queries(c);
@@ -602,11 +623,23 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         issue(c, kCopyU, kCopyU + 1);
         efla_cp_async_commit();
     };
+    /* The three cp.async groups are committed in the order they are waited
+     * for, so every wait is "all but the newest group". */
+    auto stagger_wait = [&](int64_t c, int which) {
+        (void)c;
+        (void)which;
+        efla_cp_async_wait_one();
+    };
+#endif
     /* Chunk c's operands (staggered: its K^T, P and rq). */
     auto prefetch = [&](int64_t c) {
         if (kStagger) {
-            issue(c, kCopyK, 5);
+#if EFLA_STATE_BULK
+            stagger_bulk(c, 2, kCopyK, kCopies<FUSED>);
+#else
+            issue(c, kCopyK, kCopies<FUSED>);
             efla_cp_async_commit();
+#endif
             return;
         }
 #if EFLA_STATE_BULK
@@ -625,7 +658,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     auto wait = [&](int64_t c) {
         (void)c;
         if (kStagger) {
-            efla_cp_async_wait_one();
+            stagger_wait(c, 0); /* W, Q */
             return;
         }
 #if EFLA_STATE_BULK
@@ -645,6 +678,12 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
 #endif
     };
     if (kStagger) {
+#if EFLA_STATE_BULK
+        if (efla_tid() == 0)
+            for (int i = 0; i < 3; ++i)
+                mbarrier_init(bars + i, 1);
+        consumer_sync<THREADS>();
+#endif
         refill_rows(0);
         refill_values(0);
     } else if (!kProduced) {
@@ -690,14 +729,14 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
             partial_times_q<DT, DKT, PARTS>(o, s, stage.q, kp, dkp, q);
             share_partials<PARTS>(xo, o, out, q);
         }
-        if (kStagger) efla_cp_async_wait_one(); /* U^T */
-        consumer_sync<THREADS>();               /* the partials are complete */
+        if (kStagger) stagger_wait(c, 1); /* U^T */
+        consumer_sync<THREADS>();         /* the partials are complete */
         if (kStagger) refill_rows(c + 1);
         corrected_blocks<DT, PARTS, FUSED>(x, own, stage.ut + 16 * group * kPitchC,
                                            chunk + layout.vnt, row, c2, q);
         if (FUSED) gather_partials<PARTS>(xo, out, q);
-        if (kStagger) efla_cp_async_wait_one(); /* K^T, P, rq */
-        consumer_sync<THREADS>();               /* V'^T is complete */
+        if (kStagger) stagger_wait(c, 2); /* K^T, P, rq */
+        consumer_sync<THREADS>();         /* V'^T is complete */
         if (kStagger) refill_values(c + 1);
         if (FUSED)
             chunk_output<DT, PARTS>(p, out, x, stage,
