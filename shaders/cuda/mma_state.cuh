@@ -596,11 +596,12 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
 #if EFLA_STATE_BULK
     /* Staggered with bulk copies: W, U^T and (K^T, P, rq) each complete on
      * an mbarrier of their own (bars 0, 1, 2: once per chunk, so chunk c
-     * waits for parity c & 1), issued by one thread of warps 0, 1 and 2 so
+     * waits for parity c & 1), issued by the first thread of warps 0, 1
+     * and 2 (modulo the block's warps: 16 columns in two parts are two) so
      * that no warp issues all of them; only Q's rows remain cp.async pieces
      * of every thread (one group per chunk). */
     auto stagger_bulk = [&](int64_t c, int issuer, int first, int last) {
-        if (c < chunks && efla_tid() == 32 * issuer)
+        if (c < chunks && efla_tid() == 32 * (issuer % (PARTS * GROUPS)))
             issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + issuer, first, last);
     };
     auto refill_rows = [&](int64_t c) {
