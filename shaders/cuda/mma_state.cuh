@@ -387,7 +387,7 @@ template <int DT, int DKT, int PARTS>
 EFLA_DEV void part_update(float (*s)[4], const Exchange &x, const uint16_t *kt, int dkp, int q) {
     constexpr int BLOCKS = kChunk / 16;
     const int lane = efla_tid() & 31;
-    if (DKT / PARTS <= 4) {
+    if constexpr (DKT / PARTS <= 4) {
         uint32_t va[BLOCKS][4];
 #pragma unroll
         for (int pb = 0; pb < BLOCKS; ++pb)
@@ -406,20 +406,20 @@ EFLA_DEV void part_update(float (*s)[4], const Exchange &x, const uint16_t *kt, 
                 efla_mma<DT>(s[2 * i + 1], va[pb], b[pb][1]);
             }
         }
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int pb = 0; pb < BLOCKS; ++pb) {
-        uint32_t a[4];
-        efla_load16(x.va + (pb * 32 + lane) * 4, a);
+        for (int pb = 0; pb < BLOCKS; ++pb) {
+            uint32_t a[4];
+            efla_load16(x.va + (pb * 32 + lane) * 4, a);
 #pragma unroll
-        for (int i = 0; i < DKT / (2 * PARTS); ++i) {
-            const int kb = q + PARTS * i;
-            if (16 * kb >= dkp) break;
-            uint32_t b[2][2];
-            efla_load_b_pair(b, kt, kPitchC, 16 * kb, 16 * pb);
-            efla_mma<DT>(s[2 * i], a, b[0]);
-            efla_mma<DT>(s[2 * i + 1], a, b[1]);
+            for (int i = 0; i < DKT / (2 * PARTS); ++i) {
+                const int kb = q + PARTS * i;
+                if (16 * kb >= dkp) break;
+                uint32_t b[2][2];
+                efla_load_b_pair(b, kt, kPitchC, 16 * kb, 16 * pb);
+                efla_mma<DT>(s[2 * i], a, b[0]);
+                efla_mma<DT>(s[2 * i + 1], a, b[1]);
+            }
         }
     }
 }
