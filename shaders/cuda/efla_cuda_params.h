@@ -166,11 +166,11 @@ EFLA_HD int64_t efla_cuda_state_mma_stage(int64_t dk, int64_t tile, int fused) {
     const int64_t stage = c * kp + efla_cuda_pad16(dk) * pc + tile * pc;
     return fused ? stage + c * kp + c * pc + 2 * c : stage;
 }
-/* Bytes of the state kernel's mbarriers after its stages: 8 each, two
- * per stage (full, empty), and at least the staggered kernel's three. */
-EFLA_HD int64_t efla_cuda_state_barrier_bytes(int64_t stages) {
-    return 16 * (stages > 2 ? stages : 2);
-}
+/* Bytes of the state kernel's mbarriers after its stages, 8 each: two
+ * per stage (full, empty) for up to three stages, or the staggered
+ * kernel's three. A constant, so that the kernels need no register to
+ * find what follows (at sm_120 one more spilled). */
+#define EFLA_CUDA_STATE_BARRIER_BYTES 48
 EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stages, int64_t parts,
                                           int fused) {
     const int64_t c = EFLA_CUDA_CHUNK;
@@ -179,7 +179,7 @@ EFLA_HD uint32_t efla_cuda_state_mma_smem(int64_t dk, int64_t tile, int64_t stag
      * 16-bit); fused, also the parts' partial outputs (parts x C x 16 f32) */
     const int64_t partial = parts * 16 * c * 4;
     return (uint32_t)(2 * stages * efla_cuda_state_mma_stage(dk, tile, fused) +
-                      efla_cuda_state_barrier_bytes(stages) +
+                      EFLA_CUDA_STATE_BARRIER_BYTES +
                       (tile / 16) * (partial + 16 * c * 2 + (fused ? partial : 0)));
 }
 EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {

@@ -33,6 +33,15 @@ namespace {
 #define EFLA_STATE_BULK 0
 #endif
 
+/* Whether the staggered refills (fused, Dk 256) are bulk copies too: on
+ * sm_90 and sm_100, not sm_120, whose registers for that kernel would
+ * spill with them (8 bytes). */
+#if EFLA_STATE_BULK && __CUDA_ARCH__ < 1200
+#define EFLA_STAGGER_BULK 1
+#else
+#define EFLA_STAGGER_BULK 0
+#endif
+
 struct StateStage {
     uint16_t *w, *kt, *ut; /* [C][kp], [dkp][PC], [BV][PC] */
     uint16_t *q, *pm;      /* fused: Q [C][kp] as stored, P [C][PC] */
@@ -526,7 +535,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     /* The group's rows of S^T: value columns j0 + 16 group + g (and + 8). */
     const int64_t row = j0 + 16 * group + ((efla_tid() & 31) >> 2);
     void *exchanges =
-        state_stage<BV, FUSED>(smem, stages, dkp).w + efla_cuda_state_barrier_bytes(stages) / 2;
+        state_stage<BV, FUSED>(smem, stages, dkp).w + EFLA_CUDA_STATE_BARRIER_BYTES / 2;
     const Exchange x = exchange_of<PARTS>(exchanges, group);
     const Exchange xo = output_exchange_of<PARTS, GROUPS>(exchanges, group);
 
@@ -593,7 +602,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
      * 2, K^T, P and rq after phase 3 (at the next chunk's first barrier).
      * Each has about two phases to land. */
     constexpr bool kStagger = FUSED && DKT > 16;
-#if EFLA_STATE_BULK
+#if EFLA_STAGGER_BULK
     /* Staggered with bulk copies: W, U^T and (K^T, P, rq) each complete on
      * an mbarrier of their own (bars 0, 1, 2: once per chunk, so chunk c
      * waits for parity c & 1), issued by the first thread of warps 0, 1
@@ -635,7 +644,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     /* Chunk c's operands (staggered: its K^T, P and rq). */
     auto prefetch = [&](int64_t c) {
         if (kStagger) {
-#if EFLA_STATE_BULK
+#if EFLA_STAGGER_BULK
             stagger_bulk(c, 2, kCopyK, kCopies<FUSED>);
 #else
             issue(c, kCopyK, kCopies<FUSED>);
@@ -679,7 +688,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
 #endif
     };
     if (kStagger) {
-#if EFLA_STATE_BULK
+#if EFLA_STAGGER_BULK
         if (efla_tid() == 0)
             for (int i = 0; i < 3; ++i)
                 mbarrier_init(bars + i, 1);
