@@ -13,9 +13,10 @@
  * k16 block (efla_acc_to_a), so S^T and V'^T stay in registers; only the
  * parts' partial sums and V'^T's fragments go through shared memory (the
  * exchange), between barriers. The chunk operands (W, K^T, U^T; fused also
- * Q, P, rq) arrive `stages - 1` chunks ahead (bulk copies on sm_90+, else
- * cp.async), or, fused at Dk 256, one buffer each refilled as soon as it
- * is read (staggered). DKT is the compiled Dk class in n8 tiles (the
+ * Q, P, rq) arrive `stages - 1` chunks ahead (bulk copies on sm_90+, issued
+ * by a producer warp where the output is not fused, else cp.async), or,
+ * fused at Dk 256, one buffer each refilled as soon as it is read
+ * (staggered). DKT is the compiled Dk class in n8 tiles (the
  * accumulators' size), the runtime Dk may be smaller.
  */
 #ifndef EFLA_MMA_STATE_CUH
