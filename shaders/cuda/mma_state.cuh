@@ -28,7 +28,8 @@ namespace {
 
 /* Whether the stages arrive by bulk copies (TMA, sm_90+) signalled on an
  * mbarrier per stage; else by 16-byte cp.async pieces of every thread. */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(EFLA_CUDA_EMULATION)
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(EFLA_CUDA_EMULATION)) ||           \
+    defined(EFLA_EMU_BULK)
 #define EFLA_STATE_BULK 1
 #else
 #define EFLA_STATE_BULK 0
@@ -113,6 +114,23 @@ EFLA_DEV uint32_t stage_fills(int64_t c, int stages) {
 }
 
 #if EFLA_STATE_BULK
+/* mbarriers in shared memory, bulk copies completing on them, and the
+ * fence between the generic and the async proxy (sm_90+; the emulator's
+ * own in its sm_90 build, EFLA_EMU_BULK). */
+#ifdef EFLA_CUDA_EMULATION
+EFLA_DEV void mbarrier_init(uint64_t *bar, uint32_t arrivals) {
+    efla_emu_mbarrier_init(bar, arrivals);
+}
+EFLA_DEV void mbarrier_wait(uint64_t *bar, uint32_t parity) { efla_emu_mbarrier_wait(bar, parity); }
+EFLA_DEV void mbarrier_arrive(uint64_t *bar) { efla_emu_mbarrier_arrive(bar, 0); }
+EFLA_DEV void mbarrier_arrive_expect(uint64_t *bar, uint32_t bytes) {
+    efla_emu_mbarrier_arrive(bar, bytes);
+}
+EFLA_DEV void bulk_copy(void *to, const void *from, uint32_t bytes, uint64_t *bar) {
+    efla_emu_bulk_copy(to, from, bytes, bar);
+}
+EFLA_DEV void proxy_fence() {}
+#else
 EFLA_DEV uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 EFLA_DEV void mbarrier_init(uint64_t *bar, uint32_t arrivals) {
@@ -138,6 +156,26 @@ EFLA_DEV void mbarrier_arrive(uint64_t *bar) {
                  : "memory");
 }
 
+/* One arrival that also expects `bytes` more of copies on the phase. */
+EFLA_DEV void mbarrier_arrive_expect(uint64_t *bar, uint32_t bytes) {
+    asm volatile(
+        "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
+        "r"(bytes)
+        : "memory");
+}
+
+EFLA_DEV void bulk_copy(void *to, const void *from, uint32_t bytes, uint64_t *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
+                 "[%1], %2, [%3];\n" ::"r"(shared_address(to)),
+                 "l"(from), "r"(bytes), "r"(shared_address(bar))
+                 : "memory");
+}
+
+/* Orders this thread's earlier generic accesses before its later
+ * async-proxy ones. */
+EFLA_DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+#endif
+
 /* One thread: the stage's copies first .. last - 1 (all by default) as
  * bulk copies, completing on `bar`. The proxy fence orders the warps'
  * earlier reads of the buffer (generic proxy) before the copies' writes
@@ -148,17 +186,11 @@ EFLA_DEV void issue_bulk(const CopySource &src, int64_t c, const StateStage &to,
     uint32_t bytes = 0;
     for (int i = first; i < last; ++i)
         bytes += state_copy<BV>(i, src, c, to, dkp).bytes;
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    asm volatile(
-        "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
-        "r"(bytes)
-        : "memory");
+    proxy_fence();
+    mbarrier_arrive_expect(bar, bytes);
     for (int i = first; i < last; ++i) {
         const StateCopy copy = state_copy<BV>(i, src, c, to, dkp);
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
-                     "[%1], %2, [%3];\n" ::"r"(shared_address(copy.to)),
-                     "l"(copy.from), "r"(copy.bytes), "r"(shared_address(bar))
-                     : "memory");
+        bulk_copy(copy.to, copy.from, copy.bytes, bar);
     }
 }
 
@@ -182,7 +214,7 @@ EFLA_DEV void produce(const CopySource &src, int64_t chunks, int stages, uint16_
  * the producer warp does not take part in. */
 template <int THREADS> EFLA_DEV void consumer_sync() {
 #ifdef EFLA_CUDA_EMULATION
-    efla_sync();
+    efla_emu_named_barrier(1, THREADS);
 #else
     asm volatile("bar.sync 1, %0;\n" ::"n"(THREADS) : "memory");
 #endif
@@ -597,6 +629,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     auto issue = [&](int64_t c, int begin, int end) {
         if (c < chunks) issue_pieces<THREADS, BV, FUSED>(source, c, stage_of(c), dkp, begin, end);
     };
+    (void)issue; /* unused where every copy is a bulk copy */
     /* Staggered (fused at Dk 256, where two stages do not fit): one buffer
      * of each operand, each refilled for the next chunk as soon as the
      * phase that reads it is over: W and Q after phase 1, U^T after phase

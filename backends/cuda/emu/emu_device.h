@@ -23,9 +23,20 @@ struct efla_emu_registration {
 int efla_emu_thread_index();
 int64_t efla_emu_block_index(int axis);
 void efla_emu_barrier();
+/* bar.sync id, threads: the first `threads` arrivals release each other. */
+void efla_emu_named_barrier(int id, int threads);
 /* Every lane of the calling warp passes `bytes` bytes; each gets all 32. */
 void efla_emu_warp_exchange(const void *mine, void *all, size_t bytes);
 float *efla_emu_shared();
+/* sm_90's mbarriers and bulk copies (the EFLA_EMU_BULK build): a copy
+ * lands at once or when a thread first waits on its barrier (at random),
+ * so that reads before the wait see stale data; a wait that never
+ * completes aborts. */
+void efla_emu_mbarrier_init(void *bar, uint32_t arrivals);
+/* One arrival, expecting `bytes` more of copies on the current phase. */
+void efla_emu_mbarrier_arrive(void *bar, uint32_t bytes);
+void efla_emu_mbarrier_wait(void *bar, uint32_t parity);
+void efla_emu_bulk_copy(void *to, const void *from, uint32_t bytes, void *bar);
 
 static inline int efla_tid() { return efla_emu_thread_index(); }
 static inline int64_t efla_block_x() { return efla_emu_block_index(0); }

@@ -20,12 +20,29 @@ namespace {
 
 constexpr size_t kStackBytes = 256 * 1024;
 
-enum class State { ready, block_wait, warp_wait, done };
+enum class State { ready, block_wait, warp_wait, named_wait, done };
+
+constexpr int kNamedBarriers = 16;
 
 struct Fiber {
     ucontext_t context;
     std::vector<char> stack;
     State state = State::ready;
+    int named = 0; /* the named barrier waited at */
+};
+
+/* An emulated mbarrier: arrivals and copy bytes still owed by its
+ * current phase, the phases completed, and copies not yet landed. */
+struct PendingCopy {
+    void *to;
+    const void *from;
+    uint32_t bytes;
+};
+struct MBarrier {
+    uint32_t arrivals = 0, pending = 0;
+    int64_t bytes = 0;
+    uint32_t phases = 0;
+    std::vector<PendingCopy> copies;
 };
 
 struct Block {
@@ -35,8 +52,10 @@ struct Block {
     int current = 0;
     int block_arrived = 0;
     int warp_arrived[32] = {};
+    int named_arrived[kNamedBarriers] = {}, named_count[kNamedBarriers] = {};
     std::vector<unsigned char> shared;
     std::vector<unsigned char> exchange; /* [32 warps][32 lanes][kSlot] */
+    std::map<void *, MBarrier> barriers; /* by address in shared memory */
     efla_emu_kernel_fn kernel = nullptr;
     efla_cuda_params params;
     ucontext_t scheduler;
@@ -94,6 +113,16 @@ void release_complete_barriers() {
                 (*g_block->fibers)[t].state = State::ready;
         g_block->block_arrived = 0;
     }
+    for (int id = 0; id < kNamedBarriers; ++id) {
+        if (g_block->named_arrived[id] == 0 ||
+            g_block->named_arrived[id] < g_block->named_count[id])
+            continue;
+        for (int t = 0; t < g_block->threads; ++t) {
+            Fiber &fiber = (*g_block->fibers)[t];
+            if (fiber.state == State::named_wait && fiber.named == id) fiber.state = State::ready;
+        }
+        g_block->named_arrived[id] = 0;
+    }
     for (int w = 0; w * 32 < g_block->threads; ++w) {
         if (g_block->warp_arrived[w] == 0 || g_block->warp_arrived[w] != alive_in_warp(w)) continue;
         for (int t = w * 32; t < w * 32 + 32 && t < g_block->threads; ++t)
@@ -112,6 +141,31 @@ void wait(State state) {
         ++g_block->warp_arrived[g_block->current / 32];
     release_complete_barriers();
     if (fiber.state != State::ready) swapcontext(&fiber.context, &g_block->scheduler);
+}
+
+/* Lets the other ready fibers run before this one goes on. */
+void yield() {
+    Fiber &fiber = self();
+    swapcontext(&fiber.context, &g_block->scheduler);
+}
+
+MBarrier &mbarrier(void *bar) {
+    auto it = g_block->barriers.find(bar);
+    if (it == g_block->barriers.end()) die("mbarrier used before its init");
+    return it->second;
+}
+
+void complete_phase_if_done(MBarrier &b) {
+    if (b.pending > 0 || b.bytes > 0) return;
+    if (b.bytes < 0) die("mbarrier: more bytes arrived than expected");
+    ++b.phases;
+    b.pending = b.arrivals;
+}
+
+void land(MBarrier &b, const PendingCopy &copy) {
+    std::memcpy(copy.to, copy.from, copy.bytes);
+    b.bytes -= copy.bytes;
+    complete_phase_if_done(b);
 }
 
 void fiber_main() {
@@ -171,6 +225,21 @@ efla_emu_registration::efla_emu_registration(const char *name, efla_emu_kernel_f
 int efla_emu_thread_index() { return g_block->current; }
 int64_t efla_emu_block_index(int axis) { return g_block->index[axis]; }
 void efla_emu_barrier() { wait(State::block_wait); }
+
+void efla_emu_named_barrier(int id, int threads) {
+    if (id < 0 || id >= kNamedBarriers || threads <= 0 || threads % 32 ||
+        threads > g_block->threads)
+        die("named barrier: bad id or thread count");
+    if (g_block->named_arrived[id] > 0 && g_block->named_count[id] != threads)
+        die("named barrier: thread counts differ between its threads");
+    g_block->named_count[id] = threads;
+    Fiber &fiber = self();
+    fiber.named = id;
+    fiber.state = State::named_wait;
+    ++g_block->named_arrived[id];
+    release_complete_barriers();
+    if (fiber.state != State::ready) swapcontext(&fiber.context, &g_block->scheduler);
+}
 float *efla_emu_shared() { return reinterpret_cast<float *>(g_block->shared.data()); }
 
 void efla_emu_warp_exchange(const void *mine, void *all, size_t bytes) {
@@ -182,6 +251,49 @@ void efla_emu_warp_exchange(const void *mine, void *all, size_t bytes) {
     for (int l = 0; l < 32; ++l)
         std::memcpy(static_cast<unsigned char *>(all) + l * bytes, slots + l * kSlot, bytes);
     wait(State::warp_wait); /* nobody overwrites a slot before all have read it */
+}
+
+void efla_emu_mbarrier_init(void *bar, uint32_t arrivals) {
+    MBarrier &b = g_block->barriers[bar];
+    b = MBarrier();
+    b.arrivals = b.pending = arrivals;
+}
+
+void efla_emu_mbarrier_arrive(void *bar, uint32_t bytes) {
+    MBarrier &b = mbarrier(bar);
+    if (b.pending == 0) die("mbarrier: more arrivals than its count");
+    b.bytes += bytes;
+    --b.pending;
+    complete_phase_if_done(b);
+}
+
+void efla_emu_bulk_copy(void *to, const void *from, uint32_t bytes, void *bar) {
+    MBarrier &b = mbarrier(bar);
+    if (bytes % 16 || (uintptr_t)to % 16 || (uintptr_t)from % 16)
+        die("bulk copy: size or an address not a multiple of 16");
+    const PendingCopy copy = {to, from, bytes};
+    if (next_random() % 2)
+        land(b, copy);
+    else
+        b.copies.push_back(copy);
+}
+
+/* The phase with this parity is complete when the phase in progress has
+ * the other parity. */
+void efla_emu_mbarrier_wait(void *bar, uint32_t parity) {
+    for (long spins = 0;; ++spins) {
+        MBarrier &b = mbarrier(bar);
+        if ((b.phases & 1u) != (parity & 1u)) return;
+        if (!b.copies.empty()) {
+            std::vector<PendingCopy> copies;
+            copies.swap(b.copies);
+            for (const PendingCopy &copy : copies)
+                land(b, copy);
+            continue;
+        }
+        if (spins > 1000000) die("deadlock: an mbarrier wait never completes");
+        yield();
+    }
 }
 
 bool efla_emu_find_kernel(const char *name, efla_emu_kernel_fn *fn, int *max_threads) {
@@ -209,6 +321,7 @@ void efla_emu_launch(efla_emu_kernel_fn fn, unsigned grid_x, unsigned grid_y, un
             block.index[0] = x;
             block.index[1] = y;
             block.shared.assign(shared_bytes + 16, 0xff); /* NaN until written */
+            block.barriers.clear();
             run_block(block);
         }
 }
