@@ -643,9 +643,9 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
      * and 2 (modulo the block's warps: 16 columns in two parts are two) so
      * that no warp issues all of them; only Q's rows remain cp.async pieces
      * of every thread (one group per chunk). */
-    auto stagger_bulk = [&](int64_t c, int issuer, int first, int last) {
+    auto stagger_bulk = [&](int64_t c, int issuer, int begin, int end) {
         if (c < chunks && efla_tid() == 32 * (issuer % (PARTS * GROUPS)))
-            issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + issuer, first, last);
+            issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + issuer, begin, end);
     };
     auto refill_rows = [&](int64_t c) {
         stagger_bulk(c, 0, kCopyW, kCopyW + 1);

@@ -10,9 +10,8 @@
  * memory, not in registers: it arrives by cp.async, which holds no
  * registers while in flight, and the kernel's few registers (56 on sm_90a)
  * let nine blocks share an SM at Dk 128 (four when the tile was in
- * registers). A thread
- * only ever touches its own cells of the tile, so the tile needs no
- * barrier. Per token:  u = v - S^T k;  o = scale (S^T q + alpha u (k.q));
+ * registers). A thread only ever touches its own cells of the tile, so the
+ * tile needs no barrier. Per token:  u = v - S^T k;  o = scale (S^T q + alpha u (k.q));
  * S += alpha k u^T (o uses the old S: S_t^T q = S_{t-1}^T q + alpha u
  * (k.q)), so the two column sums share one reduction: across the 4 row
  * slots of a warp by shuffles, across the 4 warps through shared memory.

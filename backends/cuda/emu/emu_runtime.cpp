@@ -31,13 +31,14 @@ struct Fiber {
     int named = 0; /* the named barrier waited at */
 };
 
-/* An emulated mbarrier: arrivals and copy bytes still owed by its
- * current phase, the phases completed, and copies not yet landed. */
+/* A bulk copy issued but not landed yet. */
 struct PendingCopy {
     void *to;
     const void *from;
     uint32_t bytes;
 };
+/* An emulated mbarrier: arrivals and copy bytes still owed by its
+ * current phase, the phases completed, and copies not yet landed. */
 struct MBarrier {
     uint32_t arrivals = 0, pending = 0;
     int64_t bytes = 0;
@@ -137,6 +138,8 @@ void wait(State state) {
     fiber.state = state;
     if (state == State::block_wait)
         ++g_block->block_arrived;
+    else if (state == State::named_wait)
+        ++g_block->named_arrived[fiber.named];
     else
         ++g_block->warp_arrived[g_block->current / 32];
     release_complete_barriers();
@@ -233,12 +236,8 @@ void efla_emu_named_barrier(int id, int threads) {
     if (g_block->named_arrived[id] > 0 && g_block->named_count[id] != threads)
         die("named barrier: thread counts differ between its threads");
     g_block->named_count[id] = threads;
-    Fiber &fiber = self();
-    fiber.named = id;
-    fiber.state = State::named_wait;
-    ++g_block->named_arrived[id];
-    release_complete_barriers();
-    if (fiber.state != State::ready) swapcontext(&fiber.context, &g_block->scheduler);
+    self().named = id;
+    wait(State::named_wait);
 }
 float *efla_emu_shared() { return reinterpret_cast<float *>(g_block->shared.data()); }
 
