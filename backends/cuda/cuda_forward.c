@@ -201,11 +201,10 @@ static int64_t heads_per_round(const efla_cuda_params *p, const forward_plan *pl
 
 /* The chunked kernels' ids, threads, shared memory and grids. */
 typedef struct chunked_launch {
-    efla_cuda_kernel prepare, apply, scan, output;
-    uint32_t prepare_threads, apply_threads, scan_threads, output_threads;
-    uint32_t prepare_smem, apply_smem, scan_smem, output_smem;
+    efla_cuda_kernel prepare, scan, output;
+    uint32_t prepare_threads, scan_threads, output_threads;
+    uint32_t prepare_smem, scan_smem, output_smem;
     int64_t output_grid_y; /* per value head */
-    int64_t apply_grid_y;  /* per value head; 0: no apply kernel (one-kernel prepare) */
     bool fused;            /* the scan writes the output: no output kernel */
 } chunked_launch;
 
@@ -230,24 +229,15 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     p->dv_tiles = (int32_t)(dvp / plan->tiles.state);
     p->output_tile = plan->tiles.output;
     p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
-    chunked_launch l = {0};
+    chunked_launch l;
     l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + bf16);
-    l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
-    l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
-    if (plan->tiles.split) {
-        l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_FACTOR_MMA_F16 + bf16);
-        l.prepare_threads = EFLA_CUDA_MMA_FACTOR_THREADS;
-        l.prepare_smem = efla_cuda_factor_mma_smem();
-        l.apply = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_APPLY_MMA_F16 + bf16);
-        l.apply_threads = EFLA_CUDA_MMA_APPLY_THREADS;
-        l.apply_smem = efla_cuda_apply_mma_smem();
-        l.apply_grid_y = efla_cuda_apply_jobs(p->dk, p->dv);
-    }
     l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, &plan->tiles);
     l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
+    l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
     l.scan_threads = (uint32_t)EFLA_CUDA_STATE_THREADS(plan->tiles.state, plan->tiles.state_parts,
                                                        plan->tiles.fused);
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;
+    l.prepare_smem = efla_cuda_prepare_mma_smem(p->dk, p->dv);
     l.scan_smem = efla_cuda_state_mma_smem(p->dk, plan->tiles.state, plan->tiles.state_stages,
                                            plan->tiles.state_parts, plan->tiles.fused);
     l.fused = plan->tiles.fused;
@@ -262,9 +252,6 @@ static efla_status launch_round(efla_backend_context *ctx, CUstream stream,
     const uint32_t chunks = (uint32_t)plan->total_chunks, heads = (uint32_t)p->hv_count;
     efla_status status = efla_cuda_launch(ctx, l->prepare, stream, chunks, heads,
                                           l->prepare_threads, l->prepare_smem, p);
-    if (status == EFLA_SUCCESS && l->apply_grid_y)
-        status = efla_cuda_launch(ctx, l->apply, stream, chunks, heads * (uint32_t)l->apply_grid_y,
-                                  l->apply_threads, l->apply_smem, p);
     if (status != EFLA_SUCCESS) return status;
     const int64_t blocks = p->sequences * p->hv_count * p->dv_tiles;
     status = efla_cuda_launch(ctx, l->scan, stream, (uint32_t)blocks, 1, l->scan_threads,
@@ -279,8 +266,7 @@ static efla_status launch_round(efla_backend_context *ctx, CUstream stream,
 static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, int dtype,
                                   const forward_plan *plan, efla_cuda_params *p) {
     const chunked_launch l = plan->mma ? mma_launch(dtype, plan, p) : simt_launch(dtype, p);
-    const int64_t grid_y = l.apply_grid_y > l.output_grid_y ? l.apply_grid_y : l.output_grid_y;
-    const int64_t per_round = heads_per_round(p, plan, grid_y);
+    const int64_t per_round = heads_per_round(p, plan, l.output_grid_y);
     if (plan->total_chunks > INT32_MAX)
         return efla_error(EFLA_ERROR_UNSUPPORTED, "%lld chunks exceed the CUDA grid",
                           (long long)plan->total_chunks);

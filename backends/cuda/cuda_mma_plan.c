@@ -4,9 +4,8 @@
  * BO, from the device's SM count and shared memory. EFLA_CUDA_STATE_TILE
  * (16, 32, 64), EFLA_CUDA_STATE_PARTS (2, 4) and EFLA_CUDA_OUTPUT_TILE (32,
  * 64, 128) override them for tuning, EFLA_CUDA_STATE_STAGES (2, 3) the
- * state kernel's prefetch depth, EFLA_CUDA_FUSED=0 keeps the output
- * kernel where the fused state kernel would run, and EFLA_CUDA_PREPARE
- * (one, split) picks the prepare kernels.
+ * state kernel's prefetch depth, and EFLA_CUDA_FUSED=0 keeps the output
+ * kernel where the fused state kernel would run.
  */
 #include "backends/cuda/cuda_internal.h"
 
@@ -97,18 +96,6 @@ static bool choose_fused(const efla_cuda_device_props *props, int64_t dk, int ti
     return fits(props, efla_cuda_state_mma_smem(dk, tile, stages, parts, 1));
 }
 
-/* The prepare as two kernels (factor, then apply per 64 columns) or one.
- * The one kernel holds K, Q and V's rows whole: at Dk 256 (102 KB) two
- * blocks per SM, whose serial phases leave the memory idle; the factor
- * kernel takes K and Q in slices (three blocks per SM at any Dk) and the
- * apply kernel's small blocks stream the columns. */
-static bool choose_split(const efla_cuda_device_props *props, int64_t dk, int64_t dv) {
-    const char *text = getenv("EFLA_CUDA_PREPARE");
-    const bool one_fits = fits(props, efla_cuda_prepare_mma_smem(dk, dv));
-    if (text && strcmp(text, "one") == 0 && one_fits) return false;
-    return true;
-}
-
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out) {
     out->state_parts = choose_state_parts(props, seq_heads, dv);
@@ -122,11 +109,7 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
     if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
     if (out->fused && efla_cuda_pad16(dk) > 128) out->state_stages = 1; /* staggered */
     out->output = choose_output_tile(props, dk, dv);
-    out->split = choose_split(props, dk, dv);
-    const uint32_t prepare_smem =
-        out->split ? efla_cuda_factor_mma_smem() : efla_cuda_prepare_mma_smem(dk, dv);
-    return out->state && out->output && fits(props, prepare_smem) &&
-           fits(props, efla_cuda_apply_mma_smem());
+    return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 
 /* Kernels per dtype: Dk class 128 with tiles 16, 32, 64, then class 256

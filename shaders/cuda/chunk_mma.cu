@@ -2,8 +2,6 @@
  * The chunked forward on tensor cores (the "mma" path) for f16 and bf16
  * storage, split so that only what must be serial is serial:
  *   prepare (chunk x value head)                 mma_prepare.cuh
- *     or factor (chunk x value head)             mma_factor.cuh
- *     then apply (chunk x value head x 64 columns) mma_apply.cuh
  *   state   (sequence x value head x BV columns) mma_state.cuh
  *   output  (chunk x value head x BO columns)    mma_output.cuh
  * or the state kernel fused with the output (mma_state.cuh).
@@ -13,8 +11,6 @@
  * raw q and k rows as stored, and the state as an operand; the state itself
  * stays f32 in registers, L and the solve stay f32.
  */
-#include "mma_apply.cuh"
-#include "mma_factor.cuh"
 #include "mma_output.cuh"
 #include "mma_prepare.cuh"
 #include "mma_state.cuh"
@@ -43,20 +39,6 @@ EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
 }
 EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
     prepare_mma<EFLA_CUDA_BF16>(p);
-}
-/* factor: three blocks per SM at any Dk (its K and Q come in slices). */
-EFLA_KERNEL_OCCUPANCY(efla_factor_mma_f16, EFLA_CUDA_MMA_FACTOR_THREADS, 3) {
-    factor_mma<EFLA_CUDA_F16>(p);
-}
-EFLA_KERNEL_OCCUPANCY(efla_factor_mma_bf16, EFLA_CUDA_MMA_FACTOR_THREADS, 3) {
-    factor_mma<EFLA_CUDA_BF16>(p);
-}
-/* apply: small blocks (~37 KB), six per SM. */
-EFLA_KERNEL_OCCUPANCY(efla_apply_mma_f16, EFLA_CUDA_MMA_APPLY_THREADS, 6) {
-    apply_mma<EFLA_CUDA_F16>(p);
-}
-EFLA_KERNEL_OCCUPANCY(efla_apply_mma_bf16, EFLA_CUDA_MMA_APPLY_THREADS, 6) {
-    apply_mma<EFLA_CUDA_BF16>(p);
 }
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16, EFLA_CUDA_F16, 128, 16, 4)
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v32, EFLA_CUDA_F16, 128, 32, 4)

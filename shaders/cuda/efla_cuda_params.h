@@ -107,18 +107,10 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * W [C][dkp + 8], K^T [dkp][C + 8], U^T [dvp][C + 8] (the state kernel's
  * operands, row pitches as in its shared memory, so that each is one
  * contiguous copy), V'^T [dvp][C], S_c^T [dvp][dkp], the masked scores P
- * [C][C + 8] (prepare's, for the output kernel), A^-1 diag(e) and A^-1
- * diag(g) [C][C + 8] (the split prepare's factors, for its apply kernel),
- * then ck and rq as f32 [2][C]. */
+ * [C][C + 8] (prepare's, for the output kernel), then ck and rq as f32
+ * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
-/* The split prepare (mma_factor.cuh, mma_apply.cuh): the factor kernel
- * reads K and Q in Dk slices of FACTOR_SLICE columns; each apply block
- * forms APPLY_TILE columns of W and K^T, or rows of U^T. */
-#define EFLA_CUDA_MMA_FACTOR_THREADS 256
-#define EFLA_CUDA_MMA_FACTOR_SLICE 64
-#define EFLA_CUDA_MMA_APPLY_THREADS 128
-#define EFLA_CUDA_MMA_APPLY_TILE 64
 /* Dk columns per slice of the output kernel's Q and S^T buffers. */
 #define EFLA_CUDA_MMA_OUTPUT_SLICE 64
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
@@ -130,7 +122,7 @@ EFLA_HD int64_t efla_cuda_pad16(int64_t x) { return (x + 15) / 16 * 16; }
 EFLA_HD int64_t efla_cuda_mma_pitch_k(int64_t dk) { return efla_cuda_pad16(dk) + 8; }
 EFLA_HD int64_t efla_cuda_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 typedef struct efla_cuda_mma_layout {
-    int64_t w, kt, u, vnt, ht, pm, ae, ag, factors, total;
+    int64_t w, kt, u, vnt, ht, pm, factors, total;
 } efla_cuda_mma_layout;
 EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv) {
     const int64_t c = EFLA_CUDA_CHUNK, dkp = efla_cuda_pad16(dk), dvp = efla_cuda_pad16(dv);
@@ -141,9 +133,7 @@ EFLA_HD efla_cuda_mma_layout efla_cuda_mma_scratch_layout(int64_t dk, int64_t dv
     l.vnt = l.u + dvp * (c + 8);
     l.ht = l.vnt + dvp * c;
     l.pm = l.ht + dvp * dkp;
-    l.ae = l.pm + c * (c + 8);
-    l.ag = l.ae + c * (c + 8);
-    l.factors = l.ag + c * (c + 8);
+    l.factors = l.pm + c * (c + 8);
     l.total = l.factors + 4 * c; /* 2 x C floats */
     return l;
 }
@@ -167,32 +157,6 @@ EFLA_HD uint32_t efla_cuda_prepare_mma_smem(int64_t dk, int64_t dv) {
     /* + A^-1 in 16 bits; L then A^-1 in f32; the solve's block row; 4 coefficient rows */
     return (uint32_t)(2 * (rows + transposed + c * pc) +
                       4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));
-}
-/* The factor kernel: two stages of K and Q slices [C][SLICE + 8] (later
- * the staging of P, A^-1 diag(e) and A^-1 diag(g), [C][C + 8] each: the
- * slice width is C); L then A^-1 in f32; the solve's block row; four
- * coefficient rows. */
-EFLA_HD uint32_t efla_cuda_factor_mma_smem(void) {
-    const int64_t c = EFLA_CUDA_CHUNK, sp = EFLA_CUDA_MMA_FACTOR_SLICE + 8;
-    return (uint32_t)(2 * (2 * 2 * c * sp) +
-                      4 * (c * EFLA_CUDA_MMA_LOWER_PITCH + 16 * EFLA_CUDA_MMA_SOLVE_PITCH + 4 * c));
-}
-/* The apply kernel: a tile of raw K or V rows [C][TILE + 8], the factor
- * [C][C + 8], the products' staging [TILE][C + 8] and [C][TILE + 8], and
- * ck (C f32). */
-EFLA_HD uint32_t efla_cuda_apply_mma_smem(void) {
-    const int64_t c = EFLA_CUDA_CHUNK, tp = EFLA_CUDA_MMA_APPLY_TILE + 8;
-    return (uint32_t)(2 * (2 * c * tp + c * EFLA_CUDA_MMA_PITCH_C +
-                           EFLA_CUDA_MMA_APPLY_TILE * EFLA_CUDA_MMA_PITCH_C) +
-                      4 * c);
-}
-/* Apply blocks per (chunk, value head): the column tiles of Dk (W, K^T)
- * then those of Dv (U^T). */
-EFLA_HD int64_t efla_cuda_apply_key_tiles(int64_t dk) {
-    return (efla_cuda_pad16(dk) + EFLA_CUDA_MMA_APPLY_TILE - 1) / EFLA_CUDA_MMA_APPLY_TILE;
-}
-EFLA_HD int64_t efla_cuda_apply_jobs(int64_t dk, int64_t dv) {
-    return efla_cuda_apply_key_tiles(dk) + efla_cuda_apply_key_tiles(dv);
 }
 /* Elements of one stage of the state kernel: W [C][kp], K^T [dkp][pc],
  * U^T [tile][pc]; fused with the output, also Q [C][kp], P [C][pc] and rq
@@ -262,10 +226,6 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
 #define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                                             \
     X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)                                          \
     X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)                                        \
-    X(FACTOR_MMA_F16, "efla_factor_mma_f16", CHUNK_MMA)                                            \
-    X(FACTOR_MMA_BF16, "efla_factor_mma_bf16", CHUNK_MMA)                                          \
-    X(APPLY_MMA_F16, "efla_apply_mma_f16", CHUNK_MMA)                                              \
-    X(APPLY_MMA_BF16, "efla_apply_mma_bf16", CHUNK_MMA)                                            \
     X(STATE_MMA_F16_K128_V16, "efla_state_mma_f16_k128_v16", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K128_V32, "efla_state_mma_f16_k128_v32", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA)                            \

@@ -45,10 +45,11 @@ EFLA_DEV PrepareSmem prepare_smem(int dkp, int dvp) {
  * in flight (not one global round trip per row later). */
 template <int DT>
 EFLA_DEV void load_betas(const efla_cuda_params &p, const efla_cuda_sequence &seq, int64_t t0,
-                         int rows, int64_t hv, float *beta) {
+                         int rows, int64_t hv, const PrepareSmem &s) {
     const int r = efla_tid();
     if (r < rows)
-        beta[r] = efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
+        s.erase[r] =
+            efla_load<DT>(p.beta.address, efla_offset(p.beta, seq.batch_row, t0 + r, hv, 0));
 }
 
 /* Sum of squares of the 16-bit values in `words` (8 of them). */
@@ -93,42 +94,38 @@ EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, int rows, const Pr
     s.write[r] = write;
 }
 
-/* to[i][s] = ck_s K[s][i] [cols][PC]: the unit keys, transposed, from the
- * raw keys K [C][rp]; one 8 x 16 block per warp step (ldmatrix.trans),
- * written as pairs. */
-template <int DT, int THREADS>
-EFLA_DEV void transpose_keys(const uint16_t *keys, int rp, const float *ck, uint16_t *to,
-                             int cols) {
+/* transposed[i][s] = ck_s K[s][i]: the unit keys, transposed, from the raw
+ * keys; one 8 x 16 block per warp step (ldmatrix.trans), written as pairs. */
+template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp) {
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
-    for (int b = efla_tid() >> 5; b < (kChunk / 8) * (cols / 16); b += THREADS / 32) {
+    for (int b = efla_tid() >> 5; b < (kChunk / 8) * (dkp / 16); b += kPrepareThreads / 32) {
         const int r0 = 8 * (b % (kChunk / 8)), i0 = 16 * (b / (kChunk / 8)), r = r0 + c2;
         uint32_t m[2];
-        efla_load_trans2(m, keys, rp, r0, i0);
+        efla_load_trans2(m, s.rows, kp, r0, i0);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            const float lo = ck[r] * efla_half_to_f32<DT>((uint16_t)(m[h] & 0xffffu));
-            const float hi = ck[r + 1] * efla_half_to_f32<DT>((uint16_t)(m[h] >> 16));
-            *reinterpret_cast<uint32_t *>(to + (i0 + 8 * h + g) * kPitchC + r) =
+            const float lo = s.ck[r] * efla_half_to_f32<DT>((uint16_t)(m[h] & 0xffffu));
+            const float hi = s.ck[r + 1] * efla_half_to_f32<DT>((uint16_t)(m[h] >> 16));
+            *reinterpret_cast<uint32_t *>(s.transposed + (i0 + 8 * h + g) * kPitchC + r) =
                 efla_pack_half2<DT>(lo, hi);
         }
     }
 }
 
-/* to = A^-1 diag(f) [C][PC] in 16 bits, from the f32 A^-1 in `lower`:
- * four columns per thread and step (16-byte loads, 8-byte stores), all of
- * a thread's steps unrolled so that their loads are in flight together. */
-template <int DT, int THREADS>
-EFLA_DEV void inverse_to_half(const float *lower, const float *f, uint16_t *inverse) {
+/* inverse = A^-1 diag(f) in 16 bits, from the f32 A^-1: four columns per
+ * thread and step (16-byte loads, 8-byte stores), all of a thread's steps
+ * unrolled so that their loads are in flight together. */
+template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
     constexpr int kQuads = kChunk * kChunk / 4;
-    static_assert(kQuads % THREADS == 0, "whole steps");
+    static_assert(kQuads % kPrepareThreads == 0, "whole steps");
 #pragma unroll
-    for (int step = 0; step < kQuads / THREADS; ++step) {
-        const int e = efla_tid() + step * THREADS, t = e / (kChunk / 4);
+    for (int step = 0; step < kQuads / kPrepareThreads; ++step) {
+        const int e = efla_tid() + step * kPrepareThreads, t = e / (kChunk / 4);
         const int c = 4 * (e % (kChunk / 4));
         float x[4], y[4];
-        efla_load4(lower + t * EFLA_CUDA_MMA_LOWER_PITCH + c, x);
+        efla_load4(s.lower + t * EFLA_CUDA_MMA_LOWER_PITCH + c, x);
         efla_load4(f + c, y);
-        uint32_t *to = reinterpret_cast<uint32_t *>(inverse + t * kPitchC + c);
+        uint32_t *to = reinterpret_cast<uint32_t *>(s.inverse + t * kPitchC + c);
         to[0] = efla_pack_half2<DT>(x[0] * y[0], x[1] * y[1]);
         to[1] = efla_pack_half2<DT>(x[2] * y[2], x[3] * y[3]);
     }
@@ -281,7 +278,7 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     load_rows<kPrepareThreads>(p.q, row_source(p.q, seq, t0, rows, h), (int)p.dk, dkp, s.transposed,
                                kp);
     efla_cp_async_commit();
-    load_betas<DT>(p, seq, t0, rows, hv, s.erase);
+    load_betas<DT>(p, seq, t0, rows, hv, s);
     efla_cp_async_wait_all();
     efla_sync();
     prepare_coefficients<DT>(p, rows, s, dkp, kp, out);
@@ -290,12 +287,11 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     masked_scores<DT>(s, dkp, kp, s.inverse); /* free until the solve's result */
     efla_sync();                              /* raw Q read, P staged */
     copy_rows<kPrepareThreads>(out.pm, kPitchC, s.inverse, kPitchC, kChunk, kChunk);
-    /* over raw Q, which is no longer needed */
-    transpose_keys<DT, kPrepareThreads>(s.rows, kp, s.ck, s.transposed, dkp);
+    transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
     efla_blocked_inverse<kPrepareThreads, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
     copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
-    inverse_to_half<DT, kPrepareThreads>(s.lower, s.erase, s.inverse); /* W = (A^-1 diag(e)) K^ */
+    inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
     times_inverse<DT>(s, dkp, kp); /* over the raw keys, which are done */
     efla_sync();
@@ -303,7 +299,7 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     load_rows<kPrepareThreads>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
     efla_cp_async_commit();
     copy_rows<kPrepareThreads>(out.w, kp, s.rows, kp, kChunk, dkp);
-    inverse_to_half<DT, kPrepareThreads>(s.lower, s.write, s.inverse); /* U = (A^-1 diag(g)) V */
+    inverse_to_half<DT>(s, s.write); /* U = (A^-1 diag(g)) V */
     efla_cp_async_wait_all();
     efla_sync();
     /* U^T's address recomputed: held from the start, it spilled on sm_90a */

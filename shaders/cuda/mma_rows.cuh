@@ -15,7 +15,7 @@ constexpr int kChunk = EFLA_CUDA_CHUNK;
 constexpr int kPitchC = EFLA_CUDA_MMA_PITCH_C;
 
 struct MmaChunk {
-    uint16_t *w, *kt, *u, *vnt, *ht, *pm, *ae, *ag;
+    uint16_t *w, *kt, *u, *vnt, *ht, *pm;
     float *ck, *rq;
 };
 
@@ -30,8 +30,6 @@ EFLA_DEV MmaChunk mma_chunk(const efla_cuda_params &p, int64_t chunk, int64_t sl
     s.vnt = base + l.vnt;
     s.ht = base + l.ht;
     s.pm = base + l.pm;
-    s.ae = base + l.ae;
-    s.ag = base + l.ag;
     s.ck = reinterpret_cast<float *>(base + l.factors);
     s.rq = s.ck + kChunk;
     return s;
