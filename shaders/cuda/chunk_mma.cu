@@ -27,10 +27,13 @@
     EFLA_KERNEL(name, EFLA_CUDA_STATE_THREADS(bv, 2, 1)) {                                         \
         state_mma<dt, (dk) / 8, (bv) / 16, 2, true>(p);                                            \
     }
-/* output: three blocks per SM, whose sliced buffers (~56 KB at 64
- * columns) fit three times over. */
+/* output: three blocks per SM up to 64 columns, whose sliced buffers
+ * (~56 KB) fit three times over; two at 128 (83 KB), which then need not
+ * keep to three blocks' registers (at 80 one value spilled). */
 #define EFLA_OUTPUT_KERNEL(name, dt, bo)                                                           \
-    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_MMA_OUTPUT_THREADS, 3) { output_mma<dt, bo>(p); }
+    EFLA_KERNEL_OCCUPANCY(name, EFLA_CUDA_MMA_OUTPUT_THREADS, (bo) > 64 ? 2 : 3) {                 \
+        output_mma<dt, bo>(p);                                                                     \
+    }
 
 /* prepare: three blocks per SM (24 warps) to hide its many short phases;
  * its ~66 KB of shared memory allows them at Dk = Dv = 128. */
