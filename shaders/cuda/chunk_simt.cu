@@ -48,7 +48,7 @@ EFLA_DEV void lower_product(const float *inverse, const float *stage, float *out
 template <int DT> EFLA_DEV void prepare(const efla_cuda_params &p) {
     const int tid = efla_tid();
     const int64_t g = efla_block_x(), slot = efla_block_y();
-    const int64_t hv = p.hv_begin + slot, h = hv / (p.value_heads / p.heads);
+    const int64_t hv = p.hv_begin + slot, h = efla_key_head(p, hv);
     const int64_t n = efla_chunk_owner(p, g);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     const int64_t t0 = seq.first + (g - seq.first_chunk) * C;

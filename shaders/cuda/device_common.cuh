@@ -44,6 +44,14 @@ EFLA_DEV uint16_t efla_f32_to_bf16(float x) { return __bfloat16_as_ushort(__floa
 
 #define EFLA_KERNEL(name, threads) EFLA_KERNEL_OCCUPANCY(name, threads, 1)
 
+/* log2 of a power of two: index arithmetic by shifts where a runtime
+ * divisor would be a division routine. */
+#ifdef EFLA_CUDA_EMULATION
+EFLA_DEV int efla_log2_pow2(uint32_t x) { return __builtin_ctz(x); }
+#else
+EFLA_DEV int efla_log2_pow2(uint32_t x) { return __ffs((int)x) - 1; }
+#endif
+
 /* Sum over the 32 lanes of a warp; every lane gets the same value. */
 EFLA_DEV float efla_warp_sum(float x) {
     for (int mask = 16; mask > 0; mask >>= 1)
@@ -165,10 +173,18 @@ EFLA_DEV efla_cuda_sequence efla_sequence(const efla_cuda_params &p, int64_t n) 
     return s;
 }
 
+/* The key head of value head hv (grouped value heads). 32-bit: head
+ * counts are far below 2^31, and a 64-bit division is a long routine. */
+EFLA_DEV int64_t efla_key_head(const efla_cuda_params &p, int64_t hv) {
+    const uint32_t group = (uint32_t)p.value_heads / (uint32_t)p.heads;
+    return (int64_t)((uint32_t)hv / group);
+}
+
 /* The sequence that owns scratch chunk g: the last n with first_chunk <= g
  * (sequences without chunks share first_chunk with the next one). */
 EFLA_DEV int64_t efla_chunk_owner(const efla_cuda_params &p, int64_t g) {
-    if (!p.sequence_table) return g / p.chunks_per_sequence;
+    /* 32-bit: the host keeps the chunks below 2^31 (the CUDA grid) */
+    if (!p.sequence_table) return (int64_t)((uint32_t)g / (uint32_t)p.chunks_per_sequence);
     const efla_cuda_sequence *table =
         reinterpret_cast<const efla_cuda_sequence *>(p.sequence_table);
     int64_t lo = 0, hi = p.sequences - 1;

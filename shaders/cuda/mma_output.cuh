@@ -24,9 +24,13 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
     const int lane = efla_tid() & 31;
     uint16_t *out = reinterpret_cast<uint16_t *>(p.out.address);
     if (rows_vectorizable(p.out, p.dv)) {
-        const int pieces = cols / 8;
+        const int pieces = cols >> 3;
+        const bool pow2 = (pieces & (pieces - 1)) == 0;
+        const int shift = efla_log2_pow2((uint32_t)pieces);
         for (int e = lane; e < 16 * pieces; e += 32) {
-            const int t = row0 + e / pieces, c8 = 8 * (e % pieces);
+            /* by shifts where the pieces are a power of two (no division) */
+            const int t = row0 + (pow2 ? e >> shift : e / pieces);
+            const int c8 = 8 * (pow2 ? e & (pieces - 1) : e % pieces);
             if (t < rows && j0 + c8 < p.dv)
                 efla_copy16(out + efla_offset(p.out, seq.batch_row, t0 + t, hv, j0 + c8),
                             staged + t * pp + c8);
@@ -62,7 +66,9 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     constexpr int NTW = BO / 16; /* column tiles per warp, at most */
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = warp / 4;
     const int64_t g = efla_block_x();
-    const int64_t slot = efla_block_y() / p.output_tiles, tile = efla_block_y() % p.output_tiles;
+    /* 32-bit: grid y is below 2^16 */
+    const uint32_t by = (uint32_t)efla_block_y(), tiles = (uint32_t)p.output_tiles;
+    const int64_t slot = by / tiles, tile = by % tiles;
     const int64_t hv = p.hv_begin + slot, j0 = tile * BO;
     const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
     const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
@@ -70,7 +76,7 @@ template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv);
     const int cols = (int)efla_min64(BO, dvp - j0); /* a multiple of 16 */
     const int wcols = cols / 2, c0 = half * wcols;  /* this warp's columns */
-    const int64_t h = hv / (p.value_heads / p.heads);
+    const int64_t h = efla_key_head(p, hv);
     const MmaChunk src = mma_chunk(p, g, slot);
     const RowSource queries = row_source(p.q, seq, t0, rows, h);
 

@@ -265,7 +265,7 @@ template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp)
 
 template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const int64_t g = efla_block_x(), slot = efla_block_y();
-    const int64_t hv = p.hv_begin + slot, h = hv / (p.value_heads / p.heads);
+    const int64_t hv = p.hv_begin + slot, h = efla_key_head(p, hv);
     const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
     const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
     const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);

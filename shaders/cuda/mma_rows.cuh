@@ -87,9 +87,19 @@ EFLA_DEV bool rows_vectorizable(const efla_cuda_tensor &t, int64_t d) {
 /* copy(r, c8) for every 16-byte piece of a rows x cols (a multiple of 8)
  * 16-bit block. When the pieces per row divide the threads, each thread
  * keeps one column and steps over rows: no division per piece (these
- * loops sit on the state kernel's serial path). */
+ * loops sit on the state kernel's serial path); by shifts where the
+ * pieces are a power of two (every full-width slice and tile), as the
+ * divisions by a runtime count were a good part of the output kernel's
+ * instructions. */
 template <int THREADS, typename Copy> EFLA_DEV void for_each_piece(int rows, int cols, Copy copy) {
-    const int pieces = cols / 8;
+    const int pieces = cols >> 3;
+    if ((pieces & (pieces - 1)) == 0 && pieces <= THREADS) {
+        const int shift = efla_log2_pow2((uint32_t)pieces);
+        const int c8 = 8 * (efla_tid() & (pieces - 1)), step = THREADS >> shift;
+        for (int r = efla_tid() >> shift; r < rows; r += step)
+            copy(r, c8);
+        return;
+    }
     if (THREADS % pieces == 0) {
         const int c8 = 8 * (efla_tid() % pieces), step = THREADS / pieces;
         for (int r = efla_tid() / pieces; r < rows; r += step)

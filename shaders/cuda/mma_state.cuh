@@ -558,7 +558,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
     const int64_t slot = (block / p.dv_tiles) % p.hv_count;
     const int64_t n = block / ((int64_t)p.dv_tiles * p.hv_count);
     const int64_t hv = p.hv_begin + slot, j0 = tile * BV;
-    const int64_t h = hv / (p.value_heads / p.heads);
+    const int64_t h = efla_key_head(p, hv);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length <= p.recurrent_max_len) return;
     if (kProducerWarp<BV, FUSED> && !kProduced && efla_tid() >= THREADS) return;

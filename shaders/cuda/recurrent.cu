@@ -102,7 +102,7 @@ template <int DT, int RPT> EFLA_DEV void recurrent(const efla_cuda_params &p) {
     const int64_t n = block / (tiles * heads);
     const efla_cuda_sequence seq = efla_sequence(p, n);
     if (seq.length > p.recurrent_max_len) return; /* the chunked kernels take it */
-    const int64_t h = hv / (p.value_heads / p.heads);
+    const int64_t h = efla_key_head(p, hv);
     const int64_t j = tile * kTile + 4 * quad;
 
     float *cells = efla_smem();                    /* the state tile [kClass][kTile] */
