@@ -36,19 +36,29 @@ EFLA_DEV MmaChunk mma_chunk(const efla_cuda_params &p, int64_t chunk, int64_t sl
 }
 
 /* acc[t] += A[row0.., 0..k) B_t for n-tiles t < ntiles (t < NT) at columns
- * n0 + 8 t; A row-major (pitch pa), B given as Bt[n][k] (pitch pb). */
-template <int DT, int NT>
+ * n0 + 8 t; A row-major (pitch pa), B given as Bt[n][k] (pitch pb).
+ * PAIRED: B tiles load in pairs (one ldmatrix.x4 for two), half the
+ * shared-memory instructions, for a few more registers (the prepare
+ * kernel, at three blocks' 80, would spill). */
+template <int DT, int NT, bool PAIRED = false>
 EFLA_DEV void warp_tiles(float (*acc)[4], const uint16_t *a, int pa, int row0, const uint16_t *bt,
                          int pb, int n0, int k, int ntiles) {
     for (int k0 = 0; k0 < k; k0 += 16) {
         uint32_t fa[4];
         efla_load_a(fa, a, pa, row0, k0);
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
+        for (int t = 0; t < NT; t += PAIRED ? 2 : 1) {
             if (t >= ntiles) break;
-            uint32_t fb[2];
-            efla_load_b(fb, bt, pb, n0 + 8 * t, k0);
-            efla_mma<DT>(acc[t], fa, fb);
+            if (PAIRED && t + 1 < NT && t + 1 < ntiles) {
+                uint32_t fb[2][2];
+                efla_load_b_pair(fb, bt, pb, n0 + 8 * t, k0);
+                efla_mma<DT>(acc[t], fa, fb[0]);
+                efla_mma<DT>(acc[t + 1 < NT ? t + 1 : t], fa, fb[1]);
+            } else {
+                uint32_t fb[2];
+                efla_load_b(fb, bt, pb, n0 + 8 * t, k0);
+                efla_mma<DT>(acc[t], fa, fb);
+            }
         }
     }
 }
