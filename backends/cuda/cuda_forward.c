@@ -257,8 +257,7 @@ static efla_status launch_round(efla_backend_context *ctx, CUstream stream,
     status = efla_cuda_launch(ctx, l->scan, stream, (uint32_t)blocks, 1, l->scan_threads,
                               l->scan_smem, p);
     if (status != EFLA_SUCCESS || !plan->mma || l->fused) return status;
-    const uint32_t pairs = (chunks + EFLA_CUDA_MMA_OUTPUT_CHUNKS - 1) / EFLA_CUDA_MMA_OUTPUT_CHUNKS;
-    return efla_cuda_launch(ctx, l->output, stream, pairs, heads * (uint32_t)l->output_grid_y,
+    return efla_cuda_launch(ctx, l->output, stream, chunks, heads * (uint32_t)l->output_grid_y,
                             l->output_threads, l->output_smem, p);
 }
 
@@ -278,7 +277,6 @@ static efla_status launch_chunked(efla_backend_context *ctx, CUstream stream, in
         ensure_device(ctx, &ctx->scratch, &ctx->scratch_size, bytes, "chunk scratch");
     if (status != EFLA_SUCCESS) return status;
     p->scratch = (uint64_t)ctx->scratch;
-    p->total_chunks = (int32_t)plan->total_chunks;
     for (int64_t begin = 0; begin < p->value_heads; begin += per_round) {
         const int64_t count =
             p->value_heads - begin < per_round ? p->value_heads - begin : per_round;

@@ -52,7 +52,6 @@ typedef struct efla_cuda_params {
     int32_t output_tile;  /* mma output kernel: columns per block (32, 64 or 128) */
     int32_t output_tiles; /* mma output kernel: column tiles (grid y = heads x tiles) */
     int32_t state_stages; /* mma state kernel: chunk operand buffers in flight (2 or 3) */
-    int32_t total_chunks; /* chunked kernels: chunks of this launch (the scratch's) */
 } efla_cuda_params;
 
 #define EFLA_CUDA_PARAMS_SIZE 416
@@ -114,9 +113,6 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
 /* Dk columns per slice of the output kernel's Q and S^T buffers. */
 #define EFLA_CUDA_MMA_OUTPUT_SLICE 64
-/* Chunks per output block, one after the other: the next one's copies
- * land during this one's products. */
-#define EFLA_CUDA_MMA_OUTPUT_CHUNKS 2
 #define EFLA_CUDA_MMA_PITCH_C (EFLA_CUDA_CHUNK + 8)
 /* The prepare kernel's f32 L / A^-1 [C][68] and the solve's block row
  * [16][52]: rows 16-byte aligned (float4 accesses). */
@@ -191,8 +187,8 @@ EFLA_HD uint32_t efla_cuda_output_mma_smem(int64_t dk, int64_t tile) {
     const int64_t sp = EFLA_CUDA_MMA_OUTPUT_SLICE + 8;
     (void)dk;
     /* two Dk slices of Q [C][sp] and S^T [tile][sp] (then O [C][tile + 8],
-     * which is smaller); per chunk parity V'^T [tile][pc], P [C][pc], rq */
-    return (uint32_t)(2 * (2 * (c + tile) * sp + 2 * (tile * pc + c * pc)) + 4 * 2 * c);
+     * which is smaller); V'^T [tile][pc]; P [C][pc]; ck, rq */
+    return (uint32_t)(2 * (2 * (c + tile) * sp + tile * pc + c * pc) + 4 * 2 * c);
 }
 
 /* The Dk class of the recurrent kernels: rows of the state one thread holds

@@ -1,11 +1,11 @@
 /*
- * mma output: one block of 8 warps per (two chunks, value head, BO
- * columns), all independent:
+ * mma output: one block of 8 warps per (chunk, value head, BO columns),
+ * all independent:
  *   O = scale (diag(rq) Q S_c + mask_{s<=t}(diag(rq) Q K^T diag(ck)) V'),
  * with Q the rows as stored (rq applied in f32 after the product), the
  * masked scores P from the prepare kernel, S_c^T and V'^T from the state
  * kernel. Q and S_c^T arrive in Dk slices, the next one's copies in flight
- * during this one's products, from one chunk into the next.
+ * during this one's products.
  */
 #ifndef EFLA_MMA_OUTPUT_CUH
 #define EFLA_MMA_OUTPUT_CUH
@@ -48,7 +48,6 @@ EFLA_DEV void store_output_rows(const efla_cuda_params &p, const efla_cuda_seque
  * and S_c^T, two in flight: the next slice's copies overlap this slice's
  * products, and the smaller buffers let more blocks share an SM. */
 constexpr int kOutputSlice = EFLA_CUDA_MMA_OUTPUT_SLICE;
-constexpr int kOutputChunks = EFLA_CUDA_MMA_OUTPUT_CHUNKS;
 constexpr int kSlicePitch = kOutputSlice + 8;
 
 /* Columns of slice sl (the last one may be narrower: dkp is a multiple of 16). */
@@ -61,110 +60,76 @@ template <int BO> EFLA_DEV uint16_t *slice_q(uint16_t *smem, int stage) {
     return smem + stage * (kChunk + BO) * kSlicePitch;
 }
 
-/* Where one chunk's operands and output rows are. */
-struct OutputChunk {
-    MmaChunk src;
-    RowSource queries;
-    efla_cuda_sequence seq;
-    int64_t t0;
-};
-
-EFLA_DEV OutputChunk output_chunk(const efla_cuda_params &p, int64_t g, int64_t slot, int64_t hv) {
-    OutputChunk c;
-    c.seq = efla_sequence(p, efla_chunk_owner(p, g));
-    c.t0 = c.seq.first + (g - c.seq.first_chunk) * kChunk;
-    const int rows = (int)efla_min64(kChunk, c.seq.first + c.seq.length - c.t0);
-    c.queries = row_source(p.q, c.seq, c.t0, rows, efla_key_head(p, hv));
-    c.src = mma_chunk(p, g, slot);
-    return c;
-}
-
-/* Buffers of one chunk parity: V'^T [BO][PC], P [C][PC], rq [C] (f32). */
-template <int BO> EFLA_DEV uint16_t *chunk_vt(uint16_t *smem, int parity) {
-    return slice_q<BO>(smem, 2) + parity * ((BO + kChunk) * kPitchC + 2 * kChunk);
-}
-
 /* Warps w and w + 4 share chunk rows 16 (w % 4), each with half of the BO
- * output columns. A block takes kOutputChunks chunks in turn, its Dk
- * slices one pipeline over all of them: the next slice's copies (and, at
- * a chunk's first slice, its V'^T, P and rq) are in flight during this
- * slice's products, also across chunks. */
+ * output columns. */
 template <int DT, int BO> EFLA_DEV void output_mma(const efla_cuda_params &p) {
     constexpr int NTW = BO / 16; /* column tiles per warp, at most */
     const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = warp / 4;
+    const int64_t g = efla_block_x();
     /* 32-bit: grid y is below 2^16 */
     const uint32_t by = (uint32_t)efla_block_y(), tiles = (uint32_t)p.output_tiles;
     const int64_t slot = by / tiles, tile = by % tiles;
     const int64_t hv = p.hv_begin + slot, j0 = tile * BO;
-    const int64_t g0 = efla_block_x() * kOutputChunks;
-    const int chunks = (int)efla_min64(kOutputChunks, p.total_chunks - g0);
+    const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
+    const int64_t t0 = seq.first + (g - seq.first_chunk) * kChunk;
+    const int rows = (int)efla_min64(kChunk, seq.first + seq.length - t0);
     const int dkp = (int)efla_cuda_pad16(p.dk), dvp = (int)efla_cuda_pad16(p.dv);
     const int cols = (int)efla_min64(BO, dvp - j0); /* a multiple of 16 */
     const int wcols = cols / 2, c0 = half * wcols;  /* this warp's columns */
-    const int slices = (dkp + kOutputSlice - 1) / kOutputSlice, steps = chunks * slices;
-    uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
+    const int64_t h = efla_key_head(p, hv);
+    const MmaChunk src = mma_chunk(p, g, slot);
+    const RowSource queries = row_source(p.q, seq, t0, rows, h);
 
-    auto issue = [&](int i) {
-        const int c = i / slices, sl = i - c * slices;
-        const OutputChunk ch = output_chunk(p, g0 + c, slot, hv);
-        if (sl == 0) {
-            uint16_t *vt = chunk_vt<BO>(smem, c % 2), *pm = vt + BO * kPitchC;
-            copy_rows_async<kOutputThreads>(vt, kPitchC, ch.src.vnt + j0 * kChunk, kChunk, cols,
-                                            kChunk);
-            copy_rows_async<kOutputThreads>(pm, kPitchC, ch.src.pm, kPitchC, kChunk, kChunk);
-            copy_rows_async<kOutputThreads>(pm + kChunk * kPitchC, 2 * kChunk,
-                                            reinterpret_cast<const uint16_t *>(ch.src.rq),
-                                            2 * kChunk, 1, 2 * kChunk);
-        }
+    constexpr int SP = BO + 8;
+    uint16_t *smem = reinterpret_cast<uint16_t *>(efla_smem());
+    uint16_t *vt = slice_q<BO>(smem, 2); /* V'^T [BO][PC] */
+    uint16_t *pm = vt + BO * kPitchC;    /* P [C][PC] */
+    float *ck = reinterpret_cast<float *>(pm + kChunk * kPitchC), *rq = ck + kChunk;
+    uint16_t *staged = smem; /* O [C][SP], once the slices are done */
+
+    const int slices = (dkp + kOutputSlice - 1) / kOutputSlice;
+    auto issue_slice = [&](int sl) {
         const int i0 = sl * kOutputSlice, width = slice_width(dkp, sl);
-        uint16_t *q = slice_q<BO>(smem, i % 2), *ht = q + kChunk * kSlicePitch;
-        copy_rows_async<kOutputThreads>(ht, kSlicePitch, ch.src.ht + j0 * dkp + i0, dkp, cols,
-                                        width);
-        load_rows<kOutputThreads>(p.q, ch.queries, (int)p.dk, width, q, kSlicePitch, i0);
+        uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
+        copy_rows_async<kOutputThreads>(ht, kSlicePitch, src.ht + j0 * dkp + i0, dkp, cols, width);
+        load_rows<kOutputThreads>(p.q, queries, (int)p.dk, width, q, kSlicePitch, i0);
     };
-    issue(0);
+    issue_slice(0);
+    copy_rows_async<kOutputThreads>(vt, kPitchC, src.vnt + j0 * kChunk, kChunk, cols, kChunk);
+    copy_rows_async<kOutputThreads>(pm, kPitchC, src.pm, kPitchC, kChunk, kChunk);
+    copy_rows_async<kOutputThreads>(reinterpret_cast<uint16_t *>(ck), 4 * kChunk,
+                                    reinterpret_cast<const uint16_t *>(src.ck), 4 * kChunk, 1,
+                                    4 * kChunk);
     efla_cp_async_commit();
 
     float o[NTW][4] = {};
-    for (int i = 0; i < steps; ++i) {
-        if (i + 1 < steps) {
-            issue(i + 1);
+    for (int sl = 0; sl < slices; ++sl) {
+        if (sl + 1 < slices) {
+            issue_slice(sl + 1);
             efla_cp_async_commit();
             efla_cp_async_wait_one();
         } else {
             efla_cp_async_wait_all();
         }
-        efla_sync(); /* step i has landed */
-        const int c = i / slices, sl = i - c * slices;
-        const uint16_t *q = slice_q<BO>(smem, i % 2), *ht = q + kChunk * kSlicePitch;
-        warp_tiles<DT, NTW, true>(o, q, kSlicePitch, row0, ht, kSlicePitch, c0,
-                                  slice_width(dkp, sl), wcols / 8);
-        efla_sync(); /* its buffers are free for step i + 2, or the staging */
-        if (sl + 1 < slices) continue;
-        /* the chunk's last slice: P V', then its rows out */
-        const uint16_t *vt = chunk_vt<BO>(smem, c % 2), *pm = vt + BO * kPitchC;
-        const float *rq = reinterpret_cast<const float *>(pm + kChunk * kPitchC);
-        for (int t = 0; t < NTW; ++t)
-            for (int e = 0; e < 4; ++e)
-                o[t][e] *= rq[row0 + efla_acc_row(e)];
-        /* P V': P is zero past the warp's last row, so k stops there. */
-        warp_tiles<DT, NTW, true>(o, pm, kPitchC, row0, vt, kPitchC, c0, row0 + 16, wcols / 8);
-        constexpr int SP = BO + 8;
-        uint16_t *staged = slice_q<BO>(smem, i % 2); /* O [C][SP] */
-        for (int t = 0; t < NTW; ++t) {
-            if (8 * t >= wcols) break;
-            for (int e = 0; e < 4; ++e) {
-                staged[(row0 + efla_acc_row(e)) * SP + c0 + 8 * t + efla_acc_col(e)] =
-                    efla_f32_to_half<DT>(p.scale * o[t][e]);
-                o[t][e] = 0.0f;
-            }
-        }
-        efla_syncwarp();
-        const OutputChunk ch = output_chunk(p, g0 + c, slot, hv);
-        store_output_rows<DT>(p, ch.seq, ch.t0, ch.queries.rows, hv, j0 + c0, wcols, staged + c0,
-                              SP, row0);
-        if (i + 1 < steps) efla_sync(); /* the staged rows are out before step i + 2's copies */
+        efla_sync(); /* slice sl has landed */
+        const uint16_t *q = slice_q<BO>(smem, sl % 2), *ht = q + kChunk * kSlicePitch;
+        warp_tiles<DT, NTW>(o, q, kSlicePitch, row0, ht, kSlicePitch, c0, slice_width(dkp, sl),
+                            wcols / 8);
+        efla_sync(); /* its buffers are free for slice sl + 2, or the staging */
     }
+    for (int t = 0; t < NTW; ++t)
+        for (int e = 0; e < 4; ++e)
+            o[t][e] *= rq[row0 + efla_acc_row(e)];
+    /* P V': P is zero past the warp's last row, so k stops there. */
+    warp_tiles<DT, NTW>(o, pm, kPitchC, row0, vt, kPitchC, c0, row0 + 16, wcols / 8);
+    for (int t = 0; t < NTW; ++t) {
+        if (8 * t >= wcols) break;
+        for (int e = 0; e < 4; ++e)
+            staged[(row0 + efla_acc_row(e)) * SP + c0 + 8 * t + efla_acc_col(e)] =
+                efla_f32_to_half<DT>(p.scale * o[t][e]);
+    }
+    efla_syncwarp();
+    store_output_rows<DT>(p, seq, t0, rows, hv, j0 + c0, wcols, staged + c0, SP, row0);
 }
 
 } // namespace
