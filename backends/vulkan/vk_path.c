@@ -22,12 +22,13 @@ static const char *coopmat_missing(const efla_vk_caps *caps) {
     return caps->coopmat ? NULL : caps->coopmat_missing;
 }
 
-/* Worst first. The cooperative-matrix path runs only when forced
- * (EFLA_PATH=vulkan:coopmat) until it passes the conformance suite on real
- * hardware: on the H200 (3dc5a5b) its chunked outputs were not finite. */
+/* Worst first: AUTO takes the best path the device offers. (The
+ * cooperative-matrix path was forced-only until its shared arrays were
+ * padded to whole 16 bytes; since then it passes the conformance suite on
+ * the H200.) */
 static const path_entry paths[EFLA_VK_PATH_COUNT] = {
     [EFLA_VK_PATH_PORTABLE] = {"portable", always, true},
-    [EFLA_VK_PATH_COOPMAT] = {"coopmat", coopmat_missing, false},
+    [EFLA_VK_PATH_COOPMAT] = {"coopmat", coopmat_missing, true},
 };
 
 const char *efla_vk_path_name(efla_vk_path path) {

@@ -12,18 +12,21 @@
 static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk) {
     uint64_t kv = chunk * (dkc > 64 ? dkc : 64);
     uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
-    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + SUBGROUPS * 256 * 2 + 3 * chunk * 4 + 4;
+    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + SUBGROUPS * 256 * 2 + 3 * chunk * 4 + 16;
 }
 
 static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
-    return 2 * chunk * dkc * 2 + dkc * bv * 2 + chunk * bv * 2 + (dkc / 16) * (bv / 16) * 4 +
-           (chunk / 16) * (bv / 16) * 4 + SUBGROUPS * 256 * 4 + 4;
+    /* the tiles' scale vectors in whole 16 bytes (cooperative matrix loads
+     * need 16-byte aligned addresses, wherever the driver places them) */
+    return 2 * chunk * dkc * 2 + dkc * bv * 2 + chunk * bv * 2 +
+           ((dkc / 16) * (bv / 16) + 3) / 4 * 16 + ((chunk / 16) * (bv / 16) + 3) / 4 * 16 +
+           SUBGROUPS * 256 * 4 + 16;
 }
 
 static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
     uint64_t x16 = chunk * dkc > (dkc + chunk) * bv ? chunk * dkc : (dkc + chunk) * bv;
     return chunk * dkc * 2 + x16 * 2 + chunk * chunk * 2 + chunk * bv * 4 + WORKGROUP * 4 +
-           chunk * 8 + 4;
+           chunk * 8 + 16;
 }
 
 /* Whether the scan kernel takes this tile: it fits, its state tiles fit the

@@ -35,8 +35,8 @@ shared float16_t w16[CH * DKC]; // W of this chunk
 shared float16_t k16[CH * DKC]; // K^ of this chunk (rows of DKC)
 shared float16_t s16[DKC * BV]; // S_c, each tile scaled
 shared float16_t v16[CH * BV];  // V', each tile scaled
-shared float s_inv[RT * CT];    // 1 / scale of each S_c tile
-shared float v_inv[VT * CT];    // 1 / scale of each V' tile
+shared float s_inv[(RT * CT + 3u) / 4u * 4u]; // 1 / scale of each S_c tile (whole 16 bytes)
+shared float v_inv[(VT * CT + 3u) / 4u * 4u]; // 1 / scale of each V' tile (whole 16 bytes)
 shared float bounce[(WG / 32u) * TM * TM]; // one tile per subgroup, state in and out
 
 // The power-of-two scale of an accumulator tile (all of its subgroup).

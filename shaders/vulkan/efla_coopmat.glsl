@@ -17,7 +17,7 @@ const uint TM = 16u; // every matrix is 16 x 16
 #define ROW_MAJOR gl_CooperativeMatrixLayoutRowMajor
 #define COL_MAJOR gl_CooperativeMatrixLayoutColumnMajor
 
-shared uint max_bits_sh;
+shared uint max_bits_sh[4]; // 16 bytes; [0] is used
 
 // 2^(13 - e) for the largest magnitude m = f 2^e (f in [0.5, 1)); 1 for 0.
 float pow2_scale(float m) {
@@ -30,11 +30,11 @@ float pow2_scale(float m) {
 // The power-of-two scale for the largest of every invocation's local_max
 // (non-negative). Called by the whole workgroup in uniform control flow.
 float workgroup_scale(float local_max) {
-    if (gl_LocalInvocationIndex == 0u) max_bits_sh = 0u;
+    if (gl_LocalInvocationIndex == 0u) max_bits_sh[0] = 0u;
     barrier();
-    atomicMax(max_bits_sh, floatBitsToUint(local_max));
+    atomicMax(max_bits_sh[0], floatBitsToUint(local_max));
     barrier();
-    float m = uintBitsToFloat(max_bits_sh);
+    float m = uintBitsToFloat(max_bits_sh[0]);
     barrier();
     return pow2_scale(m);
 }
