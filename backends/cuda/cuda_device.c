@@ -39,7 +39,9 @@ efla_status efla_cuda_device_props_get(CUdevice device, int ordinal, efla_cuda_d
         (s = attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, &out->cc_major)) ||
         (s = attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, &out->cc_minor)) ||
         (s = attribute(device, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
-                       &out->smem_optin)))
+                       &out->smem_optin)) ||
+        (s = attribute(device, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR,
+                       &out->smem_per_sm)))
         return s;
     return EFLA_SUCCESS;
 }

@@ -230,10 +230,13 @@ static chunked_launch mma_launch(int dtype, const forward_plan *plan, efla_cuda_
     p->output_tile = plan->tiles.output;
     p->output_tiles = (int32_t)((dvp + plan->tiles.output - 1) / plan->tiles.output);
     chunked_launch l;
-    l.prepare = (efla_cuda_kernel)(EFLA_CUDA_KERNEL_PREPARE_MMA_F16 + bf16);
+    l.prepare = (efla_cuda_kernel)((plan->tiles.wide_prepare ? EFLA_CUDA_KERNEL_PREPARE_WIDE_MMA_F16
+                                                             : EFLA_CUDA_KERNEL_PREPARE_MMA_F16) +
+                                   bf16);
     l.scan = efla_cuda_mma_state_kernel(bf16, p->dk, &plan->tiles);
     l.output = efla_cuda_mma_output_kernel(bf16, plan->tiles.output);
-    l.prepare_threads = EFLA_CUDA_MMA_PREPARE_THREADS;
+    l.prepare_threads = plan->tiles.wide_prepare ? EFLA_CUDA_MMA_PREPARE_WIDE_THREADS
+                                                 : EFLA_CUDA_MMA_PREPARE_THREADS;
     l.scan_threads = (uint32_t)EFLA_CUDA_STATE_THREADS(plan->tiles.state, plan->tiles.state_parts,
                                                        plan->tiles.fused);
     l.output_threads = EFLA_CUDA_MMA_OUTPUT_THREADS;

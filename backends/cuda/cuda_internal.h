@@ -36,7 +36,8 @@ typedef struct efla_cuda_device_props {
     int ordinal;
     int sm_count;
     int cc_major, cc_minor;
-    int smem_optin; /* bytes of dynamic shared memory a block may opt into */
+    int smem_optin;  /* bytes of dynamic shared memory a block may opt into */
+    int smem_per_sm; /* bytes of shared memory of one SM, all blocks together */
 } efla_cuda_device_props;
 
 struct efla_backend_buffer {
@@ -69,9 +70,10 @@ struct efla_backend_context {
 /* cuda_mma_plan.c: tiles of the mma state and output kernels (columns). */
 typedef struct efla_cuda_mma_tiles {
     int state, output;
-    int state_stages; /* chunk operand buffers of the state kernel */
-    int state_parts;  /* warps per 16 columns of the state kernel (2 or 4) */
-    bool fused;       /* the state kernel writes the output (no output kernel) */
+    int state_stages;  /* chunk operand buffers of the state kernel */
+    int state_parts;   /* warps per 16 columns of the state kernel (2 or 4) */
+    bool fused;        /* the state kernel writes the output (no output kernel) */
+    bool wide_prepare; /* the prepare kernel of 16 warps (two blocks per SM) */
 } efla_cuda_mma_tiles;
 /* False when the mma kernels do not fit the device's shared memory. */
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,

@@ -4,8 +4,9 @@
  * BO, from the device's SM count and shared memory. EFLA_CUDA_STATE_TILE
  * (16, 32, 64), EFLA_CUDA_STATE_PARTS (2, 4) and EFLA_CUDA_OUTPUT_TILE (32,
  * 64, 128) override them for tuning, EFLA_CUDA_STATE_STAGES (2, 3) the
- * state kernel's prefetch depth, and EFLA_CUDA_FUSED=0 keeps the output
- * kernel where the fused state kernel would run.
+ * state kernel's prefetch depth, EFLA_CUDA_FUSED=0 keeps the output
+ * kernel where the fused state kernel would run, and EFLA_CUDA_PREPARE
+ * (8 or 16) the prepare kernel's warps.
  */
 #include "backends/cuda/cuda_internal.h"
 
@@ -96,6 +97,16 @@ static bool choose_fused(const efla_cuda_device_props *props, int64_t dk, int ti
     return fits(props, efla_cuda_state_mma_smem(dk, tile, stages, parts, 1));
 }
 
+/* The prepare of 16 warps where its shared memory leaves room for only two
+ * blocks per SM (its phases are latency-bound: more warps, more in
+ * flight), else of 8 (three blocks: 24 warps, at most 80 registers). */
+static bool choose_wide_prepare(const efla_cuda_device_props *props, int64_t dk, int64_t dv) {
+    const int forced = env_tile("EFLA_CUDA_PREPARE", 8, 16, 16);
+    if (forced) return forced == 16;
+    const int64_t smem = efla_cuda_prepare_mma_smem(dk, dv);
+    return 3 * smem > (int64_t)props->smem_per_sm;
+}
+
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
                           int64_t dv, efla_cuda_mma_tiles *out) {
     out->state_parts = choose_state_parts(props, seq_heads, dv);
@@ -109,6 +120,7 @@ bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads
     if (env_tile("EFLA_CUDA_STATE_STAGES", 2, 2, 2)) out->state_stages = 2;
     if (out->fused && efla_cuda_pad16(dk) > 128) out->state_stages = 1; /* staggered */
     out->output = choose_output_tile(props, dk, dv);
+    out->wide_prepare = choose_wide_prepare(props, dk, dv);
     return out->state && out->output && fits(props, efla_cuda_prepare_mma_smem(dk, dv));
 }
 

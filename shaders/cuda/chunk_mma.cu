@@ -38,10 +38,18 @@
 /* prepare: three blocks per SM (24 warps) to hide its many short phases;
  * its ~66 KB of shared memory allows them at Dk = Dv = 128. */
 EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
-    prepare_mma<EFLA_CUDA_F16>(p);
+    prepare_mma<EFLA_CUDA_F16, EFLA_CUDA_MMA_PREPARE_THREADS>(p);
 }
 EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
-    prepare_mma<EFLA_CUDA_BF16>(p);
+    prepare_mma<EFLA_CUDA_BF16, EFLA_CUDA_MMA_PREPARE_THREADS>(p);
+}
+/* prepare, wide: 16 warps a block, two blocks per SM (32 warps) where the
+ * shared memory allows no more than two blocks (Dk 256: 102 KB). */
+EFLA_KERNEL_OCCUPANCY(efla_prepare_wide_mma_f16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS, 2) {
+    prepare_mma<EFLA_CUDA_F16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS>(p);
+}
+EFLA_KERNEL_OCCUPANCY(efla_prepare_wide_mma_bf16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS, 2) {
+    prepare_mma<EFLA_CUDA_BF16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS>(p);
 }
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16, EFLA_CUDA_F16, 128, 16, 4)
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v32, EFLA_CUDA_F16, 128, 32, 4)

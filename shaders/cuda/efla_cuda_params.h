@@ -110,6 +110,7 @@ EFLA_HD uint32_t efla_cuda_scan_smem(int64_t dk) {
  * [C][C + 8] (prepare's, for the output kernel), then ck and rq as f32
  * [2][C]. */
 #define EFLA_CUDA_MMA_PREPARE_THREADS 256
+#define EFLA_CUDA_MMA_PREPARE_WIDE_THREADS 512
 #define EFLA_CUDA_MMA_OUTPUT_THREADS 256
 /* Dk columns per slice of the output kernel's Q and S^T buffers. */
 #define EFLA_CUDA_MMA_OUTPUT_SLICE 64
@@ -226,6 +227,8 @@ EFLA_HD int64_t efla_cuda_dk_class(int64_t dk) {
 #define EFLA_CUDA_CHUNK_MMA_KERNELS(X)                                                             \
     X(PREPARE_MMA_F16, "efla_prepare_mma_f16", CHUNK_MMA)                                          \
     X(PREPARE_MMA_BF16, "efla_prepare_mma_bf16", CHUNK_MMA)                                        \
+    X(PREPARE_WIDE_MMA_F16, "efla_prepare_wide_mma_f16", CHUNK_MMA)                                \
+    X(PREPARE_WIDE_MMA_BF16, "efla_prepare_wide_mma_bf16", CHUNK_MMA)                              \
     X(STATE_MMA_F16_K128_V16, "efla_state_mma_f16_k128_v16", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K128_V32, "efla_state_mma_f16_k128_v32", CHUNK_MMA)                            \
     X(STATE_MMA_F16_K128_V64, "efla_state_mma_f16_k128_v64", CHUNK_MMA)                            \

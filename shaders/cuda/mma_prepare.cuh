@@ -1,5 +1,6 @@
 /*
- * mma prepare: one block of 8 warps per (chunk, value head). Everything
+ * mma prepare: one block of T threads (8 or 16 warps) per (chunk, value
+ * head). Everything
  * that does not depend on the state: the row coefficients, L from the
  * exact stored keys (K K^T on tensor cores, the factors applied in f32),
  * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^ and K^T,
@@ -13,7 +14,10 @@
 
 namespace {
 
-constexpr int kPrepareThreads = EFLA_CUDA_MMA_PREPARE_THREADS;
+/* Warps of a T-thread block; the 64 x 64 products give each warp 16 rows
+ * and kChunk / (warps / 4) columns (32 with 8 warps, 16 with 16). */
+template <int T> constexpr int kWarps = T / 32;
+template <int T> constexpr int kProductTiles = kChunk / (kWarps<T> / 4) / 8;
 
 /* Shared memory of the prepare kernel (sizes: efla_cuda_prepare_mma_smem). */
 struct PrepareSmem {
@@ -68,23 +72,25 @@ template <int DT> EFLA_DEV float squares8(const uint32_t words[4]) {
  * four threads per row sum |k|^2 and |q|^2 over 16-byte pieces, then one
  * of them computes the row's coefficients, all rows at once. ck and rq
  * also go to the scratch for the output kernel. */
-template <int DT>
+template <int DT, int T>
 EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, int rows, const PrepareSmem &s,
                                    int dkp, int kp, const MmaChunk &out) {
-    static_assert(kPrepareThreads == 4 * kChunk, "four threads per row");
-    const int r = efla_tid() / 4, part = efla_tid() % 4;
+    constexpr int kParts = T / kChunk; /* threads per row */
+    static_assert(kParts == 4 || kParts == 8, "four or eight threads per row");
+    const int r = efla_tid() / kParts, part = efla_tid() % kParts;
     float kk = 0.0f, qq = 0.0f;
-    for (int i = 8 * part; i < dkp; i += 32) {
+    for (int i = 8 * part; i < dkp; i += 8 * kParts) {
         uint32_t words[4];
         efla_load16(s.rows + r * kp + i, words);
         kk += squares8<DT>(words);
         efla_load16(s.transposed + r * kp + i, words);
         qq += squares8<DT>(words);
     }
-    kk += efla_shfl_xor(kk, 1);
-    qq += efla_shfl_xor(qq, 1);
-    kk += efla_shfl_xor(kk, 2);
-    qq += efla_shfl_xor(qq, 2);
+#pragma unroll
+    for (int mask = 1; mask < kParts; mask *= 2) {
+        kk += efla_shfl_xor(kk, mask);
+        qq += efla_shfl_xor(qq, mask);
+    }
     if (part != 0) return;
     float ck = 0.0f, rq = 0.0f, erase = 0.0f, write = 0.0f;
     if (r < rows) efla_coefficients_of(p, kk, qq, s.erase[r], &ck, &rq, &erase, &write);
@@ -96,9 +102,9 @@ EFLA_DEV void prepare_coefficients(const efla_cuda_params &p, int rows, const Pr
 
 /* transposed[i][s] = ck_s K[s][i]: the unit keys, transposed, from the raw
  * keys; one 8 x 16 block per warp step (ldmatrix.trans), written as pairs. */
-template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp) {
+template <int DT, int T> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, int kp) {
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
-    for (int b = efla_tid() >> 5; b < (kChunk / 8) * (dkp / 16); b += kPrepareThreads / 32) {
+    for (int b = efla_tid() >> 5; b < (kChunk / 8) * (dkp / 16); b += kWarps<T>) {
         const int r0 = 8 * (b % (kChunk / 8)), i0 = 16 * (b / (kChunk / 8)), r = r0 + c2;
         uint32_t m[2];
         efla_load_trans2(m, s.rows, kp, r0, i0);
@@ -115,12 +121,12 @@ template <int DT> EFLA_DEV void transpose_keys(const PrepareSmem &s, int dkp, in
 /* inverse = A^-1 diag(f) in 16 bits, from the f32 A^-1: four columns per
  * thread and step (16-byte loads, 8-byte stores), all of a thread's steps
  * unrolled so that their loads are in flight together. */
-template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
+template <int DT, int T> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const float *f) {
     constexpr int kQuads = kChunk * kChunk / 4;
-    static_assert(kQuads % kPrepareThreads == 0, "whole steps");
+    static_assert(kQuads % T == 0, "whole steps");
 #pragma unroll
-    for (int step = 0; step < kQuads / kPrepareThreads; ++step) {
-        const int e = efla_tid() + step * kPrepareThreads, t = e / (kChunk / 4);
+    for (int step = 0; step < kQuads / T; ++step) {
+        const int e = efla_tid() + step * T, t = e / (kChunk / 4);
         const int c = 4 * (e % (kChunk / 4));
         float x[4], y[4];
         efla_load4(s.lower + t * EFLA_CUDA_MMA_LOWER_PITCH + c, x);
@@ -131,12 +137,13 @@ template <int DT> EFLA_DEV void inverse_to_half(const PrepareSmem &s, const floa
     }
 }
 
-/* rows[t][0..n) = A^-1 [t][..] transposed^T: the warp's 16 rows, half of
- * the columns (warps w and w + 4 share rows 16 (w % 4)). */
-template <int DT> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int rp) {
-    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), half = n / 2;
-    for (int n0 = (warp / 4) * half; n0 < (warp / 4 + 1) * half; n0 += 32) {
-        const int tiles = (warp / 4 + 1) * half - n0 < 32 ? ((warp / 4 + 1) * half - n0) / 8 : 4;
+/* rows[t][0..n) = A^-1 [t][..] transposed^T: warp w takes rows 16 (w % 4)
+ * and every (warps / 4)-th block of 32 columns from block w / 4 (the last
+ * block may be narrower). */
+template <int DT, int T> EFLA_DEV void times_inverse(const PrepareSmem &s, int n, int rp) {
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4);
+    for (int n0 = 32 * (warp / 4); n0 < n; n0 += 8 * kWarps<T>) {
+        const int tiles = n - n0 < 32 ? (n - n0) / 8 : 4;
         float acc[4][4] = {};
         warp_tiles<DT, 4>(acc, s.inverse, kPitchC, row0, s.transposed, kPitchC, n0, kChunk, tiles);
 #pragma unroll
@@ -180,7 +187,8 @@ constexpr int kUtRoundRows =
  * accumulators. Warp w takes the (row tile, half of the positions) pairs
  * w, w + 8, ... (half: the registers of the kernel's three blocks per SM).
  * Starts after a barrier. */
-template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
+template <int DT, int T>
+EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
     constexpr int kHalf = kChunk / 16; /* position tiles per half */
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
     uint16_t *staging = reinterpret_cast<uint16_t *>(s.lower);
@@ -188,7 +196,7 @@ template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int d
     for (int r0 = 0; r0 < dvp; r0 += kUtRoundRows) {
         const int rows = dvp - r0 < kUtRoundRows ? dvp - r0 : kUtRoundRows;
         if (r0 > 0) efla_sync(); /* the last round's copies have read the staging */
-        for (int job = efla_tid() >> 5; job < 2 * (rows / 16); job += kPrepareThreads / 32) {
+        for (int job = efla_tid() >> 5; job < 2 * (rows / 16); job += kWarps<T>) {
             const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
             float acc[kHalf][4] = {};
             values_tiles<DT, kHalf>(acc, s.transposed, dvp + 8, r0 + row0, s.inverse, n0);
@@ -200,7 +208,7 @@ template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int d
             }
         }
         efla_sync(); /* the round's rows are staged */
-        copy_rows<kPrepareThreads>(ut + r0 * kPitchC, kPitchC, staging, kPitchC, rows, kChunk);
+        copy_rows<T>(ut + r0 * kPitchC, kPitchC, staging, kPitchC, rows, kChunk);
     }
 }
 
@@ -209,17 +217,16 @@ template <int DT> EFLA_DEV void values_times_inverse(const PrepareSmem &s, int d
  * products (registers) but before any result is stored (stores through
  * other pointers would otherwise make the compiler read them again after
  * each). */
-struct LaneFactors {
-    float row[2], col[4][2];
-};
+template <int NT> struct LaneFactors { float row[2], col[NT][2]; };
 
-EFLA_DEV LaneFactors lane_factors(const float *rows, const float *rows2, const float *cols,
-                                  int row0, int n0) {
+template <int NT>
+EFLA_DEV LaneFactors<NT> lane_factors(const float *rows, const float *rows2, const float *cols,
+                                      int row0, int n0) {
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
-    LaneFactors f;
+    LaneFactors<NT> f;
     for (int h = 0; h < 2; ++h)
         f.row[h] = rows[row0 + g + 8 * h] * (rows2 ? rows2[row0 + g + 8 * h] : 1.0f);
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < NT; ++t)
         for (int i = 0; i < 2; ++i)
             f.col[t][i] = cols[n0 + 8 * t + c2 + i];
     return f;
@@ -227,18 +234,20 @@ EFLA_DEV LaneFactors lane_factors(const float *rows, const float *rows2, const f
 
 /* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) [C][PC] in 16 bits, from the
  * accumulators into `staged` (shared; the caller copies it out in 16-byte
- * pieces), from the raw rows: the warp's 16 rows, 32 of the 64 columns;
- * tiles wholly above the diagonal are zeros without products. */
-template <int DT>
+ * pieces), from the raw rows: the warp's 16 rows, 8 NT of the 64
+ * columns; tiles wholly above the diagonal are zeros without products. */
+template <int DT, int T>
 EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int kp, uint16_t *staged) {
-    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 32 * (warp / 4);
+    constexpr int NT = kProductTiles<T>;
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 8 * NT * (warp / 4);
     const int lane = efla_tid() & 31, g = lane >> 2, c2 = 2 * (lane & 3);
-    const int tiles = n0 > row0 + 15 ? 0 : (row0 + 16 - n0 < 32 ? (row0 + 16 - n0) / 8 : 4);
-    float acc[4][4] = {};
-    if (tiles > 0) warp_tiles<DT, 4>(acc, s.transposed, kp, row0, s.rows, kp, n0, dkp, tiles);
-    const LaneFactors f = lane_factors(s.rq, nullptr, s.ck, row0, n0);
+    const int below = row0 + 16 - n0; /* columns of the warp's block on or below the diagonal */
+    const int tiles = below <= 0 ? 0 : (below < 8 * NT ? below / 8 : NT);
+    float acc[NT][4] = {};
+    if (tiles > 0) warp_tiles<DT, NT>(acc, s.transposed, kp, row0, s.rows, kp, n0, dkp, tiles);
+    const LaneFactors<NT> f = lane_factors<NT>(s.rq, nullptr, s.ck, row0, n0);
 #pragma unroll
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < NT; ++t)
         for (int h = 0; h < 2; ++h) {
             const int r = row0 + g + 8 * h, c = n0 + 8 * t + c2;
             const float x0 = c <= r ? f.row[h] * f.col[t][0] * acc[t][2 * h] : 0.0f;
@@ -248,14 +257,15 @@ EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int kp, uint16_t *sta
 }
 
 /* lower[t][s] = e_t ck_t ck_s k_t.k_s for s < t, else 0: the warp's 16
- * rows, 32 of the 64 columns. */
-template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp) {
-    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 32 * (warp / 4);
-    float acc[4][4] = {};
-    warp_tiles<DT, 4>(acc, s.rows, kp, row0, s.rows, kp, n0, dkp, 4);
-    const LaneFactors f = lane_factors(s.erase, s.ck, s.ck, row0, n0);
+ * rows, 8 NT of the 64 columns. */
+template <int DT, int T> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp) {
+    constexpr int NT = kProductTiles<T>;
+    const int warp = efla_tid() >> 5, row0 = 16 * (warp % 4), n0 = 8 * NT * (warp / 4);
+    float acc[NT][4] = {};
+    warp_tiles<DT, NT>(acc, s.rows, kp, row0, s.rows, kp, n0, dkp, NT);
+    const LaneFactors<NT> f = lane_factors<NT>(s.erase, s.ck, s.ck, row0, n0);
 #pragma unroll
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < NT; ++t)
         for (int e = 0; e < 4; ++e) {
             const int r = row0 + efla_acc_row(e), c = n0 + 8 * t + efla_acc_col(e);
             s.lower[r * EFLA_CUDA_MMA_LOWER_PITCH + c] =
@@ -263,7 +273,7 @@ template <int DT> EFLA_DEV void keys_gram(const PrepareSmem &s, int dkp, int kp)
         }
 }
 
-template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
+template <int DT, int T> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const int64_t g = efla_block_x(), slot = efla_block_y();
     const int64_t hv = p.hv_begin + slot, h = efla_key_head(p, hv);
     const efla_cuda_sequence seq = efla_sequence(p, efla_chunk_owner(p, g));
@@ -274,36 +284,35 @@ template <int DT> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const PrepareSmem s = prepare_smem(dkp, dvp);
 
     const RowSource values = row_source(p.v, seq, t0, rows, hv);
-    load_rows<kPrepareThreads>(p.k, row_source(p.k, seq, t0, rows, h), (int)p.dk, dkp, s.rows, kp);
-    load_rows<kPrepareThreads>(p.q, row_source(p.q, seq, t0, rows, h), (int)p.dk, dkp, s.transposed,
-                               kp);
+    load_rows<T>(p.k, row_source(p.k, seq, t0, rows, h), (int)p.dk, dkp, s.rows, kp);
+    load_rows<T>(p.q, row_source(p.q, seq, t0, rows, h), (int)p.dk, dkp, s.transposed, kp);
     efla_cp_async_commit();
     load_betas<DT>(p, seq, t0, rows, hv, s);
     efla_cp_async_wait_all();
     efla_sync();
-    prepare_coefficients<DT>(p, rows, s, dkp, kp, out);
+    prepare_coefficients<DT, T>(p, rows, s, dkp, kp, out);
     efla_sync();
-    keys_gram<DT>(s, dkp, kp);
-    masked_scores<DT>(s, dkp, kp, s.inverse); /* free until the solve's result */
-    efla_sync();                              /* raw Q read, P staged */
-    copy_rows<kPrepareThreads>(out.pm, kPitchC, s.inverse, kPitchC, kChunk, kChunk);
-    transpose_keys<DT>(s, dkp, kp); /* over raw Q, which is no longer needed */
-    efla_blocked_inverse<kPrepareThreads, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
+    keys_gram<DT, T>(s, dkp, kp);
+    masked_scores<DT, T>(s, dkp, kp, s.inverse); /* free until the solve's result */
+    efla_sync();                                 /* raw Q read, P staged */
+    copy_rows<T>(out.pm, kPitchC, s.inverse, kPitchC, kChunk, kChunk);
+    transpose_keys<DT, T>(s, dkp, kp); /* over raw Q, which is no longer needed */
+    efla_blocked_inverse<T, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
-    copy_rows<kPrepareThreads>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
-    inverse_to_half<DT>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
+    copy_rows<T>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
+    inverse_to_half<DT, T>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
-    times_inverse<DT>(s, dkp, kp); /* over the raw keys, which are done */
+    times_inverse<DT, T>(s, dkp, kp); /* over the raw keys, which are done */
     efla_sync();
     /* V's rows over K^T, in flight while W goes out */
-    load_rows<kPrepareThreads>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
+    load_rows<T>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
     efla_cp_async_commit();
-    copy_rows<kPrepareThreads>(out.w, kp, s.rows, kp, kChunk, dkp);
-    inverse_to_half<DT>(s, s.write); /* U = (A^-1 diag(g)) V */
+    copy_rows<T>(out.w, kp, s.rows, kp, kChunk, dkp);
+    inverse_to_half<DT, T>(s, s.write); /* U = (A^-1 diag(g)) V */
     efla_cp_async_wait_all();
     efla_sync();
     /* U^T's address recomputed: held from the start, it spilled on sm_90a */
-    values_times_inverse<DT>(s, dvp, mma_chunk(p, g, slot).u);
+    values_times_inverse<DT, T>(s, dvp, mma_chunk(p, g, slot).u);
 }
 
 } // namespace
