@@ -43,12 +43,22 @@ EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_f16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
 EFLA_KERNEL_OCCUPANCY(efla_prepare_mma_bf16, EFLA_CUDA_MMA_PREPARE_THREADS, 3) {
     prepare_mma<EFLA_CUDA_BF16, EFLA_CUDA_MMA_PREPARE_THREADS>(p);
 }
-/* prepare, wide: 16 warps a block, two blocks per SM (32 warps) where the
- * shared memory allows no more than two blocks (Dk 256: 102 KB). */
-EFLA_KERNEL_OCCUPANCY(efla_prepare_wide_mma_f16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS, 2) {
+/* prepare, wide: 16 warps a block where the narrow one would get fewer
+ * than three blocks per SM (Dk 256 on the H200: two wide blocks, 32 warps,
+ * 64 registers). SMs of 100 KB (sm_86, 89, 120) hold one such block, which
+ * then may use 128 registers (at 64, sm_120 spilled 36 bytes). */
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 860 || __CUDA_ARCH__ == 870 ||                     \
+                               __CUDA_ARCH__ == 890 || __CUDA_ARCH__ >= 1200)
+#define EFLA_PREPARE_WIDE_BLOCKS 1
+#else
+#define EFLA_PREPARE_WIDE_BLOCKS 2
+#endif
+EFLA_KERNEL_OCCUPANCY(efla_prepare_wide_mma_f16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS,
+                      EFLA_PREPARE_WIDE_BLOCKS) {
     prepare_mma<EFLA_CUDA_F16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS>(p);
 }
-EFLA_KERNEL_OCCUPANCY(efla_prepare_wide_mma_bf16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS, 2) {
+EFLA_KERNEL_OCCUPANCY(efla_prepare_wide_mma_bf16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS,
+                      EFLA_PREPARE_WIDE_BLOCKS) {
     prepare_mma<EFLA_CUDA_BF16, EFLA_CUDA_MMA_PREPARE_WIDE_THREADS>(p);
 }
 EFLA_STATE_KERNEL(efla_state_mma_f16_k128_v16, EFLA_CUDA_F16, 128, 16, 4)
