@@ -10,6 +10,7 @@
 #ifndef EFLA_MMA_PREPARE_CUH
 #define EFLA_MMA_PREPARE_CUH
 
+#include "bulk_store.cuh"
 #include "mma_rows.cuh"
 
 namespace {
@@ -183,8 +184,8 @@ constexpr int kUtRoundRows =
 /* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `transposed`, to the
  * scratch `ut` (pitch PC, the state kernel's): per round of up to
  * kUtRoundRows rows, the accumulators as 16-bit pairs into shared memory
- * (over L), then 16-byte copies out, not 4-byte global stores from the
- * accumulators. Warp w takes the (row tile, half of the positions) pairs
+ * (over L), then stored as a block (bulk_store.cuh), not by 4-byte global
+ * stores from the accumulators. Warp w takes the (row tile, half of the positions) pairs
  * w, w + 8, ... (half: the registers of the kernel's three blocks per SM).
  * Starts after a barrier. */
 template <int DT, int T>
@@ -195,7 +196,10 @@ EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) 
 #pragma unroll 1
     for (int r0 = 0; r0 < dvp; r0 += kUtRoundRows) {
         const int rows = dvp - r0 < kUtRoundRows ? dvp - r0 : kUtRoundRows;
-        if (r0 > 0) efla_sync(); /* the last round's copies have read the staging */
+        if (r0 > 0) {
+            release_stores(); /* the last round's store has read the staging */
+            efla_sync();
+        }
         for (int job = efla_tid() >> 5; job < 2 * (rows / 16); job += kWarps<T>) {
             const int row0 = 16 * (job / 2), n0 = 8 * kHalf * (job % 2);
             float acc[kHalf][4] = {};
@@ -207,8 +211,9 @@ EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) 
                 top[4 * t + 4 * kPitchC] = efla_pack_half2<DT>(acc[t][2], acc[t][3]);
             }
         }
+        staged_for_store();
         efla_sync(); /* the round's rows are staged */
-        copy_rows<T>(ut + r0 * kPitchC, kPitchC, staging, kPitchC, rows, kChunk);
+        store_block<T>(ut + r0 * kPitchC, staging, rows, kPitchC, kChunk);
     }
 }
 
@@ -294,25 +299,31 @@ template <int DT, int T> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     efla_sync();
     keys_gram<DT, T>(s, dkp, kp);
     masked_scores<DT, T>(s, dkp, kp, s.inverse); /* free until the solve's result */
-    efla_sync();                                 /* raw Q read, P staged */
-    copy_rows<T>(out.pm, kPitchC, s.inverse, kPitchC, kChunk, kChunk);
+    staged_for_store();
+    efla_sync(); /* raw Q read, P staged */
+    store_block<T>(out.pm, s.inverse, kChunk, kPitchC, kChunk);
     transpose_keys<DT, T>(s, dkp, kp); /* over raw Q, which is no longer needed */
+    staged_for_store();
+    release_stores(); /* P read before A^-1 diag(e) overwrites it */
     efla_blocked_inverse<T, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
-    copy_rows<T>(out.kt, kPitchC, s.transposed, kPitchC, dkp, kChunk);
+    store_block<T>(out.kt, s.transposed, dkp, kPitchC, kChunk);
     inverse_to_half<DT, T>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
     times_inverse<DT, T>(s, dkp, kp); /* over the raw keys, which are done */
+    staged_for_store();
+    release_stores(); /* K^T read before V's rows overwrite it */
     efla_sync();
     /* V's rows over K^T, in flight while W goes out */
     load_rows<T>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
     efla_cp_async_commit();
-    copy_rows<T>(out.w, kp, s.rows, kp, kChunk, dkp);
+    store_block<T>(out.w, s.rows, kChunk, kp, dkp);
     inverse_to_half<DT, T>(s, s.write); /* U = (A^-1 diag(g)) V */
     efla_cp_async_wait_all();
     efla_sync();
     /* U^T's address recomputed: held from the start, it spilled on sm_90a */
     values_times_inverse<DT, T>(s, dvp, mma_chunk(p, g, slot).u);
+    release_stores(); /* W and U^T read before the block's shared memory goes */
 }
 
 } // namespace

@@ -37,6 +37,11 @@ void efla_emu_mbarrier_init(void *bar, uint32_t arrivals);
 void efla_emu_mbarrier_arrive(void *bar, uint32_t bytes);
 void efla_emu_mbarrier_wait(void *bar, uint32_t parity);
 void efla_emu_bulk_copy(void *to, const void *from, uint32_t bytes, void *bar);
+/* A shared -> global bulk store: it reads the shared memory at once or at
+ * the block's next efla_emu_bulk_store_wait (at random), so that a write
+ * before the wait corrupts it; a store never waited for aborts. */
+void efla_emu_bulk_store(void *to, const void *from, uint32_t bytes);
+void efla_emu_bulk_store_wait();
 
 static inline int efla_tid() { return efla_emu_thread_index(); }
 static inline int64_t efla_block_x() { return efla_emu_block_index(0); }

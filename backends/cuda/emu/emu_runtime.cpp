@@ -57,6 +57,7 @@ struct Block {
     std::vector<unsigned char> shared;
     std::vector<unsigned char> exchange; /* [32 warps][32 lanes][kSlot] */
     std::map<void *, MBarrier> barriers; /* by address in shared memory */
+    std::vector<PendingCopy> stores;     /* bulk stores not yet read */
     efla_emu_kernel_fn kernel = nullptr;
     efla_cuda_params params;
     ucontext_t scheduler;
@@ -215,6 +216,7 @@ void run_block(Block &block) {
             swapcontext(&block.scheduler, &g_fibers[t].context);
         }
     }
+    if (!block.stores.empty()) die("a bulk store was never waited for");
     g_block = nullptr;
 }
 
@@ -275,6 +277,22 @@ void efla_emu_bulk_copy(void *to, const void *from, uint32_t bytes, void *bar) {
         land(b, copy);
     else
         b.copies.push_back(copy);
+}
+
+void efla_emu_bulk_store(void *to, const void *from, uint32_t bytes) {
+    if (bytes % 16 || (uintptr_t)to % 16 || (uintptr_t)from % 16)
+        die("bulk store: size or an address not a multiple of 16");
+    const PendingCopy store = {to, from, bytes};
+    if (next_random() % 2)
+        std::memcpy(to, from, bytes);
+    else
+        g_block->stores.push_back(store);
+}
+
+void efla_emu_bulk_store_wait() {
+    for (const PendingCopy &store : g_block->stores)
+        std::memcpy(store.to, store.from, store.bytes);
+    g_block->stores.clear();
 }
 
 /* The phase with this parity is complete when the phase in progress has
