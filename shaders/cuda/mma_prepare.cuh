@@ -288,7 +288,6 @@ template <int DT, int T> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     const MmaChunk out = mma_chunk(p, g, slot);
     const PrepareSmem s = prepare_smem(dkp, dvp);
 
-    const RowSource values = row_source(p.v, seq, t0, rows, hv);
     load_rows<T>(p.k, row_source(p.k, seq, t0, rows, h), (int)p.dk, dkp, s.rows, kp);
     load_rows<T>(p.q, row_source(p.q, seq, t0, rows, h), (int)p.dk, dkp, s.transposed, kp);
     efla_cp_async_commit();
@@ -314,8 +313,9 @@ template <int DT, int T> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     staged_for_store();
     release_stores(); /* K^T read before V's rows overwrite it */
     efla_sync();
-    /* V's rows over K^T, in flight while W goes out */
-    load_rows<T>(p.v, values, (int)p.dv, dvp, s.transposed, dvp + 8);
+    /* V's rows over K^T, in flight while W goes out; their address worked
+     * out here: held from the start, it spilled on sm_90a */
+    load_rows<T>(p.v, row_source(p.v, seq, t0, rows, hv), (int)p.dv, dvp, s.transposed, dvp + 8);
     efla_cp_async_commit();
     store_block<T>(out.w, s.rows, kChunk, kp, dkp);
     inverse_to_half<DT, T>(s, s.write); /* U = (A^-1 diag(g)) V */
