@@ -73,7 +73,7 @@ typedef struct efla_cuda_mma_tiles {
     int state_stages;  /* chunk operand buffers of the state kernel */
     int state_parts;   /* warps per 16 columns of the state kernel (2 or 4) */
     bool fused;        /* the state kernel writes the output (no output kernel) */
-    bool wide_prepare; /* the prepare kernel of 16 warps (two blocks per SM) */
+    bool wide_prepare; /* the prepare kernel of 16 warps, not 8 */
 } efla_cuda_mma_tiles;
 /* False when the mma kernels do not fit the device's shared memory. */
 bool efla_cuda_mma_choose(const efla_cuda_device_props *props, int64_t seq_heads, int64_t dk,
