@@ -1,7 +1,6 @@
 /*
  * mma prepare: one block of T threads (8 or 16 warps) per (chunk, value
- * head). Everything
- * that does not depend on the state: the row coefficients, L from the
+ * head). Everything that does not depend on the state: the row coefficients, L from the
  * exact stored keys (K K^T on tensor cores, the factors applied in f32),
  * A^-1 by the blocked f32 solve, W = (A^-1 diag(e)) K^ and K^T,
  * U^T = V^T (A^-1 diag(g))^T from V's rows as stored (V^T by
@@ -70,7 +69,7 @@ template <int DT> EFLA_DEV float squares8(const uint32_t words[4]) {
 }
 
 /* Row coefficients from the raw rows and beta (s.erase) in shared memory:
- * four threads per row sum |k|^2 and |q|^2 over 16-byte pieces, then one
+ * T / C threads per row (4 or 8) sum |k|^2 and |q|^2 over 16-byte pieces, then one
  * of them computes the row's coefficients, all rows at once. ck and rq
  * also go to the scratch for the output kernel. */
 template <int DT, int T>
@@ -184,9 +183,10 @@ constexpr int kUtRoundRows =
 /* U^T [dvp][C] = V^T (A^-1 diag(g))^T, V's rows in `transposed`, to the
  * scratch `ut` (pitch PC, the state kernel's): per round of up to
  * kUtRoundRows rows, the accumulators as 16-bit pairs into shared memory
- * (over L), then stored as a block (bulk_store.cuh), not by 4-byte global
- * stores from the accumulators. Warp w takes the (row tile, half of the positions) pairs
- * w, w + 8, ... (half: the registers of the kernel's three blocks per SM).
+ * (over L), then stored as a block (bulk_store.cuh), not by 4-byte
+ * global stores from the accumulators. Warp w takes the (row tile, half
+ * of the positions) pairs w, w + warps, ... (half: the registers of the
+ * 8-warp kernel's three blocks per SM).
  * Starts after a barrier. */
 template <int DT, int T>
 EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) {
@@ -211,7 +211,7 @@ EFLA_DEV void values_times_inverse(const PrepareSmem &s, int dvp, uint16_t *ut) 
                 top[4 * t + 4 * kPitchC] = efla_pack_half2<DT>(acc[t][2], acc[t][3]);
             }
         }
-        staged_for_store();
+        proxy_fence();
         efla_sync(); /* the round's rows are staged */
         store_block<T>(ut + r0 * kPitchC, staging, rows, kPitchC, kChunk);
     }
@@ -238,8 +238,8 @@ EFLA_DEV LaneFactors<NT> lane_factors(const float *rows, const float *rows2, con
 }
 
 /* P = mask_{s<=t}(diag(rq) Q K^T diag(ck)) [C][PC] in 16 bits, from the
- * accumulators into `staged` (shared; the caller copies it out in 16-byte
- * pieces), from the raw rows: the warp's 16 rows, 8 NT of the 64
+ * accumulators into `staged` (shared; the caller stores it as a block),
+ * from the raw rows: the warp's 16 rows, 8 NT of the 64
  * columns; tiles wholly above the diagonal are zeros without products. */
 template <int DT, int T>
 EFLA_DEV void masked_scores(const PrepareSmem &s, int dkp, int kp, uint16_t *staged) {
@@ -298,11 +298,11 @@ template <int DT, int T> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     efla_sync();
     keys_gram<DT, T>(s, dkp, kp);
     masked_scores<DT, T>(s, dkp, kp, s.inverse); /* free until the solve's result */
-    staged_for_store();
+    proxy_fence();
     efla_sync(); /* raw Q read, P staged */
     store_block<T>(out.pm, s.inverse, kChunk, kPitchC, kChunk);
     transpose_keys<DT, T>(s, dkp, kp); /* over raw Q, which is no longer needed */
-    staged_for_store();
+    proxy_fence();
     release_stores(); /* P read before A^-1 diag(e) overwrites it */
     efla_blocked_inverse<T, EFLA_CUDA_MMA_LOWER_PITCH, EFLA_CUDA_MMA_SOLVE_PITCH>(
         s.lower, s.block_row); /* starts and ends with barriers */
@@ -310,7 +310,7 @@ template <int DT, int T> EFLA_DEV void prepare_mma(const efla_cuda_params &p) {
     inverse_to_half<DT, T>(s, s.erase); /* W = (A^-1 diag(e)) K^ */
     efla_sync();
     times_inverse<DT, T>(s, dkp, kp); /* over the raw keys, which are done */
-    staged_for_store();
+    proxy_fence();
     release_stores(); /* K^T read before V's rows overwrite it */
     efla_sync();
     /* V's rows over K^T, in flight while W goes out; their address worked

@@ -22,23 +22,18 @@
 #ifndef EFLA_MMA_STATE_CUH
 #define EFLA_MMA_STATE_CUH
 
+#include "bulk_store.cuh"
 #include "mma_rows.cuh"
 
 namespace {
 
-/* Whether the stages arrive by bulk copies (TMA, sm_90+) signalled on an
+/* The stages arrive by bulk copies (EFLA_BULK: sm_90+) signalled on an
  * mbarrier per stage; else by 16-byte cp.async pieces of every thread. */
-#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(EFLA_CUDA_EMULATION)) ||           \
-    defined(EFLA_EMU_BULK)
-#define EFLA_STATE_BULK 1
-#else
-#define EFLA_STATE_BULK 0
-#endif
 
 /* Whether the staggered refills (fused, Dk 256) are bulk copies too: on
  * sm_90 and sm_100, not sm_120, whose registers for that kernel would
  * spill with them (8 bytes). */
-#if EFLA_STATE_BULK && __CUDA_ARCH__ < 1200
+#if EFLA_BULK && __CUDA_ARCH__ < 1200
 #define EFLA_STAGGER_BULK 1
 #else
 #define EFLA_STAGGER_BULK 0
@@ -113,10 +108,9 @@ EFLA_DEV uint32_t stage_fills(int64_t c, int stages) {
     return u / (uint32_t)stages;
 }
 
-#if EFLA_STATE_BULK
-/* mbarriers in shared memory, bulk copies completing on them, and the
- * fence between the generic and the async proxy (sm_90+; the emulator's
- * own in its sm_90 build, EFLA_EMU_BULK). */
+#if EFLA_BULK
+/* mbarriers in shared memory and bulk copies completing on them (sm_90+;
+ * the emulator's own in its sm_90 build, EFLA_EMU_BULK). */
 #ifdef EFLA_CUDA_EMULATION
 EFLA_DEV void mbarrier_init(uint64_t *bar, uint32_t arrivals) {
     efla_emu_mbarrier_init(bar, arrivals);
@@ -129,10 +123,7 @@ EFLA_DEV void mbarrier_arrive_expect(uint64_t *bar, uint32_t bytes) {
 EFLA_DEV void bulk_copy(void *to, const void *from, uint32_t bytes, uint64_t *bar) {
     efla_emu_bulk_copy(to, from, bytes, bar);
 }
-EFLA_DEV void proxy_fence() {}
 #else
-EFLA_DEV uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
 EFLA_DEV void mbarrier_init(uint64_t *bar, uint32_t arrivals) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)),
                  "r"(arrivals));
@@ -170,10 +161,6 @@ EFLA_DEV void bulk_copy(void *to, const void *from, uint32_t bytes, uint64_t *ba
                  "l"(from), "r"(bytes), "r"(shared_address(bar))
                  : "memory");
 }
-
-/* Orders this thread's earlier generic accesses before its later
- * async-proxy ones. */
-EFLA_DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 #endif
 
 /* One thread: the stage's copies first .. last - 1 (all by default) as
@@ -550,7 +537,7 @@ template <int DT, int DKT, int GROUPS, int PARTS, bool FUSED>
 EFLA_DEV void state_mma(const efla_cuda_params &p) {
     static_assert(PARTS == 2 || PARTS == 4, "two or four parts per 16 columns");
     constexpr int THREADS = 32 * PARTS * GROUPS, BV = 16 * GROUPS;
-    constexpr bool kProduced = kProducerWarp<BV, FUSED> && EFLA_STATE_BULK;
+    constexpr bool kProduced = kProducerWarp<BV, FUSED> && EFLA_BULK;
     const int warp = efla_tid() >> 5, c2 = 2 * (efla_tid() & 3);
     const int group = warp / PARTS, q = warp % PARTS;
     const int64_t block = efla_block_x();
@@ -583,7 +570,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         return state_stage<BV, FUSED>(smem, stage_index(c, stages), dkp);
     };
     const CopySource source = {first, chunk_step, layout, j0};
-#if EFLA_STATE_BULK
+#if EFLA_BULK
     /* Per stage an mbarrier `full` after the stages, then (producer) one
      * `empty`; stage s completes its n-th fill in phase n, so chunk c waits
      * for parity (c / stages) & 1. */
@@ -686,7 +673,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
 #endif
             return;
         }
-#if EFLA_STATE_BULK
+#if EFLA_BULK
         if (efla_tid() == 0 && c < chunks)
             issue_bulk<BV, FUSED>(source, c, stage_of(c), dkp, bars + stage_index(c, stages));
         if (FUSED) {
@@ -705,7 +692,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
             stagger_wait(c, 0); /* W, Q */
             return;
         }
-#if EFLA_STATE_BULK
+#if EFLA_BULK
         if (FUSED) wait_pieces();
         mbarrier_wait(bars + stage_index(c, stages), stage_fills(c, stages) & 1u);
 #else
@@ -716,7 +703,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
      * its reads of it are over. */
     auto release = [&](int64_t c) {
         (void)c;
-#if EFLA_STATE_BULK
+#if EFLA_BULK
         efla_syncwarp();
         if ((efla_tid() & 31) == 0) mbarrier_arrive(bars + stages + stage_index(c, stages));
 #endif
@@ -731,7 +718,7 @@ EFLA_DEV void state_mma(const efla_cuda_params &p) {
         refill_rows(0);
         refill_values(0);
     } else if (!kProduced) {
-#if EFLA_STATE_BULK
+#if EFLA_BULK
         if (efla_tid() == 0) {
             for (int i = 0; i < stages; ++i)
                 mbarrier_init(bars + i, 1);
