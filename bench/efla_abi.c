@@ -83,11 +83,19 @@ static void forward_plan(void) {
     FIELD(efla_forward_plan, kernel_path);
 }
 
+static void stage_time(void) {
+    SIZE(efla_stage_time);
+    FIELD(efla_stage_time, name);
+    FIELD(efla_stage_time, ms);
+    FIELD(efla_stage_time, dispatches);
+}
+
 int main(void) {
     context_create_info();
     device_info();
     tensor();
     forward_desc();
     forward_plan();
+    stage_time();
     return 0;
 }

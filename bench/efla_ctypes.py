@@ -121,12 +121,21 @@ class ForwardPlan(Structure):
     ]
 
 
+class StageTime(Structure):
+    _fields_ = [
+        ("name", c_char * 24),
+        ("ms", c_double),
+        ("dispatches", c_uint32),
+    ]
+
+
 STRUCTS = {
     "efla_context_create_info": ContextCreateInfo,
     "efla_device_info": DeviceInfo,
     "efla_tensor": Tensor,
     "efla_forward_desc": ForwardDesc,
     "efla_forward_plan": ForwardPlan,
+    "efla_stage_time": StageTime,
 }
 
 # What bench/efla_abi.c prints on x86-64 / aarch64 Linux (gcc, LP64).
@@ -145,6 +154,7 @@ C_LAYOUT = {
         final_state=544, cu_seqlens=632, cu_seqlens_dtype=640, num_sequences=648, scale=656,
         mode=660, algorithm=664, flags=668)),
     "efla_forward_plan": (40, dict(struct_size=0, algorithm=4, kernel_path=8)),
+    "efla_stage_time": (40, dict(name=0, ms=24, dispatches=32)),
 }
 
 
@@ -205,6 +215,8 @@ _SIGNATURES = {
     "efla_context_device_info": (c_int, [c_void_p, POINTER(DeviceInfo)]),
     "efla_context_synchronize": (c_int, [c_void_p]),
     "efla_context_last_forward_ms": (c_int, [c_void_p, POINTER(c_double)]),
+    "efla_context_last_forward_stages": (c_int, [c_void_p, POINTER(StageTime), c_uint32,
+                                                 POINTER(c_uint32)]),
     "efla_buffer_create": (c_int, [c_void_p, c_uint64, POINTER(c_void_p)]),
     "efla_buffer_destroy": (None, [c_void_p]),
     "efla_buffer_size": (c_uint64, [c_void_p]),
@@ -335,6 +347,14 @@ class Context:
         ms = c_double()
         self.lib.check(self.lib.context_last_forward_ms(self.handle, byref(ms)), "last forward ms")
         return ms.value
+
+    def last_forward_stages(self):
+        """[(name, ms, dispatches)] of the last forward, or None where the backend has none."""
+        stages = (StageTime * 8)()
+        count = c_uint32()
+        if self.lib.context_last_forward_stages(self.handle, stages, 8, byref(count)) != 0:
+            return None
+        return [(s.name.decode(), s.ms, s.dispatches) for s in stages[:min(count.value, 8)]]
 
     def forward(self, desc):
         self.lib.check(self.lib.forward(self.handle, byref(desc)), "forward")

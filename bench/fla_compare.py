@@ -241,10 +241,13 @@ class EflaRun:
             self.forward()
         self.ctx.synchronize()
         times = []
+        self.stages = {}  # name: summed ms, where the backend times stages
         for _ in range(iters):
             flush(wait=True)
             self.forward()
             times.append(self.ctx.last_forward_ms())
+            for name, ms, _ in self.ctx.last_forward_stages() or []:
+                self.stages[name] = self.stages.get(name, 0.0) + ms / iters
         return times
 
     def host_ms_per_call(self, iters):
@@ -398,6 +401,8 @@ def time_efla(args, ctx, memory, flush, shape, inputs, row):
         efla = EflaRun(ctx, memory(), shape, inputs)
         row["efla_path"] = efla.path
         row["efla"] = percentiles(efla.time(args.iters, args.warmup, flush))
+        if efla.stages:
+            row["efla_stages_ms"] = efla.stages
         if is_decode(shape):
             row["efla_host_ms_per_call"] = efla.host_ms_per_call(args.iters)
         if args.kernels and args.torch is not None:
@@ -499,6 +504,9 @@ def print_progress(r):
         parts.append(f"err o {r['err_o']:.2e} state {fmt(r.get('err_state'), '.2e')}")
     parts.append(r["status"] + (f" ({r['why']})" if "why" in r else ""))
     print("# " + ", ".join(parts))
+    if "efla_stages_ms" in r:
+        print("#   efla stages (mean device ms): " +
+              ", ".join(f"{n} {ms:.4f}" for n, ms in r["efla_stages_ms"].items()))
     for who in ("efla", "fla"):
         if f"{who}_kernels" in r:
             print_kernels(who, r[f"{who}_kernels"])

@@ -119,6 +119,10 @@ typedef struct efla_backend_ops {
     efla_status (*synchronize)(efla_backend_context *ctx);
     /* Optional: device time of the last forward (EFLA_CONTEXT_PROFILING). */
     efla_status (*last_forward_ms)(efla_backend_context *ctx, double *out_ms);
+    /* Optional: the last forward's device time by stage (the core checks
+     * the arguments; capacity may be 0). */
+    efla_status (*last_forward_stages)(efla_backend_context *ctx, efla_stage_time *stages,
+                                       uint32_t capacity, uint32_t *out_count);
 
     efla_status (*buffer_create)(efla_backend_context *ctx, uint64_t size,
                                  efla_backend_buffer **out);

@@ -155,3 +155,18 @@ efla_status efla_context_last_forward_ms(efla_context context, double *out_ms) {
                           context->ops->name);
     return context->ops->last_forward_ms(context->impl, out_ms);
 }
+
+efla_status efla_context_last_forward_stages(efla_context context, efla_stage_time *stages,
+                                             uint32_t capacity, uint32_t *out_count) {
+    efla_error_clear();
+    if (!context || !out_count)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "context or out_count is NULL");
+    if (capacity > 0 && !stages)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "stages is NULL with capacity %u",
+                          capacity);
+    if (!context->ops->last_forward_stages)
+        return efla_error(EFLA_ERROR_UNSUPPORTED, "%s backend has no per-stage timing",
+                          context->ops->name);
+    *out_count = 0;
+    return context->ops->last_forward_stages(context->impl, stages, capacity, out_count);
+}

@@ -145,6 +145,61 @@ Test(api, context_basics) {
     efla_context_destroy(context);
 }
 
+/* The stage times of one backend's chunked forward: known names, a sum no
+ * larger than the whole forward's time, and the count without storage. */
+static void check_stage_times(efla_backend backend) {
+    efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
+    info.backend = backend;
+    info.flags = EFLA_CONTEXT_PROFILING;
+    efla_context context;
+    cr_assert_eq(efla_context_create(&info, &context), EFLA_SUCCESS, "%s",
+                 efla_last_error_message());
+    problem p;
+    const problem_spec spec = {.B = 1, .T = 130, .H = 2, .HV = 2, .Dk = 32, .Dv = 32};
+    problem_create(&p, &spec, EFLA_DTYPE_F32, 9);
+    run_result r;
+    const run_options options = {.algorithm = EFLA_ALGORITHM_CHUNKED};
+    cr_expect(device_run(context, &p, &options, &r), "%s", r.error);
+    uint32_t count = 99;
+    efla_status status = efla_context_last_forward_stages(context, NULL, 0, &count);
+    if (status == EFLA_ERROR_UNSUPPORTED) {
+        cr_expect(backend == EFLA_BACKEND_CPU || backend == EFLA_BACKEND_CUDA,
+                  "only CPU and CUDA (timed by CUPTI) lack stage times");
+        cr_expect(strlen(efla_last_error_message()) > 0);
+    } else {
+        cr_expect_eq(status, EFLA_SUCCESS, "%s", efla_last_error_message());
+        cr_expect(count >= 1 && count <= 8, "%u stages", count);
+        efla_stage_time stages[8];
+        uint32_t written = 0;
+        double total = 0.0, sum = 0.0;
+        cr_expect_eq(efla_context_last_forward_stages(context, stages, 8, &written), EFLA_SUCCESS);
+        cr_expect_eq(written, count);
+        cr_expect_eq(efla_context_last_forward_ms(context, &total), EFLA_SUCCESS);
+        for (uint32_t i = 0; i < written && i < 8; ++i) {
+            const char *n = stages[i].name;
+            cr_expect(!strcmp(n, "prepare") || !strcmp(n, "state") || !strcmp(n, "output") ||
+                          !strcmp(n, "recurrent"),
+                      "stage %u is '%s'", i, n);
+            cr_expect(stages[i].ms >= 0.0 && stages[i].dispatches >= 1);
+            sum += stages[i].ms;
+        }
+        cr_expect(sum <= total * 1.001 + 1e-6, "stages %g ms, forward %g ms", sum, total);
+    }
+    cr_expect_eq(efla_context_last_forward_stages(context, NULL, 1, &count),
+                 EFLA_ERROR_INVALID_ARGUMENT);
+    run_result_free(&r);
+    problem_destroy(&p);
+    efla_context_destroy(context);
+}
+
+Test(api, stage_times) {
+    efla_backend backends[HARNESS_MAX_BACKENDS];
+    const size_t count = harness_backends(backends, HARNESS_MAX_BACKENDS);
+    if (!count) cr_skip_test("no backend selected (EFLA_TEST_BACKENDS)");
+    for (size_t b = 0; b < count; ++b)
+        check_stage_times(backends[b]);
+}
+
 Test(api, destroy_accepts_null) {
     efla_context_destroy(NULL);
     efla_buffer_destroy(NULL);

@@ -35,6 +35,13 @@ void bench_print_row(FILE *out, const bench_machine *m, const bench_result *r) {
             r->work.flop / seconds * 1e-9, r->work.bytes / seconds * 1e-9,
             ratio(r->stats.median_ms, floor_ms(r->work.bytes, m->peak_bytes)),
             ratio(r->stats.median_ms, floor_ms(r->work.flop, m->peak_flops)));
+    if (r->stage_count) {
+        fprintf(out, "%-5s stages, mean device ms:", "");
+        for (uint32_t i = 0; i < r->stage_count; ++i)
+            fprintf(out, " %s %.4f (%u)", r->stages[i].name, r->stages[i].ms,
+                    r->stages[i].dispatches);
+        fputc('\n', out);
+    }
     fflush(out);
 }
 
@@ -90,6 +97,16 @@ void bench_print_json(FILE *out, const bench_machine *m, const bench_result *r) 
     json_number(out, "flop", r->work.flop);
     json_number(out, "bytes", r->work.bytes);
     json_floors(out, m, r);
+    if (r->stage_count) {
+        fputs(",\"stages_ms\":{", out);
+        for (uint32_t i = 0; i < r->stage_count; ++i) {
+            cli_json_string(out, r->stages[i].name);
+            fputc(':', out);
+            cli_json_number(out, r->stages[i].ms);
+            if (i + 1 < r->stage_count) fputc(',', out);
+        }
+        fputc('}', out);
+    }
     fputs("}\n", out);
     fflush(out);
 }

@@ -23,6 +23,8 @@ typedef struct bench_machine {
     const char *basis; /* where the ceilings come from */
 } bench_machine;
 
+#define BENCH_MAX_STAGES 8
+
 typedef struct bench_result {
     const bench_shape *shape;
     bench_work work;
@@ -31,6 +33,8 @@ typedef struct bench_result {
     const char *timer; /* "device" or "host" */
     int warmup, sets;
     size_t iters;
+    efla_stage_time stages[BENCH_MAX_STAGES]; /* mean device ms per run, where timed */
+    uint32_t stage_count;
 } bench_result;
 
 void bench_print_header(FILE *out, const bench_machine *m);

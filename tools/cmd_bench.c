@@ -25,7 +25,8 @@ static const char usage[] =
     "3 warm-up runs, enough timed runs for about 1.5 s per shape (at least 10).\n"
     "The table goes to stdout, or to stderr with --json, which prints one JSON object\n"
     "per shape per line on stdout. Floors: H200 figures for GPUs (4.25 TB/s copy,\n"
-    "51 TFLOP/s f32 FMA); on the CPU the FMA peak and copy rate measured in the run.\n";
+    "51 TFLOP/s f32 FMA); on the CPU the FMA peak and copy rate measured in the run.\n"
+    "Backends that time stages (Vulkan, OpenCL) add each stage's mean device time.\n";
 
 enum { MAX_SETS = 3 };
 #define TARGET_SECONDS 1.5
@@ -160,6 +161,29 @@ static size_t choose_iters(const bench_config *c, double estimate_ms) {
     return wanted > MAX_AUTO_ITERS ? MAX_AUTO_ITERS : (size_t)wanted;
 }
 
+/* Adds the last forward's stage times to r (by name); false when the
+ * backend has none. */
+static bool add_stage_times(efla_context context, bench_result *r) {
+    efla_stage_time stages[BENCH_MAX_STAGES];
+    uint32_t count = 0;
+    if (efla_context_last_forward_stages(context, stages, BENCH_MAX_STAGES, &count) !=
+        EFLA_SUCCESS)
+        return false;
+    for (uint32_t i = 0; i < count && i < BENCH_MAX_STAGES; ++i) {
+        uint32_t n = 0;
+        while (n < r->stage_count && strcmp(r->stages[n].name, stages[i].name) != 0)
+            ++n;
+        if (n == BENCH_MAX_STAGES) continue;
+        if (n == r->stage_count) {
+            r->stages[r->stage_count++] = stages[i];
+            continue;
+        }
+        r->stages[n].ms += stages[i].ms;
+        r->stages[n].dispatches = stages[i].dispatches;
+    }
+    return true;
+}
+
 static int time_runs(efla_context context, const bench_config *c, const bench_set *sets,
                      int set_count, bench_result *r) {
     bool device_timer = r->timer[0] == 'd';
@@ -168,9 +192,15 @@ static int time_runs(efla_context context, const bench_config *c, const bench_se
     r->iters = choose_iters(c, estimate_ms);
     double *ms = malloc(r->iters * sizeof *ms);
     if (!ms) s = EFLA_ERROR_OUT_OF_HOST_MEMORY;
-    for (size_t i = 0; i < r->iters && s == EFLA_SUCCESS; ++i)
+    bool staged = device_timer;
+    for (size_t i = 0; i < r->iters && s == EFLA_SUCCESS; ++i) {
         s = run_once(context, &sets[i % (size_t)set_count], &device_timer, &ms[i]);
+        if (s == EFLA_SUCCESS && staged) staged = add_stage_times(context, r);
+    }
     if (s == EFLA_SUCCESS) r->stats = bench_stats_of(ms, r->iters);
+    for (uint32_t i = 0; i < r->stage_count; ++i)
+        r->stages[i].ms = staged ? r->stages[i].ms / (double)r->iters : 0.0;
+    if (!staged) r->stage_count = 0;
     r->timer = device_timer ? "device" : "host";
     free(ms);
     return s == EFLA_SUCCESS ? CLI_EXIT_OK : cli_library_error(s, r->shape->id);
@@ -179,14 +209,11 @@ static int time_runs(efla_context context, const bench_config *c, const bench_se
 static int bench_shape_run(efla_context context, const bench_config *c, const bench_machine *m,
                            const bench_shape *s) {
     bench_set sets[MAX_SETS];
-    bench_result r = {s,
-                      bench_work_of(s, c->storage),
-                      {0, 0, 0},
-                      EFLA_FORWARD_PLAN_INIT,
-                      (m->device.flags & EFLA_DEVICE_TIMESTAMPS) ? "device" : "host",
-                      (int)c->warmup,
-                      0,
-                      0};
+    bench_result r = {.shape = s,
+                      .work = bench_work_of(s, c->storage),
+                      .plan = EFLA_FORWARD_PLAN_INIT,
+                      .timer = (m->device.flags & EFLA_DEVICE_TIMESTAMPS) ? "device" : "host",
+                      .warmup = (int)c->warmup};
     memset(sets, 0, sizeof sets);
     fprintf(stderr, "efla bench: %s %lld,%lld,%lld,%lld,%lld,%lld: preparing inputs\n", s->id,
             (long long)s->b, (long long)s->t, (long long)s->h, (long long)s->hv, (long long)s->dk,

@@ -171,28 +171,50 @@ static efla_status cl_synchronize(efla_backend_context *ctx) {
     return status;
 }
 
-static efla_status cl_last_forward_ms(efla_backend_context *ctx, double *out_ms) {
+/* Start and end of each kernel of the last timed forward (ns). */
+static efla_status timed_spans(efla_backend_context *ctx, cl_ulong *start, cl_ulong *end) {
     if (!ctx->profiling)
         return efla_error(EFLA_ERROR_UNSUPPORTED,
                           "forward timing needs a context created with EFLA_CONTEXT_PROFILING "
                           "(or a host queue with CL_QUEUE_PROFILING_ENABLE)");
-    *out_ms = 0.0;
     if (ctx->timed.count == 0) return EFLA_SUCCESS;
     cl_int err = efla_cl.clWaitForEvents(ctx->timed.count, ctx->timed.list);
     if (err != CL_SUCCESS) return efla_cl_fail(err, "clWaitForEvents");
-    cl_ulong first = UINT64_MAX, last = 0;
-    for (cl_uint i = 0; i < ctx->timed.count; ++i) {
-        cl_ulong start = 0, end = 0;
+    for (cl_uint i = 0; i < ctx->timed.count && err == CL_SUCCESS; ++i) {
         err = efla_cl.clGetEventProfilingInfo(ctx->timed.list[i], CL_PROFILING_COMMAND_START,
-                                              sizeof start, &start, NULL);
+                                              sizeof start[i], &start[i], NULL);
         if (err == CL_SUCCESS)
             err = efla_cl.clGetEventProfilingInfo(ctx->timed.list[i], CL_PROFILING_COMMAND_END,
-                                                  sizeof end, &end, NULL);
-        if (err != CL_SUCCESS) return efla_cl_fail(err, "clGetEventProfilingInfo");
-        if (start < first) first = start;
-        if (end > last) last = end;
+                                                  sizeof end[i], &end[i], NULL);
+    }
+    return err == CL_SUCCESS ? EFLA_SUCCESS : efla_cl_fail(err, "clGetEventProfilingInfo");
+}
+
+static efla_status cl_last_forward_ms(efla_backend_context *ctx, double *out_ms) {
+    cl_ulong start[EFLA_CL_MAX_EVENTS], end[EFLA_CL_MAX_EVENTS];
+    efla_status status = timed_spans(ctx, start, end);
+    if (status != EFLA_SUCCESS) return status;
+    cl_ulong first = UINT64_MAX, last = 0;
+    for (cl_uint i = 0; i < ctx->timed.count; ++i) {
+        if (start[i] < first) first = start[i];
+        if (end[i] > last) last = end[i];
     }
     *out_ms = last > first ? (double)(last - first) * 1e-6 : 0.0;
+    return EFLA_SUCCESS;
+}
+
+/* One stage per kernel launch, in enqueue order. */
+static efla_status cl_last_forward_stages(efla_backend_context *ctx, efla_stage_time *stages,
+                                          uint32_t capacity, uint32_t *out_count) {
+    cl_ulong start[EFLA_CL_MAX_EVENTS], end[EFLA_CL_MAX_EVENTS];
+    efla_status status = timed_spans(ctx, start, end);
+    if (status != EFLA_SUCCESS) return status;
+    for (cl_uint i = 0; i < ctx->timed.count && i < capacity; ++i) {
+        stages[i] = (efla_stage_time){.dispatches = 1};
+        snprintf(stages[i].name, sizeof stages[i].name, "%s", ctx->timed_names[i]);
+        stages[i].ms = end[i] > start[i] ? (double)(end[i] - start[i]) * 1e-6 : 0.0;
+    }
+    *out_count = ctx->timed.count;
     return EFLA_SUCCESS;
 }
 
@@ -215,6 +237,7 @@ const efla_backend_ops efla_opencl_backend_ops = {
     .context_device_info = cl_context_device_info,
     .synchronize = cl_synchronize,
     .last_forward_ms = cl_last_forward_ms,
+    .last_forward_stages = cl_last_forward_stages,
     .buffer_create = efla_cl_buffer_create,
     .buffer_wrap_native = efla_cl_buffer_wrap_native,
     .buffer_destroy = efla_cl_buffer_destroy,

@@ -221,12 +221,15 @@ static efla_status enqueue_planned(efla_backend_context *ctx, const efla_forward
     cl_event chunked = output ? output : scanned ? scanned : prepared;
     if (chunked) last[count++] = chunked;
     if (ctx->profiling && queue == ctx->queue) {
+        const cl_event events[] = {recurrent, prepared, scanned, output};
+        static const char *const names[] = {"recurrent", "prepare", "state", "output"};
         cl_event timed[EFLA_CL_MAX_EVENTS];
         cl_uint n = 0;
-        if (recurrent) efla_cl.clRetainEvent(timed[n++] = recurrent);
-        if (prepared) efla_cl.clRetainEvent(timed[n++] = prepared);
-        if (scanned) efla_cl.clRetainEvent(timed[n++] = scanned);
-        if (output) efla_cl.clRetainEvent(timed[n++] = output);
+        for (int i = 0; i < 4; ++i)
+            if (events[i]) {
+                ctx->timed_names[n] = names[i];
+                efla_cl.clRetainEvent(timed[n++] = events[i]);
+            }
         efla_cl_events_set(&ctx->timed, timed, n);
     }
     if (prepared && prepared != chunked) efla_cl.clReleaseEvent(prepared);

@@ -56,6 +56,7 @@ struct efla_backend_context {
     cl_command_queue queue;
     bool out_of_order; /* the queue may run commands concurrently: chain with events */
     bool profiling;
+    const char *timed_names[EFLA_CL_MAX_EVENTS]; /* the stage of each event in `timed` */
     bool native; /* context and queue belong to the host */
     efla_cl_path path;
     bool path_forced; /* by EFLA_PATH: a failing nvmma build is then an error, not a fallback */

@@ -1,6 +1,7 @@
 /* The Vulkan backend's table. */
 #include "backends/vulkan/vk_context.h"
 #include "backends/vulkan/vk_loader.h"
+#include "backends/vulkan/vk_profile.h"
 
 #include "core/error.h"
 
@@ -30,6 +31,7 @@ const efla_backend_ops efla_vulkan_backend_ops = {
     .context_device_info = efla_vk_context_device_info,
     .synchronize = efla_vk_synchronize,
     .last_forward_ms = efla_vk_last_forward_ms,
+    .last_forward_stages = efla_vk_last_forward_stages,
     .buffer_create = efla_vk_buffer_create,
     .buffer_wrap_native = efla_vk_buffer_wrap_native,
     .buffer_destroy = efla_vk_buffer_destroy,

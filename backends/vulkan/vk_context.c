@@ -7,6 +7,7 @@
 #include "backends/vulkan/vk_coopmat.h"
 #include "backends/vulkan/vk_loader.h"
 #include "backends/vulkan/vk_path.h"
+#include "backends/vulkan/vk_profile.h"
 #include "core/context.h"
 #include "core/error.h"
 
@@ -66,7 +67,11 @@ efla_status efla_vk_slot_begin(efla_backend_context *ctx, efla_vk_slot **out) {
                                       .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     result = ctx->fn.vkBeginCommandBuffer(slot->cmd, &begin);
     if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "vkBeginCommandBuffer");
-    if (ctx->last_timed_slot == (int32_t)ctx->next_slot) ctx->last_timed_slot = -1;
+    if (ctx->last_timed_slot == (int32_t)ctx->next_slot) {
+        status = efla_vk_profile_keep(ctx); /* before the queries are reset */
+        if (status != EFLA_SUCCESS) return status;
+        ctx->last_timed_slot = -1;
+    }
     slot->timed = false;
     ctx->next_slot = (ctx->next_slot + 1) % EFLA_VK_RING;
     *out = slot;
@@ -114,7 +119,7 @@ static efla_status create_submission(efla_backend_context *ctx) {
         return EFLA_SUCCESS;
     VkQueryPoolCreateInfo query = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
-                                   .queryCount = 2 * EFLA_VK_RING};
+                                   .queryCount = EFLA_VK_SLOT_QUERIES * EFLA_VK_RING};
     result = ctx->fn.vkCreateQueryPool(ctx->device, &query, NULL, &ctx->query_pool);
     if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "vkCreateQueryPool");
     return EFLA_SUCCESS;
@@ -379,27 +384,5 @@ efla_status efla_vk_synchronize(efla_backend_context *ctx) {
             efla_vk_raw_destroy(ctx, &ctx->retired[i]);
         ctx->retired_count = 0;
     }
-    return EFLA_SUCCESS;
-}
-
-efla_status efla_vk_last_forward_ms(efla_backend_context *ctx, double *out_ms) {
-    if (!ctx->query_pool)
-        return efla_error(EFLA_ERROR_UNSUPPORTED,
-                          ctx->caps.timestamp_bits
-                              ? "create the context with EFLA_CONTEXT_PROFILING"
-                              : "the device's queue has no timestamps");
-    efla_status status = efla_vk_synchronize(ctx);
-    if (status != EFLA_SUCCESS) return status;
-    *out_ms = 0.0;
-    if (ctx->last_timed_slot < 0) return EFLA_SUCCESS;
-    uint64_t stamps[2];
-    VkResult result = ctx->fn.vkGetQueryPoolResults(
-        ctx->device, ctx->query_pool, 2u * (uint32_t)ctx->last_timed_slot, 2, sizeof stamps, stamps,
-        sizeof stamps[0], VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
-    if (result != VK_SUCCESS) return efla_vk_fail(ctx, result, "vkGetQueryPoolResults");
-    uint64_t mask =
-        ctx->caps.timestamp_bits >= 64 ? UINT64_MAX : (1ull << ctx->caps.timestamp_bits) - 1;
-    uint64_t ticks = (stamps[1] - stamps[0]) & mask;
-    *out_ms = (double)ticks * ctx->caps.properties.limits.timestampPeriod * 1e-6;
     return EFLA_SUCCESS;
 }

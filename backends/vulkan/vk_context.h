@@ -12,7 +12,6 @@ efla_status efla_vk_context_create_native(efla_native_kind kind, const void *nat
 void efla_vk_context_destroy(efla_backend_context *ctx);
 efla_status efla_vk_context_device_info(efla_backend_context *ctx, efla_device_info *info);
 efla_status efla_vk_synchronize(efla_backend_context *ctx);
-efla_status efla_vk_last_forward_ms(efla_backend_context *ctx, double *out_ms);
 
 /* vk_buffer.c */
 efla_status efla_vk_buffer_create(efla_backend_context *ctx, uint64_t size,

@@ -2,6 +2,7 @@
 #include "backends/vulkan/vk_context.h"
 #include "backends/vulkan/vk_path.h"
 #include "backends/vulkan/vk_plan.h"
+#include "backends/vulkan/vk_profile.h"
 #include "backends/vulkan/vk_record.h"
 
 #include "core/error.h"
@@ -25,16 +26,6 @@ static efla_status make_room(efla_backend_context *ctx, const efla_vk_plan *plan
     return status;
 }
 
-static void write_timestamp(efla_backend_context *ctx, efla_vk_slot *slot, uint32_t which) {
-    uint32_t query = 2u * (uint32_t)(slot - ctx->slots) + which;
-    if (which == 0) ctx->fn.vkCmdResetQueryPool(slot->cmd, ctx->query_pool, query, 2);
-    ctx->fn.vkCmdWriteTimestamp(slot->cmd,
-                                which == 0 ? VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT
-                                           : VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT,
-                                ctx->query_pool, query);
-    slot->timed = true;
-}
-
 efla_status efla_vk_forward(efla_backend_context *ctx, const efla_forward_args *args) {
     efla_vk_plan plan;
     efla_status status = plan_forward(ctx, args, &plan);
@@ -44,10 +35,11 @@ efla_status efla_vk_forward(efla_backend_context *ctx, const efla_forward_args *
     if (status == EFLA_SUCCESS && (plan.dispatch_count > 0 || ctx->query_pool))
         status = efla_vk_slot_begin(ctx, &slot);
     if (status == EFLA_SUCCESS && slot) {
-        if (ctx->query_pool) write_timestamp(ctx, slot, 0);
+        if (ctx->query_pool) efla_vk_profile_begin(ctx, slot);
         efla_vk_scratch_target scratch = {ctx->scratch.buffer, 0};
-        status = efla_vk_record_plan(ctx, &plan, slot->cmd, scratch, &slot->sets, 0);
-        if (ctx->query_pool) write_timestamp(ctx, slot, 1);
+        status = efla_vk_record_plan(ctx, &plan, slot->cmd, scratch, &slot->sets, 0,
+                                     ctx->query_pool ? &slot->log : NULL);
+        if (ctx->query_pool) efla_vk_profile_end(ctx, slot);
         if (status == EFLA_SUCCESS)
             status = efla_vk_slot_submit(ctx, slot, false);
         else
@@ -121,7 +113,7 @@ efla_status efla_vk_forward_record(efla_backend_context *ctx, efla_native_kind k
         if (host_scratch)
             scratch = (efla_vk_scratch_target){record->scratch_buffer, record->scratch_offset};
         status = efla_vk_record_plan(ctx, &plan, record->command_buffer, scratch,
-                                     &ctx->recorded_sets, ctx->recordings++);
+                                     &ctx->recorded_sets, ctx->recordings++, NULL);
     }
     efla_vk_plan_release(&plan);
     return status;

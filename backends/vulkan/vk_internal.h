@@ -42,12 +42,23 @@ typedef struct efla_vk_pipeline {
     VkPipeline pipeline;
 } efla_vk_pipeline;
 
+/* The stage ends stamped into one slot (vk_profile.h). */
+#define EFLA_VK_MAX_STAGES 16u
+typedef struct efla_vk_stage_log {
+    uint32_t first_query; /* of the slot's stage stamps */
+    uint32_t count;       /* stamps written */
+    uint32_t pending;     /* dispatches since the last stamp */
+    uint32_t kernel[EFLA_VK_MAX_STAGES];
+    uint32_t dispatches[EFLA_VK_MAX_STAGES];
+} efla_vk_stage_log;
+
 typedef struct efla_vk_slot {
     VkCommandBuffer cmd;
     VkFence fence;
     efla_vk_set_arena sets; /* without push descriptors; reset once the fence signalled */
     bool pending;
     bool timed;
+    efla_vk_stage_log log; /* with timestamps */
 } efla_vk_slot;
 
 /* What buffer_wrap_native receives from efla_vulkan_buffer_wrap. */
@@ -86,6 +97,11 @@ struct efla_backend_context {
     uint32_t next_slot;
     int32_t last_timed_slot; /* -1: none */
     VkQueryPool query_pool;  /* profiling only */
+    /* The last timed forward's stamps (ms from its start) once its slot is
+     * reused; count 0: none. */
+    double kept_ms[2u + EFLA_VK_MAX_STAGES];
+    uint32_t kept_count;
+    efla_vk_stage_log kept_log;
 
     efla_vk_memory memory;
     VkDescriptorSetLayout set_layout;

@@ -1,6 +1,8 @@
 /* Recording dispatches with exactly the barriers their bindings need. */
 #include "backends/vulkan/vk_record.h"
 
+#include "backends/vulkan/vk_profile.h"
+
 #include "core/context.h"
 #include "core/error.h"
 
@@ -157,7 +159,7 @@ static efla_status prepare(recorder *r, efla_vk_set_arena *sets, uint64_t tag) {
 
 efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *plan,
                                 VkCommandBuffer cmd, efla_vk_scratch_target scratch,
-                                efla_vk_set_arena *sets, uint64_t tag) {
+                                efla_vk_set_arena *sets, uint64_t tag, efla_vk_stage_log *log) {
     if (plan->dispatch_count == 0) return EFLA_SUCCESS;
     recorder *r = efla_host_alloc(ctx->host, sizeof *r);
     if (!r) return efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -168,8 +170,15 @@ efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *p
     r->scratch = scratch;
     efla_status status = prepare(r, sets, tag);
     if (status == EFLA_SUCCESS) record_prologue(r);
-    for (uint32_t i = 0; i < plan->dispatch_count && status == EFLA_SUCCESS; ++i)
+    for (uint32_t i = 0; i < plan->dispatch_count && status == EFLA_SUCCESS; ++i) {
         status = record_dispatch(r, i);
+        uint32_t kernel = plan->dispatches[i].key.kernel;
+        if (log && status == EFLA_SUCCESS)
+            efla_vk_profile_dispatch(
+                ctx, cmd, log, kernel,
+                i + 1 == plan->dispatch_count ||
+                    !efla_vk_same_stage(kernel, plan->dispatches[i + 1].key.kernel));
+    }
     efla_host_free(ctx->host, r->sets);
     efla_host_free(ctx->host, r);
     return status;

@@ -18,9 +18,10 @@ typedef struct efla_vk_scratch_target {
  * dispatch from `sets`, tagged `tag`; the caller keeps them until the
  * command buffer can no longer run.
  * ctx->param_buffer must hold plan->blob_size bytes. Records nothing for an
- * empty plan; a failure records nothing at all. */
+ * empty plan; a failure records nothing at all. With `log` (efla's own
+ * timed forwards), a timestamp follows the last dispatch of every stage. */
 efla_status efla_vk_record_plan(efla_backend_context *ctx, const efla_vk_plan *plan,
                                 VkCommandBuffer cmd, efla_vk_scratch_target scratch,
-                                efla_vk_set_arena *sets, uint64_t tag);
+                                efla_vk_set_arena *sets, uint64_t tag, efla_vk_stage_log *log);
 
 #endif

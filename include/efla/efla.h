@@ -220,6 +220,22 @@ EFLA_API efla_status efla_context_synchronize(efla_context context);
  * efla_forward, in milliseconds (synchronizes first). */
 EFLA_API efla_status efla_context_last_forward_ms(efla_context context, double *out_ms);
 
+/* One stage of a forward's kernels ("prepare", "state", "output",
+ * "recurrent"), for profiling. */
+typedef struct efla_stage_time {
+    char name[24];
+    double ms;           /* device time attributed to the stage */
+    uint32_t dispatches; /* kernel launches in it */
+} efla_stage_time;
+/* With EFLA_CONTEXT_PROFILING: the last completed efla_forward's device
+ * time by stage, in the order the stages ran (synchronizes first). Writes at
+ * most `capacity` entries and the number available to *out_count. Stages
+ * that overlap on the device share their time approximately. Backends
+ * without it return EFLA_ERROR_UNSUPPORTED. */
+EFLA_API efla_status efla_context_last_forward_stages(efla_context context,
+                                                      efla_stage_time *stages, uint32_t capacity,
+                                                      uint32_t *out_count);
+
 /* ------------------------------------------------------------------ */
 /* Buffers                                                             */
 /* ------------------------------------------------------------------ */
