@@ -112,8 +112,8 @@ static efla_status read_stamps(efla_backend_context *ctx, double *ms, uint32_t *
 
 efla_status efla_vk_last_forward_ms(efla_backend_context *ctx, double *out_ms) {
     double ms[EFLA_VK_SLOT_QUERIES];
-    uint32_t count;
-    efla_vk_stage_log log;
+    uint32_t count = 0;
+    efla_vk_stage_log log = {0};
     efla_status status = read_stamps(ctx, ms, &count, &log);
     if (status != EFLA_SUCCESS) return status;
     *out_ms = count ? ms[1] : 0.0;
@@ -124,8 +124,8 @@ efla_status efla_vk_last_forward_ms(efla_backend_context *ctx, double *out_ms) {
 efla_status efla_vk_last_forward_stages(efla_backend_context *ctx, efla_stage_time *stages,
                                         uint32_t capacity, uint32_t *out_count) {
     double ms[EFLA_VK_SLOT_QUERIES];
-    uint32_t count;
-    efla_vk_stage_log log;
+    uint32_t count = 0;
+    efla_vk_stage_log log = {0};
     efla_status status = read_stamps(ctx, ms, &count, &log);
     if (status != EFLA_SUCCESS || count == 0) return status;
     efla_stage_time found[EFLA_VK_MAX_STAGES];
