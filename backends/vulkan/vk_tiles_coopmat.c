@@ -12,7 +12,8 @@
 static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk) {
     uint64_t kv = chunk * (dkc > 64 ? dkc : 64);
     uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
-    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + SUBGROUPS * 256 * 2 + 3 * chunk * 4 + 16;
+    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + SUBGROUPS * 256 * 2 + 3 * chunk * 4 +
+           2 * WORKGROUP * 4 + 16;
 }
 
 static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
@@ -26,7 +27,7 @@ static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
 static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
     uint64_t x16 = chunk * dkc > (dkc + chunk) * bv ? chunk * dkc : (dkc + chunk) * bv;
     return chunk * dkc * 2 + x16 * 2 + chunk * chunk * 2 + chunk * bv * 4 + WORKGROUP * 4 +
-           chunk * 8 + 16;
+           chunk * 12 + 16;
 }
 
 /* Whether the scan kernel takes this tile: it fits, its state tiles fit the

@@ -34,19 +34,26 @@ shared float o_stage[CH * BV];
 shared float part_sh[WG];
 shared float rq_sh[CH];  // qfac |q|
 shared float inv_sh[CH]; // 1 / |q|
+shared float kf_sh[CH];  // 1 / |k|
 
 #include "efla_out_store.glsl"
 
 // Q^ and K^ into q16 and x16; rq_sh = qfac |q|. Rows past the end are zero.
+// The loop bounds are constants, so every group of loads is in flight
+// before the first of them is used.
 void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
     uint t = gl_LocalInvocationIndex;
-    uint row = t / RPT;
+    uint row = t / RPT, part = t % RPT;
     float qq = 0.0;
-    for (uint i = t % RPT; i < P.dk; i += RPT)
-        if (row < rows) {
-            float qv = load_q(vidx(P.q, b, tok0 + row, h, i));
+    if (row < rows) {
+        uint qrow = vidx(P.q, b, tok0 + row, h, 0u);
+        for (uint m = 0u; m < DKC / RPT; ++m) {
+            uint i = part + RPT * m;
+            float qv = 0.0;
+            if (i < P.dk) qv = load_q(qrow + i * P.q.s3); // a branch: no load past the row
             qq += qv * qv;
         }
+    }
     part_sh[t] = qq;
     barrier();
     if (t < CH) {
@@ -55,17 +62,24 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
         float norm = sqrt(sum);
         rq_sh[t] = f_s[fbase + t] * norm;
         inv_sh[t] = norm > 0.0 ? 1.0 / norm : 0.0;
+        kf_sh[t] = f_s[fbase + CH + t];
     }
     barrier();
-    for (uint e = t; e < CH * DKC; e += WG) {
-        uint c = e / DKC, i = e % DKC;
-        float qv = 0.0, kv = 0.0;
-        if (c < rows && i < P.dk) {
-            qv = load_q(vidx(P.q, b, tok0 + c, h, i)) * inv_sh[c];
-            kv = load_k(vidx(P.k, b, tok0 + c, h, i)) * f_s[fbase + CH + c];
+    const uint PER = CH * DKC / WG, GROUP = PER < 8u ? PER : 8u;
+    for (uint m0 = 0u; m0 < PER; m0 += GROUP) {
+        vec2 qk[GROUP];
+        for (uint m = 0u; m < GROUP; ++m) {
+            uint e = t + WG * (m0 + m), c = e / DKC, i = e % DKC;
+            qk[m] = vec2(0.0);
+            if (c < rows && i < P.dk)
+                qk[m] = vec2(load_q(vidx(P.q, b, tok0 + c, h, i)),
+                             load_k(vidx(P.k, b, tok0 + c, h, i)));
         }
-        q16[e] = float16_t(qv);
-        x16[e] = float16_t(kv);
+        for (uint m = 0u; m < GROUP; ++m) {
+            uint e = t + WG * (m0 + m), c = e / DKC;
+            q16[e] = float16_t(qk[m].x * inv_sh[c]);
+            x16[e] = float16_t(qk[m].y * kf_sh[c]);
+        }
     }
 }
 

@@ -30,6 +30,9 @@ const uint NB = CH / TM;                      // diagonal blocks of the solve
 const uint DT = DKC / TM;                     // column tiles of W
 const uint KV = CH * (DKC > 64u ? DKC : 64u); // K^, or four panels of CH x 16
 const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
+const uint RPT = WG / CH;                     // invocations per row of the norms
+const uint KPAIRS = CH * DKC / 2u / WG;       // K^ pairs per invocation
+const uint VPL = CH * TM / 32u;               // g V values per lane of a panel (at most)
 
 shared float16_t kv16[KV];     // K^ rows; then per-subgroup panels of g V
 shared float l_sh[CH * CH];    // L, then (I + L)^-1
@@ -39,53 +42,76 @@ shared float16_t wst[(WG / 32u) * TM * TM]; // one W tile per subgroup
 shared float kf_sh[CH];
 shared float e_sh[CH];
 shared float g_sh[CH];
+shared float part_sh[2u * WG]; // partial |k|^2, |q|^2
 
 void subgroup_sync() {
     subgroupMemoryBarrierShared();
     subgroupBarrier();
 }
 
-// Row coefficients (one subgroup per row), and qfac, kfac to the scratch.
+// Row coefficients (RPT invocations per row, every load issued before the
+// sums need it: the loop bounds are constants), and qfac, kfac to the scratch.
 void row_coefficients(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase) {
-    for (uint r = gl_SubgroupID; r < CH; r += gl_NumSubgroups) {
-        float kk = 0.0, qq = 0.0;
-        if (r < rows)
-            for (uint i = gl_SubgroupInvocationID; i < P.dk; i += gl_SubgroupSize) {
-                float kv = load_k(vidx(P.k, b, tok0 + r, h, i));
-                float qv = load_q(vidx(P.q, b, tok0 + r, h, i));
-                kk += kv * kv;
-                qq += qv * qv;
+    uint t = gl_LocalInvocationIndex, r = t / RPT, part = t % RPT;
+    float kk = 0.0, qq = 0.0;
+    if (r < rows) {
+        uint krow = vidx(P.k, b, tok0 + r, h, 0u), qrow = vidx(P.q, b, tok0 + r, h, 0u);
+        for (uint m = 0u; m < DKC / RPT; ++m) {
+            uint i = part + RPT * m;
+            float kv = 0.0, qv = 0.0;
+            if (i < P.dk) { // a branch, not a select: no load past the row
+                kv = load_k(krow + i * P.k.s3);
+                qv = load_q(qrow + i * P.q.s3);
             }
-        kk = subgroupAdd(kk);
-        qq = subgroupAdd(qq);
-        if (subgroupElect()) {
-            float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
-            if (r < rows) {
-                float beta = load_beta(vidx(P.beta, b, tok0 + r, hv, 0u));
-                step_coefficients(kk, qq, beta, kfac, qfac, e, g);
-            }
-            kf_sh[r] = kfac;
-            e_sh[r] = e;
-            g_sh[r] = g;
-            f_s[fbase + r] = qfac;
-            f_s[fbase + CH + r] = kfac;
+            kk += kv * kv;
+            qq += qv * qv;
         }
+    }
+    part_sh[t] = kk;
+    part_sh[WG + t] = qq;
+    barrier();
+    if (t < CH) {
+        kk = 0.0;
+        qq = 0.0;
+        for (uint j = 0u; j < RPT; ++j) {
+            kk += part_sh[t * RPT + j];
+            qq += part_sh[WG + t * RPT + j];
+        }
+        float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
+        if (t < rows) {
+            float beta = load_beta(vidx(P.beta, b, tok0 + t, hv, 0u));
+            step_coefficients(kk, qq, beta, kfac, qfac, e, g);
+        }
+        kf_sh[t] = kfac;
+        e_sh[t] = e;
+        g_sh[t] = g;
+        f_s[fbase + t] = qfac;
+        f_s[fbase + CH + t] = kfac;
     }
 }
 
-// K^ into kv16 and to the scratch (after W), as f16 pairs.
+// K^ into kv16 and to the scratch (after W), as f16 pairs; eight pairs'
+// loads in flight at a time.
 void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
-    for (uint e = gl_LocalInvocationIndex; e < CH * DKC / 2u; e += WG) {
-        uint c = 2u * e / DKC, i = 2u * e % DKC;
-        float k0 = 0.0, k1 = 0.0;
-        if (c < rows) {
-            if (i < P.dk) k0 = load_k(vidx(P.k, b, tok0 + c, h, i)) * kf_sh[c];
-            if (i + 1u < P.dk) k1 = load_k(vidx(P.k, b, tok0 + c, h, i + 1u)) * kf_sh[c];
+    const uint GROUP = KPAIRS < 8u ? KPAIRS : 8u;
+    for (uint m0 = 0u; m0 < KPAIRS; m0 += GROUP) {
+        vec2 pair[GROUP];
+        for (uint m = 0u; m < GROUP; ++m) {
+            uint e = gl_LocalInvocationIndex + WG * (m0 + m);
+            uint c = 2u * e / DKC, i = 2u * e % DKC;
+            uint row = vidx(P.k, b, tok0 + c, h, 0u);
+            bool inside = c < rows;
+            pair[m] = vec2(0.0);
+            if (inside && i < P.dk) pair[m].x = load_k(row + i * P.k.s3);
+            if (inside && i + 1u < P.dk) pair[m].y = load_k(row + (i + 1u) * P.k.s3);
         }
-        f16vec2 pair = f16vec2(k0, k1);
-        kv16[2u * e] = pair.x;
-        kv16[2u * e + 1u] = pair.y;
-        w_s[wword + CH * DKC / 2u + e] = packFloat2x16(pair);
+        for (uint m = 0u; m < GROUP; ++m) {
+            uint e = gl_LocalInvocationIndex + WG * (m0 + m);
+            f16vec2 h16 = f16vec2(pair[m] * kf_sh[2u * e / DKC]);
+            kv16[2u * e] = h16.x;
+            kv16[2u * e + 1u] = h16.y;
+            w_s[wword + CH * DKC / 2u + e] = packFloat2x16(h16);
+        }
     }
 }
 
@@ -174,26 +200,34 @@ void w_rows(uint wword) {
     }
 }
 
-// g V of columns j0.. (zero past the ends) scaled by `sc`; returns its largest magnitude.
-float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0, float sc, bool store) {
+// g V of columns j0.. (zero past the ends) into this subgroup's panel of
+// kv16, scaled to f16 by a power of two; returns 1 / the scale. One load per
+// value, all issued before the scale needs them.
+float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
     uint pbase = gl_SubgroupID * CH * TM;
+    float vv[VPL];
     float vmax = 0.0;
-    for (uint e = gl_SubgroupInvocationID; e < CH * TM; e += gl_SubgroupSize) {
+    for (uint m = 0u; m < VPL; ++m) {
+        uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m;
         uint c = e / TM, jj = j0 + e % TM;
-        float vv = 0.0;
-        if (c < rows && jj < P.dv) vv = load_v(vidx(P.v, b, tok0 + c, hv, jj)) * g_sh[c];
-        vmax = max(vmax, abs(vv));
-        if (store) kv16[pbase + e] = float16_t(vv * sc);
+        bool inside = e < CH * TM && c < rows && jj < P.dv;
+        vv[m] = 0.0;
+        if (inside) vv[m] = load_v(vidx(P.v, b, tok0 + c, hv, jj)) * g_sh[c];
+        vmax = max(vmax, abs(vv[m]));
     }
-    return vmax;
+    float sc = pow2_scale(subgroupMax(vmax));
+    for (uint m = 0u; m < VPL; ++m) {
+        uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m;
+        if (e < CH * TM) kv16[pbase + e] = float16_t(vv[m] * sc);
+    }
+    return 1.0 / sc;
 }
 
 // U = a16 (g V), one 16-column panel per subgroup at a time.
 void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
     uint pbase = gl_SubgroupID * CH * TM;
     for (uint j0 = gl_SubgroupID * TM; j0 < P.dvs; j0 += gl_NumSubgroups * TM) {
-        float sc = pow2_scale(subgroupMax(value_panel(b, tok0, hv, rows, j0, 1.0, false)));
-        value_panel(b, tok0, hv, rows, j0, sc, true);
+        float inv = value_panel(b, tok0, hv, rows, j0);
         subgroup_sync();
         for (uint i = 0u; i < NB; ++i) {
             CM_ACC acc = CM_ACC(0.0);
@@ -204,7 +238,7 @@ void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
                 coopMatLoad(bm, kv16, pbase + k * TM * TM, TM, ROW_MAJOR);
                 acc = coopMatMulAdd(a, bm, acc);
             }
-            coopMatStore(acc * (1.0 / sc), u_s, ubase + i * TM * P.dvs + j0, P.dvs, ROW_MAJOR);
+            coopMatStore(acc * inv, u_s, ubase + i * TM * P.dvs + j0, P.dvs, ROW_MAJOR);
         }
         subgroup_sync();
     }
