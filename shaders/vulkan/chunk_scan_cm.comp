@@ -30,9 +30,12 @@ const uint VT = CH / TM;                   // V' row tiles
 const uint NSG_MIN = WG / 64u;             // fewest subgroups the workgroup can have
 const uint ST = (RT * CT + NSG_MIN - 1u) / NSG_MIN; // state tiles per subgroup, at most
 const uint PV = CH * DKC / 8u / WG;        // uvec4 of W (and of K^) per invocation
+const uint UT = (VT * CT + NSG_MIN - 1u) / NSG_MIN; // U tiles per subgroup, at most
 
-shared float16_t w16[CH * DKC]; // W of this chunk
-shared float16_t k16[CH * DKC]; // K^ of this chunk (rows of DKC)
+// W and K^ of this chunk as they arrive (eight f16 per uvec4; the
+// cooperative-matrix loads count offsets and strides in uvec4s).
+shared uvec4 w16[CH * DKC / 8u];
+shared uvec4 k16[CH * DKC / 8u];
 shared float16_t s16[DKC * BV]; // S_c, each tile scaled
 shared float16_t v16[CH * BV];  // V', each tile scaled
 shared float s_inv[(RT * CT + 3u) / 4u * 4u]; // 1 / scale of each S_c tile (whole 16 bytes)
@@ -78,23 +81,6 @@ void state_tile_out(CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, ui
     subgroup_sync();
 }
 
-// Eight f16 values (one uvec4) into slot `slot` of a shared f16 array.
-#define UNPACK_ROWS(dst, slot, u)                                  \
-    {                                                              \
-        uvec4 u_ = (u);                                            \
-        uint e_ = 8u * (slot);                                     \
-        f16vec2 h0_ = unpackFloat2x16(u_.x), h1_ = unpackFloat2x16(u_.y); \
-        f16vec2 h2_ = unpackFloat2x16(u_.z), h3_ = unpackFloat2x16(u_.w); \
-        dst[e_] = h0_.x;                                           \
-        dst[e_ + 1u] = h0_.y;                                      \
-        dst[e_ + 2u] = h1_.x;                                      \
-        dst[e_ + 3u] = h1_.y;                                      \
-        dst[e_ + 4u] = h2_.x;                                      \
-        dst[e_ + 5u] = h2_.y;                                      \
-        dst[e_ + 6u] = h3_.x;                                      \
-        dst[e_ + 7u] = h3_.y;                                      \
-    }
-
 void main() {
     const uint sg = gl_SubgroupID, nsg = gl_NumSubgroups;
     uint t = gl_LocalInvocationIndex;
@@ -117,11 +103,22 @@ void main() {
     if (chunks > 0u) {
         uint base4 = (en.chunk_base * P.hv_count + hvl) * (CH * DKC / 4u);
         for (uint m = 0u; m < PV; ++m) {
-            UNPACK_ROWS(w16, t + WG * m, w4[base4 + t + WG * m]);
-            UNPACK_ROWS(k16, t + WG * m, w4[base4 + CH * DKC / 8u + t + WG * m]);
+            w16[t + WG * m] = w4[base4 + t + WG * m];
+            k16[t + WG * m] = w4[base4 + CH * DKC / 8u + t + WG * m];
         }
     }
     for (uint ck = 0u; ck < chunks; ++ck) {
+        // This chunk's U tiles start loading now, a barrier before they are used.
+        uint block = (en.chunk_base + ck) * P.hv_count + hvl;
+        uint ubase = P.u_base + block * CH * P.dvs;
+        CM_ACC upf[UT];
+        for (uint m = 0u; m < UT; ++m) {
+            uint tile = sg + nsg * m;
+            uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
+            upf[m] = CM_ACC(0.0);
+            if (tile < VT * CT && col0 + c0 < P.dvs)
+                coopMatLoad(upf[m], u_s, ubase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
+        }
         // Publish S_c: f16 per tile, scaled; then the stage and S_c are ready.
         for (uint m = 0u; m < ST; ++m) {
             uint tile = sg + nsg * m;
@@ -133,8 +130,7 @@ void main() {
         }
         barrier();
         if (ck > 0u)
-            for (uint m = 0u; m < PV; ++m) UNPACK_ROWS(k16, t + WG * m, kpf[m]);
-        uint block = (en.chunk_base + ck) * P.hv_count + hvl;
+            for (uint m = 0u; m < PV; ++m) k16[t + WG * m] = kpf[m];
         if (ck + 1u < chunks) {
             uint base4 = (block + P.hv_count) * (CH * DKC / 4u);
             for (uint m = 0u; m < PV; ++m) {
@@ -150,16 +146,16 @@ void main() {
                 coopMatStore(st[m], h_s, hbase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
         }
         // V' = U - W S_c, to the scratch (f32) and to v16 (f16, scaled).
-        uint ubase = P.u_base + block * CH * P.dvs;
-        for (uint tile = sg; tile < VT * CT; tile += nsg) {
+        for (uint m = 0u; m < UT; ++m) {
+            uint tile = sg + nsg * m;
+            if (tile >= VT * CT) continue;
             uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
             bool inside = col0 + c0 < P.dvs;
-            CM_ACC v = CM_ACC(0.0);
-            if (inside) coopMatLoad(v, u_s, ubase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
+            CM_ACC v = upf[m];
             for (uint r = 0u; r < RT; ++r) {
                 CM_A a;
                 CM_B b;
-                coopMatLoad(a, w16, r0 * DKC + r * TM, DKC, ROW_MAJOR);
+                coopMatLoad(a, w16, (r0 * DKC + r * TM) / 8u, DKC / 8u, ROW_MAJOR);
                 coopMatLoad(b, s16, r * TM * BV + c0, BV, ROW_MAJOR);
                 CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
                 v = v - p * s_inv[r * CT + tile % CT];
@@ -179,7 +175,7 @@ void main() {
             for (uint i = 0u; i < VT; ++i) {
                 CM_A a;
                 CM_B b;
-                coopMatLoad(a, k16, i * TM * DKC + r0, DKC, COL_MAJOR);
+                coopMatLoad(a, k16, (i * TM * DKC + r0) / 8u, DKC / 8u, COL_MAJOR);
                 coopMatLoad(b, v16, i * TM * BV + c0, BV, ROW_MAJOR);
                 CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
                 d = d + p * v_inv[i * CT + tile % CT];
@@ -188,7 +184,7 @@ void main() {
         }
         // W is read only before the second barrier: the next one goes in now.
         if (ck + 1u < chunks)
-            for (uint m = 0u; m < PV; ++m) UNPACK_ROWS(w16, t + WG * m, wpf[m]);
+            for (uint m = 0u; m < PV; ++m) w16[t + WG * m] = wpf[m];
     }
     for (uint m = 0u; m < ST; ++m) {
         uint tile = sg + nsg * m;
