@@ -71,11 +71,11 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
         for (uint m = 0u; m < GROUP; ++m) {
             uint e = t + WG * (m0 + m), c = e / DKC, i = e % DKC;
             qk[m] = vec2(0.0);
-            if (c < rows && i < P.dk)
+            if (c < rows && i < P.dk && m0 + m < PER) // PER need not be a multiple of 8
                 qk[m] = vec2(load_q(vidx(P.q, b, tok0 + c, h, i)),
                              load_k(vidx(P.k, b, tok0 + c, h, i)));
         }
-        for (uint m = 0u; m < GROUP; ++m) {
+        for (uint m = 0u; m < GROUP && m0 + m < PER; ++m) {
             uint e = t + WG * (m0 + m), c = e / DKC;
             q16[e] = float16_t(qk[m].x * inv_sh[c]);
             x16[e] = float16_t(qk[m].y * kf_sh[c]);

@@ -100,12 +100,12 @@ void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
             uint c = 2u * e / DKC, i = 2u * e % DKC;
             uint row = vidx(P.k, b, tok0 + c, h, 0u);
-            bool inside = c < rows;
+            bool inside = c < rows && m0 + m < KPAIRS; // KPAIRS need not be a multiple of 8
             pair[m] = vec2(0.0);
             if (inside && i < P.dk) pair[m].x = load_k(row + i * P.k.s3);
             if (inside && i + 1u < P.dk) pair[m].y = load_k(row + (i + 1u) * P.k.s3);
         }
-        for (uint m = 0u; m < GROUP; ++m) {
+        for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
             f16vec2 h16 = f16vec2(pair[m] * kf_sh[2u * e / DKC]);
             kv16[2u * e] = h16.x;
