@@ -8,11 +8,16 @@
 // (see chunk_out.comp for the portable one). One workgroup per (chunk, value
 // head); the state-free product is formed once per chunk and every Dv tile
 // of BV columns reuses it:
-//   G = mask_{s<=t}(Q^ K^^T)         (unit rows q/|q| and k/|k| in f16)
+//   G = mask_{s<=t}(Q^ K^^T)         (unit rows q/|q| and k/|k|)
 //   O = diag(qfac |q|) (Q^ H + G V') (H and V' scaled to f16 per tile)
-// with H (the state before the chunk) and V' from chunk_scan_cm. The row
-// factors are applied in f32 after the products. Requires DKC, CH and BV
-// multiples of 16, and WG a multiple of CH and of 16.
+// with H (the state before the chunk) and V' from chunk_scan_cm. G is
+// formed from the stored rows, each scaled by a power of two into f16
+// range (exact: 16-bit storage has no more significant bits than f16), and
+// takes the factors 1/|q| and 1/|k| in f32 before its one rounding to f16;
+// unit rows rounded first would err by ~2^-12 / |cos(q, k)| where q and k
+// are nearly orthogonal. The row factors of O are applied in f32 after
+// the products. Requires DKC, CH and BV multiples of 16, and WG a multiple
+// of CH and of 16.
 #include "efla_common.glsl"
 #include "efla_entry.glsl"
 #include "efla_coopmat.glsl"
@@ -27,42 +32,62 @@ const uint VPT = (CH * BV + WG - 1u) / WG; // V' elements per invocation and til
 const uint V16 = DKC * BV;         // where V' starts in x16
 const uint X16 = CH * DKC > V16 + CH * BV ? CH * DKC : V16 + CH * BV;
 
-shared float16_t q16[CH * DKC]; // Q^
-shared float16_t x16[X16];      // K^, then per tile H (DKC x BV) and V' (CH x BV)
+const uint BOUNCE = (WG / 32u) * TM * TM; // one f32 tile per subgroup (masked_scores)
+
+shared float16_t q16[CH * DKC]; // Q scaled per row, then Q^
+shared float16_t x16[X16];      // K scaled per row, then per tile H (DKC x BV) and V' (CH x BV)
 shared float16_t g16[CH * CH];  // masked Q^ K^^T
-shared float o_stage[CH * BV];
-shared float part_sh[WG];
-shared float rq_sh[CH];  // qfac |q|
-shared float inv_sh[CH]; // 1 / |q|
-shared float kf_sh[CH];  // 1 / |k|
+shared float o_stage[CH * BV > BOUNCE ? CH * BV : BOUNCE]; // also masked_scores' tiles
+shared float part_sh[3u * WG];
+shared float rq_sh[CH]; // qfac |q|
+shared float qs_sh[CH]; // the power of two that scales q's row
+shared float ks_sh[CH]; // the power of two that scales k's row
+shared float rf_sh[CH]; // 1 / (|q| qs): G's row factor, and Q^ from q16
+shared float cf_sh[CH]; // kfac / ks: G's column factor
 
 #include "efla_out_store.glsl"
 
-// Q^ and K^ into q16 and x16; rq_sh = qfac |q|. Rows past the end are zero.
-// The loop bounds are constants, so every group of loads is in flight
-// before the first of them is used.
+// Q and K into q16 and x16, each row scaled by a power of two that puts its
+// largest element in [2^13, 2^14) (exact); the row factors. Rows past the
+// end are zero. The loop bounds are constants, so every group of loads is
+// in flight before the first of them is used.
 void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
     uint t = gl_LocalInvocationIndex;
     uint row = t / RPT, part = t % RPT;
-    float qq = 0.0;
+    float qq = 0.0, qmax = 0.0, kmax = 0.0;
     if (row < rows) {
-        uint qrow = vidx(P.q, b, tok0 + row, h, 0u);
+        uint qrow = vidx(P.q, b, tok0 + row, h, 0u), krow = vidx(P.k, b, tok0 + row, h, 0u);
         for (uint m = 0u; m < DKC / RPT; ++m) {
             uint i = part + RPT * m;
-            float qv = 0.0;
-            if (i < P.dk) qv = load_q(qrow + i * P.q.s3); // a branch: no load past the row
+            float qv = 0.0, kv = 0.0;
+            if (i < P.dk) { // a branch: no load past the row
+                qv = load_q(qrow + i * P.q.s3);
+                kv = load_k(krow + i * P.k.s3);
+            }
             qq += qv * qv;
+            qmax = max(qmax, abs(qv));
+            kmax = max(kmax, abs(kv));
         }
     }
     part_sh[t] = qq;
+    part_sh[WG + t] = qmax;
+    part_sh[2u * WG + t] = kmax;
     barrier();
     if (t < CH) {
-        float sum = 0.0;
-        for (uint r = 0u; r < RPT; ++r) sum += part_sh[t * RPT + r];
-        float norm = sqrt(sum);
+        qq = 0.0;
+        qmax = 0.0;
+        kmax = 0.0;
+        for (uint r = 0u; r < RPT; ++r) {
+            qq += part_sh[t * RPT + r];
+            qmax = max(qmax, part_sh[WG + t * RPT + r]);
+            kmax = max(kmax, part_sh[2u * WG + t * RPT + r]);
+        }
+        float norm = sqrt(qq), qs = pow2_scale(qmax), ks = pow2_scale(kmax);
         rq_sh[t] = f_s[fbase + t] * norm;
-        inv_sh[t] = norm > 0.0 ? 1.0 / norm : 0.0;
-        kf_sh[t] = f_s[fbase + CH + t];
+        qs_sh[t] = qs;
+        ks_sh[t] = ks;
+        rf_sh[t] = norm > 0.0 ? 1.0 / (norm * qs) : 0.0;
+        cf_sh[t] = f_s[fbase + CH + t] / ks;
     }
     barrier();
     const uint PER = CH * DKC / WG, GROUP = PER < 8u ? PER : 8u;
@@ -77,32 +102,47 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
         }
         for (uint m = 0u; m < GROUP && m0 + m < PER; ++m) {
             uint e = t + WG * (m0 + m), c = e / DKC;
-            q16[e] = float16_t(qk[m].x * inv_sh[c]);
-            x16[e] = float16_t(qk[m].y * kf_sh[c]);
+            q16[e] = float16_t(qk[m].x * qs_sh[c]);
+            x16[e] = float16_t(qk[m].y * ks_sh[c]);
         }
     }
 }
 
-// g16 = Q^ K^^T on and below the diagonal tiles, then the causal mask.
+// g16 = mask(Q^ K^^T): the product of the scaled rows on and below the
+// diagonal tiles, through the subgroup's f32 tile in o_stage, where each
+// element takes its row and column factors and the causal mask; then q16
+// becomes Q^ (the scaled rows times their factor, one rounding).
 void masked_scores() {
     const uint tiles = CH / TM;
+    uint bounce = gl_SubgroupID * TM * TM;
     for (uint tile = gl_SubgroupID; tile < tiles * tiles; tile += gl_NumSubgroups) {
         uint r0 = (tile / tiles) * TM, c0 = (tile % tiles) * TM;
-        CM_ACC acc = CM_ACC(0.0);
-        if (c0 <= r0) {
-            for (uint k0 = 0u; k0 < DKC; k0 += TM) {
-                CM_A a;
-                CM_B bm;
-                coopMatLoad(a, q16, r0 * DKC + k0, DKC, ROW_MAJOR);
-                coopMatLoad(bm, x16, c0 * DKC + k0, DKC, COL_MAJOR);
-                acc = coopMatMulAdd(a, bm, acc);
-            }
+        if (c0 > r0) {
+            coopMatStore(CM_ACC16(0.0), g16, r0 * CH + c0, CH, ROW_MAJOR);
+            continue;
         }
-        coopMatStore(CM_ACC16(acc), g16, r0 * CH + c0, CH, ROW_MAJOR);
+        CM_ACC acc = CM_ACC(0.0);
+        for (uint k0 = 0u; k0 < DKC; k0 += TM) {
+            CM_A a;
+            CM_B bm;
+            coopMatLoad(a, q16, r0 * DKC + k0, DKC, ROW_MAJOR);
+            coopMatLoad(bm, x16, c0 * DKC + k0, DKC, COL_MAJOR);
+            acc = coopMatMulAdd(a, bm, acc);
+        }
+        coopMatStore(acc, o_stage, bounce, TM, ROW_MAJOR);
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
+            uint r = r0 + e / TM, c = c0 + e % TM;
+            float g = c <= r ? o_stage[bounce + e] * rf_sh[r] * cf_sh[c] : 0.0;
+            g16[r * CH + c] = float16_t(g);
+        }
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
     }
     barrier();
-    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG)
-        if (e % CH > e / CH) g16[e] = float16_t(0.0);
+    for (uint e = gl_LocalInvocationIndex; e < CH * DKC; e += WG)
+        q16[e] = float16_t(float(q16[e]) * rf_sh[e / DKC]);
 }
 
 // H and V' of one Dv tile into x16, each scaled to f16; returns the scales.
