@@ -11,6 +11,8 @@
 #include "core/context.h"
 #include "core/error.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Generated at build time from shaders/vulkan/ (64-byte aligned words). */
@@ -102,13 +104,53 @@ static const void *kernel_code(const efla_backend_context *ctx, int k, int v, si
     return efla_vk_coopmat_spirv((uint32_t)k, size);
 }
 
+/* The file names of the kernels in EFLA_VULKAN_SPIRV_DIR (see override_code). */
+static const char *const kernel_names[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUNT] = {
+    [EFLA_VK_PREP] = {"chunk_prep", "chunk_prep_16"},
+    [EFLA_VK_SCAN] = {"chunk_scan", "chunk_scan_16"},
+    [EFLA_VK_RECURRENT] = {"recurrent", "recurrent_16"},
+    [EFLA_VK_OUT] = {"chunk_out", "chunk_out_16"},
+    [EFLA_VK_SCAN_COOPMAT] = {"chunk_scan_cm", NULL},
+    [EFLA_VK_OUT_COOPMAT] = {"chunk_out_cm", NULL},
+    [EFLA_VK_PREP_COOPMAT] = {"chunk_prep_cm", NULL},
+};
+
+/* For kernel tuning without rebuilding the library: EFLA_VULKAN_SPIRV_DIR
+ * names a folder whose <kernel>.spv files (as built in
+ * backends/vulkan/spirv/) replace the built-in ones. The file's bytes in
+ * host memory (free with efla_host_free), or NULL when there is none. */
+static void *override_code(const efla_backend_context *ctx, int k, int v, size_t *size) {
+    const char *dir = getenv("EFLA_VULKAN_SPIRV_DIR");
+    if (!dir || !*dir || !kernel_names[k][v]) return NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.spv", dir, kernel_names[k][v]);
+    FILE *file = fopen(path, "rb");
+    if (!file) return NULL;
+    void *code = NULL;
+    long bytes = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
+    if (bytes > 0 && bytes % 4 == 0 && fseek(file, 0, SEEK_SET) == 0)
+        code = efla_host_alloc(ctx->host, (size_t)bytes);
+    if (code && fread(code, 1, (size_t)bytes, file) != (size_t)bytes) {
+        efla_host_free(ctx->host, code);
+        code = NULL;
+    }
+    fclose(file);
+    *size = code ? (size_t)bytes : 0;
+    return code;
+}
+
 static efla_status create_modules(efla_backend_context *ctx) {
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
         for (int v = 0; v < EFLA_VK_VARIANT_COUNT; ++v) {
             size_t size = 0;
             const void *code = kernel_code(ctx, k, v, &size);
             if (!code) continue;
-            efla_status status = create_module(ctx, code, size, &ctx->modules[k][v]);
+            size_t replaced_size = 0;
+            void *replaced = override_code(ctx, k, v, &replaced_size);
+            efla_status status =
+                replaced ? create_module(ctx, replaced, replaced_size, &ctx->modules[k][v])
+                         : create_module(ctx, code, size, &ctx->modules[k][v]);
+            efla_host_free(ctx->host, replaced);
             if (status != EFLA_SUCCESS) return status;
         }
     }
