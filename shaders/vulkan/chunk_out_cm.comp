@@ -55,19 +55,19 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
     uint t = gl_LocalInvocationIndex;
     uint row = t / RPT, part = t % RPT;
     float qq = 0.0, qmax = 0.0, kmax = 0.0;
-    if (row < rows) {
-        uint qrow = vidx(P.q, b, tok0 + row, h, 0u), krow = vidx(P.k, b, tok0 + row, h, 0u);
-        for (uint m = 0u; m < DKC / RPT; ++m) {
-            uint i = part + RPT * m;
-            float qv = 0.0, kv = 0.0;
-            if (i < P.dk) { // a branch: no load past the row
-                qv = load_q(qrow + i * P.q.s3);
-                kv = load_k(krow + i * P.k.s3);
-            }
-            qq += qv * qv;
-            qmax = max(qmax, abs(qv));
-            kmax = max(kmax, abs(kv));
-        }
+    // Unconditional loads of clamped indices, zeroed afterwards (no load
+    // waits behind a branch for the one before it).
+    uint qrow = vidx(P.q, b, tok0 + min(row, rows - 1u), h, 0u);
+    uint krow = vidx(P.k, b, tok0 + min(row, rows - 1u), h, 0u);
+    for (uint m = 0u; m < DKC / RPT; ++m) {
+        uint i = part + RPT * m, ic = min(i, P.dk - 1u);
+        float qv = load_q(qrow + ic * P.q.s3), kv = load_k(krow + ic * P.k.s3);
+        bool keep = row < rows && i < P.dk; // selects, not products: no NaN from a clamped copy
+        qv = keep ? qv : 0.0;
+        kv = keep ? kv : 0.0;
+        qq += qv * qv;
+        qmax = max(qmax, abs(qv));
+        kmax = max(kmax, abs(kv));
     }
     part_sh[t] = qq;
     part_sh[WG + t] = qmax;
@@ -95,10 +95,11 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
         vec2 qk[GROUP];
         for (uint m = 0u; m < GROUP; ++m) {
             uint e = t + WG * (m0 + m), c = e / DKC, i = e % DKC;
-            qk[m] = vec2(0.0);
-            if (c < rows && i < P.dk && m0 + m < PER) // PER need not be a multiple of 8
-                qk[m] = vec2(load_q(vidx(P.q, b, tok0 + c, h, i)),
-                             load_k(vidx(P.k, b, tok0 + c, h, i)));
+            uint cc = min(c, rows - 1u), ic = min(i, P.dk - 1u);
+            qk[m] = vec2(load_q(vidx(P.q, b, tok0 + cc, h, ic)),
+                         load_k(vidx(P.k, b, tok0 + cc, h, ic)));
+            // PER need not be a multiple of 8
+            qk[m] = c < rows && i < P.dk && m0 + m < PER ? qk[m] : vec2(0.0);
         }
         for (uint m = 0u; m < GROUP && m0 + m < PER; ++m) {
             uint e = t + WG * (m0 + m), c = e / DKC;
@@ -152,12 +153,14 @@ vec2 stage_tile(uint hbase, uint ubase, uint rows, uint col0, uint ncol) {
     float hmax = 0.0, vmax = 0.0;
     for (uint m = 0u; m < HPT; ++m) {
         uint e = t + WG * m, i = e / BV, jj = e % BV;
-        hv[m] = jj < ncol ? h_s[hbase + i * P.dvs + col0 + jj] : 0.0;
+        hv[m] = h_s[hbase + i * P.dvs + col0 + min(jj, ncol - 1u)];
+        hv[m] = jj < ncol ? hv[m] : 0.0;
         hmax = max(hmax, abs(hv[m]));
     }
     for (uint m = 0u; m < VPT; ++m) {
         uint e = t + WG * m, c = e / BV, jj = e % BV;
-        vv[m] = e < CH * BV && c < rows && jj < ncol ? u_s[ubase + c * P.dvs + col0 + jj] : 0.0;
+        vv[m] = u_s[ubase + min(c, rows - 1u) * P.dvs + col0 + min(jj, ncol - 1u)];
+        vv[m] = e < CH * BV && c < rows && jj < ncol ? vv[m] : 0.0;
         vmax = max(vmax, abs(vv[m]));
     }
     vec2 scale = vec2(workgroup_scale(hmax), workgroup_scale(vmax));

@@ -49,23 +49,24 @@ void subgroup_sync() {
     subgroupBarrier();
 }
 
-// Row coefficients (RPT invocations per row, every load issued before the
-// sums need it: the loop bounds are constants), and qfac, kfac to the scratch.
+// Row coefficients (RPT invocations per row), and qfac, kfac to the
+// scratch. Loads in this kernel are unconditional, of indices clamped into
+// the tensor, their values zeroed afterwards: a load under a branch cannot
+// be issued before the previous one has returned, and the kernel was
+// latency-bound on exactly that.
 void row_coefficients(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase) {
     uint t = gl_LocalInvocationIndex, r = t / RPT, part = t % RPT;
     float kk = 0.0, qq = 0.0;
-    if (r < rows) {
-        uint krow = vidx(P.k, b, tok0 + r, h, 0u), qrow = vidx(P.q, b, tok0 + r, h, 0u);
-        for (uint m = 0u; m < DKC / RPT; ++m) {
-            uint i = part + RPT * m;
-            float kv = 0.0, qv = 0.0;
-            if (i < P.dk) { // a branch, not a select: no load past the row
-                kv = load_k(krow + i * P.k.s3);
-                qv = load_q(qrow + i * P.q.s3);
-            }
-            kk += kv * kv;
-            qq += qv * qv;
-        }
+    uint krow = vidx(P.k, b, tok0 + min(r, rows - 1u), h, 0u);
+    uint qrow = vidx(P.q, b, tok0 + min(r, rows - 1u), h, 0u);
+    for (uint m = 0u; m < DKC / RPT; ++m) {
+        uint i = part + RPT * m, ic = min(i, P.dk - 1u);
+        float kv = load_k(krow + ic * P.k.s3), qv = load_q(qrow + ic * P.q.s3);
+        bool keep = r < rows && i < P.dk; // selects, not products: no NaN from a clamped copy
+        kv = keep ? kv : 0.0;
+        qv = keep ? qv : 0.0;
+        kk += kv * kv;
+        qq += qv * qv;
     }
     part_sh[t] = kk;
     part_sh[WG + t] = qq;
@@ -99,11 +100,11 @@ void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
         for (uint m = 0u; m < GROUP; ++m) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
             uint c = 2u * e / DKC, i = 2u * e % DKC;
-            uint row = vidx(P.k, b, tok0 + c, h, 0u);
+            uint row = vidx(P.k, b, tok0 + min(c, rows - 1u), h, 0u);
             bool inside = c < rows && m0 + m < KPAIRS; // KPAIRS need not be a multiple of 8
-            pair[m] = vec2(0.0);
-            if (inside && i < P.dk) pair[m].x = load_k(row + i * P.k.s3);
-            if (inside && i + 1u < P.dk) pair[m].y = load_k(row + (i + 1u) * P.k.s3);
+            pair[m] = vec2(load_k(row + min(i, P.dk - 1u) * P.k.s3),
+                           load_k(row + min(i + 1u, P.dk - 1u) * P.k.s3));
+            pair[m] = mix(vec2(0.0), pair[m], bvec2(inside && i < P.dk, inside && i + 1u < P.dk));
         }
         for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
@@ -209,10 +210,10 @@ float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
     float vmax = 0.0;
     for (uint m = 0u; m < VPL; ++m) {
         uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m;
-        uint c = e / TM, jj = j0 + e % TM;
-        bool inside = e < CH * TM && c < rows && jj < P.dv;
-        vv[m] = 0.0;
-        if (inside) vv[m] = load_v(vidx(P.v, b, tok0 + c, hv, jj)) * g_sh[c];
+        uint c = min(e / TM, rows - 1u), jj = j0 + e % TM;
+        bool inside = e < CH * TM && e / TM < rows && jj < P.dv;
+        vv[m] = load_v(vidx(P.v, b, tok0 + c, hv, min(jj, P.dv - 1u))) * g_sh[c];
+        vv[m] = inside ? vv[m] : 0.0;
         vmax = max(vmax, abs(vv[m]));
     }
     float sc = pow2_scale(subgroupMax(vmax));
