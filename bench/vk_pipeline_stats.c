@@ -172,6 +172,14 @@ int main(int argc, char **argv) {
     VkPhysicalDevice gpu;
     VkResult r = vkEnumeratePhysicalDevices(instance, &gpus, &gpu);
     if ((r != VK_SUCCESS && r != VK_INCOMPLETE) || gpus == 0) check(r, "no Vulkan device");
+    VkPhysicalDeviceMemoryProperties memory;
+    vkGetPhysicalDeviceMemoryProperties(gpu, &memory);
+    for (uint32_t i = 0; i < memory.memoryHeapCount; ++i)
+        printf("heap %u: %llu MiB, flags 0x%x\n", i,
+               (unsigned long long)(memory.memoryHeaps[i].size >> 20), memory.memoryHeaps[i].flags);
+    for (uint32_t i = 0; i < memory.memoryTypeCount; ++i)
+        printf("type %u: heap %u, flags 0x%x\n", i, memory.memoryTypes[i].heapIndex,
+               memory.memoryTypes[i].propertyFlags);
     VkDevice device = create_device(gpu);
     size_t bytes;
     uint32_t *code = read_spirv(argv[1], &bytes);

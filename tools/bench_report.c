@@ -35,6 +35,12 @@ void bench_print_row(FILE *out, const bench_machine *m, const bench_result *r) {
             r->work.flop / seconds * 1e-9, r->work.bytes / seconds * 1e-9,
             ratio(r->stats.median_ms, floor_ms(r->work.bytes, m->peak_bytes)),
             ratio(r->stats.median_ms, floor_ms(r->work.flop, m->peak_flops)));
+    if (r->sets > 1 && r->set_median_ms[0] > 0) {
+        fprintf(out, "%-5s median ms per buffer set:", "");
+        for (int k = 0; k < r->sets && k < 3; ++k)
+            fprintf(out, " %.4f", r->set_median_ms[k]);
+        fputc('\n', out);
+    }
     if (r->stage_count) {
         fprintf(out, "%-5s stages, mean device ms:", "");
         for (uint32_t i = 0; i < r->stage_count; ++i)
@@ -97,6 +103,14 @@ void bench_print_json(FILE *out, const bench_machine *m, const bench_result *r) 
     json_number(out, "flop", r->work.flop);
     json_number(out, "bytes", r->work.bytes);
     json_floors(out, m, r);
+    if (r->sets > 1 && r->set_median_ms[0] > 0) {
+        fputs(",\"set_median_ms\":[", out);
+        for (int k = 0; k < r->sets && k < 3; ++k) {
+            cli_json_number(out, r->set_median_ms[k]);
+            if (k + 1 < r->sets && k < 2) fputc(',', out);
+        }
+        fputc(']', out);
+    }
     if (r->stage_count) {
         fputs(",\"stages_ms\":{", out);
         for (uint32_t i = 0; i < r->stage_count; ++i) {

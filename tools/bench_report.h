@@ -35,6 +35,7 @@ typedef struct bench_result {
     size_t iters;
     efla_stage_time stages[BENCH_MAX_STAGES]; /* mean device ms per run, where timed */
     uint32_t stage_count;
+    double set_median_ms[3]; /* per buffer set; 0: not measured */
 } bench_result;
 
 void bench_print_header(FILE *out, const bench_machine *m);

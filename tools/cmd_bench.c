@@ -184,6 +184,16 @@ static bool add_stage_times(efla_context context, bench_result *r) {
     return true;
 }
 
+/* The median time of the runs on buffer set k (runs k, k + sets, ...): a
+ * set much slower than the others points at where its memory lies. */
+static double set_median(const double *ms, size_t iters, int k, int sets) {
+    double picked[MAX_AUTO_ITERS / 2 + 1];
+    size_t n = 0;
+    for (size_t i = (size_t)k; i < iters && n < sizeof picked / sizeof picked[0]; i += (size_t)sets)
+        picked[n++] = ms[i];
+    return bench_stats_of(picked, n).median_ms;
+}
+
 static int time_runs(efla_context context, const bench_config *c, const bench_set *sets,
                      int set_count, bench_result *r) {
     bool device_timer = r->timer[0] == 'd';
@@ -197,7 +207,9 @@ static int time_runs(efla_context context, const bench_config *c, const bench_se
         s = run_once(context, &sets[i % (size_t)set_count], &device_timer, &ms[i]);
         if (s == EFLA_SUCCESS && staged) staged = add_stage_times(context, r);
     }
-    if (s == EFLA_SUCCESS) r->stats = bench_stats_of(ms, r->iters);
+    for (int k = 0; k < set_count && s == EFLA_SUCCESS && r->iters >= (size_t)set_count; ++k)
+        r->set_median_ms[k] = set_median(ms, r->iters, k, set_count);
+    if (s == EFLA_SUCCESS) r->stats = bench_stats_of(ms, r->iters); /* sorts ms */
     for (uint32_t i = 0; i < r->stage_count; ++i)
         r->stages[i].ms = staged ? r->stages[i].ms / (double)r->iters : 0.0;
     if (!staged) r->stage_count = 0;
