@@ -111,6 +111,14 @@ void bench_print_json(FILE *out, const bench_machine *m, const bench_result *r) 
         }
         fputc(']', out);
     }
+    if (r->run_ms) {
+        fputs(",\"run_ms\":[", out);
+        for (size_t i = 0; i < r->iters; ++i) {
+            cli_json_number(out, r->run_ms[i]);
+            if (i + 1 < r->iters) fputc(',', out);
+        }
+        fputc(']', out);
+    }
     if (r->stage_count) {
         fputs(",\"stages_ms\":{", out);
         for (uint32_t i = 0; i < r->stage_count; ++i) {

@@ -36,6 +36,7 @@ typedef struct bench_result {
     efla_stage_time stages[BENCH_MAX_STAGES]; /* mean device ms per run, where timed */
     uint32_t stage_count;
     double set_median_ms[3]; /* per buffer set; 0: not measured */
+    double *run_ms;          /* every timed run in order (JSON), or NULL */
 } bench_result;
 
 void bench_print_header(FILE *out, const bench_machine *m);

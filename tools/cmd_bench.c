@@ -209,6 +209,8 @@ static int time_runs(efla_context context, const bench_config *c, const bench_se
     }
     for (int k = 0; k < set_count && s == EFLA_SUCCESS && r->iters >= (size_t)set_count; ++k)
         r->set_median_ms[k] = set_median(ms, r->iters, k, set_count);
+    r->run_ms = s == EFLA_SUCCESS ? malloc(r->iters * sizeof *ms) : NULL;
+    if (r->run_ms) memcpy(r->run_ms, ms, r->iters * sizeof *ms);
     if (s == EFLA_SUCCESS) r->stats = bench_stats_of(ms, r->iters); /* sorts ms */
     for (uint32_t i = 0; i < r->stage_count; ++i)
         r->stages[i].ms = staged ? r->stages[i].ms / (double)r->iters : 0.0;
@@ -241,6 +243,7 @@ static int bench_shape_run(efla_context context, const bench_config *c, const be
     if (code != CLI_EXIT_OK) return code;
     bench_print_row(c->json ? stderr : stdout, m, &r);
     if (c->json) bench_print_json(stdout, m, &r);
+    free(r.run_ms);
     return CLI_EXIT_OK;
 }
 
