@@ -155,11 +155,16 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
         status = choose_chunked(limits, args, chunked_sequences, tiles);
         if (status != EFLA_SUCCESS) return status;
     }
-    uint64_t c = tiles->chunk;
-    tiles->chunk_bytes[0] = c * tiles->dk_class * 4;
-    tiles->chunk_bytes[1] = c * tiles->dv_stride * 4;
+    uint64_t c = tiles->chunk, dkc = tiles->dk_class, dvs = tiles->dv_stride;
+    tiles->chunk_bytes[0] = c * dkc * 4;
+    tiles->chunk_bytes[1] = c * dvs * 4;
     tiles->chunk_bytes[2] = c * c * 4;
     tiles->chunk_bytes[3] = 2 * c * 4;
-    tiles->chunk_bytes[4] = (uint64_t)tiles->dk_class * tiles->dv_stride * 4;
+    tiles->chunk_bytes[4] = dkc * dvs * 4;
+    if (coopmat) { /* V' and H as f16 tiles, their inverse scales after F's factors */
+        tiles->chunk_bytes[2] = c * dvs * 2;
+        tiles->chunk_bytes[3] = (2 * c + (dkc / 16 + c / 16) * (dvs / 16)) * 4;
+        tiles->chunk_bytes[4] = dkc * dvs * 2;
+    }
     return EFLA_SUCCESS;
 }

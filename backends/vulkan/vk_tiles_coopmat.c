@@ -25,10 +25,9 @@ static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
 }
 
 static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
-    uint64_t x16 = chunk * dkc > (dkc + chunk) * bv ? chunk * dkc : (dkc + chunk) * bv;
-    uint64_t stage = chunk * bv > SUBGROUPS * 256 ? chunk * bv : SUBGROUPS * 256;
-    return chunk * dkc * 2 + x16 * 2 + chunk * chunk * 2 + stage * 4 + 3 * WORKGROUP * 4 +
-           chunk * 20 + 16;
+    uint64_t xk = chunk * dkc / 2 > chunk * bv ? chunk * dkc / 2 : chunk * bv;
+    uint64_t scratch = SUBGROUPS * 256 > 3 * WORKGROUP ? SUBGROUPS * 256 : 3 * WORKGROUP;
+    return chunk * dkc * 2 + xk * 4 + chunk * chunk * 2 + scratch * 4 + chunk * 20 + 16;
 }
 
 /* Whether the scan kernel takes this tile: it fits, its state tiles fit the

@@ -14,8 +14,8 @@
 //   W = (I + L)^-1 diag(e) K^      (f16 operands, bounded)
 //   U = (I + L)^-1 (diag(g) V)     (g V scaled per 16-column panel)
 // Scratch per (chunk, head): W then K^ as f16 [CH][DKC] each (region W,
-// for chunk_scan_cm), U f32 [CH][dvs], and qfac, kfac [2][CH] (region F, as
-// the portable prep writes them; chunk_out_cm reads them). Rows past the
+// for chunk_scan_cm), U f32 [CH][dvs], and qfac, kfac [2][CH] at the start
+// of region F (f_stride(); chunk_out_cm reads them). Rows past the
 // sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG,
 // subgroups of 32 or 64 invocations.
 #include "efla_common.glsl"
@@ -258,7 +258,7 @@ void main() {
     uint block = chunk * P.hv_count + hvl;
     uint wword = P.w_base + block * CH * DKC; // W, then K^: CH * DKC f16 pairs
 
-    row_coefficients(b, tok0, h, hv, rows, P.f_base + block * 2u * CH);
+    row_coefficients(b, tok0, h, hv, rows, P.f_base + block * f_stride());
     barrier();
     unit_keys(b, tok0, h, rows, wword);
     barrier();

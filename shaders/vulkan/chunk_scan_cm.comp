@@ -11,9 +11,11 @@
 // must be serial. The state tile S [DKC x BV] lives in f32 accumulators for
 // the whole entry (subgroup g owns the 16 x 16 tiles g, g + subgroups, ...).
 // Per chunk c, with W and K^ (f16, from chunk_prep_cm) staged in shared:
-//   H[c] = S_c                      (f32, stored from the accumulators)
-//   V'   = U - W S_c                (S_c published as f16, per tile scaled)
+//   H[c] = S_c                      (S_c published as f16, per tile scaled)
+//   V'   = U - W S_c
 //   S   += K^^T V'                  (V' published as f16, per tile scaled)
+// H[c] and V' go to the scratch as those f16 tiles, with each tile's
+// inverse scale in F (f_stride()), for chunk_out_cm to read as operands.
 // Two barriers per chunk. The next chunk's W and K^ are loaded into
 // registers while this one computes. Requires DKC, BV multiples of 16, CH a
 // multiple of 16, subgroups of 32 or 64 invocations.
@@ -21,8 +23,11 @@
 #include "efla_coopmat.glsl"
 
 layout(std430, set = 0, binding = 9) readonly buffer WBuf { uvec4 w4[]; }; // W, K^ (f16)
-layout(std430, set = 0, binding = 10) buffer UBuf { float u_s[]; };        // U in, V' out
-layout(std430, set = 0, binding = 13) writeonly buffer HBuf { float h_s[]; };
+layout(std430, set = 0, binding = 10) readonly buffer UBuf { float u_s[]; };
+// V' and H as f16 tiles (eight to a uvec4: offsets and strides count uvec4s).
+layout(std430, set = 0, binding = 11) writeonly buffer VTileBuf { uvec4 v4[]; };
+layout(std430, set = 0, binding = 12) writeonly buffer FBuf { float f_s[]; };
+layout(std430, set = 0, binding = 13) writeonly buffer HBuf { uvec4 h4[]; };
 
 const uint RT = DKC / TM;                  // state row tiles
 const uint CT = BV / TM;                   // state column tiles
@@ -119,14 +124,24 @@ void main() {
             if (tile < VT * CT && col0 + c0 < P.dvs)
                 coopMatLoad(upf[m], u_s, ubase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
         }
-        // Publish S_c: f16 per tile, scaled; then the stage and S_c are ready.
+        // Publish S_c: f16 per tile, scaled, in shared and as H[c]; then the
+        // stage and S_c are ready.
+        uint ctg = P.dvs / TM, fscale = P.f_base + block * f_stride() + 2u * CH;
         for (uint m = 0u; m < ST; ++m) {
             uint tile = sg + nsg * m;
             if (tile >= RT * CT) continue;
+            uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
             float sc = tile_scale(st[m]);
-            coopMatStore(CM_ACC16(st[m] * sc), s16, (tile / CT) * TM * BV + (tile % CT) * TM, BV,
-                         ROW_MAJOR);
-            if (subgroupElect()) s_inv[tile] = 1.0 / sc;
+            CM_ACC16 s_c = CM_ACC16(st[m] * sc);
+            coopMatStore(s_c, s16, r0 * BV + c0, BV, ROW_MAJOR);
+            bool inside = col0 + c0 < P.dvs;
+            if (inside)
+                coopMatStore(s_c, h4, (block * DKC * P.dvs + r0 * P.dvs + col0 + c0) / 8u,
+                             P.dvs / 8u, ROW_MAJOR);
+            if (subgroupElect()) {
+                s_inv[tile] = 1.0 / sc;
+                if (inside) f_s[fscale + (r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
+            }
         }
         barrier();
         if (ck > 0u)
@@ -138,14 +153,7 @@ void main() {
                 kpf[m] = w4[base4 + CH * DKC / 8u + t + WG * m];
             }
         }
-        uint hbase = P.h_base + block * DKC * P.dvs;
-        for (uint m = 0u; m < ST; ++m) {
-            uint tile = sg + nsg * m;
-            uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
-            if (tile < RT * CT && col0 + c0 < P.dvs)
-                coopMatStore(st[m], h_s, hbase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
-        }
-        // V' = U - W S_c, to the scratch (f32) and to v16 (f16, scaled).
+        // V' = U - W S_c, to v16 and the scratch (f16, scaled).
         for (uint m = 0u; m < UT; ++m) {
             uint tile = sg + nsg * m;
             if (tile >= VT * CT) continue;
@@ -160,10 +168,16 @@ void main() {
                 CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
                 v = v - p * s_inv[r * CT + tile % CT];
             }
-            if (inside) coopMatStore(v, u_s, ubase + r0 * P.dvs + col0 + c0, P.dvs, ROW_MAJOR);
             float sc = tile_scale(v);
-            coopMatStore(CM_ACC16(v * sc), v16, r0 * BV + c0, BV, ROW_MAJOR);
-            if (subgroupElect()) v_inv[tile] = 1.0 / sc;
+            CM_ACC16 vh = CM_ACC16(v * sc);
+            coopMatStore(vh, v16, r0 * BV + c0, BV, ROW_MAJOR);
+            if (inside)
+                coopMatStore(vh, v4, (block * CH * P.dvs + r0 * P.dvs + col0 + c0) / 8u,
+                             P.dvs / 8u, ROW_MAJOR);
+            if (subgroupElect()) {
+                v_inv[tile] = 1.0 / sc;
+                if (inside) f_s[fscale + (RT + r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
+            }
         }
         barrier();
         // S += K^^T V' (K^^T read column-major from the rows of k16).

@@ -19,6 +19,11 @@ const uint TM = 16u; // every matrix is 16 x 16
 
 shared uint max_bits_sh[4]; // 16 bytes; [0] is used
 
+// Floats of scratch F per (chunk, value head): qfac [CH], kfac [CH], then
+// the inverse scales of the f16 tiles of H [DKC / 16][dvs / 16] and of V'
+// [CH / 16][dvs / 16] (chunk_scan_cm writes them, chunk_out_cm reads them).
+uint f_stride() { return 2u * CH + (DKC / TM + CH / TM) * (P.dvs / TM); }
+
 // 2^(13 - e) for the largest magnitude m = f 2^e (f in [0.5, 1)); 1 for 0.
 float pow2_scale(float m) {
     if (!(m > 0.0) || isinf(m)) return 1.0;

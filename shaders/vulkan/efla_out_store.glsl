@@ -1,14 +1,19 @@
 // Writing output rows staged in shared memory. The including shader declares
-// `shared float o_stage[]` holding `rows` rows of BV columns. Kernels whose
+// `shared float o_stage[]` holding `rows` rows of BV columns, or defines
+// O_STAGE(i) as element i of its own stage. Kernels whose
 // outputs are not always staged stage them only when STAGED_OUT (16-bit
 // values in the word build); the output kernels stage every build.
+
+#ifndef O_STAGE
+#define O_STAGE(i) o_stage[i]
+#endif
 
 #ifdef EFLA_STORAGE16
 // 16-bit storage: every element is stored by itself.
 void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint ncol) {
     for (uint e = gl_LocalInvocationIndex; e < rows * BV; e += WG) {
         uint r = e / BV, j = e % BV;
-        if (j < ncol) store_out(vidx(P.o, b, tok0 + r, hv, col0 + j), o_stage[e]);
+        if (j < ncol) store_out(vidx(P.o, b, tok0 + r, hv, col0 + j), O_STAGE(e));
     }
 }
 #else
@@ -18,7 +23,7 @@ void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint nc
     if (DTYPE == 0u) {
         for (uint e = t; e < rows * BV; e += WG) {
             uint r = e / BV, j = e % BV;
-            if (j < ncol) store_out(vidx(P.o, b, tok0 + r, hv, col0 + j), o_stage[e]);
+            if (j < ncol) store_out(vidx(P.o, b, tok0 + r, hv, col0 + j), O_STAGE(e));
         }
         return;
     }
@@ -36,17 +41,17 @@ void store_output_rows(uint b, uint tok0, uint hv, uint col0, uint rows, uint nc
             bool va = ja >= 0 && ja < int(ncol);
             bool vb = jb < int(ncol);
             if (va && vb) {
-                uint lo = encode16(o_stage[r * BV + uint(ja)]);
-                uint hi = encode16(o_stage[r * BV + uint(jb)]);
+                uint lo = encode16(O_STAGE(r * BV + uint(ja)));
+                uint hi = encode16(O_STAGE(r * BV + uint(jb)));
                 o_w[(idx0 + uint(ja)) >> 1] = lo | (hi << 16);
             } else if (va) {
-                store_half_merge(idx0 + uint(ja), encode16(o_stage[r * BV + uint(ja)]));
+                store_half_merge(idx0 + uint(ja), encode16(O_STAGE(r * BV + uint(ja))));
             } else if (vb) {
-                store_half_merge(idx0 + uint(jb), encode16(o_stage[r * BV + uint(jb)]));
+                store_half_merge(idx0 + uint(jb), encode16(O_STAGE(r * BV + uint(jb))));
             }
         } else {
             for (uint j = 2u * s; j < min(2u * s + 2u, ncol); ++j)
-                store_half_merge(idx0 + j * P.o.s3, encode16(o_stage[r * BV + j]));
+                store_half_merge(idx0 + j * P.o.s3, encode16(O_STAGE(r * BV + j)));
         }
     }
 }
