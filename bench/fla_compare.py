@@ -237,9 +237,7 @@ class EflaRun:
         self.ctx.forward(self.desc)
 
     def time(self, iters, warmup, flush):
-        for _ in range(warmup):
-            self.forward()
-        self.ctx.synchronize()
+        warm_up(self.forward, self.ctx.synchronize, warmup)
         times = []
         self.stages = {}  # name: summed ms, where the backend times stages
         for _ in range(iters):
@@ -318,9 +316,7 @@ class FlaRun:
 
     def time(self, iters, warmup, flush):
         torch = self.torch
-        for _ in range(warmup):
-            self.forward()
-        torch.cuda.synchronize()
+        warm_up(self.forward, torch.cuda.synchronize, warmup)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         times = []
         for _ in range(iters):
@@ -346,6 +342,20 @@ class FlaRun:
         self.torch.cuda.synchronize()
         o = o.float().cpu().numpy()
         return o, (None if state is None else state.float().cpu().numpy())
+
+
+WARMUP_SECONDS = 1.0
+
+
+def warm_up(forward, synchronize, runs):
+    """`runs` forwards, then more until WARMUP_SECONDS have passed (for runs > 0), each
+    waited for: on the H200's Vulkan driver a shape's first 5-11 forwards after the previous
+    shape's buffers were freed took 4-5x their steady time (efla bench does the same)."""
+    start, done = time.perf_counter(), 0
+    while done < runs or (runs > 0 and time.perf_counter() - start < WARMUP_SECONDS):
+        forward()
+        synchronize()
+        done += 1
 
 
 def numpy_delta_rule(shape, inputs):
@@ -558,7 +568,8 @@ def parse_args(argv):
     p.add_argument("--shape", action="append", metavar="B,T,H,HV,Dk,Dv",
                    help="an extra shape (repeatable)")
     p.add_argument("--iters", type=int, default=50, help="timed runs per shape (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--warmup", type=int, default=5,
+                   help="untimed runs first (default 5), then more for 1 s (none with 0)")
     p.add_argument("--flush-mb", type=int, default=256, help="cache flush buffer (default 256)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--initial-state", action="store_true",

@@ -22,7 +22,8 @@ static const char usage[] =
     "Suites (PERFORMANCE.md): prefill S1-S5, decode D1; --scale-down runs S1s\n"
     "(1,2048,4,4,128,128) and D1s (16,1,4,4,128,128) instead, for CPUs. A --shape with\n"
     "T <= 64 is timed as a decode step (initial state given). Default: --suite all,\n"
-    "3 warm-up runs, enough timed runs for about 1.5 s per shape (at least 10).\n"
+    "3 warm-up runs and more for at least 1 s (none with --warmup 0), enough timed\n"
+    "runs for about 1.5 s per shape (at least 10).\n"
     "The table goes to stdout, or to stderr with --json, which prints one JSON object\n"
     "per shape per line on stdout. Floors: H200 figures for GPUs (4.25 TB/s copy,\n"
     "51 TFLOP/s f32 FMA); on the CPU the FMA peak and copy rate measured in the run.\n"
@@ -30,6 +31,7 @@ static const char usage[] =
 
 enum { MAX_SETS = 3 };
 #define TARGET_SECONDS 1.5
+#define WARMUP_SECONDS 1.0
 #define MAX_AUTO_ITERS 10000
 #define H200_COPY_BYTES_PER_S 4.25e12
 #define H200_F32_FLOPS 51e12
@@ -145,12 +147,20 @@ static efla_status run_once(efla_context context, const bench_set *set, bool *de
     return s;
 }
 
-/* Warm-up; leaves the time of the last run as the estimate per run. */
+/* Warm-up: --warmup runs, and more until WARMUP_SECONDS have passed (with
+ * --warmup > 0). On the H200's Vulkan driver a shape's first 5-11 runs
+ * after the previous shape's buffers were freed took 4-5x their steady
+ * time (about 0.1-0.25 s in all), every later run none; a fixed count of
+ * runs does not cover that. Leaves the last run's time as the estimate. */
 static efla_status warm_up(efla_context context, const bench_config *c, const bench_set *sets,
                            int set_count, bool *device_timer, double *estimate_ms) {
     efla_status s = EFLA_SUCCESS;
-    for (int64_t i = 0; i < (c->warmup > 0 ? c->warmup : 1) && s == EFLA_SUCCESS; ++i)
+    double start = cli_now_seconds();
+    for (int64_t i = 0; s == EFLA_SUCCESS; ++i) {
+        bool counted = i >= (c->warmup > 0 ? c->warmup : 1);
+        if (counted && (c->warmup == 0 || cli_now_seconds() - start >= WARMUP_SECONDS)) break;
         s = run_once(context, &sets[i % set_count], device_timer, estimate_ms);
+    }
     return s;
 }
 
