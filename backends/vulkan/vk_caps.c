@@ -300,7 +300,7 @@ static uint64_t default_row_groups(const efla_vk_caps *caps) {
 efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,
                                 efla_vk_limits *limits) {
     const VkPhysicalDeviceLimits *l = &caps->properties.limits;
-    uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, row_groups;
+    uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, row_groups, coopmat_wg;
     uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
     budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
     if (caps->max_allocation) budget = min_u64(budget, caps->max_allocation / 2); /* one buffer */
@@ -316,6 +316,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_BLOCK_V", 0, &block_v)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
+        (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 128, &coopmat_wg)) ||
         (status = efla_vk_features_select(caps, &limits->push_descriptors, &limits->storage_16bit)))
         return status;
     if (block_v != 0 && block_v != 8 && block_v != 16 && block_v != 32 && block_v != 64)
@@ -326,6 +327,10 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "EFLA_VULKAN_SCAN_ROW_GROUPS=%llu; valid: 1, 2, 4, 8, 16",
                           (unsigned long long)row_groups);
+    if (coopmat_wg != 128 && coopmat_wg != 256)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "EFLA_VULKAN_COOPMAT_WORKGROUP=%llu; valid: 128, 256",
+                          (unsigned long long)coopmat_wg);
     if (chunk != 0 && chunk != 16 && chunk != 32 && chunk != 64)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "EFLA_VULKAN_CHUNK=%llu; valid: 16, 32, 64",
                           (unsigned long long)chunk);
@@ -347,6 +352,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     limits->chunk = (uint32_t)chunk;
     limits->scan_block_v = (uint32_t)block_v;
     limits->scan_row_groups = (uint32_t)row_groups;
+    limits->coopmat_workgroup = (uint32_t)coopmat_wg;
     limits->compute_units = caps->compute_units;
     efla_vk_path path;
     status = efla_vk_path_select(caps, &path);

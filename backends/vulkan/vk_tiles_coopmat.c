@@ -5,15 +5,18 @@
 
 #include "backends/vulkan/vk_path.h"
 
-#define WORKGROUP 128u      /* four subgroups of 32, two of 64 */
-#define SUBGROUPS 4u        /* at most, for the per-subgroup stages */
+#define WORKGROUP 128u      /* the scan's: four subgroups of 32, two of 64 */
+#define SUBGROUPS 4u        /* at most, for the scan's per-subgroup stages */
 #define MAX_STATE_TILES 16u /* 16 x 16 state tiles per workgroup (registers) */
 
-static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk) {
-    uint64_t kv = chunk * (dkc > 64 ? dkc : 64);
+/* Prepare and output take limits->coopmat_workgroup invocations (wg), at
+ * most wg / 32 subgroups. */
+static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk, uint64_t wg) {
+    uint64_t panels = 16 * (wg / 32);
+    uint64_t kv = chunk * (dkc > panels ? dkc : panels);
     uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
-    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + SUBGROUPS * 256 * 2 + 3 * chunk * 4 +
-           2 * WORKGROUP * 4 + 16;
+    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + (wg / 32) * 256 * 2 + 3 * chunk * 4 +
+           2 * wg * 4 + 16;
 }
 
 static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
@@ -24,9 +27,9 @@ static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
            SUBGROUPS * 256 * 4 + 16;
 }
 
-static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
+static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv, uint64_t wg) {
     uint64_t xk = chunk * dkc / 2 > chunk * bv ? chunk * dkc / 2 : chunk * bv;
-    uint64_t scratch = SUBGROUPS * 256 > 3 * WORKGROUP ? SUBGROUPS * 256 : 3 * WORKGROUP;
+    uint64_t scratch = (wg / 32) * 256 > 3 * wg ? (wg / 32) * 256 : 3 * wg;
     return chunk * dkc * 2 + xk * 4 + chunk * chunk * 2 + scratch * 4 + chunk * 20 + 16;
 }
 
@@ -41,6 +44,8 @@ static bool scan_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk
  * workgroup; the narrowest that fits when none does. */
 static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
                            uint64_t sequences, uint64_t heads, uint64_t dv) {
+    uint32_t forced = limits->scan_block_v; /* EFLA_VULKAN_SCAN_BLOCK_V, where it fits */
+    if ((forced == 16 || forced == 32) && scan_fits(limits, dkc, chunk, forced)) return forced;
     uint64_t wanted = limits->compute_units ? limits->compute_units : 64;
     uint32_t chosen = 0;
     for (uint32_t bv = 32; bv >= 16; bv /= 2) {
@@ -54,7 +59,8 @@ static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
 
 static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t dv) {
     for (uint32_t bv = 64; bv >= 16; bv /= 2)
-        if (out_bytes(dkc, chunk, bv) <= limits->shared_bytes && (bv == 16 || bv / 2 < dv))
+        if (out_bytes(dkc, chunk, bv, limits->coopmat_workgroup) <= limits->shared_bytes &&
+            (bv == 16 || bv / 2 < dv))
             return bv;
     return 0;
 }
@@ -66,14 +72,14 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
      * the H200 missed the f16 contract at Dk = Dv = 1 (0.013 > 3e-3). Such
      * requests run the portable f32 kernels, as CUDA's mma path does. */
     if (limits->path != EFLA_VK_PATH_COOPMAT || args->storage == EFLA_DTYPE_F32 ||
-        limits->max_invocations < WORKGROUP || args->dk < 16 || args->dv < 16)
+        limits->max_invocations < limits->coopmat_workgroup || args->dk < 16 || args->dv < 16)
         return false;
     static const uint32_t chunks[] = {64, 32};
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
         uint32_t chunk = chunks[c];
         if ((limits->chunk && limits->chunk != chunk) ||
-            prep_bytes(dkc, chunk) > limits->shared_bytes)
+            prep_bytes(dkc, chunk, limits->coopmat_workgroup) > limits->shared_bytes)
             continue;
         uint32_t scan_bv =
             scan_block(limits, dkc, chunk, chunked_sequences, (uint64_t)args->value_heads, dv);
@@ -81,13 +87,14 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         if (!scan_bv || !out_bv) continue;
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
+        uint32_t wg = limits->coopmat_workgroup;
         tiles->prep = (efla_vk_pipeline_key){
-            EFLA_VK_PREP_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS};
+            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS};
         tiles->scan = (efla_vk_pipeline_key){
             EFLA_VK_SCAN_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, scan_bv, 1,
             EFLA_VK_WORDS};
         tiles->out = (efla_vk_pipeline_key){
-            EFLA_VK_OUT_COOPMAT, WORKGROUP, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS};
+            EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS};
         return true;
     }
     return false;

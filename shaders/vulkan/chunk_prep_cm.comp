@@ -28,7 +28,8 @@ layout(std430, set = 0, binding = 12) writeonly buffer FBuf { float f_s[]; };
 
 const uint NB = CH / TM;                      // diagonal blocks of the solve
 const uint DT = DKC / TM;                     // column tiles of W
-const uint KV = CH * (DKC > 64u ? DKC : 64u); // K^, or four panels of CH x 16
+const uint PANELS = 16u * (WG / 32u);           // columns of the per-subgroup g V panels
+const uint KV = CH * (DKC > PANELS ? DKC : PANELS); // K^, or a CH x 16 panel per subgroup
 const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
 const uint RPT = WG / CH;                     // invocations per row of the norms
 const uint KPAIRS = CH * DKC / 2u / WG;       // K^ pairs per invocation
