@@ -348,14 +348,17 @@ WARMUP_SECONDS = 1.0
 
 
 def warm_up(forward, synchronize, runs):
-    """`runs` forwards, then more until WARMUP_SECONDS have passed (for runs > 0), each
-    waited for: on the H200's Vulkan driver a shape's first 5-11 forwards after the previous
-    shape's buffers were freed took 4-5x their steady time (efla bench does the same)."""
+    """`runs` forwards, then more until WARMUP_SECONDS have passed (for runs > 0), back to
+    back (a wait every 16): on the H200's Vulkan driver a shape's first 5-11 forwards after
+    the previous shape's buffers were freed took 4-5x their steady time, and some processes
+    ran slow for seconds (efla bench does the same)."""
     start, done = time.perf_counter(), 0
     while done < runs or (runs > 0 and time.perf_counter() - start < WARMUP_SECONDS):
         forward()
-        synchronize()
         done += 1
+        if done % 16 == 0:
+            synchronize()
+    synchronize()
 
 
 def numpy_delta_rule(shape, inputs):

@@ -148,19 +148,24 @@ static efla_status run_once(efla_context context, const bench_set *set, bool *de
 }
 
 /* Warm-up: --warmup runs, and more until WARMUP_SECONDS have passed (with
- * --warmup > 0). On the H200's Vulkan driver a shape's first 5-11 runs
- * after the previous shape's buffers were freed took 4-5x their steady
- * time (about 0.1-0.25 s in all), every later run none; a fixed count of
- * runs does not cover that. Leaves the last run's time as the estimate. */
+ * --warmup > 0), enqueued back to back so that the device is busy
+ * throughout; then one synchronized run whose time is the estimate per run.
+ * On the H200's Vulkan driver a shape's first 5-11 runs after the previous
+ * shape's buffers were freed took 4-5x their steady time (about 0.1-0.25 s
+ * in all), and some processes ran slow for seconds: a fixed count of
+ * synchronized runs does not reach the steady state. */
 static efla_status warm_up(efla_context context, const bench_config *c, const bench_set *sets,
                            int set_count, bool *device_timer, double *estimate_ms) {
     efla_status s = EFLA_SUCCESS;
     double start = cli_now_seconds();
     for (int64_t i = 0; s == EFLA_SUCCESS; ++i) {
-        bool counted = i >= (c->warmup > 0 ? c->warmup : 1);
-        if (counted && (c->warmup == 0 || cli_now_seconds() - start >= WARMUP_SECONDS)) break;
-        s = run_once(context, &sets[i % set_count], device_timer, estimate_ms);
+        if (i >= c->warmup && cli_now_seconds() - start >= (c->warmup ? WARMUP_SECONDS : 0))
+            break;
+        s = efla_forward(context, &sets[i % set_count].desc);
+        if (s == EFLA_SUCCESS && i % 16 == 15) s = efla_context_synchronize(context);
     }
+    if (s == EFLA_SUCCESS) s = efla_context_synchronize(context);
+    if (s == EFLA_SUCCESS) s = run_once(context, &sets[0], device_timer, estimate_ms);
     return s;
 }
 
