@@ -65,6 +65,19 @@ static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t c
     return 0;
 }
 
+/* Chunks of 64 tokens halve the scan's serial steps; chunks of 32 halve the
+ * prepare's and output's work per token (their products grow with the
+ * chunk). The scan's steps decide only where its workgroups at chunk 64
+ * leave compute units idle. On the H200 (5f4ca19, ms at chunk 64 / 32):
+ * S1 2.01 / 2.32 and S4 5.09 / 7.64 (128 and 64 scan workgroups), S2 3.98 /
+ * 3.11 and S3 4.06 / 2.17 (512 and 1024). */
+static bool scan_fills_device(const efla_vk_limits *limits, uint64_t dkc, uint64_t sequences,
+                              uint64_t heads, uint64_t dv) {
+    uint32_t bv = scan_block(limits, dkc, 64, sequences, heads, dv);
+    uint64_t units = limits->compute_units ? limits->compute_units : 64;
+    return bv && sequences * heads * ((dv + bv - 1) / bv) >= units;
+}
+
 bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args *args,
                            uint64_t chunked_sequences, uint32_t dtype, efla_vk_tiles *tiles) {
     /* Below 16, Dk or Dv is mostly padding in a 16x16 matrix and the f16
@@ -74,8 +87,12 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
     if (limits->path != EFLA_VK_PATH_COOPMAT || args->storage == EFLA_DTYPE_F32 ||
         limits->max_invocations < limits->coopmat_workgroup || args->dk < 16 || args->dv < 16)
         return false;
-    static const uint32_t chunks[] = {64, 32};
+    uint32_t chunks[] = {64, 32};
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
+    if (scan_fills_device(limits, dkc, chunked_sequences, (uint64_t)args->value_heads, dv)) {
+        chunks[0] = 32;
+        chunks[1] = 64;
+    }
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
         uint32_t chunk = chunks[c];
         if ((limits->chunk && limits->chunk != chunk) ||
