@@ -554,7 +554,8 @@ Test(cli, bench_json_on_a_small_shape) {
         "\"p10_ms\":",         "\"p90_ms\":",
         "\"tokens_per_s\":",   "\"nominal_gflops\":",
         "\"gbps\":",           "\"fma_peak_gflops\":",
-        "\"peak_fraction\":"};
+        "\"peak_fraction\":",  "\"set_median_ms\":[",
+        "\"run_ms\":["};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; ++i)
         cr_assert_not_null(strstr(r.out, keys[i]), "%s lacks %s", r.out, keys[i]);
     r = RUN("bench", "--backend", "cpu", "--shape", "1,8,3,2,4,4", "--iters", "3");

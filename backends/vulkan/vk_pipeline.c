@@ -11,6 +11,7 @@
 #include "core/context.h"
 #include "core/error.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,39 +118,47 @@ static const char *const kernel_names[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUN
 
 /* For kernel tuning without rebuilding the library: EFLA_VULKAN_SPIRV_DIR
  * names a folder whose <kernel>.spv files (as built in
- * backends/vulkan/spirv/) replace the built-in ones. The file's bytes in
- * host memory (free with efla_host_free), or NULL when there is none. */
-static void *override_code(const efla_backend_context *ctx, int k, int v, size_t *size) {
+ * backends/vulkan/spirv/) replace the built-in ones. *code is the file's
+ * bytes in host memory (free with efla_host_free), or NULL when there is no
+ * such file; a file that is not a SPIR-V module is an error (the driver
+ * must never see one). */
+static efla_status override_code(const efla_backend_context *ctx, int k, int v, void **code,
+                                 size_t *size) {
+    *code = NULL;
     const char *dir = getenv("EFLA_VULKAN_SPIRV_DIR");
-    if (!dir || !*dir || !kernel_names[k][v]) return NULL;
+    if (!dir || !*dir || !kernel_names[k][v]) return EFLA_SUCCESS;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.spv", dir, kernel_names[k][v]);
     FILE *file = fopen(path, "rb");
-    if (!file) return NULL;
-    void *code = NULL;
+    if (!file) return EFLA_SUCCESS;
     long bytes = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
-    if (bytes > 0 && bytes % 4 == 0 && fseek(file, 0, SEEK_SET) == 0)
-        code = efla_host_alloc(ctx->host, (size_t)bytes);
-    if (code && fread(code, 1, (size_t)bytes, file) != (size_t)bytes) {
-        efla_host_free(ctx->host, code);
-        code = NULL;
-    }
+    uint32_t *words = bytes >= 20 && bytes % 4 == 0 && fseek(file, 0, SEEK_SET) == 0
+                          ? efla_host_alloc(ctx->host, (size_t)bytes)
+                          : NULL;
+    bool read = words && fread(words, 1, (size_t)bytes, file) == (size_t)bytes;
     fclose(file);
-    *size = code ? (size_t)bytes : 0;
-    return code;
+    if (!read || words[0] != 0x07230203u) { /* SPIR-V's magic number, in host order */
+        efla_host_free(ctx->host, words);
+        return efla_error(EFLA_ERROR_KERNEL_BUILD,
+                          "EFLA_VULKAN_SPIRV_DIR: %s is not a SPIR-V module (%ld bytes)", path,
+                          bytes);
+    }
+    *code = words;
+    *size = (size_t)bytes;
+    return EFLA_SUCCESS;
 }
 
 static efla_status create_modules(efla_backend_context *ctx) {
     for (int k = 0; k < EFLA_VK_KERNEL_COUNT; ++k) {
         for (int v = 0; v < EFLA_VK_VARIANT_COUNT; ++v) {
-            size_t size = 0;
+            size_t size = 0, replaced_size = 0;
             const void *code = kernel_code(ctx, k, v, &size);
             if (!code) continue;
-            size_t replaced_size = 0;
-            void *replaced = override_code(ctx, k, v, &replaced_size);
-            efla_status status =
-                replaced ? create_module(ctx, replaced, replaced_size, &ctx->modules[k][v])
-                         : create_module(ctx, code, size, &ctx->modules[k][v]);
+            void *replaced = NULL;
+            efla_status status = override_code(ctx, k, v, &replaced, &replaced_size);
+            if (status == EFLA_SUCCESS)
+                status = replaced ? create_module(ctx, replaced, replaced_size, &ctx->modules[k][v])
+                                  : create_module(ctx, code, size, &ctx->modules[k][v]);
             efla_host_free(ctx->host, replaced);
             if (status != EFLA_SUCCESS) return status;
         }
