@@ -16,7 +16,7 @@ static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk, uint64_t wg) {
     uint64_t kv = chunk * (dkc > panels ? dkc : panels);
     uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
     return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + (wg / 32) * 256 * 2 + 3 * chunk * 4 +
-           2 * wg * 4 + 16;
+           2 * wg * 4;
 }
 
 static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
@@ -24,13 +24,13 @@ static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
      * need 16-byte aligned addresses, wherever the driver places them) */
     return 2 * chunk * dkc * 2 + dkc * bv * 2 + chunk * bv * 2 +
            ((dkc / 16) * (bv / 16) + 3) / 4 * 16 + ((chunk / 16) * (bv / 16) + 3) / 4 * 16 +
-           SUBGROUPS * 256 * 4 + 16;
+           SUBGROUPS * 256 * 4;
 }
 
 static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv, uint64_t wg) {
     uint64_t xk = chunk * dkc / 2 > chunk * bv ? chunk * dkc / 2 : chunk * bv;
     uint64_t scratch = (wg / 32) * 256 > 3 * wg ? (wg / 32) * 256 : 3 * wg;
-    return chunk * dkc * 2 + xk * 4 + chunk * chunk * 2 + scratch * 4 + chunk * 20 + 16;
+    return chunk * dkc * 2 + xk * 4 + chunk * chunk * 2 + scratch * 4 + chunk * 20;
 }
 
 /* Whether the scan kernel takes this tile: it fits, its state tiles fit the

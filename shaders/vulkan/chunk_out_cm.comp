@@ -138,15 +138,13 @@ void masked_scores() {
             acc = coopMatMulAdd(a, bm, acc);
         }
         coopMatStore(acc, scratch_sh, bounce, TM, ROW_MAJOR);
-        subgroupMemoryBarrierShared();
-        subgroupBarrier();
+        subgroup_sync();
         for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
             uint r = r0 + e / TM, c = c0 + e % TM;
             float g = c <= r ? scratch_sh[bounce + e] * rf_sh[r] * cf_sh[c] : 0.0;
             g16[r * CH + c] = float16_t(g);
         }
-        subgroupMemoryBarrierShared();
-        subgroupBarrier();
+        subgroup_sync();
     }
     barrier();
     for (uint e = gl_LocalInvocationIndex; e < CH * DKC; e += WG)

@@ -45,11 +45,6 @@ shared float e_sh[CH];
 shared float g_sh[CH];
 shared float part_sh[2u * WG]; // partial |k|^2, |q|^2
 
-void subgroup_sync() {
-    subgroupMemoryBarrierShared();
-    subgroupBarrier();
-}
-
 // Row coefficients (RPT invocations per row), and qfac, kfac to the
 // scratch. Loads in this kernel are unconditional, of indices clamped into
 // the tensor, their values zeroed afterwards: a load under a branch cannot

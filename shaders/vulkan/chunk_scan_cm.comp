@@ -54,11 +54,6 @@ float tile_scale(CM_ACC m) {
     return pow2_scale(subgroupMax(x));
 }
 
-void subgroup_sync() {
-    subgroupMemoryBarrierShared();
-    subgroupBarrier();
-}
-
 // The subgroup's bounce tile <-> state rows r0.., columns c0.. of the tensor.
 void state_tile_in(inout CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, uint ncol) {
     uint base = gl_SubgroupID * TM * TM;

@@ -1,7 +1,8 @@
 // Shared pieces of the cooperative-matrix kernels (GL_KHR_cooperative_matrix,
 // f16 operands, f32 accumulation; DESIGN.md "Precision contract"). Requires
 // efla_common.glsl and the extensions GL_KHR_cooperative_matrix,
-// GL_KHR_memory_scope_semantics and GL_EXT_shader_explicit_arithmetic_types_float16.
+// GL_KHR_memory_scope_semantics, GL_EXT_shader_explicit_arithmetic_types_float16
+// and GL_KHR_shader_subgroup_basic.
 //
 // Operands that are not bounded by construction (states, V') are scaled by a
 // power of two per tile before rounding to f16, so that their largest
@@ -17,8 +18,6 @@ const uint TM = 16u; // every matrix is 16 x 16
 #define ROW_MAJOR gl_CooperativeMatrixLayoutRowMajor
 #define COL_MAJOR gl_CooperativeMatrixLayoutColumnMajor
 
-shared uint max_bits_sh[4]; // 16 bytes; [0] is used
-
 // Floats of scratch F per (chunk, value head): qfac [CH], kfac [CH], then
 // the inverse scales of the f16 tiles of H [DKC / 16][dvs / 16] and of V'
 // [CH / 16][dvs / 16] (chunk_scan_cm writes them, chunk_out_cm reads them).
@@ -32,14 +31,9 @@ float pow2_scale(float m) {
     return exp2(float(14 - clamp(e, -100, 100)));
 }
 
-// The power-of-two scale for the largest of every invocation's local_max
-// (non-negative). Called by the whole workgroup in uniform control flow.
-float workgroup_scale(float local_max) {
-    if (gl_LocalInvocationIndex == 0u) max_bits_sh[0] = 0u;
-    barrier();
-    atomicMax(max_bits_sh[0], floatBitsToUint(local_max));
-    barrier();
-    float m = uintBitsToFloat(max_bits_sh[0]);
-    barrier();
-    return pow2_scale(m);
+// Orders the subgroup's shared-memory writes before its later reads (a
+// cooperative-matrix store, then loads by other invocations, or the reverse).
+void subgroup_sync() {
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
 }
