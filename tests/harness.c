@@ -63,6 +63,14 @@ size_t harness_backends(efla_backend *out, size_t capacity) {
     return count;
 }
 
+bool harness_backend_selected(efla_backend backend) {
+    efla_backend backends[HARNESS_MAX_BACKENDS];
+    const size_t count = harness_backends(backends, HARNESS_MAX_BACKENDS);
+    for (size_t i = 0; i < count; ++i)
+        if (backends[i] == backend) return true;
+    return false;
+}
+
 void harness_check_required_backends(void) {
     const char *required = getenv("EFLA_REQUIRE_BACKENDS");
     if (!required) return;

@@ -26,6 +26,8 @@ typedef struct harness_device {
 /* Backends compiled in, available, with a device, and named by
  * EFLA_TEST_BACKENDS when it is set. */
 size_t harness_backends(efla_backend *out, size_t capacity);
+/* Whether harness_backends lists `backend`. */
+bool harness_backend_selected(efla_backend backend);
 /* Fails the test for every backend in EFLA_REQUIRE_BACKENDS that cannot run. */
 void harness_check_required_backends(void);
 /* Device 0 of the backend; `threads` only matters on the CPU (0 = all).

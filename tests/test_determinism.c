@@ -119,14 +119,6 @@ Test(determinism, repeated_runs_are_bitwise_identical) {
     }
 }
 
-static bool cpu_selected(void) {
-    efla_backend backends[HARNESS_MAX_BACKENDS];
-    const size_t count = harness_backends(backends, HARNESS_MAX_BACKENDS);
-    for (size_t i = 0; i < count; ++i)
-        if (backends[i] == EFLA_BACKEND_CPU) return true;
-    return false;
-}
-
 /* Every thread count gives the bits of the single-threaded run. */
 static void check_thread_counts(const problem *p, uint64_t seed, efla_algorithm algorithm) {
     static const uint32_t thread_counts[] = {1, 2, 3, 8};
@@ -154,7 +146,8 @@ static void check_thread_counts(const problem *p, uint64_t seed, efla_algorithm 
 }
 
 Test(determinism, cpu_thread_counts_give_identical_bits) {
-    if (!cpu_selected()) cr_skip_test("the CPU backend is not selected");
+    if (!harness_backend_selected(EFLA_BACKEND_CPU))
+        cr_skip_test("the CPU backend is not selected");
     const uint64_t seed = one_seed();
     const problem_spec specs[] = {determinism_spec, varlen_spec()};
     for (size_t s = 0; s < COUNT(specs); ++s)

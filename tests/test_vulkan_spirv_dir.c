@@ -11,15 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The Vulkan backend, or the test is skipped (or failed when required). */
-static bool vulkan_selected(void) {
-    efla_backend backends[HARNESS_MAX_BACKENDS];
-    const size_t count = harness_backends(backends, HARNESS_MAX_BACKENDS);
-    for (size_t i = 0; i < count; ++i)
-        if (backends[i] == EFLA_BACKEND_VULKAN) return true;
-    return false;
-}
-
 static efla_context vulkan_context(efla_status *status) {
     efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
     info.backend = EFLA_BACKEND_VULKAN;
@@ -43,7 +34,7 @@ static void run_chunked(run_result *r) {
 }
 
 Test(vulkan_spirv_dir, the_builds_own_kernels_give_the_same_bits) {
-    if (!vulkan_selected()) cr_skip_test("no Vulkan device selected");
+    if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
     run_result builtin, replaced;
     unsetenv("EFLA_VULKAN_SPIRV_DIR");
     run_chunked(&builtin);
@@ -58,7 +49,7 @@ Test(vulkan_spirv_dir, the_builds_own_kernels_give_the_same_bits) {
 }
 
 Test(vulkan_spirv_dir, a_file_that_is_not_spirv_is_refused) {
-    if (!vulkan_selected()) cr_skip_test("no Vulkan device selected");
+    if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
     char dir[] = "/tmp/efla_spirv_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char path[sizeof dir + 32];
