@@ -9,28 +9,30 @@
 #define SUBGROUPS 4u        /* at most, for the scan's per-subgroup stages */
 #define MAX_STATE_TILES 16u /* 16 x 16 state tiles per workgroup (registers) */
 
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
 /* Prepare and output take limits->coopmat_workgroup invocations (wg), at
- * most wg / 32 subgroups. */
+ * most wg / 32 subgroups. Shared rows are padded by 16 bytes (8 f16, 4 f32)
+ * against bank conflicts, as the kernels declare them. */
 static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk, uint64_t wg) {
-    uint64_t panels = 16 * (wg / 32);
-    uint64_t kv = chunk * (dkc > panels ? dkc : panels);
-    uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
-    return kv * 2 + chunk * chunk * (4 + 2) + row * 4 + (wg / 32) * 256 * 2 + 3 * chunk * 4 +
-           2 * wg * 4;
+    uint64_t kv = max_u64(chunk * (dkc + 8), (wg / 32) * chunk * 24);
+    uint64_t phase = max_u64(max_u64(2 * wg, 16 * (16 * (chunk / 16 - 1) + 1)), (wg / 32) * 16 * 12);
+    return kv * 2 + chunk * (chunk + 4) * 4 + chunk * (chunk + 8) * 2 + (phase + 3) / 4 * 16 +
+           3 * chunk * 4;
 }
 
 static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
     /* the tiles' scale vectors in whole 16 bytes (cooperative matrix loads
      * need 16-byte aligned addresses, wherever the driver places them) */
-    return 2 * chunk * dkc * 2 + dkc * bv * 2 + chunk * bv * 2 +
-           ((dkc / 16) * (bv / 16) + 3) / 4 * 16 + ((chunk / 16) * (bv / 16) + 3) / 4 * 16 +
-           SUBGROUPS * 256 * 4;
+    uint64_t sv = max_u64((dkc + chunk) * (bv + 8) * 2, SUBGROUPS * 256 * 4);
+    return 2 * chunk * (dkc + 8) * 2 + sv + ((dkc / 16) * (bv / 16) + 3) / 4 * 16 +
+           ((chunk / 16) * (bv / 16) + 3) / 4 * 16;
 }
 
 static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv, uint64_t wg) {
-    uint64_t xk = chunk * dkc / 2 > chunk * bv ? chunk * dkc / 2 : chunk * bv;
-    uint64_t scratch = (wg / 32) * 256 > 3 * wg ? (wg / 32) * 256 : 3 * wg;
-    return chunk * dkc * 2 + xk * 4 + chunk * chunk * 2 + scratch * 4 + chunk * 20;
+    uint64_t xk = max_u64(chunk * (dkc / 2 + 4), chunk * (bv + 4));
+    uint64_t scratch = max_u64((wg / 32) * 256, 3 * wg + 2 * chunk);
+    return chunk * (dkc + 8) * 2 + xk * 4 + chunk * (chunk + 8) * 2 + scratch * 4 + chunk * 12;
 }
 
 /* Whether the scan kernel takes this tile: it fits, its state tiles fit the

@@ -19,7 +19,9 @@
 // 1/|k| in f32 before its one rounding to f16; unit rows rounded first
 // would err by ~2^-12 / |cos(q, k)| where q and k are nearly orthogonal.
 // The row factors of O are applied in f32 after the products. Requires
-// DKC, CH and BV multiples of 16, and WG a multiple of CH and of 16.
+// DKC, CH and BV multiples of 16, and WG a multiple of CH and of 16. Shared
+// rows are padded by 16 bytes (QP, KW, OP, GP) so that the eight rows a
+// cooperative-matrix load reads together fall on different bank groups.
 #include "efla_common.glsl"
 #include "efla_entry.glsl"
 #include "efla_coopmat.glsl"
@@ -32,22 +34,27 @@ layout(std430, set = 0, binding = 13) readonly buffer HBuf { uvec4 h4[]; };
 const uint RPT = WG / CH;                 // invocations per row for the q norms
 const uint RT = DKC / TM;                 // row tiles of H
 const uint KPAIRS = CH * DKC / 2u / WG;   // Q and K pairs per invocation
-const uint XK = CH * DKC / 2u > CH * BV ? CH * DKC / 2u : CH * BV;
+const uint QP = DKC + 8u;                 // q16 row pitch (f16)
+const uint KW = DKC / 2u + 4u;            // K row pitch in xk (f16 pairs)
+const uint OP = BV + 4u;                  // output tile row pitch in xk (f32)
+const uint GP = CH + 8u;                  // g16 row pitch (f16)
+const uint XK = CH * KW > CH * OP ? CH * KW : CH * OP;
 const uint BOUNCE = (WG / 32u) * TM * TM; // one f32 tile per subgroup (masked_scores)
-const uint SCRATCH = BOUNCE > 3u * WG ? BOUNCE : 3u * WG;
+const uint ROWS = 3u * WG + 2u * CH;      // the row passes' partial sums, then qs and ks
+const uint SCRATCH = BOUNCE > ROWS ? BOUNCE : ROWS;
 
-shared float16_t q16[CH * DKC]; // Q scaled per row, then Q^
-// K scaled per row (f16 pairs), then the output tile [CH][BV] (f32 bits).
+shared float16_t q16[CH * QP]; // Q scaled per row, then Q^ [CH][QP]
+// K scaled per row (f16 pairs) [CH][KW], then the output tile [CH][OP] (f32 bits).
 shared uint xk[XK];
-shared float16_t g16[CH * CH];    // masked Q^ K^^T
-shared float scratch_sh[SCRATCH]; // the row passes' partial sums, then masked_scores' tiles
+shared float16_t g16[CH * GP];    // masked Q^ K^^T [CH][GP]
+// The row passes' partial sums, then from 3 WG the powers of two that scale
+// q's and k's rows (qs, ks); then masked_scores' tiles.
+shared float scratch_sh[SCRATCH];
 shared float rq_sh[CH]; // qfac |q|
-shared float qs_sh[CH]; // the power of two that scales q's row
-shared float ks_sh[CH]; // the power of two that scales k's row
 shared float rf_sh[CH]; // 1 / (|q| qs): G's row factor, and Q^ from q16
 shared float cf_sh[CH]; // kfac / ks: G's column factor
 
-#define O_STAGE(i) uintBitsToFloat(xk[i])
+#define O_STAGE(i) uintBitsToFloat(xk[(i) / BV * OP + (i) % BV])
 #include "efla_out_store.glsl"
 
 // Q and K into q16 and xk, each row scaled by a power of two that puts its
@@ -87,8 +94,8 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
         }
         float norm = sqrt(qq), qs = pow2_scale(qmax), ks = pow2_scale(kmax);
         rq_sh[t] = f_s[fbase + t] * norm;
-        qs_sh[t] = qs;
-        ks_sh[t] = ks;
+        scratch_sh[3u * WG + t] = qs;
+        scratch_sh[3u * WG + CH + t] = ks;
         rf_sh[t] = norm > 0.0 ? 1.0 / (norm * qs) : 0.0;
         cf_sh[t] = f_s[fbase + CH + t] / ks;
     }
@@ -108,10 +115,11 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
             qk[m] = mix(vec4(0.0), qk[m], bvec4(in0, in1, in0, in1));
         }
         for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
-            uint e = t + WG * (m0 + m), c = 2u * e / DKC;
-            q16[2u * e] = float16_t(qk[m].x * qs_sh[c]);
-            q16[2u * e + 1u] = float16_t(qk[m].y * qs_sh[c]);
-            xk[e] = packFloat2x16(f16vec2(qk[m].zw * ks_sh[c]));
+            uint e = t + WG * (m0 + m), c = 2u * e / DKC, i = 2u * e % DKC;
+            float qs = scratch_sh[3u * WG + c], ks = scratch_sh[3u * WG + CH + c];
+            q16[c * QP + i] = float16_t(qk[m].x * qs);
+            q16[c * QP + i + 1u] = float16_t(qk[m].y * qs);
+            xk[c * KW + i / 2u] = packFloat2x16(f16vec2(qk[m].zw * ks));
         }
     }
 }
@@ -126,15 +134,15 @@ void masked_scores() {
     for (uint tile = gl_SubgroupID; tile < tiles * tiles; tile += gl_NumSubgroups) {
         uint r0 = (tile / tiles) * TM, c0 = (tile % tiles) * TM;
         if (c0 > r0) {
-            coopMatStore(CM_ACC16(0.0), g16, r0 * CH + c0, CH, ROW_MAJOR);
+            coopMatStore(CM_ACC16(0.0), g16, r0 * GP + c0, GP, ROW_MAJOR);
             continue;
         }
         CM_ACC acc = CM_ACC(0.0);
         for (uint k0 = 0u; k0 < DKC; k0 += TM) {
             CM_A a;
             CM_B bm;
-            coopMatLoad(a, q16, r0 * DKC + k0, DKC, ROW_MAJOR);
-            coopMatLoad(bm, xk, (c0 * DKC + k0) / 2u, DKC / 2u, COL_MAJOR);
+            coopMatLoad(a, q16, r0 * QP + k0, QP, ROW_MAJOR);
+            coopMatLoad(bm, xk, c0 * KW + k0 / 2u, KW, COL_MAJOR);
             acc = coopMatMulAdd(a, bm, acc);
         }
         coopMatStore(acc, scratch_sh, bounce, TM, ROW_MAJOR);
@@ -142,13 +150,15 @@ void masked_scores() {
         for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
             uint r = r0 + e / TM, c = c0 + e % TM;
             float g = c <= r ? scratch_sh[bounce + e] * rf_sh[r] * cf_sh[c] : 0.0;
-            g16[r * CH + c] = float16_t(g);
+            g16[r * GP + c] = float16_t(g);
         }
         subgroup_sync();
     }
     barrier();
-    for (uint e = gl_LocalInvocationIndex; e < CH * DKC; e += WG)
-        q16[e] = float16_t(float(q16[e]) * rf_sh[e / DKC]);
+    for (uint e = gl_LocalInvocationIndex; e < CH * DKC; e += WG) {
+        uint at = (e / DKC) * QP + e % DKC;
+        q16[at] = float16_t(float(q16[at]) * rf_sh[e / DKC]);
+    }
 }
 
 // The output tile [CH][BV] (xk, f32) of columns col0..: Q^ H + G V', each
@@ -165,20 +175,20 @@ void tile_products(uint block, uint fbase, uint col0) {
             for (uint r = 0u; r < RT; ++r) {
                 CM_A a;
                 CM_B bm;
-                coopMatLoad(a, q16, r0 * DKC + r * TM, DKC, ROW_MAJOR);
+                coopMatLoad(a, q16, r0 * QP + r * TM, QP, ROW_MAJOR);
                 coopMatLoad(bm, h4, (hbase + r * TM * P.dvs + col) / 8u, P.dvs / 8u, ROW_MAJOR);
                 o = o + coopMatMulAdd(a, bm, CM_ACC(0.0)) * f_s[fbase + 2u * CH + r * ctg + ct];
             }
             for (uint k0 = 0u; k0 <= r0; k0 += TM) {
                 CM_A a;
                 CM_B bm;
-                coopMatLoad(a, g16, r0 * CH + k0, CH, ROW_MAJOR);
+                coopMatLoad(a, g16, r0 * GP + k0, GP, ROW_MAJOR);
                 coopMatLoad(bm, v4, (vbase + k0 * P.dvs + col) / 8u, P.dvs / 8u, ROW_MAJOR);
                 o = o + coopMatMulAdd(a, bm, CM_ACC(0.0)) *
                             f_s[fbase + 2u * CH + (RT + k0 / TM) * ctg + ct];
             }
         }
-        coopMatStore(o, xk, r0 * BV + c0, BV, ROW_MAJOR);
+        coopMatStore(o, xk, r0 * OP + c0, OP, ROW_MAJOR);
     }
 }
 
@@ -203,8 +213,10 @@ void main() {
         uint ncol = min(BV, P.dv - col0);
         tile_products(block, fbase, col0);
         barrier();
-        for (uint e = gl_LocalInvocationIndex; e < CH * BV; e += WG)
-            xk[e] = floatBitsToUint(uintBitsToFloat(xk[e]) * rq_sh[e / BV]);
+        for (uint e = gl_LocalInvocationIndex; e < CH * BV; e += WG) {
+            uint at = (e / BV) * OP + e % BV;
+            xk[at] = floatBitsToUint(uintBitsToFloat(xk[at]) * rq_sh[e / BV]);
+        }
         barrier();
         store_output_rows(b, tok0, hv, col0, rows, ncol);
         barrier();

@@ -18,6 +18,11 @@
 // of region F (f_stride(); chunk_out_cm reads them). Rows past the
 // sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG,
 // subgroups of 32 or 64 invocations.
+//
+// Shared rows are padded (KP, PP, AP, WP: 16 bytes past a whole number of
+// 32-byte pieces): the eight 16-byte rows that a cooperative-matrix load
+// reads together then fall on eight different bank groups. Unpadded, rows of
+// 128 or 256 bytes put all eight on the same banks.
 #include "efla_common.glsl"
 #include "efla_entry.glsl"
 #include "efla_coopmat.glsl"
@@ -28,22 +33,30 @@ layout(std430, set = 0, binding = 12) writeonly buffer FBuf { float f_s[]; };
 
 const uint NB = CH / TM;                      // diagonal blocks of the solve
 const uint DT = DKC / TM;                     // column tiles of W
-const uint PANELS = 16u * (WG / 32u);           // columns of the per-subgroup g V panels
-const uint KV = CH * (DKC > PANELS ? DKC : PANELS); // K^, or a CH x 16 panel per subgroup
+const uint KP = DKC + 8u;                     // K^ row pitch (f16)
+const uint PP = TM + 8u;                      // g V panel row pitch (f16)
+const uint LP = CH + 4u;                      // L row pitch (f32)
+const uint AP = CH + 8u;                      // a16 row pitch (f16)
+const uint WP = (TM + 8u) / 2u;               // W tile row pitch (f16 pairs)
+const uint PANEL = CH * PP;                   // one subgroup's g V panel (f16)
+const uint KV = CH * KP > (WG / 32u) * PANEL ? CH * KP : (WG / 32u) * PANEL; // K^, or the panels
 const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
 const uint RPT = WG / CH;                     // invocations per row of the norms
 const uint KPAIRS = CH * DKC / 2u / WG;       // K^ pairs per invocation
 const uint VPL = CH * TM / 32u;               // g V values per lane of a panel (at most)
 
-shared float16_t kv16[KV];     // K^ rows; then per-subgroup panels of g V
-shared float l_sh[CH * CH];    // L, then (I + L)^-1
-shared float16_t a16[CH * CH]; // (I + L)^-1 diag(e), then (I + L)^-1
-shared float row_sh[TM * RP];  // one block row of the merge
-shared float16_t wst[(WG / 32u) * TM * TM]; // one W tile per subgroup
+// One area for what is live in one phase only: the partial |k|^2, |q|^2
+// (2 WG), the merge's block row (TM x RP), one W tile per subgroup (f16).
+const uint PHASE_FLOATS = 2u * WG > TM * RP ? 2u * WG : TM * RP;
+const uint MISC = PHASE_FLOATS > (WG / 32u) * TM * WP ? PHASE_FLOATS : (WG / 32u) * TM * WP;
+
+shared float16_t kv16[KV];     // K^ rows [CH][KP]; then per-subgroup panels of g V [CH][PP]
+shared float l_sh[CH * LP];    // L, then (I + L)^-1 [CH][LP]
+shared float16_t a16[CH * AP]; // (I + L)^-1 diag(e), then (I + L)^-1 [CH][AP]
+shared float misc_sh[(MISC + 3u) / 4u * 4u]; // whole 16 bytes: the next array stays aligned
 shared float kf_sh[CH];
 shared float e_sh[CH];
 shared float g_sh[CH];
-shared float part_sh[2u * WG]; // partial |k|^2, |q|^2
 
 // Row coefficients (RPT invocations per row), and qfac, kfac to the
 // scratch. Loads in this kernel are unconditional, of indices clamped into
@@ -64,15 +77,15 @@ void row_coefficients(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase)
         kk += kv * kv;
         qq += qv * qv;
     }
-    part_sh[t] = kk;
-    part_sh[WG + t] = qq;
+    misc_sh[t] = kk;
+    misc_sh[WG + t] = qq;
     barrier();
     if (t < CH) {
         kk = 0.0;
         qq = 0.0;
         for (uint j = 0u; j < RPT; ++j) {
-            kk += part_sh[t * RPT + j];
-            qq += part_sh[WG + t * RPT + j];
+            kk += misc_sh[t * RPT + j];
+            qq += misc_sh[WG + t * RPT + j];
         }
         float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
         if (t < rows) {
@@ -104,9 +117,10 @@ void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
         }
         for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
-            f16vec2 h16 = f16vec2(pair[m] * kf_sh[2u * e / DKC]);
-            kv16[2u * e] = h16.x;
-            kv16[2u * e + 1u] = h16.y;
+            uint c = 2u * e / DKC, i = 2u * e % DKC;
+            f16vec2 h16 = f16vec2(pair[m] * kf_sh[c]);
+            kv16[c * KP + i] = h16.x;
+            kv16[c * KP + i + 1u] = h16.y;
             w_s[wword + CH * DKC / 2u + e] = packFloat2x16(h16);
         }
     }
@@ -121,16 +135,16 @@ void lower_gram() {
         for (uint k0 = 0u; k0 < DKC; k0 += TM) {
             CM_A a;
             CM_B bm;
-            coopMatLoad(a, kv16, r0 * DKC + k0, DKC, ROW_MAJOR);
-            coopMatLoad(bm, kv16, c0 * DKC + k0, DKC, COL_MAJOR);
+            coopMatLoad(a, kv16, r0 * KP + k0, KP, ROW_MAJOR);
+            coopMatLoad(bm, kv16, c0 * KP + k0, KP, COL_MAJOR);
             acc = coopMatMulAdd(a, bm, acc);
         }
-        coopMatStore(acc, l_sh, r0 * CH + c0, CH, ROW_MAJOR);
+        coopMatStore(acc, l_sh, r0 * LP + c0, LP, ROW_MAJOR);
     }
     barrier();
     for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG) {
         uint r = e / CH, s = e % CH;
-        l_sh[e] = s < r ? e_sh[r] * l_sh[e] : 0.0;
+        l_sh[r * LP + s] = s < r ? e_sh[r] * l_sh[r * LP + s] : 0.0;
     }
     barrier();
 }
@@ -145,53 +159,53 @@ void blocked_inverse() {
     if (t < CH) {
         for (uint i = 0u; i < TM; ++i) {
             float acc = 0.0;
-            for (uint m = 0u; m < i; ++m) acc += l_sh[(b0 + i) * CH + b0 + m] * x[m];
+            for (uint m = 0u; m < i; ++m) acc += l_sh[(b0 + i) * LP + b0 + m] * x[m];
             x[i] = i < j ? 0.0 : (i == j ? 1.0 : -acc);
         }
     }
     barrier();
     if (t < CH)
-        for (uint i = 0u; i < TM; ++i) l_sh[(b0 + i) * CH + b0 + j] = x[i];
+        for (uint i = 0u; i < TM; ++i) l_sh[(b0 + i) * LP + b0 + j] = x[i];
     barrier();
     for (uint bi = 1u; bi < NB; ++bi) {
         for (uint e = t; e < bi * TM * TM; e += WG) {
             uint jb = e / (TM * TM), r = (e / TM) % TM, c = e % TM;
             float acc = 0.0;
             for (uint l = TM * jb; l < TM * bi; ++l)
-                acc += l_sh[(TM * bi + r) * CH + l] * l_sh[l * CH + TM * jb + c];
-            row_sh[r * RP + TM * jb + c] = acc;
+                acc += l_sh[(TM * bi + r) * LP + l] * l_sh[l * LP + TM * jb + c];
+            misc_sh[r * RP + TM * jb + c] = acc;
         }
         barrier();
         for (uint e = t; e < bi * TM * TM; e += WG) {
             uint jb = e / (TM * TM), r = (e / TM) % TM, c = e % TM;
             float acc = 0.0;
             for (uint l = 0u; l < TM; ++l)
-                acc += l_sh[(TM * bi + r) * CH + TM * bi + l] * row_sh[l * RP + TM * jb + c];
-            l_sh[(TM * bi + r) * CH + TM * jb + c] = -acc;
+                acc += l_sh[(TM * bi + r) * LP + TM * bi + l] * misc_sh[l * RP + TM * jb + c];
+            l_sh[(TM * bi + r) * LP + TM * jb + c] = -acc;
         }
         barrier();
     }
 }
 
-// W = a16 K^, tile by tile through the subgroup's f16 stage to the scratch.
+// W = a16 K^, tile by tile through the subgroup's f16 stage (in misc_sh)
+// to the scratch.
 void w_rows(uint wword) {
-    uint sbase = gl_SubgroupID * TM * TM;
+    uint sbase = gl_SubgroupID * TM * WP;
     for (uint tile = gl_SubgroupID; tile < NB * DT; tile += gl_NumSubgroups) {
         uint r0 = (tile / DT) * TM, c0 = (tile % DT) * TM;
         CM_ACC acc = CM_ACC(0.0);
         for (uint k0 = 0u; k0 <= r0; k0 += TM) { // (I + L)^-1 is lower triangular
             CM_A a;
             CM_B bm;
-            coopMatLoad(a, a16, r0 * CH + k0, CH, ROW_MAJOR);
-            coopMatLoad(bm, kv16, k0 * DKC + c0, DKC, ROW_MAJOR);
+            coopMatLoad(a, a16, r0 * AP + k0, AP, ROW_MAJOR);
+            coopMatLoad(bm, kv16, k0 * KP + c0, KP, ROW_MAJOR);
             acc = coopMatMulAdd(a, bm, acc);
         }
-        coopMatStore(CM_ACC16(acc), wst, sbase, TM, ROW_MAJOR);
+        coopMatStore(CM_ACC16(acc), misc_sh, sbase, WP, ROW_MAJOR);
         subgroup_sync();
         for (uint e = gl_SubgroupInvocationID; e < TM * TM / 2u; e += gl_SubgroupSize) {
             uint r = e / (TM / 2u), p = e % (TM / 2u);
-            f16vec2 pair = f16vec2(wst[sbase + r * TM + 2u * p], wst[sbase + r * TM + 2u * p + 1u]);
-            w_s[wword + ((r0 + r) * DKC + c0) / 2u + p] = packFloat2x16(pair);
+            w_s[wword + ((r0 + r) * DKC + c0) / 2u + p] = floatBitsToUint(misc_sh[sbase + r * WP + p]);
         }
         subgroup_sync();
     }
@@ -201,7 +215,7 @@ void w_rows(uint wword) {
 // kv16, scaled to f16 by a power of two; returns 1 / the scale. One load per
 // value, all issued before the scale needs them.
 float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
-    uint pbase = gl_SubgroupID * CH * TM;
+    uint pbase = gl_SubgroupID * PANEL;
     float vv[VPL];
     float vmax = 0.0;
     for (uint m = 0u; m < VPL; ++m) {
@@ -215,14 +229,14 @@ float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
     float sc = pow2_scale(subgroupMax(vmax));
     for (uint m = 0u; m < VPL; ++m) {
         uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m;
-        if (e < CH * TM) kv16[pbase + e] = float16_t(vv[m] * sc);
+        if (e < CH * TM) kv16[pbase + (e / TM) * PP + e % TM] = float16_t(vv[m] * sc);
     }
     return 1.0 / sc;
 }
 
 // U = a16 (g V), one 16-column panel per subgroup at a time.
 void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
-    uint pbase = gl_SubgroupID * CH * TM;
+    uint pbase = gl_SubgroupID * PANEL;
     for (uint j0 = gl_SubgroupID * TM; j0 < P.dvs; j0 += gl_NumSubgroups * TM) {
         float inv = value_panel(b, tok0, hv, rows, j0);
         subgroup_sync();
@@ -231,8 +245,8 @@ void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
             for (uint k = 0u; k <= i; ++k) {
                 CM_A a;
                 CM_B bm;
-                coopMatLoad(a, a16, i * TM * CH + k * TM, CH, ROW_MAJOR);
-                coopMatLoad(bm, kv16, pbase + k * TM * TM, TM, ROW_MAJOR);
+                coopMatLoad(a, a16, i * TM * AP + k * TM, AP, ROW_MAJOR);
+                coopMatLoad(bm, kv16, pbase + k * TM * PP, PP, ROW_MAJOR);
                 acc = coopMatMulAdd(a, bm, acc);
             }
             coopMatStore(acc * inv, u_s, ubase + i * TM * P.dvs + j0, P.dvs, ROW_MAJOR);
@@ -261,11 +275,12 @@ void main() {
     lower_gram();
     blocked_inverse();
     for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG)
-        a16[e] = float16_t(l_sh[e] * e_sh[e % CH]);
+        a16[(e / CH) * AP + e % CH] = float16_t(l_sh[(e / CH) * LP + e % CH] * e_sh[e % CH]);
     barrier();
     w_rows(wword);
     barrier();
-    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG) a16[e] = float16_t(l_sh[e]);
+    for (uint e = gl_LocalInvocationIndex; e < CH * CH; e += WG)
+        a16[(e / CH) * AP + e % CH] = float16_t(l_sh[(e / CH) * LP + e % CH]);
     barrier();
     u_rows(b, tok0, hv, rows, P.u_base + block * CH * P.dvs);
 }

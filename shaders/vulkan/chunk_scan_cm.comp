@@ -18,7 +18,9 @@
 // inverse scale in F (f_stride()), for chunk_out_cm to read as operands.
 // Two barriers per chunk. The next chunk's W and K^ are loaded into
 // registers while this one computes. Requires DKC, BV multiples of 16, CH a
-// multiple of 16, subgroups of 32 or 64 invocations.
+// multiple of 16, subgroups of 32 or 64 invocations. Shared rows are padded
+// by 16 bytes (KQ, SP) so that the eight rows a cooperative-matrix load
+// reads together fall on different bank groups.
 #include "efla_common.glsl"
 #include "efla_coopmat.glsl"
 
@@ -35,17 +37,23 @@ const uint VT = CH / TM;                   // V' row tiles
 const uint NSG_MIN = WG / 64u;             // fewest subgroups the workgroup can have
 const uint ST = (RT * CT + NSG_MIN - 1u) / NSG_MIN; // state tiles per subgroup, at most
 const uint PV = CH * DKC / 8u / WG;        // uvec4 of W (and of K^) per invocation
+const uint KQ = DKC / 8u + 1u;             // W and K^ row pitch in shared (uvec4)
+const uint SP = BV + 8u;                   // S_c and V' row pitch in shared (f16)
+const uint SV = (DKC + CH) * SP / 8u;      // uvec4 of S_c and V'
+const uint BOUNCE = (WG / 32u) * TM * TM / 4u; // uvec4: one f32 tile per subgroup
 const uint UT = (VT * CT + NSG_MIN - 1u) / NSG_MIN; // U tiles per subgroup, at most
 
 // W and K^ of this chunk as they arrive (eight f16 per uvec4; the
 // cooperative-matrix loads count offsets and strides in uvec4s).
-shared uvec4 w16[CH * DKC / 8u];
-shared uvec4 k16[CH * DKC / 8u];
-shared float16_t s16[DKC * BV]; // S_c, each tile scaled
-shared float16_t v16[CH * BV];  // V', each tile scaled
+shared uvec4 w16[CH * KQ];
+shared uvec4 k16[CH * KQ];
+// S_c [DKC][SP] then V' [CH][SP], f16, each tile scaled (offsets count f16 /
+// 8); before and after the chunks, the subgroups' f32 tiles of the state on
+// its way in and out.
+shared uvec4 sv[SV > BOUNCE ? SV : BOUNCE];
 shared float s_inv[(RT * CT + 3u) / 4u * 4u]; // 1 / scale of each S_c tile (whole 16 bytes)
 shared float v_inv[(VT * CT + 3u) / 4u * 4u]; // 1 / scale of each V' tile (whole 16 bytes)
-shared float bounce[(WG / 32u) * TM * TM]; // one tile per subgroup, state in and out
+const uint V16 = DKC * SP; // where V' starts in sv (f16)
 
 // The power-of-two scale of an accumulator tile (all of its subgroup).
 float tile_scale(CM_ACC m) {
@@ -54,32 +62,37 @@ float tile_scale(CM_ACC m) {
     return pow2_scale(subgroupMax(x));
 }
 
-// The subgroup's bounce tile <-> state rows r0.., columns c0.. of the tensor.
+// The subgroup's bounce tile (f32 [TM][TM] in sv, uvec4 base) <-> state
+// rows r0.., columns c0.. of the tensor.
 void state_tile_in(inout CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, uint ncol) {
-    uint base = gl_SubgroupID * TM * TM;
+    uint base = gl_SubgroupID * TM * TM / 4u;
     bool read_state = (en.flags & ENTRY_READ_STATE) != 0u;
     for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
         uint i = r0 + e / TM, jj = c0 + e % TM;
-        float sv = 0.0;
+        float x = 0.0;
         if (read_state && i < P.dk && jj < ncol)
-            sv = sin_w[vidx(P.sin_, en.state_row, hv, i, col0 + jj)];
-        bounce[base + e] = sv;
+            x = sin_w[vidx(P.sin_, en.state_row, hv, i, col0 + jj)];
+        sv[base + e / 4u][e % 4u] = floatBitsToUint(x);
     }
     subgroup_sync();
-    coopMatLoad(m, bounce, base, TM, ROW_MAJOR);
+    coopMatLoad(m, sv, base, TM / 4u, ROW_MAJOR);
     subgroup_sync();
 }
 
 void state_tile_out(CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, uint ncol) {
-    uint base = gl_SubgroupID * TM * TM;
-    coopMatStore(m, bounce, base, TM, ROW_MAJOR);
+    uint base = gl_SubgroupID * TM * TM / 4u;
+    coopMatStore(m, sv, base, TM / 4u, ROW_MAJOR);
     subgroup_sync();
     for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
         uint i = r0 + e / TM, jj = c0 + e % TM;
-        if (i < P.dk && jj < ncol) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = bounce[base + e];
+        if (i < P.dk && jj < ncol)
+            sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = uintBitsToFloat(sv[base + e / 4u][e % 4u]);
     }
     subgroup_sync();
 }
+
+// Where uvec4 number `idx` of a chunk's W or K^ rows goes in shared.
+uint padded(uint idx) { return (idx / (DKC / 8u)) * KQ + idx % (DKC / 8u); }
 
 void main() {
     const uint sg = gl_SubgroupID, nsg = gl_NumSubgroups;
@@ -98,13 +111,14 @@ void main() {
         if (tile < RT * CT)
             state_tile_in(st[m], en, hv, (tile / CT) * TM, (tile % CT) * TM, col0, ncol);
     }
+    barrier(); // the bounce tiles are over S_c's shared rows
 
     uvec4 wpf[PV], kpf[PV];
     if (chunks > 0u) {
         uint base4 = (en.chunk_base * P.hv_count + hvl) * (CH * DKC / 4u);
         for (uint m = 0u; m < PV; ++m) {
-            w16[t + WG * m] = w4[base4 + t + WG * m];
-            k16[t + WG * m] = w4[base4 + CH * DKC / 8u + t + WG * m];
+            w16[padded(t + WG * m)] = w4[base4 + t + WG * m];
+            k16[padded(t + WG * m)] = w4[base4 + CH * DKC / 8u + t + WG * m];
         }
     }
     for (uint ck = 0u; ck < chunks; ++ck) {
@@ -128,7 +142,7 @@ void main() {
             uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
             float sc = tile_scale(st[m]);
             CM_ACC16 s_c = CM_ACC16(st[m] * sc);
-            coopMatStore(s_c, s16, r0 * BV + c0, BV, ROW_MAJOR);
+            coopMatStore(s_c, sv, (r0 * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
             bool inside = col0 + c0 < P.dvs;
             if (inside)
                 coopMatStore(s_c, h4, (block * DKC * P.dvs + r0 * P.dvs + col0 + c0) / 8u,
@@ -140,7 +154,7 @@ void main() {
         }
         barrier();
         if (ck > 0u)
-            for (uint m = 0u; m < PV; ++m) k16[t + WG * m] = kpf[m];
+            for (uint m = 0u; m < PV; ++m) k16[padded(t + WG * m)] = kpf[m];
         if (ck + 1u < chunks) {
             uint base4 = (block + P.hv_count) * (CH * DKC / 4u);
             for (uint m = 0u; m < PV; ++m) {
@@ -158,14 +172,14 @@ void main() {
             for (uint r = 0u; r < RT; ++r) {
                 CM_A a;
                 CM_B b;
-                coopMatLoad(a, w16, (r0 * DKC + r * TM) / 8u, DKC / 8u, ROW_MAJOR);
-                coopMatLoad(b, s16, r * TM * BV + c0, BV, ROW_MAJOR);
+                coopMatLoad(a, w16, r0 * KQ + r * TM / 8u, KQ, ROW_MAJOR);
+                coopMatLoad(b, sv, (r * TM * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
                 CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
                 v = v - p * s_inv[r * CT + tile % CT];
             }
             float sc = tile_scale(v);
             CM_ACC16 vh = CM_ACC16(v * sc);
-            coopMatStore(vh, v16, r0 * BV + c0, BV, ROW_MAJOR);
+            coopMatStore(vh, sv, (V16 + r0 * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
             if (inside)
                 coopMatStore(vh, v4, (block * CH * P.dvs + r0 * P.dvs + col0 + c0) / 8u,
                              P.dvs / 8u, ROW_MAJOR);
@@ -184,8 +198,8 @@ void main() {
             for (uint i = 0u; i < VT; ++i) {
                 CM_A a;
                 CM_B b;
-                coopMatLoad(a, k16, (i * TM * DKC + r0) / 8u, DKC / 8u, COL_MAJOR);
-                coopMatLoad(b, v16, i * TM * BV + c0, BV, ROW_MAJOR);
+                coopMatLoad(a, k16, i * TM * KQ + r0 / 8u, KQ, COL_MAJOR);
+                coopMatLoad(b, sv, (V16 + i * TM * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
                 CM_ACC p = coopMatMulAdd(a, b, CM_ACC(0.0));
                 d = d + p * v_inv[i * CT + tile % CT];
             }
@@ -193,8 +207,9 @@ void main() {
         }
         // W is read only before the second barrier: the next one goes in now.
         if (ck + 1u < chunks)
-            for (uint m = 0u; m < PV; ++m) w16[t + WG * m] = wpf[m];
+            for (uint m = 0u; m < PV; ++m) w16[padded(t + WG * m)] = wpf[m];
     }
+    barrier(); // the last chunk's V' reads are done before the bounce tiles
     for (uint m = 0u; m < ST; ++m) {
         uint tile = sg + nsg * m;
         if (tile < RT * CT && (en.flags & ENTRY_WRITE_STATE) != 0u)
