@@ -316,7 +316,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_BLOCK_V", 0, &block_v)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
-        (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 128, &coopmat_wg)) ||
+        (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 0, &coopmat_wg)) ||
         (status = efla_vk_features_select(caps, &limits->push_descriptors, &limits->storage_16bit)))
         return status;
     if (block_v != 0 && block_v != 8 && block_v != 16 && block_v != 32 && block_v != 64)
@@ -327,9 +327,9 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "EFLA_VULKAN_SCAN_ROW_GROUPS=%llu; valid: 1, 2, 4, 8, 16",
                           (unsigned long long)row_groups);
-    if (coopmat_wg != 128 && coopmat_wg != 256)
+    if (coopmat_wg != 0 && coopmat_wg != 128 && coopmat_wg != 256 && coopmat_wg != 512)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
-                          "EFLA_VULKAN_COOPMAT_WORKGROUP=%llu; valid: 128, 256",
+                          "EFLA_VULKAN_COOPMAT_WORKGROUP=%llu; valid: 128, 256, 512",
                           (unsigned long long)coopmat_wg);
     if (chunk != 0 && chunk != 16 && chunk != 32 && chunk != 64)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "EFLA_VULKAN_CHUNK=%llu; valid: 16, 32, 64",

@@ -79,7 +79,7 @@ typedef struct efla_vk_limits {
     uint32_t chunk;                   /* 0: choose */
     uint32_t scan_block_v;            /* 0: choose */
     uint32_t scan_row_groups;
-    uint32_t coopmat_workgroup;       /* prepare and output of the coopmat path: 128 or 256 */
+    uint32_t coopmat_workgroup;       /* coopmat prepare and output: 128, 256, 512; 0 by Dk */
     uint32_t compute_units; /* 0: unknown */
     int path;               /* efla_vk_path (vk_path.h) */
     bool push_descriptors;  /* efla_vk_features_select */

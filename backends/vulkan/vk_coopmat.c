@@ -72,7 +72,8 @@ static bool subgroups_fit(const efla_vk_instance_fns *fns, VkPhysicalDevice devi
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &subgroup};
     fns->vkGetPhysicalDeviceProperties2(device, &properties);
     const VkSubgroupFeatureFlags needed =
-        VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+        VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT |
+        VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
     return (subgroup.subgroupSize == 32 || subgroup.subgroupSize == 64) &&
            (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
            (subgroup.supportedOperations & needed) == needed;

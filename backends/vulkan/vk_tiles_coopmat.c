@@ -11,13 +11,13 @@
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
-/* Prepare and output take limits->coopmat_workgroup invocations (wg), at
- * most wg / 32 subgroups. Shared rows are padded by 16 bytes (8 f16, 4 f32)
- * against bank conflicts, as the kernels declare them. */
-static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk, uint64_t wg) {
-    uint64_t kv = max_u64(chunk * (dkc + 8), (wg / 32) * chunk * 24);
-    uint64_t phase = max_u64(max_u64(2 * wg, 16 * (16 * (chunk / 16 - 1) + 1)), (wg / 32) * 16 * 12);
-    return kv * 2 + chunk * (chunk + 4) * 4 + chunk * (chunk + 8) * 2 + (phase + 3) / 4 * 16 +
+/* Shared bytes of the prepare and output, as the kernels declare them (rows
+ * padded by 16 bytes against bank conflicts). They do not grow with the
+ * workgroup (limits->coopmat_workgroup invocations). */
+static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk) {
+    uint64_t kv = max_u64(chunk * (dkc + 8), 4 * chunk * 24);
+    uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
+    return kv * 2 + chunk * (chunk + 4) * 4 + chunk * (chunk + 8) * 2 + (row + 3) / 4 * 16 +
            3 * chunk * 4;
 }
 
@@ -29,10 +29,9 @@ static uint64_t scan_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
            ((chunk / 16) * (bv / 16) + 3) / 4 * 16;
 }
 
-static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv, uint64_t wg) {
+static uint64_t out_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
     uint64_t xk = max_u64(chunk * (dkc / 2 + 4), chunk * (bv + 4));
-    uint64_t scratch = max_u64((wg / 32) * 256, 3 * wg + 2 * chunk);
-    return chunk * (dkc + 8) * 2 + xk * 4 + chunk * (chunk + 8) * 2 + scratch * 4 + chunk * 12;
+    return chunk * (dkc + 8) * 2 + xk * 4 + chunk * (chunk + 8) * 2 + 4 * 256 * 4 + chunk * 12;
 }
 
 /* Whether the scan kernel takes this tile: it fits, its state tiles fit the
@@ -61,7 +60,7 @@ static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
 
 static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t dv) {
     for (uint32_t bv = 64; bv >= 16; bv /= 2)
-        if (out_bytes(dkc, chunk, bv, limits->coopmat_workgroup) <= limits->shared_bytes &&
+        if (out_bytes(dkc, chunk, bv) <= limits->shared_bytes &&
             (bv == 16 || bv / 2 < dv))
             return bv;
     return 0;
@@ -80,6 +79,21 @@ static bool scan_fills_device(const efla_vk_limits *limits, uint64_t dkc, uint64
     return bv && sequences * heads * ((dv + bv - 1) / bv) >= units;
 }
 
+/* Invocations of the prepare and the output. The H200's driver runs one
+ * workgroup of 48 KB per compute unit (64 KB of shared memory per unit, as
+ * measured), and at Dk 128 both kernels need about 48 KB: more invocations
+ * per workgroup is then the only way to more warps. At S1 (ms, with the
+ * kernels that came with this choice) 128 / 256 / 512 invocations: prepare
+ * 0.569 / 0.426 / 0.406, output 0.660 / 0.471 / 0.410. At Dk 64 (S3, chunk
+ * 32) two workgroups share a unit and 256 was best (1.612 against 1.680 ms
+ * at 512). */
+static uint32_t coopmat_workgroup(const efla_vk_limits *limits, uint64_t dkc) {
+    uint32_t wg = limits->coopmat_workgroup;
+    if (!wg) wg = dkc >= 128 ? 512 : 256;
+    while (wg > 128 && wg > limits->max_invocations) wg /= 2;
+    return wg;
+}
+
 bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args *args,
                            uint64_t chunked_sequences, uint32_t dtype, efla_vk_tiles *tiles) {
     /* Below 16, Dk or Dv is mostly padding in a 16x16 matrix and the f16
@@ -87,10 +101,12 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
      * the H200 missed the f16 contract at Dk = Dv = 1 (0.013 > 3e-3). Such
      * requests run the portable f32 kernels, as CUDA's mma path does. */
     if (limits->path != EFLA_VK_PATH_COOPMAT || args->storage == EFLA_DTYPE_F32 ||
-        limits->max_invocations < limits->coopmat_workgroup || args->dk < 16 || args->dv < 16)
+        args->dk < 16 || args->dv < 16)
         return false;
     uint32_t chunks[] = {64, 32};
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
+    uint32_t wg = coopmat_workgroup(limits, dkc);
+    if (limits->max_invocations < wg) return false;
     if (scan_fills_device(limits, dkc, chunked_sequences, (uint64_t)args->value_heads, dv)) {
         chunks[0] = 32;
         chunks[1] = 64;
@@ -98,7 +114,8 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
         uint32_t chunk = chunks[c];
         if ((limits->chunk && limits->chunk != chunk) ||
-            prep_bytes(dkc, chunk, limits->coopmat_workgroup) > limits->shared_bytes)
+            prep_bytes(dkc, chunk) > limits->shared_bytes ||
+            wg > 16 * chunk) /* rows of 16 invocations at most */
             continue;
         uint32_t scan_bv =
             scan_block(limits, dkc, chunk, chunked_sequences, (uint64_t)args->value_heads, dv);
@@ -106,7 +123,6 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         if (!scan_bv || !out_bv) continue;
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
-        uint32_t wg = limits->coopmat_workgroup;
         tiles->prep = (efla_vk_pipeline_key){
             EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS};
         tiles->scan = (efla_vk_pipeline_key){

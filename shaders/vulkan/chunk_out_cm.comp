@@ -4,6 +4,7 @@
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 // The output kernel of the split chunked forward on cooperative matrices
 // (see chunk_out.comp for the portable one). One workgroup per (chunk, value
 // head); the state-free product is formed once per chunk and every Dv tile
@@ -19,7 +20,8 @@
 // 1/|k| in f32 before its one rounding to f16; unit rows rounded first
 // would err by ~2^-12 / |cos(q, k)| where q and k are nearly orthogonal.
 // The row factors of O are applied in f32 after the products. Requires
-// DKC, CH and BV multiples of 16, and WG a multiple of CH and of 16. Shared
+// DKC, CH and BV multiples of 16, and WG a multiple of CH and of 16, at
+// most 16 CH (the shared memory does not grow with WG). Shared
 // rows are padded by 16 bytes (QP, KW, OP, GP) so that the eight rows a
 // cooperative-matrix load reads together fall on different bank groups.
 #include "efla_common.glsl"
@@ -33,22 +35,22 @@ layout(std430, set = 0, binding = 13) readonly buffer HBuf { uvec4 h4[]; };
 
 const uint RPT = WG / CH;                 // invocations per row for the q norms
 const uint RT = DKC / TM;                 // row tiles of H
-const uint KPAIRS = CH * DKC / 2u / WG;   // Q and K pairs per invocation
+const uint PAIRS = CH * DKC / 2u;         // Q and K pairs of the chunk
+const uint KPAIRS = (PAIRS + WG - 1u) / WG; // Q and K pairs per invocation, at most
 const uint QP = DKC + 8u;                 // q16 row pitch (f16)
 const uint KW = DKC / 2u + 4u;            // K row pitch in xk (f16 pairs)
 const uint OP = BV + 4u;                  // output tile row pitch in xk (f32)
 const uint GP = CH + 8u;                  // g16 row pitch (f16)
 const uint XK = CH * KW > CH * OP ? CH * KW : CH * OP;
-const uint BOUNCE = (WG / 32u) * TM * TM; // one f32 tile per subgroup (masked_scores)
-const uint ROWS = 3u * WG + 2u * CH;      // the row passes' partial sums, then qs and ks
-const uint SCRATCH = BOUNCE > ROWS ? BOUNCE : ROWS;
+const uint SCORERS = 4u;                  // subgroups that form G (one f32 tile each)
+const uint SCRATCH = SCORERS * TM * TM;   // qs and ks, then G's f32 tiles
 
 shared float16_t q16[CH * QP]; // Q scaled per row, then Q^ [CH][QP]
 // K scaled per row (f16 pairs) [CH][KW], then the output tile [CH][OP] (f32 bits).
 shared uint xk[XK];
 shared float16_t g16[CH * GP];    // masked Q^ K^^T [CH][GP]
-// The row passes' partial sums, then from 3 WG the powers of two that scale
-// q's and k's rows (qs, ks); then masked_scores' tiles.
+// The powers of two that scale q's and k's rows (qs [CH], ks [CH]); then
+// masked_scores' tiles.
 shared float scratch_sh[SCRATCH];
 shared float rq_sh[CH]; // qfac |q|
 shared float rf_sh[CH]; // 1 / (|q| qs): G's row factor, and Q^ from q16
@@ -79,25 +81,18 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
         qmax = max(qmax, abs(qv));
         kmax = max(kmax, abs(kv));
     }
-    scratch_sh[t] = qq;
-    scratch_sh[WG + t] = qmax;
-    scratch_sh[2u * WG + t] = kmax;
-    barrier();
-    if (t < CH) {
-        qq = 0.0;
-        qmax = 0.0;
-        kmax = 0.0;
-        for (uint r = 0u; r < RPT; ++r) {
-            qq += scratch_sh[t * RPT + r];
-            qmax = max(qmax, scratch_sh[WG + t * RPT + r]);
-            kmax = max(kmax, scratch_sh[2u * WG + t * RPT + r]);
-        }
+    for (uint lanes = RPT / 2u; lanes > 0u; lanes /= 2u) { // the row's RPT lanes, in its subgroup
+        qq += subgroupShuffleXor(qq, lanes);
+        qmax = max(qmax, subgroupShuffleXor(qmax, lanes));
+        kmax = max(kmax, subgroupShuffleXor(kmax, lanes));
+    }
+    if (part == 0u) {
         float norm = sqrt(qq), qs = pow2_scale(qmax), ks = pow2_scale(kmax);
-        rq_sh[t] = f_s[fbase + t] * norm;
-        scratch_sh[3u * WG + t] = qs;
-        scratch_sh[3u * WG + CH + t] = ks;
-        rf_sh[t] = norm > 0.0 ? 1.0 / (norm * qs) : 0.0;
-        cf_sh[t] = f_s[fbase + CH + t] / ks;
+        rq_sh[row] = f_s[fbase + row] * norm;
+        scratch_sh[row] = qs;
+        scratch_sh[CH + row] = ks;
+        rf_sh[row] = norm > 0.0 ? 1.0 / (norm * qs) : 0.0;
+        cf_sh[row] = f_s[fbase + CH + row] / ks;
     }
     barrier();
     const uint GROUP = KPAIRS < 4u ? KPAIRS : 4u;
@@ -111,12 +106,14 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
             qk[m] = vec4(load_q(qrow + i0 * P.q.s3), load_q(qrow + i1 * P.q.s3),
                          load_k(krow + i0 * P.k.s3), load_k(krow + i1 * P.k.s3));
             // KPAIRS need not be a multiple of GROUP
-            bool in0 = c < rows && i < P.dk && m0 + m < KPAIRS, in1 = in0 && i + 1u < P.dk;
+            bool in0 = c < rows && i < P.dk && m0 + m < KPAIRS && e < PAIRS;
+            bool in1 = in0 && i + 1u < P.dk;
             qk[m] = mix(vec4(0.0), qk[m], bvec4(in0, in1, in0, in1));
         }
         for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
             uint e = t + WG * (m0 + m), c = 2u * e / DKC, i = 2u * e % DKC;
-            float qs = scratch_sh[3u * WG + c], ks = scratch_sh[3u * WG + CH + c];
+            if (e >= PAIRS) continue;
+            float qs = scratch_sh[c], ks = scratch_sh[CH + c];
             q16[c * QP + i] = float16_t(qk[m].x * qs);
             q16[c * QP + i + 1u] = float16_t(qk[m].y * qs);
             xk[c * KW + i / 2u] = packFloat2x16(f16vec2(qk[m].zw * ks));
@@ -125,13 +122,14 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
 }
 
 // g16 = mask(Q^ K^^T): the product of the scaled rows on and below the
-// diagonal tiles, through the subgroup's f32 tile in scratch_sh, where each
-// element takes its row and column factors and the causal mask; then q16
-// becomes Q^ (the scaled rows times their factor, one rounding).
+// diagonal tiles, through the subgroup's f32 tile in scratch_sh (the first
+// SCORERS subgroups), where each element takes its row and column factors
+// and the causal mask; then q16 becomes Q^ (the scaled rows times their
+// factor, one rounding).
 void masked_scores() {
     const uint tiles = CH / TM;
-    uint bounce = gl_SubgroupID * TM * TM;
-    for (uint tile = gl_SubgroupID; tile < tiles * tiles; tile += gl_NumSubgroups) {
+    uint bounce = gl_SubgroupID * TM * TM, scorers = min(gl_NumSubgroups, SCORERS);
+    for (uint tile = gl_SubgroupID; tile < tiles * tiles && gl_SubgroupID < scorers; tile += scorers) {
         uint r0 = (tile / tiles) * TM, c0 = (tile % tiles) * TM;
         if (c0 > r0) {
             coopMatStore(CM_ACC16(0.0), g16, r0 * GP + c0, GP, ROW_MAJOR);

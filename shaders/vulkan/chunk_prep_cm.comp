@@ -5,6 +5,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 // The state-free part of the chunked forward on cooperative matrices (see
 // chunk_prep.comp for the portable one), one workgroup per (chunk, value
 // head). Unit keys K^ = kfac K (f16, bounded); L = StrictLower(diag(e)
@@ -16,8 +17,10 @@
 // Scratch per (chunk, head): W then K^ as f16 [CH][DKC] each (region W,
 // for chunk_scan_cm), U f32 [CH][dvs], and qfac, kfac [2][CH] at the start
 // of region F (f_stride(); chunk_out_cm reads them). Rows past the
-// sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG,
-// subgroups of 32 or 64 invocations.
+// sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG <=
+// 16 CH, subgroups of 32 or 64 invocations. Any such WG: the shared memory
+// does not grow with it (the driver may hold one 48 KB workgroup per
+// compute unit, so more invocations per workgroup is how more of them run).
 //
 // Shared rows are padded (KP, PP, AP, WP: 16 bytes past a whole number of
 // 32-byte pieces): the eight 16-byte rows that a cooperative-matrix load
@@ -37,23 +40,19 @@ const uint KP = DKC + 8u;                     // K^ row pitch (f16)
 const uint PP = TM + 8u;                      // g V panel row pitch (f16)
 const uint LP = CH + 4u;                      // L row pitch (f32)
 const uint AP = CH + 8u;                      // a16 row pitch (f16)
-const uint WP = (TM + 8u) / 2u;               // W tile row pitch (f16 pairs)
 const uint PANEL = CH * PP;                   // one subgroup's g V panel (f16)
-const uint KV = CH * KP > (WG / 32u) * PANEL ? CH * KP : (WG / 32u) * PANEL; // K^, or the panels
+const uint KV = CH * KP > 4u * PANEL ? CH * KP : 4u * PANEL; // K^, or the panels
+const uint PANELS = KV / PANEL;               // panels at a time (at least 4)
 const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
 const uint RPT = WG / CH;                     // invocations per row of the norms
-const uint KPAIRS = CH * DKC / 2u / WG;       // K^ pairs per invocation
+const uint PAIRS = CH * DKC / 2u;             // K^ pairs of the chunk
+const uint KPAIRS = (PAIRS + WG - 1u) / WG;   // K^ pairs per invocation, at most
 const uint VPL = CH * TM / 32u;               // g V values per lane of a panel (at most)
-
-// One area for what is live in one phase only: the partial |k|^2, |q|^2
-// (2 WG), the merge's block row (TM x RP), one W tile per subgroup (f16).
-const uint PHASE_FLOATS = 2u * WG > TM * RP ? 2u * WG : TM * RP;
-const uint MISC = PHASE_FLOATS > (WG / 32u) * TM * WP ? PHASE_FLOATS : (WG / 32u) * TM * WP;
 
 shared float16_t kv16[KV];     // K^ rows [CH][KP]; then per-subgroup panels of g V [CH][PP]
 shared float l_sh[CH * LP];    // L, then (I + L)^-1 [CH][LP]
 shared float16_t a16[CH * AP]; // (I + L)^-1 diag(e), then (I + L)^-1 [CH][AP]
-shared float misc_sh[(MISC + 3u) / 4u * 4u]; // whole 16 bytes: the next array stays aligned
+shared float row_sh[(TM * RP + 3u) / 4u * 4u]; // the merge's block row (whole 16 bytes)
 shared float kf_sh[CH];
 shared float e_sh[CH];
 shared float g_sh[CH];
@@ -77,26 +76,21 @@ void row_coefficients(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase)
         kk += kv * kv;
         qq += qv * qv;
     }
-    misc_sh[t] = kk;
-    misc_sh[WG + t] = qq;
-    barrier();
-    if (t < CH) {
-        kk = 0.0;
-        qq = 0.0;
-        for (uint j = 0u; j < RPT; ++j) {
-            kk += misc_sh[t * RPT + j];
-            qq += misc_sh[WG + t * RPT + j];
-        }
+    for (uint lanes = RPT / 2u; lanes > 0u; lanes /= 2u) { // the row's RPT lanes, in its subgroup
+        kk += subgroupShuffleXor(kk, lanes);
+        qq += subgroupShuffleXor(qq, lanes);
+    }
+    if (part == 0u) {
         float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
-        if (t < rows) {
-            float beta = load_beta(vidx(P.beta, b, tok0 + t, hv, 0u));
+        if (r < rows) {
+            float beta = load_beta(vidx(P.beta, b, tok0 + r, hv, 0u));
             step_coefficients(kk, qq, beta, kfac, qfac, e, g);
         }
-        kf_sh[t] = kfac;
-        e_sh[t] = e;
-        g_sh[t] = g;
-        f_s[fbase + t] = qfac;
-        f_s[fbase + CH + t] = kfac;
+        kf_sh[r] = kfac;
+        e_sh[r] = e;
+        g_sh[r] = g;
+        f_s[fbase + r] = qfac;
+        f_s[fbase + CH + r] = kfac;
     }
 }
 
@@ -110,7 +104,7 @@ void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
             uint c = 2u * e / DKC, i = 2u * e % DKC;
             uint row = vidx(P.k, b, tok0 + min(c, rows - 1u), h, 0u);
-            bool inside = c < rows && m0 + m < KPAIRS; // KPAIRS need not be a multiple of 8
+            bool inside = c < rows && m0 + m < KPAIRS && e < PAIRS; // the last group may be short
             pair[m] = vec2(load_k(row + min(i, P.dk - 1u) * P.k.s3),
                            load_k(row + min(i + 1u, P.dk - 1u) * P.k.s3));
             pair[m] = mix(vec2(0.0), pair[m], bvec2(inside && i < P.dk, inside && i + 1u < P.dk));
@@ -118,6 +112,7 @@ void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
         for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
             uint e = gl_LocalInvocationIndex + WG * (m0 + m);
             uint c = 2u * e / DKC, i = 2u * e % DKC;
+            if (e >= PAIRS) continue;
             f16vec2 h16 = f16vec2(pair[m] * kf_sh[c]);
             kv16[c * KP + i] = h16.x;
             kv16[c * KP + i + 1u] = h16.y;
@@ -173,24 +168,22 @@ void blocked_inverse() {
             float acc = 0.0;
             for (uint l = TM * jb; l < TM * bi; ++l)
                 acc += l_sh[(TM * bi + r) * LP + l] * l_sh[l * LP + TM * jb + c];
-            misc_sh[r * RP + TM * jb + c] = acc;
+            row_sh[r * RP + TM * jb + c] = acc;
         }
         barrier();
         for (uint e = t; e < bi * TM * TM; e += WG) {
             uint jb = e / (TM * TM), r = (e / TM) % TM, c = e % TM;
             float acc = 0.0;
             for (uint l = 0u; l < TM; ++l)
-                acc += l_sh[(TM * bi + r) * LP + TM * bi + l] * misc_sh[l * RP + TM * jb + c];
+                acc += l_sh[(TM * bi + r) * LP + TM * bi + l] * row_sh[l * RP + TM * jb + c];
             l_sh[(TM * bi + r) * LP + TM * jb + c] = -acc;
         }
         barrier();
     }
 }
 
-// W = a16 K^, tile by tile through the subgroup's f16 stage (in misc_sh)
-// to the scratch.
+// W = a16 K^, tile by tile, stored as f16 straight to the scratch.
 void w_rows(uint wword) {
-    uint sbase = gl_SubgroupID * TM * WP;
     for (uint tile = gl_SubgroupID; tile < NB * DT; tile += gl_NumSubgroups) {
         uint r0 = (tile / DT) * TM, c0 = (tile % DT) * TM;
         CM_ACC acc = CM_ACC(0.0);
@@ -201,13 +194,7 @@ void w_rows(uint wword) {
             coopMatLoad(bm, kv16, k0 * KP + c0, KP, ROW_MAJOR);
             acc = coopMatMulAdd(a, bm, acc);
         }
-        coopMatStore(CM_ACC16(acc), misc_sh, sbase, WP, ROW_MAJOR);
-        subgroup_sync();
-        for (uint e = gl_SubgroupInvocationID; e < TM * TM / 2u; e += gl_SubgroupSize) {
-            uint r = e / (TM / 2u), p = e % (TM / 2u);
-            w_s[wword + ((r0 + r) * DKC + c0) / 2u + p] = floatBitsToUint(misc_sh[sbase + r * WP + p]);
-        }
-        subgroup_sync();
+        coopMatStore(CM_ACC16(acc), w_s, wword + (r0 * DKC + c0) / 2u, DKC / 2u, ROW_MAJOR);
     }
 }
 
@@ -234,10 +221,12 @@ float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
     return 1.0 / sc;
 }
 
-// U = a16 (g V), one 16-column panel per subgroup at a time.
+// U = a16 (g V), one 16-column panel per subgroup at a time (the first
+// PANELS subgroups: kv16 holds no more panels).
 void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
-    uint pbase = gl_SubgroupID * PANEL;
-    for (uint j0 = gl_SubgroupID * TM; j0 < P.dvs; j0 += gl_NumSubgroups * TM) {
+    uint pbase = gl_SubgroupID * PANEL, panels = min(gl_NumSubgroups, PANELS);
+    if (gl_SubgroupID >= panels) return;
+    for (uint j0 = gl_SubgroupID * TM; j0 < P.dvs; j0 += panels * TM) {
         float inv = value_panel(b, tok0, hv, rows, j0);
         subgroup_sync();
         for (uint i = 0u; i < NB; ++i) {
