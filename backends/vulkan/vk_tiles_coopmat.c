@@ -67,8 +67,10 @@ static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
     return chosen;
 }
 
+/* The widest output tile that fits: its products spread over the subgroups
+ * (at Dk 256 and chunk 32, 64 columns left half of 16 subgroups idle). */
 static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t dv) {
-    for (uint32_t bv = 64; bv >= 16; bv /= 2)
+    for (uint32_t bv = 128; bv >= 16; bv /= 2)
         if (out_bytes(dkc, chunk, bv) <= limits->shared_bytes && (bv == 16 || bv / 2 < dv))
             return bv;
     return 0;

@@ -6,6 +6,7 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
 // The state-free part of the chunked forward on cooperative matrices (see
 // chunk_prep.comp for the portable one), one workgroup per (chunk, value
 // head). Unit keys K^ = kfac K (f16, bounded); L = StrictLower(diag(e)
@@ -152,15 +153,16 @@ void blocked_inverse() {
     uint b0 = TM * (t / TM), j = t % TM;
     float x[TM];
     if (t < CH) {
-        for (uint i = 0u; i < TM; ++i) {
+        // Unrolled: x stays in registers (indexed by constants only).
+        [[unroll]] for (uint i = 0u; i < TM; ++i) {
             float acc = 0.0;
-            for (uint m = 0u; m < i; ++m) acc += l_sh[(b0 + i) * LP + b0 + m] * x[m];
+            [[unroll]] for (uint m = 0u; m < i; ++m) acc += l_sh[(b0 + i) * LP + b0 + m] * x[m];
             x[i] = i < j ? 0.0 : (i == j ? 1.0 : -acc);
         }
     }
     barrier();
     if (t < CH)
-        for (uint i = 0u; i < TM; ++i) l_sh[(b0 + i) * LP + b0 + j] = x[i];
+        [[unroll]] for (uint i = 0u; i < TM; ++i) l_sh[(b0 + i) * LP + b0 + j] = x[i];
     barrier();
     for (uint bi = 1u; bi < NB; ++bi) {
         for (uint e = t; e < bi * TM * TM; e += WG) {
