@@ -16,7 +16,7 @@ static uint64_t prep_bytes(uint64_t dkc, uint64_t chunk) {
     uint64_t kv = max_u64(chunk * (dkc + 8), 4 * chunk * 24);
     uint64_t row = 16 * (16 * (chunk / 16 - 1) + 1);
     return kv * 2 + chunk * (chunk + 4) * 4 + chunk * (chunk + 8) * 2 + (row + 3) / 4 * 16 +
-           3 * chunk * 4;
+           2 * chunk * 4;
 }
 
 /* The scan's invocations: 256 where every invocation then moves whole

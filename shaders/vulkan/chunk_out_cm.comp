@@ -35,23 +35,20 @@ layout(std430, set = 0, binding = 13) readonly buffer HBuf { uvec4 h4[]; };
 
 const uint RPT = WG / CH;                 // invocations per row for the q norms
 const uint RT = DKC / TM;                 // row tiles of H
-const uint PAIRS = CH * DKC / 2u;         // Q and K pairs of the chunk
-const uint KPAIRS = (PAIRS + WG - 1u) / WG; // Q and K pairs per invocation, at most
+const uint ROW_PAIRS = (DKC / 2u + RPT - 1u) / RPT; // pairs of a Q or K row per invocation
 const uint QP = DKC + 8u;                 // q16 row pitch (f16)
 const uint KW = DKC / 2u + 4u;            // K row pitch in xk (f16 pairs)
 const uint OP = BV + 4u;                  // output tile row pitch in xk (f32)
 const uint GP = CH + 8u;                  // g16 row pitch (f16)
 const uint XK = CH * KW > CH * OP ? CH * KW : CH * OP;
 const uint SCORERS = 4u;                  // subgroups that form G (one f32 tile each)
-const uint SCRATCH = SCORERS * TM * TM;   // qs and ks, then G's f32 tiles
+const uint SCRATCH = SCORERS * TM * TM;   // G's f32 tiles
 
 shared float16_t q16[CH * QP]; // Q scaled per row, then Q^ [CH][QP]
 // K scaled per row (f16 pairs) [CH][KW], then the output tile [CH][OP] (f32 bits).
 shared uint xk[XK];
 shared float16_t g16[CH * GP];    // masked Q^ K^^T [CH][GP]
-// The powers of two that scale q's and k's rows (qs [CH], ks [CH]); then
-// masked_scores' tiles.
-shared float scratch_sh[SCRATCH];
+shared float scratch_sh[SCRATCH]; // masked_scores' tiles
 shared float rq_sh[CH]; // qfac |q|
 shared float rf_sh[CH]; // 1 / (|q| qs): G's row factor, and Q^ from q16
 shared float cf_sh[CH]; // kfac / ks: G's column factor
@@ -61,63 +58,44 @@ shared float cf_sh[CH]; // kfac / ks: G's column factor
 
 // Q and K into q16 and xk, each row scaled by a power of two that puts its
 // largest element in [2^13, 2^14) (exact); the row factors. Rows past the
-// end are zero. The loop bounds are constants, so every group of loads is
-// in flight before the first of them is used.
+// end are zero. RPT invocations share a row and read it once: pairs
+// part, part + RPT, ... of it stay in registers while the row's norm and
+// largest elements are reduced over those invocations.
 void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
-    uint t = gl_LocalInvocationIndex;
-    uint row = t / RPT, part = t % RPT;
-    float qq = 0.0, qmax = 0.0, kmax = 0.0;
-    // Unconditional loads of clamped indices, zeroed afterwards (no load
-    // waits behind a branch for the one before it).
+    uint t = gl_LocalInvocationIndex, row = t / RPT, part = t % RPT;
+    // Unconditional loads of clamped indices, zeroed afterwards by selects
+    // (no load waits behind a branch; no NaN from a clamped copy).
     uint qrow = vidx(P.q, b, tok0 + min(row, rows - 1u), h, 0u);
     uint krow = vidx(P.k, b, tok0 + min(row, rows - 1u), h, 0u);
-    for (uint m = 0u; m < DKC / RPT; ++m) {
-        uint i = part + RPT * m, ic = min(i, P.dk - 1u);
-        float qv = load_q(qrow + ic * P.q.s3), kv = load_k(krow + ic * P.k.s3);
-        bool keep = row < rows && i < P.dk; // selects, not products: no NaN from a clamped copy
-        qv = keep ? qv : 0.0;
-        kv = keep ? kv : 0.0;
-        qq += qv * qv;
-        qmax = max(qmax, abs(qv));
-        kmax = max(kmax, abs(kv));
+    vec4 qk[ROW_PAIRS]; // q(i), q(i + 1), k(i), k(i + 1) for i = 2 (part + RPT m)
+    float qq = 0.0, qmax = 0.0, kmax = 0.0;
+    for (uint m = 0u; m < ROW_PAIRS; ++m) {
+        uint i = 2u * (part + RPT * m), i0 = min(i, P.dk - 1u), i1 = min(i + 1u, P.dk - 1u);
+        vec4 x = vec4(load_q(qrow + i0 * P.q.s3), load_q(qrow + i1 * P.q.s3),
+                      load_k(krow + i0 * P.k.s3), load_k(krow + i1 * P.k.s3));
+        bool in0 = row < rows && i < P.dk, in1 = in0 && i + 1u < P.dk;
+        qk[m] = mix(vec4(0.0), x, bvec4(in0, in1, in0, in1));
+        qq += qk[m].x * qk[m].x + qk[m].y * qk[m].y;
+        qmax = max(qmax, max(abs(qk[m].x), abs(qk[m].y)));
+        kmax = max(kmax, max(abs(qk[m].z), abs(qk[m].w)));
     }
     for (uint lanes = RPT / 2u; lanes > 0u; lanes /= 2u) { // the row's RPT lanes, in its subgroup
         qq += subgroupShuffleXor(qq, lanes);
         qmax = max(qmax, subgroupShuffleXor(qmax, lanes));
         kmax = max(kmax, subgroupShuffleXor(kmax, lanes));
     }
+    float norm = sqrt(qq), qs = pow2_scale(qmax), ks = pow2_scale(kmax);
     if (part == 0u) {
-        float norm = sqrt(qq), qs = pow2_scale(qmax), ks = pow2_scale(kmax);
         rq_sh[row] = f_s[fbase + row] * norm;
-        scratch_sh[row] = qs;
-        scratch_sh[CH + row] = ks;
         rf_sh[row] = norm > 0.0 ? 1.0 / (norm * qs) : 0.0;
         cf_sh[row] = f_s[fbase + CH + row] / ks;
     }
-    barrier();
-    const uint GROUP = KPAIRS < 4u ? KPAIRS : 4u;
-    for (uint m0 = 0u; m0 < KPAIRS; m0 += GROUP) {
-        vec4 qk[GROUP]; // q(i), q(i + 1), k(i), k(i + 1)
-        for (uint m = 0u; m < GROUP; ++m) {
-            uint e = t + WG * (m0 + m), c = 2u * e / DKC, i = 2u * e % DKC;
-            uint qrow = vidx(P.q, b, tok0 + min(c, rows - 1u), h, 0u);
-            uint krow = vidx(P.k, b, tok0 + min(c, rows - 1u), h, 0u);
-            uint i0 = min(i, P.dk - 1u), i1 = min(i + 1u, P.dk - 1u);
-            qk[m] = vec4(load_q(qrow + i0 * P.q.s3), load_q(qrow + i1 * P.q.s3),
-                         load_k(krow + i0 * P.k.s3), load_k(krow + i1 * P.k.s3));
-            // KPAIRS need not be a multiple of GROUP
-            bool in0 = c < rows && i < P.dk && m0 + m < KPAIRS && e < PAIRS;
-            bool in1 = in0 && i + 1u < P.dk;
-            qk[m] = mix(vec4(0.0), qk[m], bvec4(in0, in1, in0, in1));
-        }
-        for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
-            uint e = t + WG * (m0 + m), c = 2u * e / DKC, i = 2u * e % DKC;
-            if (e >= PAIRS) continue;
-            float qs = scratch_sh[c], ks = scratch_sh[CH + c];
-            q16[c * QP + i] = float16_t(qk[m].x * qs);
-            q16[c * QP + i + 1u] = float16_t(qk[m].y * qs);
-            xk[c * KW + i / 2u] = packFloat2x16(f16vec2(qk[m].zw * ks));
-        }
+    for (uint m = 0u; m < ROW_PAIRS; ++m) {
+        uint i = 2u * (part + RPT * m);
+        if (i >= DKC) continue; // the last pairs of wide rows (DKC / 2 not a multiple of RPT)
+        q16[row * QP + i] = float16_t(qk[m].x * qs);
+        q16[row * QP + i + 1u] = float16_t(qk[m].y * qs);
+        xk[row * KW + i / 2u] = packFloat2x16(f16vec2(qk[m].zw * ks));
     }
 }
 

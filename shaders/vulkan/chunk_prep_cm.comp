@@ -46,79 +46,61 @@ const uint KV = CH * KP > 4u * PANEL ? CH * KP : 4u * PANEL; // K^, or the panel
 const uint PANELS = KV / PANEL;               // panels at a time (at least 4)
 const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
 const uint RPT = WG / CH;                     // invocations per row of the norms
-const uint PAIRS = CH * DKC / 2u;             // K^ pairs of the chunk
-const uint KPAIRS = (PAIRS + WG - 1u) / WG;   // K^ pairs per invocation, at most
+const uint ROW_PAIRS = (DKC / 2u + RPT - 1u) / RPT; // pairs of a K or Q row per invocation
 const uint VPL = CH * TM / 32u;               // g V values per lane of a panel (at most)
 
 shared float16_t kv16[KV];     // K^ rows [CH][KP]; then per-subgroup panels of g V [CH][PP]
 shared float l_sh[CH * LP];    // L, then (I + L)^-1 [CH][LP]
 shared float16_t a16[CH * AP]; // (I + L)^-1 diag(e), then (I + L)^-1 [CH][AP]
 shared float row_sh[(TM * RP + 3u) / 4u * 4u]; // the merge's block row (whole 16 bytes)
-shared float kf_sh[CH];
 shared float e_sh[CH];
 shared float g_sh[CH];
 
-// Row coefficients (RPT invocations per row), and qfac, kfac to the
-// scratch. Loads in this kernel are unconditional, of indices clamped into
-// the tensor, their values zeroed afterwards: a load under a branch cannot
-// be issued before the previous one has returned, and the kernel was
-// latency-bound on exactly that.
-void row_coefficients(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase) {
+// One read of the chunk's K and Q rows (RPT invocations per row, each with
+// pairs part, part + RPT, ... of it in registers): the row coefficients,
+// qfac and kfac to the scratch, and K^ = kfac K into kv16 and to the
+// scratch (after W) as f16 pairs. Loads are unconditional, of indices
+// clamped into the tensor, their values zeroed afterwards by selects: a
+// load under a branch cannot be issued before the previous one has
+// returned, and the kernel was latency-bound on exactly that.
+void rows_and_keys(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase, uint wword) {
     uint t = gl_LocalInvocationIndex, r = t / RPT, part = t % RPT;
-    float kk = 0.0, qq = 0.0;
     uint krow = vidx(P.k, b, tok0 + min(r, rows - 1u), h, 0u);
     uint qrow = vidx(P.q, b, tok0 + min(r, rows - 1u), h, 0u);
-    for (uint m = 0u; m < DKC / RPT; ++m) {
-        uint i = part + RPT * m, ic = min(i, P.dk - 1u);
-        float kv = load_k(krow + ic * P.k.s3), qv = load_q(qrow + ic * P.q.s3);
-        bool keep = r < rows && i < P.dk; // selects, not products: no NaN from a clamped copy
-        kv = keep ? kv : 0.0;
-        qv = keep ? qv : 0.0;
-        kk += kv * kv;
-        qq += qv * qv;
+    vec2 kp[ROW_PAIRS];
+    float kk = 0.0, qq = 0.0;
+    for (uint m = 0u; m < ROW_PAIRS; ++m) {
+        uint i = 2u * (part + RPT * m), i0 = min(i, P.dk - 1u), i1 = min(i + 1u, P.dk - 1u);
+        vec4 x = vec4(load_k(krow + i0 * P.k.s3), load_k(krow + i1 * P.k.s3),
+                      load_q(qrow + i0 * P.q.s3), load_q(qrow + i1 * P.q.s3));
+        bool in0 = r < rows && i < P.dk, in1 = in0 && i + 1u < P.dk;
+        x = mix(vec4(0.0), x, bvec4(in0, in1, in0, in1));
+        kp[m] = x.xy;
+        kk += x.x * x.x + x.y * x.y;
+        qq += x.z * x.z + x.w * x.w;
     }
     for (uint lanes = RPT / 2u; lanes > 0u; lanes /= 2u) { // the row's RPT lanes, in its subgroup
         kk += subgroupShuffleXor(kk, lanes);
         qq += subgroupShuffleXor(qq, lanes);
     }
+    float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
+    if (r < rows) {
+        float beta = load_beta(vidx(P.beta, b, tok0 + r, hv, 0u));
+        step_coefficients(kk, qq, beta, kfac, qfac, e, g);
+    }
     if (part == 0u) {
-        float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
-        if (r < rows) {
-            float beta = load_beta(vidx(P.beta, b, tok0 + r, hv, 0u));
-            step_coefficients(kk, qq, beta, kfac, qfac, e, g);
-        }
-        kf_sh[r] = kfac;
         e_sh[r] = e;
         g_sh[r] = g;
         f_s[fbase + r] = qfac;
         f_s[fbase + CH + r] = kfac;
     }
-}
-
-// K^ into kv16 and to the scratch (after W), as f16 pairs; eight pairs'
-// loads in flight at a time.
-void unit_keys(uint b, uint tok0, uint h, uint rows, uint wword) {
-    const uint GROUP = KPAIRS < 8u ? KPAIRS : 8u;
-    for (uint m0 = 0u; m0 < KPAIRS; m0 += GROUP) {
-        vec2 pair[GROUP];
-        for (uint m = 0u; m < GROUP; ++m) {
-            uint e = gl_LocalInvocationIndex + WG * (m0 + m);
-            uint c = 2u * e / DKC, i = 2u * e % DKC;
-            uint row = vidx(P.k, b, tok0 + min(c, rows - 1u), h, 0u);
-            bool inside = c < rows && m0 + m < KPAIRS && e < PAIRS; // the last group may be short
-            pair[m] = vec2(load_k(row + min(i, P.dk - 1u) * P.k.s3),
-                           load_k(row + min(i + 1u, P.dk - 1u) * P.k.s3));
-            pair[m] = mix(vec2(0.0), pair[m], bvec2(inside && i < P.dk, inside && i + 1u < P.dk));
-        }
-        for (uint m = 0u; m < GROUP && m0 + m < KPAIRS; ++m) {
-            uint e = gl_LocalInvocationIndex + WG * (m0 + m);
-            uint c = 2u * e / DKC, i = 2u * e % DKC;
-            if (e >= PAIRS) continue;
-            f16vec2 h16 = f16vec2(pair[m] * kf_sh[c]);
-            kv16[c * KP + i] = h16.x;
-            kv16[c * KP + i + 1u] = h16.y;
-            w_s[wword + CH * DKC / 2u + e] = packFloat2x16(h16);
-        }
+    for (uint m = 0u; m < ROW_PAIRS; ++m) {
+        uint i = 2u * (part + RPT * m);
+        if (i >= DKC) continue; // the last pairs of wide rows (DKC / 2 not a multiple of RPT)
+        f16vec2 h16 = f16vec2(kp[m] * kfac);
+        kv16[r * KP + i] = h16.x;
+        kv16[r * KP + i + 1u] = h16.y;
+        w_s[wword + (CH * DKC + r * DKC + i) / 2u] = packFloat2x16(h16);
     }
 }
 
@@ -259,9 +241,7 @@ void main() {
     uint block = chunk * P.hv_count + hvl;
     uint wword = P.w_base + block * CH * DKC; // W, then K^: CH * DKC f16 pairs
 
-    row_coefficients(b, tok0, h, hv, rows, P.f_base + block * f_stride());
-    barrier();
-    unit_keys(b, tok0, h, rows, wword);
+    rows_and_keys(b, tok0, h, hv, rows, P.f_base + block * f_stride(), wword);
     barrier();
     lower_gram();
     blocked_inverse();
