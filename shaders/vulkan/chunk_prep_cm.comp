@@ -43,14 +43,16 @@ const uint LP = CH + 4u;                      // L row pitch (f32)
 const uint AP = CH + 8u;                      // a16 row pitch (f16)
 const uint PANEL = CH * PP;                   // one subgroup's g V panel (f16)
 const uint KV = CH * KP > 4u * PANEL ? CH * KP : 4u * PANEL; // K^, or the panels
-const uint PANELS = KV / PANEL;               // panels at a time (at least 4)
+const uint PANELS_KV = KV / PANEL;            // g V panels in kv16 (at least 4)
+const uint PANELS_L = CH * LP / (PANEL / 2u); // and in l_sh (f16 pairs), free by then
+const uint PANELS = PANELS_KV + PANELS_L;     // panels at a time
 const uint RP = TM * (NB - 1u) + 1u;          // pitch of one merged block row
 const uint RPT = WG / CH;                     // invocations per row of the norms
 const uint ROW_PAIRS = (DKC / 2u + RPT - 1u) / RPT; // pairs of a K or Q row per invocation
 const uint VPL = CH * TM / 32u;               // g V values per lane of a panel (at most)
 
 shared float16_t kv16[KV];     // K^ rows [CH][KP]; then per-subgroup panels of g V [CH][PP]
-shared float l_sh[CH * LP];    // L, then (I + L)^-1 [CH][LP]
+shared float l_sh[CH * LP];    // L, then (I + L)^-1 [CH][LP]; then more g V panels
 shared float16_t a16[CH * AP]; // (I + L)^-1 diag(e), then (I + L)^-1 [CH][AP]
 shared float row_sh[(TM * RP + 3u) / 4u * 4u]; // the merge's block row (whole 16 bytes)
 shared float e_sh[CH];
@@ -182,11 +184,11 @@ void w_rows(uint wword) {
     }
 }
 
-// g V of columns j0.. (zero past the ends) into this subgroup's panel of
-// kv16, scaled to f16 by a power of two; returns 1 / the scale. One load per
+// g V of columns j0.. (zero past the ends) into this subgroup's panel
+// (panel p: kv16 from p * PANEL, or past PANELS_KV l_sh as f16 pairs),
+// scaled to f16 by a power of two; returns 1 / the scale. One load per
 // value, all issued before the scale needs them.
-float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
-    uint pbase = gl_SubgroupID * PANEL;
+float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0, uint p) {
     float vv[VPL];
     float vmax = 0.0;
     for (uint m = 0u; m < VPL; ++m) {
@@ -199,19 +201,26 @@ float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0) {
     }
     float sc = pow2_scale(subgroupMax(vmax));
     for (uint m = 0u; m < VPL; ++m) {
-        uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m;
-        if (e < CH * TM) kv16[pbase + (e / TM) * PP + e % TM] = float16_t(vv[m] * sc);
+        uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m; // even e: a pair with e + 1's lane
+        float partner = subgroupShuffleXor(vv[m], 1u);
+        if (e >= CH * TM) continue;
+        if (p < PANELS_KV) {
+            kv16[p * PANEL + (e / TM) * PP + e % TM] = float16_t(vv[m] * sc);
+        } else if (e % 2u == 0u) {
+            uint at = (p - PANELS_KV) * (PANEL / 2u) + (e / TM) * (PP / 2u) + (e % TM) / 2u;
+            l_sh[at] = uintBitsToFloat(packFloat2x16(f16vec2(vec2(vv[m], partner) * sc)));
+        }
     }
     return 1.0 / sc;
 }
 
 // U = a16 (g V), one 16-column panel per subgroup at a time (the first
-// PANELS subgroups: kv16 holds no more panels).
+// PANELS subgroups: kv16 and l_sh hold no more panels).
 void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
-    uint pbase = gl_SubgroupID * PANEL, panels = min(gl_NumSubgroups, PANELS);
-    if (gl_SubgroupID >= panels) return;
-    for (uint j0 = gl_SubgroupID * TM; j0 < P.dvs; j0 += panels * TM) {
-        float inv = value_panel(b, tok0, hv, rows, j0);
+    uint p = gl_SubgroupID, panels = min(gl_NumSubgroups, PANELS);
+    if (p >= panels) return;
+    for (uint j0 = p * TM; j0 < P.dvs; j0 += panels * TM) {
+        float inv = value_panel(b, tok0, hv, rows, j0, p);
         subgroup_sync();
         for (uint i = 0u; i < NB; ++i) {
             CM_ACC acc = CM_ACC(0.0);
@@ -219,7 +228,11 @@ void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
                 CM_A a;
                 CM_B bm;
                 coopMatLoad(a, a16, i * TM * AP + k * TM, AP, ROW_MAJOR);
-                coopMatLoad(bm, kv16, pbase + k * TM * PP, PP, ROW_MAJOR);
+                if (p < PANELS_KV)
+                    coopMatLoad(bm, kv16, p * PANEL + k * TM * PP, PP, ROW_MAJOR);
+                else
+                    coopMatLoad(bm, l_sh, (p - PANELS_KV) * (PANEL / 2u) + k * TM * (PP / 2u),
+                                PP / 2u, ROW_MAJOR);
                 acc = coopMatMulAdd(a, bm, acc);
             }
             coopMatStore(acc * inv, u_s, ubase + i * TM * P.dvs + j0, P.dvs, ROW_MAJOR);
