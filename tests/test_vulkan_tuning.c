@@ -1,0 +1,81 @@
+/* The Vulkan tuning variables (README, "Environment"). A value outside the
+ * documented set fails context creation with a message naming the
+ * variable. Every documented workgroup size of the cooperative-matrix
+ * prepare and output (128, 256, 512) gives a chunked forward within the
+ * precision contract of the float64 reference: on a device with that path
+ * (the H200) each size runs its own kernels; elsewhere the portable path
+ * runs, which the variable leaves alone. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static efla_context vulkan_context(efla_status *status) {
+    efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
+    info.backend = EFLA_BACKEND_VULKAN;
+    efla_context context = NULL;
+    *status = efla_context_create(&info, &context);
+    return context;
+}
+
+Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
+    if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
+    static const char *const bad[][2] = {
+        {"EFLA_VULKAN_COOPMAT_WORKGROUP", "300"},
+        {"EFLA_VULKAN_COOPMAT_WORKGROUP", "1024"},
+        {"EFLA_VULKAN_CHUNK", "48"},
+        {"EFLA_VULKAN_SCAN_BLOCK_V", "24"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        setenv(bad[i][0], bad[i][1], 1);
+        efla_status status;
+        efla_context context = vulkan_context(&status);
+        const char *message = efla_last_error_message();
+        cr_expect_eq(status, EFLA_ERROR_INVALID_ARGUMENT, "%s=%s: status %d (%s)", bad[i][0],
+                     bad[i][1], status, message);
+        cr_expect_null(context, "%s=%s made a context", bad[i][0], bad[i][1]);
+        cr_expect_not_null(strstr(message, bad[i][0]), "%s=%s: the message does not name it: %s",
+                           bad[i][0], bad[i][1], message);
+        efla_context_destroy(context);
+        unsetenv(bad[i][0]);
+    }
+}
+
+Test(vulkan_tuning, every_documented_coopmat_workgroup_meets_the_contract) {
+    if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
+    /* Dk 128 with two chunks of 64 and a short last one; bf16 storage, the
+     * cooperative-matrix path's. */
+    const problem_spec spec = {
+        .B = 1, .T = 150, .H = 2, .HV = 2, .Dk = 128, .Dv = 64, .initial_state = true};
+    problem p;
+    problem_create(&p, &spec, EFLA_DTYPE_BF16, harness_fresh_seed());
+    double *expected_out, *expected_state, *peak;
+    problem_reference(&p, &expected_out, &expected_state, &peak);
+    static const char *const sizes[] = {"128", "256", "512"};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; ++i) {
+        setenv("EFLA_VULKAN_COOPMAT_WORKGROUP", sizes[i], 1);
+        efla_status status;
+        efla_context context = vulkan_context(&status);
+        cr_assert_eq(status, EFLA_SUCCESS, "workgroup %s: %s", sizes[i], efla_last_error_message());
+        const run_options options = {.algorithm = EFLA_ALGORITHM_CHUNKED};
+        run_result r;
+        bool ran = device_run(context, &p, &options, &r);
+        cr_expect(ran, "workgroup %s: %s", sizes[i], r.error);
+        if (ran) {
+            char label[96];
+            snprintf(label, sizeof label, "EFLA_VULKAN_COOPMAT_WORKGROUP=%s", sizes[i]);
+            harness_compare(&p, label, r.out, r.final_state, expected_out, expected_state, peak,
+                            harness_tolerance(EFLA_DTYPE_BF16));
+        }
+        run_result_free(&r);
+        efla_context_destroy(context);
+        unsetenv("EFLA_VULKAN_COOPMAT_WORKGROUP");
+    }
+    free(expected_out);
+    free(expected_state);
+    free(peak);
+    problem_destroy(&p);
+}
