@@ -200,13 +200,17 @@ float value_panel(uint b, uint tok0, uint hv, uint rows, uint j0, uint p) {
         vmax = max(vmax, abs(vv[m]));
     }
     float sc = pow2_scale(subgroupMax(vmax));
-    for (uint m = 0u; m < VPL; ++m) {
+    if (p < PANELS_KV) {
+        for (uint m = 0u; m < VPL; ++m) {
+            uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m;
+            if (e < CH * TM) kv16[p * PANEL + (e / TM) * PP + e % TM] = float16_t(vv[m] * sc);
+        }
+        return 1.0 / sc;
+    }
+    for (uint m = 0u; m < VPL; ++m) { // p is the subgroup's: the shuffles stay uniform
         uint e = gl_SubgroupInvocationID + gl_SubgroupSize * m; // even e: a pair with e + 1's lane
         float partner = subgroupShuffleXor(vv[m], 1u);
-        if (e >= CH * TM) continue;
-        if (p < PANELS_KV) {
-            kv16[p * PANEL + (e / TM) * PP + e % TM] = float16_t(vv[m] * sc);
-        } else if (e % 2u == 0u) {
+        if (e < CH * TM && e % 2u == 0u) {
             uint at = (p - PANELS_KV) * (PANEL / 2u) + (e / TM) * (PP / 2u) + (e % TM) / 2u;
             l_sh[at] = uintBitsToFloat(packFloat2x16(f16vec2(vec2(vv[m], partner) * sc)));
         }
