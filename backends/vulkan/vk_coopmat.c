@@ -63,17 +63,18 @@ static bool features_present(const efla_vk_instance_fns *fns, VkPhysicalDevice d
            query.memory_model.vulkanMemoryModel;
 }
 
-/* The kernels reduce over subgroups (max, sum) and size their per-subgroup
- * registers and stages for subgroups of 32 or 64 invocations. */
+/* The kernels reduce over subgroups (max, sum; row sums by shuffles) and
+ * size their per-subgroup registers and stages for subgroups of 32 or 64
+ * invocations. */
 static bool subgroups_fit(const efla_vk_instance_fns *fns, VkPhysicalDevice device) {
     VkPhysicalDeviceSubgroupProperties subgroup = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceProperties2 properties = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &subgroup};
     fns->vkGetPhysicalDeviceProperties2(device, &properties);
-    const VkSubgroupFeatureFlags needed =
-        VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT |
-        VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+    const VkSubgroupFeatureFlags needed = VK_SUBGROUP_FEATURE_BASIC_BIT |
+                                          VK_SUBGROUP_FEATURE_ARITHMETIC_BIT |
+                                          VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
     return (subgroup.subgroupSize == 32 || subgroup.subgroupSize == 64) &&
            (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
            (subgroup.supportedOperations & needed) == needed;
@@ -115,8 +116,8 @@ static const char *missing(const efla_vk_instance_fns *fns, VkPhysicalDevice dev
     if (caps->subgroup_size == 0 || KERNEL_WORKGROUP % caps->subgroup_size != 0)
         return "its subgroup size does not divide the kernels' workgroup";
     if (!subgroups_fit(fns, device))
-        return "its subgroups are not of 32 or 64 invocations with arithmetic operations in "
-               "compute shaders";
+        return "its subgroups are not of 32 or 64 invocations with arithmetic and shuffle "
+               "operations in compute shaders";
     if (!features_present(fns, device))
         return "the device lacks cooperativeMatrix, shaderFloat16 or vulkanMemoryModel";
     if (!shape_offered(fns, device))
