@@ -4,7 +4,8 @@
  * prepare and output (128, 256, 512) gives a chunked forward within the
  * precision contract of the float64 reference: on a device with that path
  * (the H200) each size runs its own kernels; elsewhere the portable path
- * runs, which the variable leaves alone. */
+ * runs, which the variable leaves alone. So do both of that path's scans
+ * (EFLA_VULKAN_SCAN_SLABS), with a slab of value columns that lies past Dv. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -28,6 +29,7 @@ Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
         {"EFLA_VULKAN_COOPMAT_WORKGROUP", "1024"},
         {"EFLA_VULKAN_CHUNK", "48"},
         {"EFLA_VULKAN_SCAN_BLOCK_V", "24"},
+        {"EFLA_VULKAN_SCAN_SLABS", "2"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         setenv(bad[i][0], bad[i][1], 1);
@@ -78,4 +80,45 @@ Test(vulkan_tuning, every_documented_coopmat_workgroup_meets_the_contract) {
     free(expected_state);
     free(peak);
     problem_destroy(&p);
+}
+
+Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
+    if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
+    /* Chunks of 32 (where the slab scan's registers fit), a short last one;
+     * Dv 48 leaves the last of four slabs of a 64-column tile past Dv. */
+    static const int dks[] = {64, 128};
+    static const char *const slabs[] = {"0", "1"};
+    setenv("EFLA_VULKAN_CHUNK", "32", 1);
+    for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
+        const problem_spec spec = {
+            .B = 2, .T = 150, .H = 2, .HV = 2, .Dk = dks[k], .Dv = 48, .initial_state = true};
+        problem p;
+        problem_create(&p, &spec, EFLA_DTYPE_BF16, harness_fresh_seed());
+        double *expected_out, *expected_state, *peak;
+        problem_reference(&p, &expected_out, &expected_state, &peak);
+        for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; ++i) {
+            setenv("EFLA_VULKAN_SCAN_SLABS", slabs[i], 1);
+            efla_status status;
+            efla_context context = vulkan_context(&status);
+            cr_assert_eq(status, EFLA_SUCCESS, "slabs %s: %s", slabs[i], efla_last_error_message());
+            const run_options options = {.algorithm = EFLA_ALGORITHM_CHUNKED};
+            run_result r;
+            bool ran = device_run(context, &p, &options, &r);
+            cr_expect(ran, "slabs %s, Dk %d: %s", slabs[i], dks[k], r.error);
+            if (ran) {
+                char label[96];
+                snprintf(label, sizeof label, "EFLA_VULKAN_SCAN_SLABS=%s Dk %d", slabs[i], dks[k]);
+                harness_compare(&p, label, r.out, r.final_state, expected_out, expected_state, peak,
+                                harness_tolerance(EFLA_DTYPE_BF16));
+            }
+            run_result_free(&r);
+            efla_context_destroy(context);
+            unsetenv("EFLA_VULKAN_SCAN_SLABS");
+        }
+        free(expected_out);
+        free(expected_state);
+        free(peak);
+        problem_destroy(&p);
+    }
+    unsetenv("EFLA_VULKAN_CHUNK");
 }

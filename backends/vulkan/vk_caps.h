@@ -67,6 +67,9 @@ efla_status efla_vk_features_select(const efla_vk_caps *caps, bool *push_descrip
  *   EFLA_VULKAN_SCAN_BLOCK_V        8, 16, 32 or 64 (default: from Dv, shared
  *                                   memory and the number of workgroups)
  *   EFLA_VULKAN_SCAN_ROW_GROUPS     1, 2, 4, 8 or 16 (default 8; 4 on CPU devices)
+ * and which scan the cooperative-matrix path runs:
+ *   EFLA_VULKAN_SCAN_SLABS          0: never the scan by value-column slabs, 1: wherever
+ *                                   it fits (default: where the sequences fill the device)
  * It also records the features efla_vk_features_select chooses. */
 typedef struct efla_vk_limits {
     uint32_t shared_bytes;
@@ -80,7 +83,9 @@ typedef struct efla_vk_limits {
     uint32_t scan_block_v;            /* 0: choose */
     uint32_t scan_row_groups;
     uint32_t coopmat_workgroup;       /* coopmat prepare and output: 128, 256, 512; 0 by Dk */
+    int scan_slabs;                   /* -1: choose; 0: never; 1: wherever it fits */
     uint32_t compute_units; /* 0: unknown */
+    uint32_t subgroup_size; /* what a SPIR-V 1.3 compute shader gets */
     int path;               /* efla_vk_path (vk_path.h) */
     bool push_descriptors;  /* efla_vk_features_select */
     bool storage_16bit;

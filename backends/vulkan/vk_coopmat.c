@@ -31,6 +31,8 @@ extern const unsigned char efla_vk_spirv_chunk_prep_cm[];
 extern const size_t efla_vk_spirv_chunk_prep_cm_size;
 extern const unsigned char efla_vk_spirv_chunk_scan_cm[];
 extern const size_t efla_vk_spirv_chunk_scan_cm_size;
+extern const unsigned char efla_vk_spirv_chunk_scan_slab_cm[];
+extern const size_t efla_vk_spirv_chunk_scan_slab_cm_size;
 extern const unsigned char efla_vk_spirv_chunk_out_cm[];
 extern const size_t efla_vk_spirv_chunk_out_cm_size;
 #endif
@@ -140,6 +142,10 @@ const void *efla_vk_coopmat_spirv(uint32_t kernel, size_t *size) {
     if (kernel == EFLA_VK_SCAN_COOPMAT) {
         *size = efla_vk_spirv_chunk_scan_cm_size;
         return efla_vk_spirv_chunk_scan_cm;
+    }
+    if (kernel == EFLA_VK_SCAN_SLAB_COOPMAT) {
+        *size = efla_vk_spirv_chunk_scan_slab_cm_size;
+        return efla_vk_spirv_chunk_scan_slab_cm;
     }
     if (kernel == EFLA_VK_OUT_COOPMAT) {
         *size = efla_vk_spirv_chunk_out_cm_size;

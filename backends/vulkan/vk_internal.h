@@ -18,6 +18,7 @@ enum efla_vk_kernel {
     EFLA_VK_SCAN_COOPMAT, /* the coopmat path's scan and output (vk_coopmat.h) */
     EFLA_VK_OUT_COOPMAT,
     EFLA_VK_PREP_COOPMAT,
+    EFLA_VK_SCAN_SLAB_COOPMAT, /* the scan by value-column slabs, where the device is full */
     EFLA_VK_KERNEL_COUNT
 };
 

@@ -114,6 +114,7 @@ static const char *const kernel_names[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUN
     [EFLA_VK_SCAN_COOPMAT] = {"chunk_scan_cm", NULL},
     [EFLA_VK_OUT_COOPMAT] = {"chunk_out_cm", NULL},
     [EFLA_VK_PREP_COOPMAT] = {"chunk_prep_cm", NULL},
+    [EFLA_VK_SCAN_SLAB_COOPMAT] = {"chunk_scan_slab_cm", NULL},
 };
 
 /* For kernel tuning without rebuilding the library: EFLA_VULKAN_SPIRV_DIR

@@ -281,7 +281,8 @@ static bool kernel_uses(uint32_t kernel, int tensor) {
     case EFLA_VK_PREP:
     case EFLA_VK_PREP_COOPMAT: return tensor <= T_BETA;
     case EFLA_VK_SCAN: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
-    case EFLA_VK_SCAN_COOPMAT: return tensor == T_SIN || tensor == T_SOUT;
+    case EFLA_VK_SCAN_COOPMAT:
+    case EFLA_VK_SCAN_SLAB_COOPMAT: return tensor == T_SIN || tensor == T_SOUT;
     case EFLA_VK_OUT: return tensor == T_Q || tensor == T_OUT;
     case EFLA_VK_OUT_COOPMAT: return tensor == T_Q || tensor == T_K || tensor == T_OUT;
     default: return true;
@@ -304,6 +305,8 @@ static int scratch_access(uint32_t kernel, int r) {
                                  SCRATCH_READ},
         [EFLA_VK_PREP_COOPMAT] = {SCRATCH_WRITE, SCRATCH_WRITE, SCRATCH_UNUSED, SCRATCH_WRITE,
                                   SCRATCH_UNUSED},
+        [EFLA_VK_SCAN_SLAB_COOPMAT] = {SCRATCH_READ, SCRATCH_READ, SCRATCH_WRITE, SCRATCH_WRITE,
+                                       SCRATCH_WRITE},
     };
     return access[kernel][r];
 }
@@ -365,7 +368,8 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
         d.push[0] = e;
         d.push[1] = 0;
         d.push[2] = entries;
-        bool scan = key->kernel == EFLA_VK_SCAN || key->kernel == EFLA_VK_SCAN_COOPMAT;
+        bool scan = key->kernel == EFLA_VK_SCAN || key->kernel == EFLA_VK_SCAN_COOPMAT ||
+                    key->kernel == EFLA_VK_SCAN_SLAB_COOPMAT;
         efla_status status = push_dispatch(p, &d, scan ? 0 : -1);
         if (status != EFLA_SUCCESS) return status;
     }

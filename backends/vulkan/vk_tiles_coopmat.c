@@ -76,6 +76,35 @@ static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t c
     return 0;
 }
 
+/* The scan by value-column slabs (chunk_scan_slab_cm.comp): a subgroup per
+ * 16 columns, each owning its columns' whole slab of the state, so that the
+ * subgroups share only the chunk's W and K^. Its shared memory: W and K^
+ * (rows padded by 16 bytes), and each subgroup's rows, 48 bytes to a row. */
+static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t bv) {
+    return (uint32_t)(bv / 16) * limits->subgroup_size;
+}
+
+static uint64_t slab_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
+    return 2 * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(dkc, chunk) * 48;
+}
+
+/* It fits where its shared memory does, its workgroup is allowed and the
+ * next chunk's W and K^ take at most four 16-byte registers of each per
+ * invocation. */
+static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv) {
+    uint64_t wg = slab_workgroup(limits, bv);
+    return wg && slab_bytes(dkc, chunk, bv) <= limits->shared_bytes &&
+           wg <= limits->max_invocations && (chunk * dkc / 8 + wg - 1) / wg <= 4;
+}
+
+/* The widest slab tile that fits (0: none). */
+static uint32_t slab_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
+                           uint64_t dv) {
+    for (uint32_t bv = 64; bv >= 16; bv /= 2)
+        if (slab_fits(limits, dkc, chunk, bv) && (bv == 16 || bv / 2 < dv)) return bv;
+    return 0;
+}
+
 /* Chunks of 64 tokens halve the scan's serial steps; chunks of 32 halve the
  * prepare's and output's work per token (their products grow with the
  * chunk). The scan's steps decide only where its workgroups at chunk 64
@@ -118,7 +147,8 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
     uint32_t wg = coopmat_workgroup(limits, dkc);
     if (limits->max_invocations < wg) return false;
-    if (scan_fills_device(limits, dkc, chunked_sequences, (uint64_t)args->value_heads, dv)) {
+    bool full = scan_fills_device(limits, dkc, chunked_sequences, (uint64_t)args->value_heads, dv);
+    if (full) {
         chunks[0] = 32;
         chunks[1] = 64;
     }
@@ -144,6 +174,19 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                              scan_bv,
                                              1,
                                              EFLA_VK_WORDS};
+        /* Where the sequences fill the device, a slab's serial chain is not
+         * what limits the scan, but the work per chunk is, and the slab scan
+         * has less of it (no workgroup barrier between the products). */
+        uint32_t slab_bv = slab_block(limits, dkc, chunk, dv);
+        if (slab_bv && (limits->scan_slabs < 0 ? full : limits->scan_slabs == 1))
+            tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
+                                                 slab_workgroup(limits, slab_bv),
+                                                 dtype,
+                                                 (uint32_t)dkc,
+                                                 chunk,
+                                                 slab_bv,
+                                                 1,
+                                                 EFLA_VK_WORDS};
         tiles->out = (efla_vk_pipeline_key){
             EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS};
         return true;
