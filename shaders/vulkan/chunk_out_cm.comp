@@ -5,6 +5,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
 // The output kernel of the split chunked forward on cooperative matrices
 // (see chunk_out.comp for the portable one). One workgroup per (chunk, value
 // head); the state-free product is formed once per chunk and every Dv tile
@@ -148,14 +149,15 @@ void tile_products(uint block, uint fbase, uint col0) {
         uint col = col0 + c0, ct = col / TM;
         CM_ACC o = CM_ACC(0.0);
         if (col < P.dvs) {
-            for (uint r = 0u; r < RT; ++r) {
+            [[unroll]] for (uint r = 0u; r < RT; ++r) {
                 CM_A a;
                 CM_B bm;
                 coopMatLoad(a, q16, r0 * QP + r * TM, QP, ROW_MAJOR);
                 coopMatLoad(bm, h4, (hbase + r * TM * P.dvs + col) / 8u, P.dvs / 8u, ROW_MAJOR);
                 o = o + coopMatMulAdd(a, bm, CM_ACC(0.0)) * f_s[fbase + 2u * CH + r * ctg + ct];
             }
-            for (uint k0 = 0u; k0 <= r0; k0 += TM) {
+            [[unroll]] for (uint k0 = 0u; k0 < CH; k0 += TM) {
+                if (k0 > r0) break;
                 CM_A a;
                 CM_B bm;
                 coopMatLoad(a, g16, r0 * GP + k0, GP, ROW_MAJOR);

@@ -112,7 +112,7 @@ void lower_gram() {
         uint r0 = (tile / NB) * TM, c0 = (tile % NB) * TM;
         if (c0 > r0) continue;
         CM_ACC acc = CM_ACC(0.0);
-        for (uint k0 = 0u; k0 < DKC; k0 += TM) {
+        [[unroll]] for (uint k0 = 0u; k0 < DKC; k0 += TM) {
             CM_A a;
             CM_B bm;
             coopMatLoad(a, kv16, r0 * KP + k0, KP, ROW_MAJOR);
@@ -173,7 +173,8 @@ void w_rows(uint wword) {
     for (uint tile = gl_SubgroupID; tile < NB * DT; tile += gl_NumSubgroups) {
         uint r0 = (tile / DT) * TM, c0 = (tile % DT) * TM;
         CM_ACC acc = CM_ACC(0.0);
-        for (uint k0 = 0u; k0 <= r0; k0 += TM) { // (I + L)^-1 is lower triangular
+        [[unroll]] for (uint k0 = 0u; k0 < CH; k0 += TM) {
+            if (k0 > r0) break; // (I + L)^-1 is lower triangular
             CM_A a;
             CM_B bm;
             coopMatLoad(a, a16, r0 * AP + k0, AP, ROW_MAJOR);
@@ -226,9 +227,9 @@ void u_rows(uint b, uint tok0, uint hv, uint rows, uint ubase) {
     for (uint j0 = p * TM; j0 < P.dvs; j0 += panels * TM) {
         float inv = value_panel(b, tok0, hv, rows, j0, p);
         subgroup_sync();
-        for (uint i = 0u; i < NB; ++i) {
+        [[unroll]] for (uint i = 0u; i < NB; ++i) {
             CM_ACC acc = CM_ACC(0.0);
-            for (uint k = 0u; k <= i; ++k) {
+            [[unroll]] for (uint k = 0u; k <= i; ++k) {
                 CM_A a;
                 CM_B bm;
                 coopMatLoad(a, a16, i * TM * AP + k * TM, AP, ROW_MAJOR);

@@ -5,6 +5,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_control_flow_attributes : require
 // The state scan of the split chunked forward on cooperative matrices (see
 // chunk_scan.comp for the portable one). One workgroup per (entry, value
 // head, Dv tile of BV columns), serial over the entry's chunks; only what
@@ -105,7 +106,7 @@ void main() {
     uint chunks = (en.count + CH - 1u) / CH;
 
     CM_ACC st[ST];
-    for (uint m = 0u; m < ST; ++m) {
+    [[unroll]] for (uint m = 0u; m < ST; ++m) {
         uint tile = sg + nsg * m;
         st[m] = CM_ACC(0.0);
         if (tile < RT * CT)
@@ -116,7 +117,7 @@ void main() {
     uvec4 wpf[PV], kpf[PV];
     if (chunks > 0u) {
         uint base4 = (en.chunk_base * P.hv_count + hvl) * (CH * DKC / 4u);
-        for (uint m = 0u; m < PV; ++m) {
+        [[unroll]] for (uint m = 0u; m < PV; ++m) {
             w16[padded(t + WG * m)] = w4[base4 + t + WG * m];
             k16[padded(t + WG * m)] = w4[base4 + CH * DKC / 8u + t + WG * m];
         }
@@ -126,7 +127,7 @@ void main() {
         uint block = (en.chunk_base + ck) * P.hv_count + hvl;
         uint ubase = P.u_base + block * CH * P.dvs;
         CM_ACC upf[UT];
-        for (uint m = 0u; m < UT; ++m) {
+        [[unroll]] for (uint m = 0u; m < UT; ++m) {
             uint tile = sg + nsg * m;
             uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
             upf[m] = CM_ACC(0.0);
@@ -136,7 +137,7 @@ void main() {
         // Publish S_c: f16 per tile, scaled, in shared and as H[c]; then the
         // stage and S_c are ready.
         uint ctg = P.dvs / TM, fscale = P.f_base + block * f_stride() + 2u * CH;
-        for (uint m = 0u; m < ST; ++m) {
+        [[unroll]] for (uint m = 0u; m < ST; ++m) {
             uint tile = sg + nsg * m;
             if (tile >= RT * CT) continue;
             uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
@@ -154,22 +155,22 @@ void main() {
         }
         barrier();
         if (ck > 0u)
-            for (uint m = 0u; m < PV; ++m) k16[padded(t + WG * m)] = kpf[m];
+            [[unroll]] for (uint m = 0u; m < PV; ++m) k16[padded(t + WG * m)] = kpf[m];
         if (ck + 1u < chunks) {
             uint base4 = (block + P.hv_count) * (CH * DKC / 4u);
-            for (uint m = 0u; m < PV; ++m) {
+            [[unroll]] for (uint m = 0u; m < PV; ++m) {
                 wpf[m] = w4[base4 + t + WG * m];
                 kpf[m] = w4[base4 + CH * DKC / 8u + t + WG * m];
             }
         }
         // V' = U - W S_c, to v16 and the scratch (f16, scaled).
-        for (uint m = 0u; m < UT; ++m) {
+        [[unroll]] for (uint m = 0u; m < UT; ++m) {
             uint tile = sg + nsg * m;
             if (tile >= VT * CT) continue;
             uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
             bool inside = col0 + c0 < P.dvs;
             CM_ACC v = upf[m];
-            for (uint r = 0u; r < RT; ++r) {
+            [[unroll]] for (uint r = 0u; r < RT; ++r) {
                 CM_A a;
                 CM_B b;
                 coopMatLoad(a, w16, r0 * KQ + r * TM / 8u, KQ, ROW_MAJOR);
@@ -190,12 +191,12 @@ void main() {
         }
         barrier();
         // S += K^^T V' (K^^T read column-major from the rows of k16).
-        for (uint m = 0u; m < ST; ++m) {
+        [[unroll]] for (uint m = 0u; m < ST; ++m) {
             uint tile = sg + nsg * m;
             if (tile >= RT * CT) continue;
             uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
             CM_ACC d = st[m];
-            for (uint i = 0u; i < VT; ++i) {
+            [[unroll]] for (uint i = 0u; i < VT; ++i) {
                 CM_A a;
                 CM_B b;
                 coopMatLoad(a, k16, i * TM * KQ + r0 / 8u, KQ, COL_MAJOR);
@@ -207,10 +208,10 @@ void main() {
         }
         // W is read only before the second barrier: the next one goes in now.
         if (ck + 1u < chunks)
-            for (uint m = 0u; m < PV; ++m) w16[padded(t + WG * m)] = wpf[m];
+            [[unroll]] for (uint m = 0u; m < PV; ++m) w16[padded(t + WG * m)] = wpf[m];
     }
     barrier(); // the last chunk's V' reads are done before the bounce tiles
-    for (uint m = 0u; m < ST; ++m) {
+    [[unroll]] for (uint m = 0u; m < ST; ++m) {
         uint tile = sg + nsg * m;
         if (tile < RT * CT && (en.flags & ENTRY_WRITE_STATE) != 0u)
             state_tile_out(st[m], en, hv, (tile / CT) * TM, (tile % CT) * TM, col0, ncol);
