@@ -67,9 +67,22 @@ static uint32_t scan_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
     return chosen;
 }
 
-/* The widest output tile that fits: its products spread over the subgroups
- * (at Dk 256 and chunk 32, 64 columns left half of 16 subgroups idle). */
+/* Whether two workgroups of `bytes` fit in a compute unit's shared memory
+ * (taken as the workgroup limit: the H200's driver measured 64 KB per unit
+ * against its 48 KB limit, less 1 KB per workgroup). */
+static bool two_per_unit(const efla_vk_limits *limits, uint64_t bytes) {
+    return bytes <= limits->shared_bytes / 2;
+}
+
+/* The widest output tile that two workgroups of fit in a unit, else the
+ * widest that fits: its products spread over the subgroups (at Dk 256 and
+ * chunk 32, 64 columns left half of 16 subgroups idle), but a workgroup
+ * alone in its unit leaves it idle while it waits on memory. On the H200
+ * at S2 (Dk 128, chunk 32), 64 columns and two to a unit (256 invocations)
+ * against 128 columns and one (512): output 0.508 against 0.628 ms. */
 static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t dv) {
+    for (uint32_t bv = 128; bv >= 16; bv /= 2)
+        if (two_per_unit(limits, out_bytes(dkc, chunk, bv)) && (bv == 16 || bv / 2 < dv)) return bv;
     for (uint32_t bv = 128; bv >= 16; bv /= 2)
         if (out_bytes(dkc, chunk, bv) <= limits->shared_bytes && (bv == 16 || bv / 2 < dv))
             return bv;
@@ -120,15 +133,20 @@ static bool scan_fills_device(const efla_vk_limits *limits, uint64_t dkc, uint64
 
 /* Invocations of the prepare and the output. The H200's driver runs one
  * workgroup of 48 KB per compute unit (64 KB of shared memory per unit, as
- * measured), and at Dk 128 both kernels need about 48 KB: more invocations
- * per workgroup is then the only way to more warps. At S1 (ms, with the
- * kernels that came with this choice) 128 / 256 / 512 invocations: prepare
- * 0.569 / 0.426 / 0.406, output 0.660 / 0.471 / 0.410. At Dk 64 (S3, chunk
- * 32) two workgroups share a unit and 256 was best (1.612 against 1.680 ms
- * at 512). */
-static uint32_t coopmat_workgroup(const efla_vk_limits *limits, uint64_t dkc) {
+ * measured), and at Dk 128 and chunk 64 both kernels need about 48 KB: more
+ * invocations per workgroup is then the only way to more warps. At S1 (ms,
+ * with the kernels that came with this choice) 128 / 256 / 512
+ * invocations: prepare 0.569 / 0.426 / 0.406, output 0.660 / 0.471 / 0.410.
+ * Where two workgroups of each share a unit, 256 invocations (128
+ * registers each: two workgroups fill the H200's 64 K) were best: at S3
+ * (Dk 64) 1.612 against 1.680 ms at 512; at S2 (Dk 128, chunk 32, output
+ * 64 columns) 1.199 against 1.298. */
+static uint32_t coopmat_workgroup(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
+                                  uint32_t out_bv) {
     uint32_t wg = limits->coopmat_workgroup;
-    if (!wg) wg = dkc >= 128 ? 512 : 256;
+    bool shared_unit = two_per_unit(limits, prep_bytes(dkc, chunk)) &&
+                       two_per_unit(limits, out_bytes(dkc, chunk, out_bv));
+    if (!wg) wg = dkc >= 128 && !shared_unit ? 512 : 256;
     while (wg > 128 && wg > limits->max_invocations)
         wg /= 2;
     return wg;
@@ -145,8 +163,6 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         return false;
     uint32_t chunks[] = {64, 32};
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
-    uint32_t wg = coopmat_workgroup(limits, dkc);
-    if (limits->max_invocations < wg) return false;
     bool full = scan_fills_device(limits, dkc, chunked_sequences, (uint64_t)args->value_heads, dv);
     if (full) {
         chunks[0] = 32;
@@ -154,14 +170,16 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
     }
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
         uint32_t chunk = chunks[c];
-        if ((limits->chunk && limits->chunk != chunk) ||
-            prep_bytes(dkc, chunk) > limits->shared_bytes ||
-            wg > 16 * chunk) /* rows of 16 invocations at most */
+        uint32_t out_bv = out_block(limits, dkc, chunk, dv);
+        if ((limits->chunk && limits->chunk != chunk) || !out_bv ||
+            prep_bytes(dkc, chunk) > limits->shared_bytes)
+            continue;
+        uint32_t wg = coopmat_workgroup(limits, dkc, chunk, out_bv);
+        if (limits->max_invocations < wg || wg > 16 * chunk) /* rows of 16 invocations at most */
             continue;
         uint32_t scan_bv =
             scan_block(limits, dkc, chunk, chunked_sequences, (uint64_t)args->value_heads, dv);
-        uint32_t out_bv = out_block(limits, dkc, chunk, dv);
-        if (!scan_bv || !out_bv) continue;
+        if (!scan_bv) continue;
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
         tiles->prep = (efla_vk_pipeline_key){
