@@ -15,8 +15,9 @@
 //   H[c] = S_c                      (S_c published as f16, per tile scaled)
 //   V'   = U - W S_c
 //   S   += K^^T V'                  (V' published as f16, per tile scaled)
-// H[c] and V' go to the scratch as those f16 tiles, with each tile's
-// inverse scale in F (f_stride()), for chunk_out_cm to read as operands.
+// H[c] and V' go to the scratch as those f16 tiles (copied from shared in
+// 16-byte pieces), with each tile's inverse scale in F (f_stride()), for
+// chunk_out_cm to read as operands.
 // Two barriers per chunk. The next chunk's W and K^ are loaded into
 // registers while this one computes. Requires DKC, BV multiples of 16, CH a
 // multiple of 16, subgroups of 32 or 64 invocations. Shared rows are padded
@@ -92,6 +93,26 @@ void state_tile_out(CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, ui
     subgroup_sync();
 }
 
+// S_c and V' from their shared rows to the scratch (rows of dvs f16 from
+// f16 `first`, columns col0..), 16 bytes a piece by the whole workgroup:
+// coalesced, where the accumulators' own stores scatter 4-byte pieces.
+void copy_state(uint first, uint col0) {
+    const uint PIECES = BV / 8u; // of a row
+    for (uint e = gl_LocalInvocationIndex; e < DKC * PIECES; e += WG) {
+        uint r = e / PIECES, q = e % PIECES;
+        if (col0 + 8u * q < P.dvs) h4[(first + r * P.dvs + col0) / 8u + q] = sv[r * (SP / 8u) + q];
+    }
+}
+
+void copy_v(uint first, uint col0) {
+    const uint PIECES = BV / 8u;
+    for (uint e = gl_LocalInvocationIndex; e < CH * PIECES; e += WG) {
+        uint r = e / PIECES, q = e % PIECES;
+        if (col0 + 8u * q < P.dvs)
+            v4[(first + r * P.dvs + col0) / 8u + q] = sv[(V16 + r * SP) / 8u + q];
+    }
+}
+
 // Where uvec4 number `idx` of a chunk's W or K^ rows goes in shared.
 uint padded(uint idx) { return (idx / (DKC / 8u)) * KQ + idx % (DKC / 8u); }
 
@@ -145,15 +166,13 @@ void main() {
             CM_ACC16 s_c = CM_ACC16(st[m] * sc);
             coopMatStore(s_c, sv, (r0 * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
             bool inside = col0 + c0 < P.dvs;
-            if (inside)
-                coopMatStore(s_c, h4, (block * DKC * P.dvs + r0 * P.dvs + col0 + c0) / 8u,
-                             P.dvs / 8u, ROW_MAJOR);
             if (subgroupElect()) {
                 s_inv[tile] = 1.0 / sc;
                 if (inside) f_s[fscale + (r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
             }
         }
         barrier();
+        copy_state(block * DKC * P.dvs, col0);
         if (ck > 0u)
             [[unroll]] for (uint m = 0u; m < PV; ++m) k16[padded(t + WG * m)] = kpf[m];
         if (ck + 1u < chunks) {
@@ -181,15 +200,13 @@ void main() {
             float sc = tile_scale(v);
             CM_ACC16 vh = CM_ACC16(v * sc);
             coopMatStore(vh, sv, (V16 + r0 * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
-            if (inside)
-                coopMatStore(vh, v4, (block * CH * P.dvs + r0 * P.dvs + col0 + c0) / 8u,
-                             P.dvs / 8u, ROW_MAJOR);
             if (subgroupElect()) {
                 v_inv[tile] = 1.0 / sc;
                 if (inside) f_s[fscale + (RT + r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
             }
         }
         barrier();
+        copy_v(block * CH * P.dvs, col0);
         // S += K^^T V' (K^^T read column-major from the rows of k16).
         [[unroll]] for (uint m = 0u; m < ST; ++m) {
             uint tile = sg + nsg * m;
