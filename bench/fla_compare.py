@@ -606,7 +606,7 @@ def environment(lib, ctx, args, fla, flush):
     info = ctx.device_info()
     env = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": platform.node(),
            "backend": args.backend, "device": info["name"], "driver": info["driver_version"],
-           "efla_version": lib.version(), "efla_lib": lib.path, "commit": git_commit(),
+           "efla_version": lib.version(), "efla_lib": lib.path, "commit": git_commit(lib.path),
            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
            "iters": args.iters, "warmup": args.warmup, "flush": flush.note or f"{args.flush_mb} MB"}
     if fla is not None:
@@ -623,11 +623,17 @@ def environment(lib, ctx, args, fla, flush):
     return env
 
 
-def git_commit():
-    """EFLA_COMMIT, else git, else the COMMIT file bench/bundle.sh puts in the bundle (the
-    GPU host's copy of the checkout has no .git)."""
+def git_commit(lib_path=None):
+    """EFLA_COMMIT, else the COMMIT file bench/bundle.sh puts beside the library it bundles
+    (what runs: the GPU host's copy of the checkout may carry an older .git), else git."""
     if os.environ.get("EFLA_COMMIT"):
         return os.environ["EFLA_COMMIT"]
+    if lib_path:
+        try:
+            with open(os.path.join(os.path.dirname(os.path.abspath(lib_path)), "..", "COMMIT")) as f:
+                return f.read().strip()
+        except OSError:
+            pass
     import subprocess
     try:
         out = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
