@@ -22,6 +22,28 @@ static efla_context vulkan_context(efla_status *status) {
     return context;
 }
 
+/* The float64 reference of a problem, held while its runs are compared. */
+typedef struct expected {
+    double *out, *state, *peak;
+} expected;
+
+/* A bf16 chunked forward of `p` on a fresh Vulkan context (tuned by the
+ * environment as set) within the precision contract of `e`. */
+static void expect_contract(const problem *p, const expected *e, const char *label) {
+    efla_status status;
+    efla_context context = vulkan_context(&status);
+    cr_assert_eq(status, EFLA_SUCCESS, "%s: %s", label, efla_last_error_message());
+    const run_options options = {.algorithm = EFLA_ALGORITHM_CHUNKED};
+    run_result r;
+    bool ran = device_run(context, p, &options, &r);
+    cr_expect(ran, "%s: %s", label, r.error);
+    if (ran)
+        harness_compare(p, label, r.out, r.final_state, e->out, e->state, e->peak,
+                        harness_tolerance(EFLA_DTYPE_BF16));
+    run_result_free(&r);
+    efla_context_destroy(context);
+}
+
 Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
     if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
     static const char *const bad[][2] = {
@@ -54,31 +76,19 @@ Test(vulkan_tuning, every_documented_coopmat_workgroup_meets_the_contract) {
         .B = 1, .T = 150, .H = 2, .HV = 2, .Dk = 128, .Dv = 64, .initial_state = true};
     problem p;
     problem_create(&p, &spec, EFLA_DTYPE_BF16, harness_fresh_seed());
-    double *expected_out, *expected_state, *peak;
-    problem_reference(&p, &expected_out, &expected_state, &peak);
+    expected e;
+    problem_reference(&p, &e.out, &e.state, &e.peak);
     static const char *const sizes[] = {"128", "256", "512"};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; ++i) {
         setenv("EFLA_VULKAN_COOPMAT_WORKGROUP", sizes[i], 1);
-        efla_status status;
-        efla_context context = vulkan_context(&status);
-        cr_assert_eq(status, EFLA_SUCCESS, "workgroup %s: %s", sizes[i], efla_last_error_message());
-        const run_options options = {.algorithm = EFLA_ALGORITHM_CHUNKED};
-        run_result r;
-        bool ran = device_run(context, &p, &options, &r);
-        cr_expect(ran, "workgroup %s: %s", sizes[i], r.error);
-        if (ran) {
-            char label[96];
-            snprintf(label, sizeof label, "EFLA_VULKAN_COOPMAT_WORKGROUP=%s", sizes[i]);
-            harness_compare(&p, label, r.out, r.final_state, expected_out, expected_state, peak,
-                            harness_tolerance(EFLA_DTYPE_BF16));
-        }
-        run_result_free(&r);
-        efla_context_destroy(context);
+        char label[96];
+        snprintf(label, sizeof label, "EFLA_VULKAN_COOPMAT_WORKGROUP=%s", sizes[i]);
+        expect_contract(&p, &e, label);
         unsetenv("EFLA_VULKAN_COOPMAT_WORKGROUP");
     }
-    free(expected_out);
-    free(expected_state);
-    free(peak);
+    free(e.out);
+    free(e.state);
+    free(e.peak);
     problem_destroy(&p);
 }
 
@@ -94,30 +104,18 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
             .B = 2, .T = 150, .H = 2, .HV = 2, .Dk = dks[k], .Dv = 48, .initial_state = true};
         problem p;
         problem_create(&p, &spec, EFLA_DTYPE_BF16, harness_fresh_seed());
-        double *expected_out, *expected_state, *peak;
-        problem_reference(&p, &expected_out, &expected_state, &peak);
+        expected e;
+        problem_reference(&p, &e.out, &e.state, &e.peak);
         for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; ++i) {
             setenv("EFLA_VULKAN_SCAN_SLABS", slabs[i], 1);
-            efla_status status;
-            efla_context context = vulkan_context(&status);
-            cr_assert_eq(status, EFLA_SUCCESS, "slabs %s: %s", slabs[i], efla_last_error_message());
-            const run_options options = {.algorithm = EFLA_ALGORITHM_CHUNKED};
-            run_result r;
-            bool ran = device_run(context, &p, &options, &r);
-            cr_expect(ran, "slabs %s, Dk %d: %s", slabs[i], dks[k], r.error);
-            if (ran) {
-                char label[96];
-                snprintf(label, sizeof label, "EFLA_VULKAN_SCAN_SLABS=%s Dk %d", slabs[i], dks[k]);
-                harness_compare(&p, label, r.out, r.final_state, expected_out, expected_state, peak,
-                                harness_tolerance(EFLA_DTYPE_BF16));
-            }
-            run_result_free(&r);
-            efla_context_destroy(context);
+            char label[96];
+            snprintf(label, sizeof label, "EFLA_VULKAN_SCAN_SLABS=%s Dk %d", slabs[i], dks[k]);
+            expect_contract(&p, &e, label);
             unsetenv("EFLA_VULKAN_SCAN_SLABS");
         }
-        free(expected_out);
-        free(expected_state);
-        free(peak);
+        free(e.out);
+        free(e.state);
+        free(e.peak);
         problem_destroy(&p);
     }
     unsetenv("EFLA_VULKAN_CHUNK");
