@@ -58,11 +58,7 @@ shared float v_inv[(VT * CT + 3u) / 4u * 4u]; // 1 / scale of each V' tile (whol
 const uint V16 = DKC * SP; // where V' starts in sv (f16)
 
 // The power-of-two scale of an accumulator tile (all of its subgroup).
-float tile_scale(CM_ACC m) {
-    float x = 0.0;
-    for (int i = 0; i < m.length(); ++i) x = max(x, abs(m[i]));
-    return pow2_scale(subgroupMax(x));
-}
+float tile_scale(CM_ACC m) { return pow2_scale(subgroupMax(tile_max(m))); }
 
 // The subgroup's bounce tile (f32 [TM][TM] in sv, uvec4 base) <-> state
 // rows r0.., columns c0.. of the tensor.

@@ -51,12 +51,6 @@ shared uvec4 k16[CH * KQ];
 // and after the chunks, one f32 state tile on its way in or out.
 shared uvec4 rows[CT * SLAB4];
 
-float tile_max(CM_ACC m) {
-    float x = 0.0;
-    for (int i = 0; i < m.length(); ++i) x = max(x, abs(m[i]));
-    return x;
-}
-
 // State tile rows r0.. of the slab (tensor columns col..) through the
 // subgroup's rows as f32.
 void state_tile_in(inout CM_ACC m, Entry en, uint hv, uint base, uint r0, uint col) {

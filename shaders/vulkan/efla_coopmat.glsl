@@ -31,6 +31,14 @@ float pow2_scale(float m) {
     return exp2(float(14 - clamp(e, -100, 100)));
 }
 
+// The largest magnitude among this invocation's elements of an accumulator
+// (the tile's is the subgroup's maximum of them).
+float tile_max(CM_ACC m) {
+    float x = 0.0;
+    for (int i = 0; i < m.length(); ++i) x = max(x, abs(m[i]));
+    return x;
+}
+
 // Orders the subgroup's shared-memory writes before its later reads (a
 // cooperative-matrix store, then loads by other invocations, or the reverse).
 void subgroup_sync() {
