@@ -54,8 +54,9 @@ static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *ar
     for (; bv >= 8; bv /= 2) {
         if (rg * bv > limits->max_invocations || out_shared_bytes(chunk, bv) > limits->shared_bytes)
             continue;
-        *key = (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage),     0, chunk,
-                                      bv,          rg,      variant(limits, args->storage)};
+        *key =
+            (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage),      0, chunk,
+                                   bv,          rg,      variant(limits, args->storage), 0};
         return true;
     }
     return false;
@@ -101,10 +102,17 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  chunk,
                                                  16,
                                                  4,
-                                                 variant(limits, args->storage)};
-            tiles->scan = (efla_vk_pipeline_key){
-                EFLA_VK_SCAN, rg * bv, dtype_code(args->storage),     tiles->dk_class, chunk,
-                bv,           rg,      variant(limits, args->storage)};
+                                                 variant(limits, args->storage),
+                                                 0};
+            tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN,
+                                                 rg * bv,
+                                                 dtype_code(args->storage),
+                                                 tiles->dk_class,
+                                                 chunk,
+                                                 bv,
+                                                 rg,
+                                                 variant(limits, args->storage),
+                                                 0};
             return EFLA_SUCCESS;
         }
     }
@@ -137,7 +145,8 @@ static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_for
                                               16,
                                               bv,
                                               rg,
-                                              variant(limits, args->storage)};
+                                              variant(limits, args->storage),
+                                              0};
     return EFLA_SUCCESS;
 }
 
@@ -165,6 +174,10 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
         tiles->chunk_bytes[2] = c * dvs * 2;
         tiles->chunk_bytes[3] = (2 * c + (dkc / 16 + c / 16) * (dvs / 16)) * 4;
         tiles->chunk_bytes[4] = dkc * dvs * 2;
+    }
+    if (coopmat && tiles->out.scan_y) { /* W, K^ and Q^ (f16); Y = Q^ S_c (f32) for H */
+        tiles->chunk_bytes[0] = c * dkc * 6;
+        tiles->chunk_bytes[4] = c * dvs * 4;
     }
     return EFLA_SUCCESS;
 }

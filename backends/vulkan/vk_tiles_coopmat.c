@@ -89,25 +89,38 @@ static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t c
     return 0;
 }
 
-/* The scan by value-column slabs (chunk_scan_slab_cm.comp): a subgroup per
- * 16 columns, each owning its columns' whole slab of the state, so that the
- * subgroups share only the chunk's W and K^. Its shared memory: W and K^
- * (rows padded by 16 bytes), and each subgroup's rows, 48 bytes to a row. */
-static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t bv) {
-    return (uint32_t)(bv / 16) * limits->subgroup_size;
-}
-
+/* The scan by value-column slabs (chunk_scan_slab_cm.comp): a computing
+ * subgroup per 16 columns, each owning its columns' whole slab of the state,
+ * so that the subgroups share only the chunk's W, K^ and Q^, which producing
+ * subgroups load and stage. Its shared memory: those three (rows padded by
+ * 16 bytes), and each computing subgroup's rows, 48 bytes to a row: half a
+ * slab of S_c, or the chunk's V'. */
 static uint64_t slab_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
-    return 2 * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(dkc, chunk) * 48;
+    uint64_t half_rows = (dkc / 16 + 1) / 2 * 16;
+    return 3 * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(half_rows, chunk) * 48;
 }
 
-/* It fits where its shared memory does, its workgroup is allowed and the
- * next chunk's W and K^ take at most four 16-byte registers of each per
- * invocation. */
+/* The producing invocations: the fewest whole subgroups for which each of a
+ * chunk's W, K^ and Q^ takes at most four 16-byte registers of each. Every
+ * invocation gets the computing ones' registers, so more producers than
+ * that cost occupancy: at S3 (Dk 64) one producer per computing invocation
+ * held the slab scan to one workgroup per unit, state 0.317 against 0.199
+ * ms with two. */
+static uint32_t slab_producers(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk) {
+    uint64_t sg = limits->subgroup_size, quarter = (chunk * dkc / 8 + 3) / 4;
+    return sg ? (uint32_t)((quarter + sg - 1) / sg * sg) : 0;
+}
+
+static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
+                               uint64_t bv) {
+    return (uint32_t)(bv / 16) * limits->subgroup_size + slab_producers(limits, dkc, chunk);
+}
+
+/* It fits where its shared memory does and its workgroup is allowed. */
 static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv) {
-    uint64_t wg = slab_workgroup(limits, bv);
-    return wg && slab_bytes(dkc, chunk, bv) <= limits->shared_bytes &&
-           wg <= limits->max_invocations && (chunk * dkc / 8 + wg - 1) / wg <= 4;
+    uint64_t wg = slab_workgroup(limits, dkc, chunk, bv);
+    return limits->subgroup_size && slab_bytes(dkc, chunk, bv) <= limits->shared_bytes &&
+           wg <= limits->max_invocations;
 }
 
 /* The widest slab tile that fits (0: none). */
@@ -183,7 +196,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
         tiles->prep = (efla_vk_pipeline_key){
-            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS};
+            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS, 0};
         tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_COOPMAT,
                                              scan_workgroup(dkc, chunk),
                                              dtype,
@@ -191,22 +204,28 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                              chunk,
                                              scan_bv,
                                              1,
-                                             EFLA_VK_WORDS};
+                                             EFLA_VK_WORDS,
+                                             0};
         /* Where the sequences fill the device, a slab's serial chain is not
          * what limits the scan, but the work per chunk is, and the slab scan
          * has less of it (no workgroup barrier between the products). */
         uint32_t slab_bv = slab_block(limits, dkc, chunk, dv);
-        if (slab_bv && (limits->scan_slabs < 0 ? full : limits->scan_slabs == 1))
+        bool slabs = slab_bv && (limits->scan_slabs < 0 ? full : limits->scan_slabs == 1);
+        if (slabs)
             tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
-                                                 slab_workgroup(limits, slab_bv),
+                                                 slab_workgroup(limits, dkc, chunk, slab_bv),
                                                  dtype,
                                                  (uint32_t)dkc,
                                                  chunk,
                                                  slab_bv,
-                                                 1,
-                                                 EFLA_VK_WORDS};
+                                                 slab_producers(limits, dkc, chunk),
+                                                 EFLA_VK_WORDS,
+                                                 0};
         tiles->out = (efla_vk_pipeline_key){
-            EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS};
+            EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS, 0};
+        /* The slab scan hands the output Y = Q^ S_c, CH x Dv a chunk, in
+         * place of the states H (DKC x Dv): the prepare writes Q^ for it. */
+        tiles->prep.scan_y = tiles->out.scan_y = slabs;
         return true;
     }
     return false;

@@ -15,7 +15,8 @@
 // with H (the state before the chunk) and V' as chunk_scan_cm stored them:
 // f16 16 x 16 tiles, each scaled by a power of two whose inverse is in F.
 // Their tiles are read straight from the scratch as B operands, and each
-// product takes its tile's scale in f32. G is formed from the stored rows,
+// product takes its tile's scale in f32. After chunk_scan_slab_cm (SCAN_Y)
+// the scratch holds Y = Q^ H (f32) instead, which starts the accumulators. G is formed from the stored rows,
 // each scaled by a power of two into f16 range (exact: 16-bit storage has
 // no more significant bits than f16), and takes the factors 1/|q| and
 // 1/|k| in f32 before its one rounding to f16; unit rows rounded first
@@ -33,6 +34,7 @@
 layout(std430, set = 0, binding = 11) readonly buffer VTileBuf { uvec4 v4[]; };
 layout(std430, set = 0, binding = 12) readonly buffer FBuf { float f_s[]; };
 layout(std430, set = 0, binding = 13) readonly buffer HBuf { uvec4 h4[]; };
+layout(std430, set = 0, binding = 13) readonly buffer YBuf { float y_s[]; }; // Y = Q^ S_c (SCAN_Y)
 
 const uint RPT = WG / CH;                 // invocations per row for the q norms
 const uint RT = DKC / TM;                 // row tiles of H
@@ -132,6 +134,7 @@ void masked_scores() {
         subgroup_sync();
     }
     barrier();
+    if (SCAN_Y == 1u) return; // Y already holds Q^ S_c
     for (uint e = gl_LocalInvocationIndex; e < CH * DKC; e += WG) {
         uint at = (e / DKC) * QP + e % DKC;
         q16[at] = float16_t(float(q16[at]) * rf_sh[e / DKC]);
@@ -148,7 +151,9 @@ void tile_products(uint block, uint fbase, uint col0) {
         uint r0 = (tile / tiles_c) * TM, c0 = (tile % tiles_c) * TM;
         uint col = col0 + c0, ct = col / TM;
         CM_ACC o = CM_ACC(0.0);
-        if (col < P.dvs) {
+        if (col < P.dvs && SCAN_Y == 1u) {
+            coopMatLoad(o, y_s, P.h_base + block * CH * P.dvs + r0 * P.dvs + col, P.dvs, ROW_MAJOR);
+        } else if (col < P.dvs) {
             [[unroll]] for (uint r = 0u; r < RT; ++r) {
                 CM_A a;
                 CM_B bm;
@@ -156,6 +161,8 @@ void tile_products(uint block, uint fbase, uint col0) {
                 coopMatLoad(bm, h4, (hbase + r * TM * P.dvs + col) / 8u, P.dvs / 8u, ROW_MAJOR);
                 o = o + coopMatMulAdd(a, bm, CM_ACC(0.0)) * f_s[fbase + 2u * CH + r * ctg + ct];
             }
+        }
+        if (col < P.dvs) {
             [[unroll]] for (uint k0 = 0u; k0 < CH; k0 += TM) {
                 if (k0 > r0) break;
                 CM_A a;

@@ -16,8 +16,9 @@
 //   W = (I + L)^-1 diag(e) K^      (f16 operands, bounded)
 //   U = (I + L)^-1 (diag(g) V)     (g V scaled per 16-column panel)
 // Scratch per (chunk, head): W then K^ as f16 [CH][DKC] each (region W,
-// for chunk_scan_cm), U f32 [CH][dvs], and qfac, kfac [2][CH] at the start
-// of region F (f_stride(); chunk_out_cm reads them). Rows past the
+// for the scan; with SCAN_Y the unit queries Q^ = q / |q| after them), U
+// f32 [CH][dvs], and qfac, kfac [2][CH] at the start of region F
+// (f_stride(); chunk_out_cm reads them). Rows past the
 // sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG <=
 // 16 CH, subgroups of 32 or 64 invocations. Any such WG: the shared memory
 // does not grow with it (the driver may hold one 48 KB workgroup per
@@ -69,7 +70,7 @@ void rows_and_keys(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase, ui
     uint t = gl_LocalInvocationIndex, r = t / RPT, part = t % RPT;
     uint krow = vidx(P.k, b, tok0 + min(r, rows - 1u), h, 0u);
     uint qrow = vidx(P.q, b, tok0 + min(r, rows - 1u), h, 0u);
-    vec2 kp[ROW_PAIRS];
+    vec4 kq[ROW_PAIRS]; // k(i), k(i + 1), q(i), q(i + 1)
     float kk = 0.0, qq = 0.0;
     for (uint m = 0u; m < ROW_PAIRS; ++m) {
         uint i = 2u * (part + RPT * m), i0 = min(i, P.dk - 1u), i1 = min(i + 1u, P.dk - 1u);
@@ -77,7 +78,7 @@ void rows_and_keys(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase, ui
                       load_q(qrow + i0 * P.q.s3), load_q(qrow + i1 * P.q.s3));
         bool in0 = r < rows && i < P.dk, in1 = in0 && i + 1u < P.dk;
         x = mix(vec4(0.0), x, bvec4(in0, in1, in0, in1));
-        kp[m] = x.xy;
+        kq[m] = x;
         kk += x.x * x.x + x.y * x.y;
         qq += x.z * x.z + x.w * x.w;
     }
@@ -96,13 +97,16 @@ void rows_and_keys(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase, ui
         f_s[fbase + r] = qfac;
         f_s[fbase + CH + r] = kfac;
     }
+    float qinv = qq > 0.0 ? 1.0 / sqrt(qq) : 0.0;
     for (uint m = 0u; m < ROW_PAIRS; ++m) {
         uint i = 2u * (part + RPT * m);
         if (i >= DKC) continue; // the last pairs of wide rows (DKC / 2 not a multiple of RPT)
-        f16vec2 h16 = f16vec2(kp[m] * kfac);
+        f16vec2 h16 = f16vec2(kq[m].xy * kfac);
         kv16[r * KP + i] = h16.x;
         kv16[r * KP + i + 1u] = h16.y;
         w_s[wword + (CH * DKC + r * DKC + i) / 2u] = packFloat2x16(h16);
+        if (SCAN_Y == 1u)
+            w_s[wword + (2u * CH * DKC + r * DKC + i) / 2u] = packFloat2x16(f16vec2(kq[m].zw * qinv));
     }
 }
 
@@ -257,7 +261,7 @@ void main() {
     uint rows = min(CH, en.count - local_chunk * CH);
     uint b = en.batch_row;
     uint block = chunk * P.hv_count + hvl;
-    uint wword = P.w_base + block * CH * DKC; // W, then K^: CH * DKC f16 pairs
+    uint wword = P.w_base + block * w_block_pairs(); // W, K^ (and Q^)
 
     rows_and_keys(b, tok0, h, hv, rows, P.f_base + block * f_stride(), wword);
     barrier();
