@@ -223,9 +223,15 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                                  0};
         tiles->out = (efla_vk_pipeline_key){
             EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS, 0};
-        /* The slab scan hands the output Y = Q^ S_c, CH x Dv a chunk, in
-         * place of the states H (DKC x Dv): the prepare writes Q^ for it. */
-        tiles->prep.scan_y = tiles->out.scan_y = slabs;
+        /* The scan hands the output Y = Q^ S_c (f32, CH x Dv a chunk) in
+         * place of the states H (f16, DKC x Dv), and the prepare writes Q^
+         * for it: the slab scan always, the split scan where Y is smaller.
+         * On the H200 (ms, state / output) at S5 (Dk 256, chunk 32) Y took
+         * 1.61 / 0.73 to 1.67 / 0.38; at S4 (Dk 128, chunk 64, the same
+         * bytes) 1.42 / 0.70 to 1.75 / 0.53, its tiles' loads of Q^ then
+         * lengthening the scan's chunk more than they save the output. */
+        uint32_t y = slabs || 2 * chunk < dkc;
+        tiles->prep.scan_y = tiles->scan.scan_y = tiles->out.scan_y = y;
         return true;
     }
     return false;

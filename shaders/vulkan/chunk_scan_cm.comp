@@ -17,7 +17,8 @@
 //   S   += K^^T V'                  (V' published as f16, per tile scaled)
 // H[c] and V' go to the scratch as those f16 tiles (copied from shared in
 // 16-byte pieces), with each tile's inverse scale in F (f_stride()), for
-// chunk_out_cm to read as operands.
+// chunk_out_cm to read as operands; with SCAN_Y, Y = Q^ S_c (f32) goes there
+// in place of H.
 // Two barriers per chunk. The next chunk's W and K^ are loaded into
 // registers while this one computes. Requires DKC, BV multiples of 16, CH a
 // multiple of 16, subgroups of 32 or 64 invocations. Shared rows are padded
@@ -32,6 +33,7 @@ layout(std430, set = 0, binding = 10) readonly buffer UBuf { float u_s[]; };
 layout(std430, set = 0, binding = 11) writeonly buffer VTileBuf { uvec4 v4[]; };
 layout(std430, set = 0, binding = 12) writeonly buffer FBuf { float f_s[]; };
 layout(std430, set = 0, binding = 13) writeonly buffer HBuf { uvec4 h4[]; };
+layout(std430, set = 0, binding = 13) writeonly buffer YBuf { float y_s[]; }; // Y (SCAN_Y)
 
 const uint RT = DKC / TM;                  // state row tiles
 const uint CT = BV / TM;                   // state column tiles
@@ -44,6 +46,7 @@ const uint SP = BV + 8u;                   // S_c and V' row pitch in shared (f1
 const uint SV = (DKC + CH) * SP / 8u;      // uvec4 of S_c and V'
 const uint BOUNCE = (WG / 32u) * TM * TM / 4u; // uvec4: one f32 tile per subgroup
 const uint UT = (VT * CT + NSG_MIN - 1u) / NSG_MIN; // U tiles per subgroup, at most
+const uint JT = (2u * VT * CT + NSG_MIN - 1u) / NSG_MIN; // V' and Y tiles per subgroup, at most
 
 // W and K^ of this chunk as they arrive (eight f16 per uvec4; the
 // cooperative-matrix loads count offsets and strides in uvec4s).
@@ -109,6 +112,32 @@ void copy_v(uint first, uint col0) {
     }
 }
 
+// Y = Q^ S_c (SCAN_Y): its tiles are jobs VT CT.. of the subgroups, after
+// the V' tiles, so that where there are subgroups enough they are formed by
+// subgroups that have no V' tile, beside those that do. Q^ is read straight
+// from the scratch (A operands), S_c from its shared rows.
+void y_tiles(uint block, uint col0) {
+    const uint sg = gl_SubgroupID, nsg = gl_NumSubgroups;
+    uint q4 = block * w_block_pieces() + 2u * CH * DKC / 8u;
+    [[unroll]] for (uint m = 0u; m < JT; ++m) {
+        uint job = sg + nsg * m;
+        if (job < VT * CT || job >= 2u * VT * CT) continue;
+        uint tile = job - VT * CT;
+        uint r0 = (tile / CT) * TM, c0 = (tile % CT) * TM;
+        if (col0 + c0 >= P.dvs) continue;
+        CM_ACC y = CM_ACC(0.0);
+        [[unroll]] for (uint r = 0u; r < RT; ++r) {
+            CM_A a;
+            CM_B b;
+            coopMatLoad(a, w4, q4 + (r0 * DKC + r * TM) / 8u, DKC / 8u, ROW_MAJOR);
+            coopMatLoad(b, sv, (r * TM * SP + c0) / 8u, SP / 8u, ROW_MAJOR);
+            y = y + coopMatMulAdd(a, b, CM_ACC(0.0)) * s_inv[r * CT + tile % CT];
+        }
+        coopMatStore(y, y_s, P.h_base + block * CH * P.dvs + r0 * P.dvs + col0 + c0, P.dvs,
+                     ROW_MAJOR);
+    }
+}
+
 // Where uvec4 number `idx` of a chunk's W or K^ rows goes in shared.
 uint padded(uint idx) { return (idx / (DKC / 8u)) * KQ + idx % (DKC / 8u); }
 
@@ -133,7 +162,7 @@ void main() {
 
     uvec4 wpf[PV], kpf[PV];
     if (chunks > 0u) {
-        uint base4 = (en.chunk_base * P.hv_count + hvl) * (CH * DKC / 4u);
+        uint base4 = (en.chunk_base * P.hv_count + hvl) * w_block_pieces();
         [[unroll]] for (uint m = 0u; m < PV; ++m) {
             w16[padded(t + WG * m)] = w4[base4 + t + WG * m];
             k16[padded(t + WG * m)] = w4[base4 + CH * DKC / 8u + t + WG * m];
@@ -164,15 +193,15 @@ void main() {
             bool inside = col0 + c0 < P.dvs;
             if (subgroupElect()) {
                 s_inv[tile] = 1.0 / sc;
-                if (inside) f_s[fscale + (r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
+                if (inside && SCAN_Y == 0u) f_s[fscale + (r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
             }
         }
         barrier();
-        copy_state(block * DKC * P.dvs, col0);
+        if (SCAN_Y == 0u) copy_state(block * DKC * P.dvs, col0);
         if (ck > 0u)
             [[unroll]] for (uint m = 0u; m < PV; ++m) k16[padded(t + WG * m)] = kpf[m];
         if (ck + 1u < chunks) {
-            uint base4 = (block + P.hv_count) * (CH * DKC / 4u);
+            uint base4 = (block + P.hv_count) * w_block_pieces();
             [[unroll]] for (uint m = 0u; m < PV; ++m) {
                 wpf[m] = w4[base4 + t + WG * m];
                 kpf[m] = w4[base4 + CH * DKC / 8u + t + WG * m];
@@ -201,6 +230,7 @@ void main() {
                 if (inside) f_s[fscale + (RT + r0 / TM) * ctg + (col0 + c0) / TM] = 1.0 / sc;
             }
         }
+        if (SCAN_Y == 1u) y_tiles(block, col0);
         barrier();
         copy_v(block * CH * P.dvs, col0);
         // S += K^^T V' (K^^T read column-major from the rows of k16).

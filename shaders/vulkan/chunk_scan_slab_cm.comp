@@ -99,7 +99,7 @@ uint padded(uint idx) { return (idx / (DKC / 8u)) * KQ + idx % (DKC / 8u); }
 uvec4 wpf[PV], kpf[PV], qpf[PV];
 
 void load_chunk(uint block, uint p) {
-    uint base4 = block * (3u * PIECES);
+    uint base4 = block * w_block_pieces(); // the plan sets SCAN_Y for this scan
     [[unroll]] for (uint m = 0u; m < PV; ++m) {
         uint idx = min(p + PRODUCERS * m, PIECES - 1u);
         wpf[m] = w4[base4 + idx];

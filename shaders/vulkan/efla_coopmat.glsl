@@ -11,14 +11,15 @@
 
 const uint TM = 16u; // every matrix is 16 x 16
 
-// 1 where the scan is chunk_scan_slab_cm, which hands chunk_out_cm
-// Y = Q^ S_c (f32 [CH][dvs] per chunk, in region H) in place of H; the
-// prepare then writes the unit queries Q^ after W and K^.
+// 1 where the scan hands chunk_out_cm Y = Q^ S_c (f32 [CH][dvs] per
+// chunk, in region H) in place of the states H; the prepare then writes the
+// unit queries Q^ after W and K^.
 layout(constant_id = 6) const uint SCAN_Y = 0u;
 
-// f16 pairs of region W per (chunk, head): W and K^ [CH][DKC] each, then
-// Q^ [CH][DKC] where SCAN_Y.
+// f16 pairs and uvec4 pieces of region W per (chunk, head): W and K^
+// [CH][DKC] each, then Q^ [CH][DKC] where SCAN_Y.
 uint w_block_pairs() { return (2u + SCAN_Y) * CH * DKC / 2u; }
+uint w_block_pieces() { return (2u + SCAN_Y) * CH * DKC / 8u; }
 
 #define CM_A coopmat<float16_t, gl_ScopeSubgroup, TM, TM, gl_MatrixUseA>
 #define CM_B coopmat<float16_t, gl_ScopeSubgroup, TM, TM, gl_MatrixUseB>
