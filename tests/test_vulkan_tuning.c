@@ -5,7 +5,8 @@
  * precision contract of the float64 reference: on a device with that path
  * (the H200) each size runs its own kernels; elsewhere the portable path
  * runs, which the variable leaves alone. So do both of that path's scans
- * (EFLA_VULKAN_SCAN_SLABS), with a slab of value columns that lies past Dv. */
+ * (EFLA_VULKAN_SCAN_SLABS), with a slab of value columns that lies past Dv,
+ * and whichever of H and Y each hands the output. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -95,8 +96,11 @@ Test(vulkan_tuning, every_documented_coopmat_workgroup_meets_the_contract) {
 Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
     if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
     /* Chunks of 32 (where the slab scan's registers fit), a short last one;
-     * Dv 48 leaves the last of four slabs of a 64-column tile past Dv. */
-    static const int dks[] = {64, 128};
+     * Dv 48 leaves the last of four slabs of a 64-column tile past Dv. The
+     * split scan hands the output H at Dk 64 and Y = Q^ S_c above (and the
+     * slab scan Y always); at Dk 256 the slab scan does not fit, and both
+     * settings run the split one. */
+    static const int dks[] = {64, 128, 256};
     static const char *const slabs[] = {"0", "1"};
     setenv("EFLA_VULKAN_CHUNK", "32", 1);
     for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
