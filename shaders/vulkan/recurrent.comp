@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 // Token-by-token forward for decode and short sequences (ALGORITHM.md §2.1
 // in the two-coefficient form of §2.6), one workgroup per (entry, value
 // head, Dv tile of BV columns). Invocation (rg, j) keeps rows rg + RG m of
@@ -42,12 +43,18 @@ void main() {
     uint ncol = min(BV, P.dv - col0);
     bool col_ok = j < ncol;
 
+    // The state column in one burst: unconditional loads of clamped indices,
+    // zeroed afterwards by selects (a load under a branch waits for the one
+    // before it; decode reads nothing else).
     float S[RM];
-    bool read_state = (en.flags & ENTRY_READ_STATE) != 0u;
-    for (uint m = 0u; m < RM; ++m) {
-        uint i = rg + RG * m;
-        S[m] = 0.0;
-        if (read_state && col_ok && i < P.dk) S[m] = sin_w[vidx(P.sin_, en.state_row, hv, i, col0 + j)];
+    [[unroll]] for (uint m = 0u; m < RM; ++m) S[m] = 0.0;
+    if ((en.flags & ENTRY_READ_STATE) != 0u) {
+        uint jc = min(col0 + j, P.dv - 1u);
+        [[unroll]] for (uint m = 0u; m < RM; ++m) {
+            uint i = rg + RG * m;
+            float x = sin_w[vidx(P.sin_, en.state_row, hv, min(i, P.dk - 1u), jc)];
+            S[m] = col_ok && i < P.dk ? x : 0.0;
+        }
     }
 
     for (uint tok = en.first; tok < en.first + en.count; ++tok) {
