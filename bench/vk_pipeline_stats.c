@@ -2,8 +2,9 @@
  * (VK_KHR_pipeline_executable_properties): registers, shared and local
  * memory, binary size, as the driver names them. A diagnostic for the
  * H200 host, where no Nsight is available; not part of the library.
- * usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG
- *   (the specialization constants of shaders/vulkan/efla_common.glsl)
+ * usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG [SCAN_Y]
+ *   (the specialization constants of shaders/vulkan/efla_common.glsl, then
+ *   efla_coopmat.glsl's SCAN_Y, 0 unless given)
  * build: cc -std=c11 -O2 bench/vk_pipeline_stats.c -lvulkan -o vk_pipeline_stats */
 #include <vulkan/vulkan.h>
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #define BINDINGS 14
+#define SPEC_CONSTANTS 7
 
 static void check(VkResult r, const char *what) {
     if (r == VK_SUCCESS) return;
@@ -81,7 +83,7 @@ static VkDevice create_device(VkPhysicalDevice gpu) {
 }
 
 static VkPipeline create_pipeline(VkDevice device, const uint32_t *code, size_t bytes,
-                                  const uint32_t spec[6]) {
+                                  const uint32_t spec[SPEC_CONSTANTS]) {
     VkShaderModuleCreateInfo module_info = {
         .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = bytes, .pCode = code};
     VkShaderModule module;
@@ -104,10 +106,11 @@ static VkPipeline create_pipeline(VkDevice device, const uint32_t *code, size_t 
                                               .pPushConstantRanges = &push};
     VkPipelineLayout layout;
     check(vkCreatePipelineLayout(device, &layout_info, NULL, &layout), "pipeline layout");
-    VkSpecializationMapEntry entries[6];
-    for (uint32_t i = 0; i < 6; ++i)
+    VkSpecializationMapEntry entries[SPEC_CONSTANTS];
+    for (uint32_t i = 0; i < SPEC_CONSTANTS; ++i)
         entries[i] = (VkSpecializationMapEntry){i, i * 4, 4};
-    VkSpecializationInfo spec_info = {6, entries, 6 * sizeof(uint32_t), spec};
+    VkSpecializationInfo spec_info = {SPEC_CONSTANTS, entries, SPEC_CONSTANTS * sizeof(uint32_t),
+                                      spec};
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .flags = VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR,
@@ -155,12 +158,12 @@ static void print_statistics(VkDevice device, VkPipeline pipeline) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG\n");
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG [SCAN_Y]\n");
         return 2;
     }
-    uint32_t spec[6];
-    for (int i = 0; i < 6; ++i)
+    uint32_t spec[SPEC_CONSTANTS] = {0};
+    for (int i = 0; i < argc - 2; ++i)
         spec[i] = (uint32_t)strtoul(argv[2 + i], NULL, 10);
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
                              .apiVersion = VK_API_VERSION_1_3};
@@ -184,8 +187,8 @@ int main(int argc, char **argv) {
     size_t bytes;
     uint32_t *code = read_spirv(argv[1], &bytes);
     VkPipeline pipeline = create_pipeline(device, code, bytes, spec);
-    printf("%s WG %u DTYPE %u DKC %u CH %u BV %u RG %u\n", argv[1], spec[0], spec[1], spec[2],
-           spec[3], spec[4], spec[5]);
+    printf("%s WG %u DTYPE %u DKC %u CH %u BV %u RG %u SCAN_Y %u\n", argv[1], spec[0], spec[1],
+           spec[2], spec[3], spec[4], spec[5], spec[6]);
     print_statistics(device, pipeline);
     free(code);
     return 0;
