@@ -36,7 +36,7 @@ enum efla_vk_variant { EFLA_VK_WORDS, EFLA_VK_STORAGE16, EFLA_VK_VARIANT_COUNT }
 typedef struct efla_vk_pipeline_key {
     uint32_t kernel, workgroup, dtype, dk_class, chunk, block_v, row_groups;
     uint32_t variant; /* efla_vk_variant: which SPIR-V module */
-    uint32_t scan_y;  /* coopmat prepare and output: the slab scan's Y replaces H */
+    uint32_t scan_y;  /* coopmat: the scan hands the output Y = Q^ S_c, not H (SCAN_Y) */
 } efla_vk_pipeline_key;
 
 typedef struct efla_vk_pipeline {
