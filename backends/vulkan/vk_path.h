@@ -1,8 +1,8 @@
 /*
  * Kernel paths of the Vulkan backend: "portable" (GLSL 450 with
- * shared-memory tiling, every Vulkan 1.1 device) and "coopmat" (the scan and
- * output kernels on KHR cooperative matrices, for f16/bf16 storage; f32
- * storage keeps the portable kernels there). A further path adds an enum
+ * shared-memory tiling, every Vulkan 1.1 device) and "coopmat" (the chunked
+ * kernels on KHR cooperative matrices, for f16/bf16 storage; f32 storage
+ * keeps the portable kernels there). A further path adds an enum
  * value, a row in vk_path.c's table with the condition under which the
  * device offers it, and its own kernels and tile choice; the planner then
  * picks kernels by ctx->limits.path.

@@ -1,6 +1,7 @@
-/* Tile sizes for the cooperative-matrix path (see vk_tiles.h). The byte
- * counts mirror the shared declarations of chunk_prep_cm.comp,
- * chunk_scan_cm.comp and chunk_out_cm.comp. */
+/* Tile sizes for the cooperative-matrix path (see vk_tiles.h and the
+ * backend's README). The byte counts mirror the shared declarations of
+ * chunk_prep_cm.comp, chunk_scan_cm.comp, chunk_scan_slab_cm.comp and
+ * chunk_out_cm.comp. */
 #include "backends/vulkan/vk_tiles.h"
 
 #include "backends/vulkan/vk_path.h"
