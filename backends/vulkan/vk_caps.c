@@ -13,7 +13,8 @@
 
 typedef struct extension_set {
     bool push_descriptor, pci_bus_info, driver_properties, sm_builtins;
-    bool cooperative_matrix_khr, cooperative_matrix_nv, float16_int8, amd_core;
+    bool cooperative_matrix_khr, cooperative_matrix_nv, cooperative_matrix2_nv, float16_int8;
+    bool amd_core;
 } extension_set;
 
 static efla_status query_extensions(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
@@ -32,6 +33,7 @@ static efla_status query_extensions(const efla_vk_instance_fns *fns, VkPhysicalD
         set->sm_builtins |= strcmp(name, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME) == 0;
         set->cooperative_matrix_khr |= strcmp(name, "VK_KHR_cooperative_matrix") == 0;
         set->cooperative_matrix_nv |= strcmp(name, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) == 0;
+        set->cooperative_matrix2_nv |= strcmp(name, EFLA_VK_COOPMAT2_EXTENSION) == 0;
         set->float16_int8 |= strcmp(name, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME) == 0;
         set->amd_core |= strcmp(name, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME) == 0;
     }
@@ -165,6 +167,7 @@ efla_status efla_vk_query_caps(const efla_vk_instance_fns *fns, VkPhysicalDevice
     caps->push_descriptor = ext.push_descriptor;
     caps->cooperative_matrix_khr = ext.cooperative_matrix_khr;
     caps->cooperative_matrix_nv = ext.cooperative_matrix_nv;
+    caps->coopmat2 = ext.cooperative_matrix2_nv; /* narrowed by efla_vk_coopmat_query */
     query_properties2(fns, device, &ext, caps);
     query_features(fns, device, &ext, caps);
     query_memory(fns, device, caps);
@@ -313,6 +316,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     const VkPhysicalDeviceLimits *l = &caps->properties.limits;
     uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, row_groups, coopmat_wg;
     int slabs;
+    bool coopmat2 = true;
     uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
     budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
     if (caps->max_allocation) budget = min_u64(budget, caps->max_allocation / 2); /* one buffer */
@@ -330,6 +334,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
         (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 0, &coopmat_wg)) ||
         (status = env_tristate("EFLA_VULKAN_SCAN_SLABS", &slabs)) ||
+        (status = env_switch("EFLA_VULKAN_COOPMAT2", &coopmat2)) ||
         (status = efla_vk_features_select(caps, &limits->push_descriptors, &limits->storage_16bit)))
         return status;
     if (block_v != 0 && block_v != 8 && block_v != 16 && block_v != 32 && block_v != 64)
@@ -372,5 +377,6 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     efla_vk_path path;
     status = efla_vk_path_select(caps, &path);
     limits->path = (int)path;
+    limits->coopmat2 = coopmat2 && caps->coopmat2 && path == EFLA_VK_PATH_COOPMAT;
     return status;
 }

@@ -33,6 +33,9 @@ typedef struct efla_vk_caps {
     /* The coopmat kernel path can run here (vk_coopmat.h); else why not. */
     bool coopmat;
     const char *coopmat_missing;
+    /* VK_NV_cooperative_matrix2's conversions, for the EFLA_CM2 slab scan
+     * (with this build's module of it and Vulkan 1.3). */
+    bool coopmat2;
     const char *unusable; /* NULL when efla can run here, else why not */
 } efla_vk_caps;
 
@@ -70,6 +73,8 @@ efla_status efla_vk_features_select(const efla_vk_caps *caps, bool *push_descrip
  * and which scan the cooperative-matrix path runs:
  *   EFLA_VULKAN_SCAN_SLABS          0: never the scan by value-column slabs, 1: wherever
  *                                   it fits (default: where the sequences fill the device)
+ *   EFLA_VULKAN_COOPMAT2            0: the slab scan's KHR build even where the device
+ *                                   and build offer its NV cooperative-matrix-2 one
  * It also records the features efla_vk_features_select chooses. */
 typedef struct efla_vk_limits {
     uint32_t shared_bytes;
@@ -84,6 +89,7 @@ typedef struct efla_vk_limits {
     uint32_t scan_row_groups;
     uint32_t coopmat_workgroup;       /* coopmat prepare and output: 128, 256, 512; 0 by Dk */
     int scan_slabs;                   /* -1: choose; 0: never; 1: wherever it fits */
+    bool coopmat2;          /* the slab scan's EFLA_CM2 build (caps, EFLA_VULKAN_COOPMAT2) */
     uint32_t compute_units; /* 0: unknown */
     uint32_t subgroup_size; /* what a SPIR-V 1.3 compute shader gets */
     int path;               /* efla_vk_path (vk_path.h) */

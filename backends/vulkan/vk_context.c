@@ -158,16 +158,19 @@ static efla_status create_device(efla_backend_context *ctx) {
                                      .queueFamilyIndex = ctx->caps.queue_family,
                                      .queueCount = 1,
                                      .pQueuePriorities = &priority};
-    const char *extensions[2];
+    const char *extensions[3];
     uint32_t extension_count = 0;
     if (ctx->limits.push_descriptors)
         extensions[extension_count++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     bool coopmat = ctx->limits.path == EFLA_VK_PATH_COOPMAT;
     if (coopmat) extensions[extension_count++] = EFLA_VK_COOPMAT_EXTENSION;
+    if (ctx->limits.coopmat2) extensions[extension_count++] = EFLA_VK_COOPMAT2_EXTENSION;
     efla_vk_coopmat_enable enable;
+    efla_vk_coopmat2_features enable2;
+    void *coopmat2 = ctx->limits.coopmat2 ? efla_vk_coopmat2_features_chain(&enable2, NULL) : NULL;
     VkPhysicalDevice16BitStorageFeatures storage16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
-        .pNext = coopmat ? efla_vk_coopmat_features(&enable, NULL) : NULL,
+        .pNext = coopmat ? efla_vk_coopmat_features(&enable, coopmat2) : NULL,
         .storageBuffer16BitAccess = VK_TRUE};
     VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                           .pNext = storage16.pNext};
@@ -322,7 +325,7 @@ static efla_status init_native(efla_backend_context *ctx, const efla_vulkan_devi
     ctx->caps.storage_16bit = ctx->caps.storage_16bit && host_enabled_16bit_storage(vk);
     ctx->caps.queue_family = vk->queue_family_index;
     /* Whether the host's device enabled the coopmat features is not known. */
-    ctx->caps.coopmat = false;
+    ctx->caps.coopmat = ctx->caps.coopmat2 = false;
     ctx->caps.coopmat_missing = "the host's device may not enable the cooperative-matrix features";
     const char *unusable = ctx->caps.api_version < VK_API_VERSION_1_1
                                ? "it supports only Vulkan 1.0 (efla needs 1.1)"

@@ -10,6 +10,7 @@
  * (1.3.239) predate it. Values from the Vulkan registry. */
 #define STRUCTURE_TYPE_COOPMAT_FEATURES ((VkStructureType)1000506000)
 #define STRUCTURE_TYPE_COOPMAT_PROPERTIES ((VkStructureType)1000506001)
+#define STRUCTURE_TYPE_COOPMAT2_FEATURES ((VkStructureType)1000593000)
 #define COMPONENT_FLOAT16 0
 #define COMPONENT_FLOAT32 1
 #define SCOPE_SUBGROUP 3
@@ -35,6 +36,10 @@ extern const unsigned char efla_vk_spirv_chunk_scan_slab_cm[];
 extern const size_t efla_vk_spirv_chunk_scan_slab_cm_size;
 extern const unsigned char efla_vk_spirv_chunk_out_cm[];
 extern const size_t efla_vk_spirv_chunk_out_cm_size;
+#endif
+#ifdef EFLA_VK_HAVE_COOPMAT2
+extern const unsigned char efla_vk_spirv_chunk_scan_slab_cm2[];
+extern const size_t efla_vk_spirv_chunk_scan_slab_cm2_size;
 #endif
 
 void *efla_vk_coopmat_features(efla_vk_coopmat_enable *enable, void *next) {
@@ -127,10 +132,48 @@ static const char *missing(const efla_vk_instance_fns *fns, VkPhysicalDevice dev
     return NULL;
 }
 
+void *efla_vk_coopmat2_features_chain(efla_vk_coopmat2_features *enable, void *next) {
+    memset(enable, 0, sizeof *enable);
+    enable->sType = STRUCTURE_TYPE_COOPMAT2_FEATURES;
+    enable->pNext = next;
+    enable->cooperativeMatrixConversions = VK_TRUE;
+    return enable;
+}
+
+/* The EFLA_CM2 slab scan runs where the KHR path does, the device has the
+ * extension (caps->coopmat2 on entry) with its conversions, Vulkan 1.3 takes
+ * its SPIR-V 1.6, and this build has it. */
+static bool coopmat2_usable(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
+                            const efla_vk_caps *caps) {
+    if (!caps->coopmat || !caps->coopmat2 || caps->api_version < VK_API_VERSION_1_3 ||
+        !efla_vk_coopmat2_spirv(EFLA_VK_SCAN_SLAB_COOPMAT, &(size_t){0}))
+        return false;
+    efla_vk_coopmat2_features query;
+    VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                          .pNext = efla_vk_coopmat2_features_chain(&query, NULL)};
+    query.cooperativeMatrixConversions = VK_FALSE;
+    fns->vkGetPhysicalDeviceFeatures2(device, &features);
+    return query.cooperativeMatrixConversions;
+}
+
 void efla_vk_coopmat_query(const efla_vk_instance_fns *fns, VkPhysicalDevice device,
                            efla_vk_caps *caps) {
     caps->coopmat_missing = missing(fns, device, caps);
     caps->coopmat = caps->coopmat_missing == NULL;
+    caps->coopmat2 = coopmat2_usable(fns, device, caps);
+}
+
+const void *efla_vk_coopmat2_spirv(uint32_t kernel, size_t *size) {
+#ifdef EFLA_VK_HAVE_COOPMAT2
+    if (kernel == EFLA_VK_SCAN_SLAB_COOPMAT) {
+        *size = efla_vk_spirv_chunk_scan_slab_cm2_size;
+        return efla_vk_spirv_chunk_scan_slab_cm2;
+    }
+#else
+    (void)kernel;
+#endif
+    *size = 0;
+    return NULL;
 }
 
 const void *efla_vk_coopmat_spirv(uint32_t kernel, size_t *size) {

@@ -38,4 +38,27 @@ void *efla_vk_coopmat_features(efla_vk_coopmat_enable *enable, void *next);
  * the kernels were not built. */
 const void *efla_vk_coopmat_spirv(uint32_t kernel, size_t *size);
 
+/* VK_NV_cooperative_matrix2, for the slab scan's EFLA_CM2 build: only its
+ * conversions feature is used (an accumulator converted to an A operand). */
+#define EFLA_VK_COOPMAT2_EXTENSION "VK_NV_cooperative_matrix2"
+
+typedef struct efla_vk_coopmat2_features {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrixWorkgroupScope;
+    VkBool32 cooperativeMatrixFlexibleDimensions;
+    VkBool32 cooperativeMatrixReductions;
+    VkBool32 cooperativeMatrixConversions;
+    VkBool32 cooperativeMatrixPerElementOperations;
+    VkBool32 cooperativeMatrixTensorAddressing;
+    VkBool32 cooperativeMatrixBlockLoads;
+} efla_vk_coopmat2_features;
+
+/* Fills `enable` (conversions on) and returns it, its tail pointing to `next`. */
+void *efla_vk_coopmat2_features_chain(efla_vk_coopmat2_features *enable, void *next);
+
+/* The embedded SPIR-V of the slab scan's EFLA_CM2 build, or NULL when this
+ * build has none. */
+const void *efla_vk_coopmat2_spirv(uint32_t kernel, size_t *size);
+
 #endif

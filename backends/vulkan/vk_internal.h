@@ -29,8 +29,10 @@ typedef struct efla_vk_raw_buffer {
     efla_vk_allocation memory;
 } efla_vk_raw_buffer;
 
-/* How a kernel build accesses f16/bf16 tensors (shaders/vulkan/efla_common.glsl). */
-enum efla_vk_variant { EFLA_VK_WORDS, EFLA_VK_STORAGE16, EFLA_VK_VARIANT_COUNT };
+/* Which SPIR-V module of a kernel: how it accesses f16/bf16 tensors
+ * (shaders/vulkan/efla_common.glsl), and for the slab scan, the build on NV
+ * cooperative matrices 2 (EFLA_CM2; f16/bf16 as words too). */
+enum efla_vk_variant { EFLA_VK_WORDS, EFLA_VK_STORAGE16, EFLA_VK_WORDS_CM2, EFLA_VK_VARIANT_COUNT };
 
 /* Specialization of one kernel: one pipeline per distinct key. */
 typedef struct efla_vk_pipeline_key {

@@ -94,9 +94,12 @@ static efla_status create_module(efla_backend_context *ctx, const void *code, si
 /* The SPIR-V of kernel k in build v, or NULL when this context does not use
  * it: the 16-bit storage builds declare a capability that is only valid on a
  * device with the feature enabled, and the coopmat kernels need the features
- * only the coopmat path enables, so neither is even created elsewhere. */
+ * only the coopmat path enables (their EFLA_CM2 build, VK_NV_cooperative_matrix2
+ * too), so none is even created elsewhere. */
 static const void *kernel_code(const efla_backend_context *ctx, int k, int v, size_t *size) {
     if (v == EFLA_VK_STORAGE16 && !ctx->limits.storage_16bit) return NULL;
+    if (v == EFLA_VK_WORDS_CM2)
+        return ctx->limits.coopmat2 ? efla_vk_coopmat2_spirv((uint32_t)k, size) : NULL;
     if (k <= EFLA_VK_OUT) {
         *size = *blobs[k][v].size;
         return blobs[k][v].code;
@@ -114,7 +117,7 @@ static const char *const kernel_names[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUN
     [EFLA_VK_SCAN_COOPMAT] = {"chunk_scan_cm", NULL},
     [EFLA_VK_OUT_COOPMAT] = {"chunk_out_cm", NULL},
     [EFLA_VK_PREP_COOPMAT] = {"chunk_prep_cm", NULL},
-    [EFLA_VK_SCAN_SLAB_COOPMAT] = {"chunk_scan_slab_cm", NULL},
+    [EFLA_VK_SCAN_SLAB_COOPMAT] = {"chunk_scan_slab_cm", NULL, "chunk_scan_slab_cm2"},
 };
 
 /* For kernel tuning without rebuilding the library: EFLA_VULKAN_SPIRV_DIR

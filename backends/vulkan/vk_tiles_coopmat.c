@@ -95,10 +95,14 @@ static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t c
  * so that the subgroups share only the chunk's W, K^ and Q^, which producing
  * subgroups load and stage. Its shared memory: those three (rows padded by
  * 16 bytes), and each computing subgroup's rows, 48 bytes to a row: half a
- * slab of S_c, or the chunk's V'. */
-static uint64_t slab_bytes(uint64_t dkc, uint64_t chunk, uint64_t bv) {
+ * slab of S_c, or the chunk's V'; with NV cooperative matrices 2 (EFLA_CM2)
+ * V' only, S_c being an A operand straight from the accumulators. At least
+ * an f32 state tile (1 KB) either way. */
+static uint64_t slab_bytes(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
+                           uint64_t bv) {
     uint64_t half_rows = (dkc / 16 + 1) / 2 * 16;
-    return 3 * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(half_rows, chunk) * 48;
+    uint64_t rows = limits->coopmat2 ? chunk : max_u64(half_rows, chunk);
+    return 3 * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(rows * 48, 1024);
 }
 
 /* The producing invocations: the fewest whole subgroups for which each of a
@@ -120,7 +124,7 @@ static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t dkc, uint6
 /* It fits where its shared memory does and its workgroup is allowed. */
 static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv) {
     uint64_t wg = slab_workgroup(limits, dkc, chunk, bv);
-    return limits->subgroup_size && slab_bytes(dkc, chunk, bv) <= limits->shared_bytes &&
+    return limits->subgroup_size && slab_bytes(limits, dkc, chunk, bv) <= limits->shared_bytes &&
            wg <= limits->max_invocations;
 }
 
@@ -213,15 +217,16 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         uint32_t slab_bv = slab_block(limits, dkc, chunk, dv);
         bool slabs = slab_bv && (limits->scan_slabs < 0 ? full : limits->scan_slabs == 1);
         if (slabs)
-            tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
-                                                 slab_workgroup(limits, dkc, chunk, slab_bv),
-                                                 dtype,
-                                                 (uint32_t)dkc,
-                                                 chunk,
-                                                 slab_bv,
-                                                 slab_producers(limits, dkc, chunk),
-                                                 EFLA_VK_WORDS,
-                                                 0};
+            tiles->scan =
+                (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
+                                       slab_workgroup(limits, dkc, chunk, slab_bv),
+                                       dtype,
+                                       (uint32_t)dkc,
+                                       chunk,
+                                       slab_bv,
+                                       slab_producers(limits, dkc, chunk),
+                                       limits->coopmat2 ? EFLA_VK_WORDS_CM2 : EFLA_VK_WORDS,
+                                       0};
         tiles->out = (efla_vk_pipeline_key){
             EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS, 0};
         /* The scan hands the output Y = Q^ S_c (f32, CH x Dv a chunk) in

@@ -6,6 +6,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#ifdef EFLA_CM2
+#extension GL_NV_cooperative_matrix2 : require
+#endif
 // The state scan by value-column slabs, for devices that the scan's
 // sequences and heads already fill (chunk_scan_cm.comp spreads one slab's
 // products over a whole workgroup instead, for when they do not). One
@@ -29,6 +32,17 @@
 // multiples of 16, RG a multiple of the subgroup size and WG = (BV / 16) x
 // the subgroup size + RG (what a SPIR-V 1.3 module gets); the plan sizes
 // them so.
+//
+// Built with EFLA_CM2 (GL_NV_cooperative_matrix2's conversions, through
+// backends/vulkan/coopmat2.cmake), a subgroup holds its slab transposed,
+// S^T [16 x DKC], and the products are transposed too:
+//   V'^T = U^T - S_c^T W^T          A = S_c^T
+//   Y^T  = S_c^T Q^^T               A = S_c^T
+//   S^T += V'^T K^                  A = V'^T
+// Their A operands are the accumulators themselves, converted (on NVIDIA's
+// mma fragments, an accumulator tile is already an A tile), so neither S_c
+// nor V' goes through shared memory on its way to a product; the rows hold
+// only V' on its way to the scratch.
 #include "efla_common.glsl"
 #include "efla_coopmat.glsl"
 
@@ -47,15 +61,23 @@ const uint PRODUCERS = RG;                // invocations of the producing subgro
 const uint PV = (PIECES + PRODUCERS - 1u) / PRODUCERS; // pieces of each per producer
 const uint KQ = DKC / 8u + 1u;             // W, K^, Q^ row pitch in shared (uvec4)
 const uint RQ = 3u;                        // slab row pitch in shared (uvec4: 16 f16 + 8 pad)
+#ifdef EFLA_CM2
+const uint ROWS = CH;
+#define ACC_LAYOUT COL_MAJOR // the accumulators hold S^T, U^T, V'^T, Y^T
+#else
 const uint RH = (RT + 1u) / 2u;            // state row tiles in the rows at a time
 const uint ROWS = RH * TM > CH ? RH * TM : CH;
-const uint SLAB4 = ROWS * RQ;              // uvec4 of one subgroup's rows
+#define ACC_LAYOUT ROW_MAJOR
+#endif
+// uvec4 of one subgroup's rows: at least an f32 state tile's 64
+const uint SLAB4 = ROWS * RQ > TM * TM / 4u ? ROWS * RQ : TM * TM / 4u;
 
 shared uvec4 w16[CH * KQ];
 shared uvec4 k16[CH * KQ];
 shared uvec4 q16[CH * KQ];
-// Each computing subgroup's rows: half of S_c [RH x 16], later V' [CH]
-// (f16, 16 to a row); before and after the chunks, one f32 state tile on its way in or out.
+// Each computing subgroup's rows: half of S_c [RH x 16] (not with EFLA_CM2),
+// later V' [CH] (f16, 16 to a row); before and after the chunks, one f32
+// state tile on its way in or out.
 shared uvec4 rows[CT * SLAB4];
 
 // State tile rows r0.. of the slab (tensor columns col..) through the
@@ -69,12 +91,12 @@ void state_tile_in(inout CM_ACC m, Entry en, uint hv, uint base, uint r0, uint c
         rows[base + e / 4u][e % 4u] = floatBitsToUint(x);
     }
     subgroup_sync();
-    coopMatLoad(m, rows, base, TM / 4u, ROW_MAJOR);
+    coopMatLoad(m, rows, base, TM / 4u, ACC_LAYOUT);
     subgroup_sync();
 }
 
 void state_tile_out(CM_ACC m, Entry en, uint hv, uint base, uint r0, uint col) {
-    coopMatStore(m, rows, base, TM / 4u, ROW_MAJOR);
+    coopMatStore(m, rows, base, TM / 4u, ACC_LAYOUT);
     subgroup_sync();
     for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
         uint i = r0 + e / TM, j = col + e % TM;
@@ -121,6 +143,71 @@ void stage_chunk(uint p) {
 
 // One chunk of one slab (block: the chunk's scratch block; next: whether
 // another chunk follows, whose U then loads into u).
+#ifdef EFLA_CM2
+void slab_chunk(inout CM_ACC st[RT], inout CM_ACC u[VT], uint block, bool next, uint base,
+                uint col) {
+    uint fbase = P.f_base + block * f_stride() + 2u * CH;
+    uint lane = gl_SubgroupInvocationID, ctg = P.dvs / TM;
+
+    // S_c^T as f16 A operands, one scale for the slab; V'^T and Y^T
+    // accumulate unscaled (W^T and Q^^T read column-major from their rows).
+    float m = 0.0;
+    [[unroll]] for (uint r = 0u; r < RT; ++r) m = max(m, tile_max(st[r]));
+    float sc = pow2_scale(subgroupMax(m));
+    CM_ACC p[VT];
+    CM_ACC y[VT];
+    [[unroll]] for (uint i = 0u; i < VT; ++i) {
+        p[i] = CM_ACC(0.0);
+        y[i] = CM_ACC(0.0);
+    }
+    [[unroll]] for (uint r = 0u; r < RT; ++r) {
+        CM_A a = CM_A(st[r] * sc);
+        [[unroll]] for (uint i = 0u; i < VT; ++i) {
+            CM_B b;
+            CM_B q;
+            coopMatLoad(b, w16, i * TM * KQ + r * TM / 8u, KQ, COL_MAJOR);
+            p[i] = coopMatMulAdd(a, b, p[i]);
+            coopMatLoad(q, q16, i * TM * KQ + r * TM / 8u, KQ, COL_MAJOR);
+            y[i] = coopMatMulAdd(a, q, y[i]);
+        }
+    }
+    float inv = 1.0 / sc;
+    m = 0.0;
+    [[unroll]] for (uint i = 0u; i < VT; ++i) {
+        p[i] = u[i] - p[i] * inv;
+        m = max(m, tile_max(p[i]));
+    }
+    if (next)
+        [[unroll]] for (uint i = 0u; i < VT; ++i)
+            coopMatLoad(u[i], u_s, P.u_base + (block + P.hv_count) * CH * P.dvs + i * TM * P.dvs + col,
+                        P.dvs, ACC_LAYOUT);
+    float scv = pow2_scale(subgroupMax(m));
+
+    // S^T += V'^T K^, V'^T's tiles the A operands; V' to the rows meanwhile.
+    CM_A va[VT];
+    [[unroll]] for (uint i = 0u; i < VT; ++i) {
+        va[i] = CM_A(p[i] * scv);
+        coopMatStore(CM_ACC16(p[i] * scv), rows, base + i * TM * RQ, RQ, ACC_LAYOUT);
+    }
+    float vinv = 1.0 / scv;
+    [[unroll]] for (uint r = 0u; r < RT; ++r) {
+        CM_ACC d = CM_ACC(0.0);
+        [[unroll]] for (uint i = 0u; i < VT; ++i) {
+            CM_B b;
+            coopMatLoad(b, k16, i * TM * KQ + r * TM / 8u, KQ, ROW_MAJOR);
+            d = coopMatMulAdd(va[i], b, d);
+        }
+        st[r] = st[r] + d * vinv;
+    }
+    if (lane < VT) f_s[fbase + (RT + lane) * ctg + col / TM] = 1.0 / scv;
+    subgroup_sync();
+    copy_v(base, (block * CH * P.dvs + col) / 8u);
+    [[unroll]] for (uint i = 0u; i < VT; ++i)
+        coopMatStore(y[i] * inv, y_s, P.h_base + block * CH * P.dvs + i * TM * P.dvs + col, P.dvs,
+                     ACC_LAYOUT);
+    subgroup_sync(); // V''s reads are done before the next chunk's V'
+}
+#else
 void slab_chunk(inout CM_ACC st[RT], inout CM_ACC u[VT], uint block, bool next, uint base,
                 uint col) {
     uint fbase = P.f_base + block * f_stride() + 2u * CH;
@@ -197,6 +284,7 @@ void slab_chunk(inout CM_ACC st[RT], inout CM_ACC u[VT], uint block, bool next, 
                      ROW_MAJOR);
     subgroup_sync(); // V''s reads are done before the next S_c
 }
+#endif
 
 void main() {
     uint hvl = gl_WorkGroupID.y;
@@ -222,7 +310,7 @@ void main() {
         if (owns_slab)
             [[unroll]] for (uint i = 0u; i < VT; ++i)
                 coopMatLoad(u[i], u_s, P.u_base + block * CH * P.dvs + i * TM * P.dvs + col, P.dvs,
-                            ROW_MAJOR);
+                            ACC_LAYOUT);
     }
     for (uint ck = 0u; ck < chunks; ++ck) {
         uint block = (en.chunk_base + ck) * P.hv_count + hvl;
