@@ -128,10 +128,22 @@ static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk
            wg <= limits->max_invocations;
 }
 
-/* The widest slab tile that fits (0: none). */
+/* The slab tile (0: none fits): EFLA_VULKAN_SCAN_BLOCK_V's where it fits;
+ * else with NV cooperative matrices 2, 64 columns where that gives about
+ * every compute unit a workgroup (groups64: the workgroups at 64 columns),
+ * and otherwise 32; else the widest that
+ * fits. Each slab's chain is its own, so narrower tiles only add
+ * workgroups, each staging the chunk for fewer columns: on the H200 (state
+ * ms at 64 / 32 / 16 columns) S1 0.546 / 0.487 / 0.518 (32 / 64 / 128
+ * workgroups), S4 2.180 / 1.815 / 1.923 (16 / 32 / 64), S2 0.305 / 0.514 /
+ * 1.047 (128 / 256 / 512). */
 static uint32_t slab_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
-                           uint64_t dv) {
-    for (uint32_t bv = 64; bv >= 16; bv /= 2)
+                           uint64_t groups64, uint64_t dv) {
+    uint32_t forced = limits->scan_block_v;
+    if (forced >= 16 && slab_fits(limits, dkc, chunk, forced)) return forced;
+    uint64_t units = limits->compute_units ? limits->compute_units : 64;
+    uint32_t widest = limits->coopmat2 && groups64 * 4 < units * 3 ? 32 : 64;
+    for (uint32_t bv = widest; bv >= 16; bv /= 2)
         if (slab_fits(limits, dkc, chunk, bv) && (bv == 16 || bv / 2 < dv)) return bv;
     return 0;
 }
@@ -182,7 +194,10 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
     uint32_t chunks[] = {64, 32};
     uint64_t dkc = tiles->dk_class, dv = (uint64_t)args->dv;
     bool full = scan_fills_device(limits, dkc, chunked_sequences, (uint64_t)args->value_heads, dv);
-    if (full) {
+    /* With NV cooperative matrices 2 the slab scan at chunk 32 beat the
+     * split scan at chunk 64 where the device is not full too: on the H200
+     * S1 0.845 against 1.006 ms, S4 2.498 against 2.649. */
+    if (full || limits->coopmat2) {
         chunks[0] = 32;
         chunks[1] = 64;
     }
@@ -213,9 +228,14 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                              0};
         /* Where the sequences fill the device, a slab's serial chain is not
          * what limits the scan, but the work per chunk is, and the slab scan
-         * has less of it (no workgroup barrier between the products). */
-        uint32_t slab_bv = slab_block(limits, dkc, chunk, dv);
-        bool slabs = slab_bv && (limits->scan_slabs < 0 ? full : limits->scan_slabs == 1);
+         * has less of it (no workgroup barrier between the products). With
+         * NV cooperative matrices 2 its chain is the shorter one too (S_c
+         * and V' need no trip through shared memory), so it runs wherever it
+         * fits. */
+        uint64_t groups64 = chunked_sequences * (uint64_t)args->value_heads * ((dv + 63) / 64);
+        uint32_t slab_bv = slab_block(limits, dkc, chunk, groups64, dv);
+        bool slabs = slab_bv &&
+                     (limits->scan_slabs < 0 ? full || limits->coopmat2 : limits->scan_slabs == 1);
         if (slabs)
             tiles->scan =
                 (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
