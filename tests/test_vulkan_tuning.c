@@ -101,8 +101,8 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
     /* Chunks of 32 (where the slab scan's registers fit), a short last one;
      * Dv 48 leaves the last of four slabs of a 64-column tile past Dv. The
      * split scan hands the output H at Dk 64 and Y = Q^ S_c above (and the
-     * slab scan Y always); at Dk 256 the slab scan does not fit, and both
-     * settings run the split one. */
+     * slab scan Y always); at Dk 256 the slab scan reads Q^ from the
+     * scratch instead of staging it. */
     static const int dks[] = {64, 128, 256};
     static const char *const scans[][2] = {{"0", "1"}, {"1", "1"}, {"1", "0"}}; /* slabs, cm2 */
     setenv("EFLA_VULKAN_CHUNK", "32", 1);

@@ -102,18 +102,22 @@ static uint64_t slab_bytes(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
                            uint64_t bv) {
     uint64_t half_rows = (dkc / 16 + 1) / 2 * 16;
     uint64_t rows = limits->coopmat2 ? chunk : max_u64(half_rows, chunk);
-    return 3 * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(rows * 48, 1024);
+    uint64_t staged = dkc <= 128 ? 3 : 2; /* above Dk 128, Q^ is read from the scratch */
+    return staged * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(rows * 48, 1024);
 }
 
 /* The producing invocations: the fewest whole subgroups for which each of a
- * chunk's W, K^ and Q^ takes at most four 16-byte registers of each. Every
- * invocation gets the computing ones' registers, so more producers than
- * that cost occupancy: at S3 (Dk 64) one producer per computing invocation
- * held the slab scan to one workgroup per unit, state 0.317 against 0.199
- * ms with two. */
+ * chunk's W, K^ and Q^ takes at most four 16-byte registers of each (eight
+ * above Dk 128). Every invocation gets the computing ones' registers, so
+ * more producers than that cost occupancy: at S3 (Dk 64) one producer per
+ * computing invocation held the slab scan to one workgroup per unit, state
+ * 0.317 against 0.199 ms with two. A slab of 256 rows takes about 200
+ * registers per invocation, so there the workgroup stays at 256 invocations
+ * with four computing subgroups (64 K registers). */
 static uint32_t slab_producers(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk) {
-    uint64_t sg = limits->subgroup_size, quarter = (chunk * dkc / 8 + 3) / 4;
-    return sg ? (uint32_t)((quarter + sg - 1) / sg * sg) : 0;
+    uint64_t sg = limits->subgroup_size, each = dkc <= 128 ? 4 : 8;
+    uint64_t share = (chunk * dkc / 8 + each - 1) / each;
+    return sg ? (uint32_t)((share + sg - 1) / sg * sg) : 0;
 }
 
 static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
@@ -121,10 +125,14 @@ static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t dkc, uint6
     return (uint32_t)(bv / 16) * limits->subgroup_size + slab_producers(limits, dkc, chunk);
 }
 
-/* It fits where its shared memory does and its workgroup is allowed. */
+/* It fits where its shared memory does and its workgroup is allowed; above
+ * Dk 128 only its NV cooperative-matrix-2 build, the KHR one there having
+ * no measurement behind it (its half slabs of S_c leave one 32-column tile
+ * in 48 KB, at 255 registers with some spilled). */
 static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv) {
     uint64_t wg = slab_workgroup(limits, dkc, chunk, bv);
-    return limits->subgroup_size && slab_bytes(limits, dkc, chunk, bv) <= limits->shared_bytes &&
+    return limits->subgroup_size && (dkc <= 128 || limits->coopmat2) &&
+           slab_bytes(limits, dkc, chunk, bv) <= limits->shared_bytes &&
            wg <= limits->max_invocations;
 }
 

@@ -18,8 +18,9 @@
 // another's. The RG invocations after them produce: they load the next
 // chunk's W, K^ and Q^ (f16, from chunk_prep_cm) into their registers while
 // this one is computed, and stage them in shared memory between two
-// workgroup barriers, so the computing subgroups hold no prefetch registers. Per chunk
-// c, for each slab:
+// workgroup barriers, so the computing subgroups hold no prefetch registers.
+// Above Dk 128 Q^ is not staged (three matrices would not fit): its
+// operands come straight from the scratch. Per chunk c, for each slab:
 //   V'  = U - W S_c                 (V' published as f16, scaled)
 //   Y   = Q^ S_c                    (f32, for chunk_out_cm in place of H)
 //   S  += K^^T V'
@@ -74,7 +75,10 @@ const uint SLAB4 = ROWS * RQ > TM * TM / 4u ? ROWS * RQ : TM * TM / 4u;
 
 shared uvec4 w16[CH * KQ];
 shared uvec4 k16[CH * KQ];
-shared uvec4 q16[CH * KQ];
+// Q^ is staged up to Dk 128; above, three matrices would not fit in 48 KB,
+// and the products read Q^ straight from the scratch (off the chain).
+const bool Q_STAGED = DKC <= 128u;
+shared uvec4 q16[DKC <= 128u ? CH * KQ : 1u];
 // Each computing subgroup's rows: half of S_c [RH x 16] (not with EFLA_CM2),
 // later V' [CH] (f16, 16 to a row); before and after the chunks, one f32
 // state tile on its way in or out.
@@ -116,6 +120,9 @@ void copy_v(uint base, uint to) {
 // Where uvec4 number `idx` of a chunk's W, K^ or Q^ rows goes in shared.
 uint padded(uint idx) { return (idx / (DKC / 8u)) * KQ + idx % (DKC / 8u); }
 
+// Where block `block`'s Q^ rows are in the scratch (uvec4).
+uint q_scratch(uint block) { return block * w_block_pieces() + 2u * PIECES; }
+
 // The producers' registers: one chunk's W, K^ and Q^, loaded from block
 // `block`'s pieces and later staged.
 uvec4 wpf[PV], kpf[PV], qpf[PV];
@@ -126,7 +133,7 @@ void load_chunk(uint block, uint p) {
         uint idx = min(p + PRODUCERS * m, PIECES - 1u);
         wpf[m] = w4[base4 + idx];
         kpf[m] = w4[base4 + PIECES + idx];
-        qpf[m] = w4[base4 + 2u * PIECES + idx];
+        if (Q_STAGED) qpf[m] = w4[base4 + 2u * PIECES + idx];
     }
 }
 
@@ -136,7 +143,7 @@ void stage_chunk(uint p) {
         if (idx < PIECES) {
             w16[padded(idx)] = wpf[m];
             k16[padded(idx)] = kpf[m];
-            q16[padded(idx)] = qpf[m];
+            if (Q_STAGED) q16[padded(idx)] = qpf[m];
         }
     }
 }
@@ -167,7 +174,11 @@ void slab_chunk(inout CM_ACC st[RT], inout CM_ACC u[VT], uint block, bool next, 
             CM_B q;
             coopMatLoad(b, w16, i * TM * KQ + r * TM / 8u, KQ, COL_MAJOR);
             p[i] = coopMatMulAdd(a, b, p[i]);
-            coopMatLoad(q, q16, i * TM * KQ + r * TM / 8u, KQ, COL_MAJOR);
+            if (Q_STAGED)
+                coopMatLoad(q, q16, i * TM * KQ + r * TM / 8u, KQ, COL_MAJOR);
+            else
+                coopMatLoad(q, w4, q_scratch(block) + (i * TM * DKC + r * TM) / 8u, DKC / 8u,
+                            COL_MAJOR);
             y[i] = coopMatMulAdd(a, q, y[i]);
         }
     }
@@ -241,7 +252,11 @@ void slab_chunk(inout CM_ACC st[RT], inout CM_ACC u[VT], uint block, bool next, 
                 CM_A q;
                 coopMatLoad(a, w16, i * TM * KQ + r * TM / 8u, KQ, ROW_MAJOR);
                 p[i] = coopMatMulAdd(a, b, p[i]);
-                coopMatLoad(q, q16, i * TM * KQ + r * TM / 8u, KQ, ROW_MAJOR);
+                if (Q_STAGED)
+                    coopMatLoad(q, q16, i * TM * KQ + r * TM / 8u, KQ, ROW_MAJOR);
+                else
+                    coopMatLoad(q, w4, q_scratch(block) + (i * TM * DKC + r * TM) / 8u, DKC / 8u,
+                                ROW_MAJOR);
                 y[i] = coopMatMulAdd(q, b, y[i]);
             }
         }
