@@ -51,6 +51,9 @@ float efla_half_value(uint bits) {
 }
 
 #ifndef EFLA_NVMMA_EMULATE
+/* Helpers that take register arrays: inlined, so that the arrays stay in
+ * registers (clang's PTX kept the prepare's and output's on the stack). */
+#define EFLA_NV_INLINE __attribute__((always_inline))
 /* d += A B for one 16x8x16 tile (all 32 lanes of the warp, converged). */
 #define EFLA_MMA_PARAM
 #define EFLA_MMA_ARG
@@ -73,6 +76,7 @@ float4 efla_mma(float4 d, uint4 a, uint2 b) {
  * only under conditions uniform over the work-group), so it may hold
  * barriers. Kernels declare the
  * exchange area with EFLA_MMA_DECLARE and pass it down with EFLA_MMA_ARG. */
+#define EFLA_NV_INLINE /* small code: PoCL's compile time grows fast with inlining */
 #define EFLA_MMA_PARAM , __local uint *efla_mma_area
 #define EFLA_MMA_ARG , efla_mma_area
 #define EFLA_MMA_DECLARE(items) __local uint efla_mma_area[(items)*6];
@@ -201,8 +205,8 @@ void efla_put_piece(__global uint *array, int block, uint4 x) {
 
 /* acc[i] += X Y over k = 0..k_len (a multiple of 16) for the warp's tiles:
  * X row-major [C][k], Y as Yt [C][k], both with row pitch `pitch`. */
-void efla_mma_block(__local const ushort *x, __local const ushort *yt, int pitch, int k_len,
-                    float4 acc[EFLA_MMA_PT] EFLA_MMA_PARAM) {
+EFLA_NV_INLINE void efla_mma_block(__local const ushort *x, __local const ushort *yt, int pitch,
+                                   int k_len, float4 acc[EFLA_MMA_PT] EFLA_MMA_PARAM) {
     const int warp = get_local_id(0) / 32;
     EFLA_MMA_LOOP
     for (int k0 = 0; k0 < k_len; k0 += 16) {

@@ -63,7 +63,9 @@ efla_nvmma_output(__global const int4 *call, int table, __global store_t *out,
 
     const long origin = efla_row(P, EFLA_P_OUT, chunk.x, chunk.y, hv);
     const long row_step = P[EFLA_P_OUT + 2], col_step = P[EFLA_P_OUT + 4];
+#pragma unroll
     for (int t = 0; t < EFLA_NV_OUT_TILE / 8; ++t)
+#pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int r = 16 * mb + lane / 4 + (e >= 2 ? 8 : 0);
             const int j = j0 + 8 * t + 2 * (lane % 4) + (e & 1);

@@ -25,11 +25,12 @@
 
 /* K K^T and Q K^T from the stored bits over Dk into the warps' tiles, |q_r|^2
  * in items r < C, and Q to the scratch (A order) on the way. */
-void efla_np_products(__global const long *P, const efla_prep *c, __local const long *q_base,
-                      __local const long *k_base, __global const store_t *q,
-                      __global const store_t *k, __local ushort *kt, __local ushort *qt,
-                      float4 kk[EFLA_MMA_PT], float4 qk[EFLA_MMA_PT], float *q_sum,
-                      __global uint *q_out EFLA_MMA_PARAM) {
+EFLA_NV_INLINE void efla_np_products(__global const long *P, const efla_prep *c,
+                                     __local const long *q_base, __local const long *k_base,
+                                     __global const store_t *q, __global const store_t *k,
+                                     __local ushort *kt, __local ushort *qt, float4 kk[EFLA_MMA_PT],
+                                     float4 qk[EFLA_MMA_PT], float *q_sum,
+                                     __global uint *q_out EFLA_MMA_PARAM) {
     const int lid = get_local_id(0), dkp = EFLA_NV_PAD16(c->dk);
     const long k_step = P[EFLA_P_K + 4], q_step = P[EFLA_P_Q + 4];
     for (int d0 = 0; d0 < c->dk; d0 += EFLA_KT) {
@@ -60,8 +61,9 @@ void efla_np_products(__global const long *P, const efla_prep *c, __local const 
 /* The raw products from the fragments to local memory: K K^T into
  * `lower` [C][C] (its diagonal into k_squares), Q K^T into `qk_rows`
  * (row stride EFLA_PAS). */
-void efla_np_spill(const float4 kk[EFLA_MMA_PT], const float4 qk[EFLA_MMA_PT], __local float *lower,
-                   __local float *qk_rows, __local float *k_squares) {
+EFLA_NV_INLINE void efla_np_spill(const float4 kk[EFLA_MMA_PT], const float4 qk[EFLA_MMA_PT],
+                                  __local float *lower, __local float *qk_rows,
+                                  __local float *k_squares) {
 #pragma unroll
     for (int i = 0; i < EFLA_MMA_PT; ++i)
 #pragma unroll
@@ -123,8 +125,9 @@ void efla_np_scale(__local float *lower, __local const float *qk_rows, __local c
 
 /* Ainv diag(e) and Ainv diag(g) in 16 bits [C][CP], over the f32 Ainv and
  * L: every item reads its share into registers before any is written. */
-void efla_np_inverse_halves(__local const float *ainv, __local const float *erase,
-                            __local const float *write, __local ushort *ae, __local ushort *ag) {
+EFLA_NV_INLINE void efla_np_inverse_halves(__local const float *ainv, __local const float *erase,
+                                           __local const float *write, __local ushort *ae,
+                                           __local ushort *ag) {
     const int lid = get_local_id(0);
     float x[EFLA_NP_N];
 #pragma unroll
@@ -141,28 +144,50 @@ void efla_np_inverse_halves(__local const float *ainv, __local const float *eras
     }
 }
 
+/* Columns d..d + 3 of a row as stored (bits), zero past `width` or for
+ * a row past the chunk. */
+uint4 efla_np_bits4(__global const store_t *x, long base, long step, int d, int width, bool row) {
+    uint bits[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+        bits[i] = row && d + i < width ? efla_raw_bits(x, base + (d + i) * step) : 0u;
+    return (uint4)(bits[0], bits[1], bits[2], bits[3]);
+}
+
+/* The same as values. */
+float4 efla_np_row4(__global const store_t *x, long base, long step, int d, int width, bool row) {
+    const uint4 bits = efla_np_bits4(x, base, step, d, width, row);
+    return (float4)(efla_half_value(bits.x), efla_half_value(bits.y), efla_half_value(bits.z),
+                    efla_half_value(bits.w));
+}
+
 /* W = (Ainv diag(e)) K^ and K^T, C columns of Dk at a time: the unit keys
  * K^T [C][CP] (rows d, columns s) are staged once, rounded once, and serve
- * both as W's B operand and as the scan's K^T (B-pair order). */
-void efla_np_keys(__global const long *P, const efla_prep *c, __local const long *k_base,
-                  __global const store_t *k, __local const float *ck, __local const ushort *ae,
-                  __local ushort *stage, __global uint *kt_out,
-                  __global uint *w_out EFLA_MMA_PARAM) {
+ * both as W's B operand and as the scan's K^T (B-pair order). An item takes
+ * rows s, s + 1 and columns d..d + 3: neighbouring items read neighbouring
+ * elements of a row. */
+EFLA_NV_INLINE void efla_np_keys(__global const long *P, const efla_prep *c,
+                                 __local const long *k_base, __global const store_t *k,
+                                 __local const float *ck, __local const ushort *ae,
+                                 __local ushort *stage, __global uint *kt_out,
+                                 __global uint *w_out EFLA_MMA_PARAM) {
     const int lid = get_local_id(0), dkp = EFLA_NV_PAD16(c->dk);
     const long k_step = P[EFLA_P_K + 4];
     for (int d0 = 0; d0 < dkp; d0 += EFLA_C) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int idx = lid; idx < EFLA_C * EFLA_C / 2; idx += EFLA_NP_ITEMS) {
-            const int d = idx / (EFLA_C / 2), s = 2 * (idx % (EFLA_C / 2)), dd = d0 + d;
-            const bool in = dd < c->dk;
-            const float x0 =
-                in && s < c->chunk.z ? ck[s] * efla_load(k, k_base[s] + dd * k_step) : 0.0f;
-            const float x1 = in && s + 1 < c->chunk.z
-                                 ? ck[s + 1] * efla_load(k, k_base[s + 1] + dd * k_step)
-                                 : 0.0f;
-            const uint bits = efla_pack2(x0, x1);
-            *(__local uint *)(stage + d * EFLA_NP_CP + s) = bits;
-            if (dd < dkp) kt_out[efla_b_order(dd, s, dkp / 16) / 2] = bits;
+        for (int idx = lid; idx < EFLA_C * EFLA_C / 8; idx += EFLA_NP_ITEMS) {
+            const int s = 2 * (idx / (EFLA_C / 4)), d = 4 * (idx % (EFLA_C / 4));
+            const float4 x0 =
+                ck[s] * efla_np_row4(k, k_base[s], k_step, d0 + d, c->dk, s < c->chunk.z);
+            const float4 x1 = ck[s + 1] * efla_np_row4(k, k_base[s + 1], k_step, d0 + d, c->dk,
+                                                       s + 1 < c->chunk.z);
+            const uint bits[4] = {efla_pack2(x0.x, x1.x), efla_pack2(x0.y, x1.y),
+                                  efla_pack2(x0.z, x1.z), efla_pack2(x0.w, x1.w)};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                *(__local uint *)(stage + (d + i) * EFLA_NP_CP + s) = bits[i];
+                if (d0 + d + i < dkp) kt_out[efla_b_order(d0 + d + i, s, dkp / 16) / 2] = bits[i];
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         float4 acc[EFLA_MMA_PT];
@@ -184,20 +209,24 @@ void efla_np_keys(__global const long *P, const efla_prep *c, __local const long
 /* U^T = V^T (Ainv diag(g))^T, C rows of Dv at a time: V^T [C][CP] staged
  * as stored (rows j, columns s) is the A operand, Ainv diag(g) [t][s] the
  * B operand as Bt; the result goes to the scratch in A order. */
-void efla_np_values(__global const long *P, const efla_prep *c, __local const long *v_base,
-                    __global const store_t *v, __local const ushort *ag, __local ushort *stage,
-                    __global uint *u_out EFLA_MMA_PARAM) {
+EFLA_NV_INLINE void efla_np_values(__global const long *P, const efla_prep *c,
+                                   __local const long *v_base, __global const store_t *v,
+                                   __local const ushort *ag, __local ushort *stage,
+                                   __global uint *u_out EFLA_MMA_PARAM) {
     const int lid = get_local_id(0), dvp = EFLA_NV_PAD16(c->dv);
     const long v_step = P[EFLA_P_V + 4];
     for (int j0 = 0; j0 < dvp; j0 += EFLA_C) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int idx = lid; idx < EFLA_C * EFLA_C / 2; idx += EFLA_NP_ITEMS) {
-            const int j = idx / (EFLA_C / 2), s = 2 * (idx % (EFLA_C / 2)), jj = j0 + j;
-            const bool in = jj < c->dv;
-            const uint lo = in && s < c->chunk.z ? efla_raw_bits(v, v_base[s] + jj * v_step) : 0;
-            const uint hi =
-                in && s + 1 < c->chunk.z ? efla_raw_bits(v, v_base[s + 1] + jj * v_step) : 0;
-            *(__local uint *)(stage + j * EFLA_NP_CP + s) = lo | (hi << 16);
+        for (int idx = lid; idx < EFLA_C * EFLA_C / 8; idx += EFLA_NP_ITEMS) {
+            const int s = 2 * (idx / (EFLA_C / 4)), j = 4 * (idx % (EFLA_C / 4));
+            const uint4 lo = efla_np_bits4(v, v_base[s], v_step, j0 + j, c->dv, s < c->chunk.z);
+            const uint4 hi =
+                efla_np_bits4(v, v_base[s + 1], v_step, j0 + j, c->dv, s + 1 < c->chunk.z);
+            const uint4 bits = lo | (hi << 16);
+            *(__local uint *)(stage + j * EFLA_NP_CP + s) = bits.x;
+            *(__local uint *)(stage + (j + 1) * EFLA_NP_CP + s) = bits.y;
+            *(__local uint *)(stage + (j + 2) * EFLA_NP_CP + s) = bits.z;
+            *(__local uint *)(stage + (j + 3) * EFLA_NP_CP + s) = bits.w;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         float4 acc[EFLA_MMA_PT];

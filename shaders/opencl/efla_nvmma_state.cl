@@ -22,12 +22,6 @@
  */
 #ifndef EFLA_NS_SHARED
 #define EFLA_NS_SHARED
-#ifdef EFLA_NVMMA_EMULATE /* small code: PoCL's compile time grows fast with unrolling */
-#define EFLA_NS_INLINE
-#else
-/* Inlined: the register arrays stay registers. */
-#define EFLA_NS_INLINE __attribute__((always_inline))
-#endif
 #define EFLA_NS_CAT_(a, b, c, d, e, f, g) a##b##c##d##e##f##g
 #define EFLA_NS_CAT(a, b, c, d, e, f, g) EFLA_NS_CAT_(a, b, c, d, e, f, g)
 
@@ -44,7 +38,7 @@ float2 efla_ns_less(uint word, float2 sub) {
 #define EFLA_NS_PB (EFLA_C / 16)                     /* position blocks of a chunk */
 
 /* W's B fragments for the part's k blocks (all positions), zero past Dk. */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_w)(__global const uint *w, int dkp, int q,
+EFLA_NV_INLINE void EFLA_NS_FN(efla_ns_fetch_w)(__global const uint *w, int dkp, int q,
                                                 uint4 wf[EFLA_NS_KB][EFLA_NS_PB]) {
     EFLA_MMA_UNROLL
     for (int i = 0; i < EFLA_NS_KB; ++i) {
@@ -56,7 +50,7 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_w)(__global const uint *w, int dkp,
 }
 
 /* K^T's B fragments for the part's k blocks of S^T (all positions). */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_k)(__global const uint *kt, int dkp, int q,
+EFLA_NV_INLINE void EFLA_NS_FN(efla_ns_fetch_k)(__global const uint *kt, int dkp, int q,
                                                 uint4 kf[EFLA_NS_KB][EFLA_NS_PB]) {
     EFLA_MMA_UNROLL
     for (int i = 0; i < EFLA_NS_KB; ++i) {
@@ -69,7 +63,7 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_k)(__global const uint *kt, int dkp
 
 /* U^T's pieces of the group's rows (row block jb) and the part's
  * position blocks; zero for a group past Dv. */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_u)(__global const uint *u, int jb, bool live, int q,
+EFLA_NV_INLINE void EFLA_NS_FN(efla_ns_fetch_u)(__global const uint *u, int jb, bool live, int q,
                                                 uint4 uf[EFLA_NS_BLOCKS]) {
     EFLA_MMA_UNROLL
     for (int b = 0; b < EFLA_NS_BLOCKS; ++b)
@@ -78,7 +72,7 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_fetch_u)(__global const uint *u, int jb, 
 
 /* v = the part's partial S^T W^T (n8 tiles of positions); S_c^T's k
  * blocks to `ht` from the same A fragments. */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_times_w)(const float4 s[2 * EFLA_NS_KB],
+EFLA_NV_INLINE void EFLA_NS_FN(efla_ns_times_w)(const float4 s[2 * EFLA_NS_KB],
                                                 const uint4 wf[EFLA_NS_KB][EFLA_NS_PB],
                                                 __global uint *ht, int jb, bool live, int dkp,
                                                 int q, float4 v[2 * EFLA_NS_PB] EFLA_MMA_PARAM) {
@@ -101,7 +95,7 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_times_w)(const float4 s[2 * EFLA_NS_KB],
 
 /* The part's position blocks of V'^T = U^T - (the parts' partials summed),
  * as A fragments to the group's exchange `va` and to the scratch `vt`. */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_correct)(__local const float4 *partial,
+EFLA_NV_INLINE void EFLA_NS_FN(efla_ns_correct)(__local const float4 *partial,
                                                 const uint4 uf[EFLA_NS_BLOCKS], __local uint4 *va,
                                                 __global uint *vt, int jb, bool live, int q) {
     const int lane = get_local_id(0) % 32;
@@ -123,7 +117,7 @@ EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_correct)(__local const float4 *partial,
 }
 
 /* s += V'^T K^ over the part's k blocks. */
-EFLA_NS_INLINE void EFLA_NS_FN(efla_ns_update)(__local const uint4 *va,
+EFLA_NV_INLINE void EFLA_NS_FN(efla_ns_update)(__local const uint4 *va,
                                                const uint4 kf[EFLA_NS_KB][EFLA_NS_PB], int dkp,
                                                int q, float4 s[2 * EFLA_NS_KB] EFLA_MMA_PARAM) {
     const int lane = get_local_id(0) % 32;
