@@ -63,13 +63,22 @@ efla_nvmma_output(__global const int4 *call, int table, __global store_t *out,
 
     const long origin = efla_row(P, EFLA_P_OUT, chunk.x, chunk.y, hv);
     const long row_step = P[EFLA_P_OUT + 2], col_step = P[EFLA_P_OUT + 4];
+    /* a lane's neighbouring columns as one 32-bit store where they are
+     * neighbours in memory at an even element offset */
+    const bool pairs = col_step == 1 && row_step % 2 == 0 && origin % 2 == 0;
 #pragma unroll
     for (int t = 0; t < EFLA_NV_OUT_TILE / 8; ++t)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int r = 16 * mb + lane / 4 + (e >= 2 ? 8 : 0);
-            const int j = j0 + 8 * t + 2 * (lane % 4) + (e & 1);
-            if (r < chunk.z && j < dv)
-                efla_store(out, origin + r * row_step + j * col_step, efla_mma_element(o[t], e));
+        for (int h = 0; h < 2; ++h) {
+            const int r = 16 * mb + lane / 4 + 8 * h, j = j0 + 8 * t + 2 * (lane % 4);
+            const float x0 = h ? o[t].z : o[t].x, x1 = h ? o[t].w : o[t].y;
+            const long at = origin + r * row_step + j * col_step;
+            if (r >= chunk.z || j >= dv) continue;
+            if (pairs && j + 1 < dv) {
+                *(__global uint *)(out + at) = efla_pack2(x0, x1);
+                continue;
+            }
+            efla_store(out, at, x0);
+            if (j + 1 < dv) efla_store(out, at + col_step, x1);
         }
 }
