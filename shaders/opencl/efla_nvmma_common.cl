@@ -150,10 +150,26 @@ uint2 efla_frag_b(__local const ushort *tile_t, int pitch, int n0, int k0) {
 
 /* Two f32 as one register of two 16-bit values, `lo` in the low half: the
  * accumulator pair d.x, d.y (or d.z, d.w) of an n8 tile as an A register
- * of the k16 block the tile's columns fall in. */
+ * of the k16 block the tile's columns fall in. On the device one
+ * cvt.rn.{f16,bf16}x2.f32 (sm_80+; its first source goes to the high
+ * half), as the CUDA kernels' __floats2bfloat162_rn: round to nearest
+ * even like efla_half_bits, only a NaN's payload may differ. */
+#ifndef EFLA_NVMMA_EMULATE
+#if EFLA_STORAGE == 2
+#define EFLA_CVT_NAME "cvt.rn.f16x2.f32 "
+#else
+#define EFLA_CVT_NAME "cvt.rn.bf16x2.f32 "
+#endif
+uint efla_pack2(float lo, float hi) {
+    uint bits;
+    asm(EFLA_CVT_NAME "%0, %1, %2;" : "=r"(bits) : "f"(hi), "f"(lo));
+    return bits;
+}
+#else
 uint efla_pack2(float lo, float hi) {
     return (uint)efla_half_bits(lo) | ((uint)efla_half_bits(hi) << 16);
 }
+#endif
 
 /* The A fragment of k block kb from the D fragments of its n8 tiles 2 kb
  * (even) and 2 kb + 1 (odd): a result feeds the next product in registers. */
