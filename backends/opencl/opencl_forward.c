@@ -114,7 +114,7 @@ static efla_status run_recurrent(const launch_state *s, cl_event *event) {
 static efla_status run_prepare(const launch_state *s, cl_event *event) {
     const efla_forward_args *a = s->args;
     const efla_cl_plan *p = s->plan;
-    cl_kernel kernel = p->program->kernels[EFLA_CL_PREPARE];
+    cl_kernel kernel = p->program->kernels[p->nvmma ? EFLA_CL_NVMMA_PREPARE : EFLA_CL_PREPARE];
     cl_mem q = memory_of(&a->q), k = memory_of(&a->k), v = memory_of(&a->v),
            beta = memory_of(&a->beta), scratch = s->ctx->scratch;
     cl_int table = p->chunk_table;
@@ -125,8 +125,9 @@ static efla_status run_prepare(const launch_state *s, cl_event *event) {
     efla_status status = set_args(kernel, "efla_chunk_prepare", args, 7);
     if (status != EFLA_SUCCESS) return status;
     const size_t groups = (size_t)p->chunk_count * (size_t)a->value_heads;
-    return launch(s->queue, kernel, "efla_chunk_prepare", groups, p->program->tiles.work_group,
-                  s->wait, s->wait_count, event);
+    const size_t items = p->nvmma ? EFLA_NV_PREPARE_ITEMS : p->program->tiles.work_group;
+    return launch(s->queue, kernel, "efla_chunk_prepare", groups, items, s->wait, s->wait_count,
+                  event);
 }
 
 static efla_status run_state(const launch_state *s, cl_event prepared, cl_event *event) {
@@ -137,17 +138,20 @@ static efla_status run_state(const launch_state *s, cl_event prepared, cl_event 
            scratch = s->ctx->scratch;
     cl_int table = p->scan_table, first_chunks = p->first_chunk_table;
     const cl_int columns = (cl_int)p->scan_columns;
-    const kernel_arg args[] = {{sizeof(cl_mem), &s->call},
-                               {sizeof table, &table},
-                               {sizeof first_chunks, &first_chunks},
-                               {sizeof(cl_mem), &k},
-                               {sizeof(cl_mem), &s0},
-                               {sizeof(cl_mem), &s1},
-                               {sizeof(cl_mem), &scratch},
-                               {p->scan_local_bytes, NULL}};
-    /* The nvmma scan's local memory is all static: no last argument. */
-    const cl_uint count = p->scan_kernel >= EFLA_CL_NVMMA_STATE ? 7 : 8;
-    efla_status status = set_args(kernel, "efla_chunk_state", args, count);
+    const kernel_arg portable[] = {{sizeof(cl_mem), &s->call},
+                                   {sizeof table, &table},
+                                   {sizeof first_chunks, &first_chunks},
+                                   {sizeof(cl_mem), &k},
+                                   {sizeof(cl_mem), &s0},
+                                   {sizeof(cl_mem), &s1},
+                                   {sizeof(cl_mem), &scratch},
+                                   {p->scan_local_bytes, NULL}};
+    /* The nvmma scan reads no keys, and its local memory is all static. */
+    const kernel_arg nvmma[] = {
+        {sizeof(cl_mem), &s->call}, {sizeof table, &table}, {sizeof first_chunks, &first_chunks},
+        {sizeof(cl_mem), &s0},      {sizeof(cl_mem), &s1},  {sizeof(cl_mem), &scratch}};
+    efla_status status = p->nvmma ? set_args(kernel, "efla_nvmma_state", nvmma, 6)
+                                  : set_args(kernel, "efla_chunk_state", portable, 8);
     if (status != EFLA_SUCCESS) return status;
     const size_t tiles = (size_t)((a->dv + columns - 1) / columns);
     const size_t groups = (size_t)p->scan_count * (size_t)a->value_heads * tiles;
@@ -161,20 +165,28 @@ static efla_status run_state(const launch_state *s, cl_event prepared, cl_event 
 static efla_status run_output(const launch_state *s, cl_event scanned, cl_event *event) {
     const efla_forward_args *a = s->args;
     const efla_cl_plan *p = s->plan;
-    cl_kernel kernel = p->program->kernels[EFLA_CL_OUTPUT];
+    cl_kernel kernel = p->program->kernels[p->nvmma ? EFLA_CL_NVMMA_OUTPUT : EFLA_CL_OUTPUT];
     cl_mem q = memory_of(&a->q), out = memory_of(&a->out), scratch = s->ctx->scratch;
     cl_int table = p->chunk_table;
-    const kernel_arg args[] = {{sizeof(cl_mem), &s->call},
-                               {sizeof table, &table},
-                               {sizeof(cl_mem), &q},
-                               {sizeof(cl_mem), &out},
-                               {sizeof(cl_mem), &scratch}};
-    efla_status status = set_args(kernel, "efla_chunk_output", args, 5);
+    const kernel_arg portable[] = {{sizeof(cl_mem), &s->call},
+                                   {sizeof table, &table},
+                                   {sizeof(cl_mem), &q},
+                                   {sizeof(cl_mem), &out},
+                                   {sizeof(cl_mem), &scratch}};
+    /* The nvmma output reads q from the scratch. */
+    const kernel_arg nvmma[] = {{sizeof(cl_mem), &s->call},
+                                {sizeof table, &table},
+                                {sizeof(cl_mem), &out},
+                                {sizeof(cl_mem), &scratch}};
+    efla_status status = p->nvmma ? set_args(kernel, "efla_nvmma_output", nvmma, 4)
+                                  : set_args(kernel, "efla_chunk_output", portable, 5);
     if (status != EFLA_SUCCESS) return status;
-    const size_t tiles = (size_t)((a->dv + EFLA_CL_OUT_TILE - 1) / EFLA_CL_OUT_TILE);
+    const int64_t tile = p->nvmma ? EFLA_NV_OUT_TILE : EFLA_CL_OUT_TILE;
+    const int64_t width = p->nvmma ? (a->dv + 15) / 16 * 16 : a->dv;
+    const size_t tiles = (size_t)((width + tile - 1) / tile);
     const size_t groups = (size_t)p->chunk_count * (size_t)a->value_heads * tiles;
-    return launch(s->queue, kernel, "efla_chunk_output", groups,
-                  4 * (size_t)p->program->tiles.chunk, &scanned, 1, event);
+    const size_t items = p->nvmma ? EFLA_NV_OUTPUT_ITEMS : 4 * (size_t)p->program->tiles.chunk;
+    return launch(s->queue, kernel, "efla_chunk_output", groups, items, &scanned, 1, event);
 }
 
 /* Profiling aid: EFLA_OPENCL_STOP_AFTER=prepare|state enqueues the chunk

@@ -18,9 +18,10 @@ typedef struct efla_cl_tiles {
 
 /* The kernels of one program (one storage dtype and tile class). The
  * state scan comes in three Dv tile widths: EFLA_CL_STATE + log2(width / 8).
- * nvmma programs of 16-bit storage add the tensor-core state scan in six
- * variants, EFLA_CL_NVMMA_STATE + 3 (Dk > 128) + log2(warps) (warps 1, 2,
- * 4; largest Dk 128 or 256); other programs leave those kernels NULL. */
+ * nvmma programs of 16-bit storage and the tile class of chunk 64 and 256
+ * items add the tensor-core pipeline: prepare, output and the state scan
+ * in the shapes of efla_cl_nvmma_shapes (EFLA_CL_NVMMA_STATE + index);
+ * other programs leave those kernels NULL. */
 enum {
     EFLA_CL_RECURRENT,
     EFLA_CL_PREPARE,
@@ -28,10 +29,20 @@ enum {
     EFLA_CL_STATE16,
     EFLA_CL_STATE32,
     EFLA_CL_OUTPUT,
-    EFLA_CL_NVMMA_STATE, /* 1 warp, Dk <= 128; five more follow */
-    EFLA_CL_KERNEL_COUNT = EFLA_CL_NVMMA_STATE + 6
+    EFLA_CL_NVMMA_PREPARE,
+    EFLA_CL_NVMMA_OUTPUT,
+    EFLA_CL_NVMMA_STATE, /* efla_cl_nvmma_shapes[0]; the others follow */
+    EFLA_CL_KERNEL_COUNT = EFLA_CL_NVMMA_STATE + 7
 };
 #define EFLA_CL_NVMMA_STATE_MAX_DK 256
+
+/* The nvmma state scan's shapes (shaders/opencl/efla_forward.cl builds
+ * the same, in this order): the largest Dk, groups of 16 value columns
+ * per work-group and warps (parts) per group. */
+typedef struct efla_cl_scan_shape {
+    uint32_t dk, groups, parts;
+} efla_cl_scan_shape;
+extern const efla_cl_scan_shape efla_cl_nvmma_shapes[EFLA_CL_KERNEL_COUNT - EFLA_CL_NVMMA_STATE];
 
 typedef struct efla_cl_program {
     cl_program program; /* NULL until first needed */

@@ -143,47 +143,118 @@ int efla_cl_state_kernel(uint32_t columns) {
     return columns >= 32 ? EFLA_CL_STATE32 : columns >= 16 ? EFLA_CL_STATE16 : EFLA_CL_STATE;
 }
 
-/* EFLA_OPENCL_STATE_WARPS = 1 / 2 / 4 (tuning): the nvmma state scan's
- * warps per work-group, else 0. */
-static uint32_t forced_state_warps(void) {
-    const char *text = getenv("EFLA_OPENCL_STATE_WARPS");
+const efla_cl_scan_shape efla_cl_nvmma_shapes[EFLA_CL_KERNEL_COUNT - EFLA_CL_NVMMA_STATE] = {
+    {128, 1, 2}, {128, 2, 2}, {128, 4, 2}, {128, 1, 4}, {128, 2, 4}, {256, 1, 4}, {256, 2, 4}};
+
+/* An override for tuning (EFLA_OPENCL_STATE_GROUPS = 1 / 2 / 4,
+ * EFLA_OPENCL_STATE_PARTS = 2 / 4), else 0. */
+static uint32_t forced_choice(const char *name, uint32_t a, uint32_t b, uint32_t c) {
+    const char *text = getenv(name);
     if (!text) return 0;
-    long value = strtol(text, NULL, 10);
-    return value == 1 || value == 2 || value == 4 ? (uint32_t)value : 0;
+    const long value = strtol(text, NULL, 10);
+    return value == a || value == b || value == c ? (uint32_t)value : 0;
 }
 
-static uint32_t log2_small(uint32_t x) { return x >= 4 ? 2 : x >= 2 ? 1 : 0; }
+static uint64_t pad16(int64_t x) { return (uint64_t)(x + 15) / 16 * 16; }
 
-static bool nvmma_scan_take(efla_cl_plan *plan, int first, uint32_t warps) {
-    plan->scan_kernel = first + (int)log2_small(warps);
-    plan->scan_columns = 16 * warps;
-    plan->scan_items = 32 * warps;
+/* The nvmma scan kernel of (Dk class, groups, parts) if the program has it
+ * and the device runs it, else -1. */
+static int nvmma_scan_kernel(const efla_backend_context *ctx, const efla_cl_program *program,
+                             uint32_t dk, uint32_t groups, uint32_t parts) {
+    for (int i = 0; i < EFLA_CL_KERNEL_COUNT - EFLA_CL_NVMMA_STATE; ++i) {
+        const efla_cl_scan_shape *s = &efla_cl_nvmma_shapes[i];
+        const int kernel = EFLA_CL_NVMMA_STATE + i;
+        if (s->dk != dk || s->groups != groups || s->parts != parts) continue;
+        if (!program->kernels[kernel] || program->max_work_group[kernel] < 32 * groups * parts ||
+            program->static_local[kernel] > ctx->device.local_memory)
+            return -1;
+        return kernel;
+    }
+    return -1;
+}
+
+/* The scan's groups for `parts`, as cuda_mma_plan.c chooses its column
+ * tile: each warp runs the serial chain on its own and the chain's pace is
+ * one warp's, so the work-groups should cover the compute units, while
+ * wider ones read the chunk operands fewer times: the widest that still
+ * gives about one work-group per compute unit, else the narrowest. 0 when
+ * no kernel of those parts runs. */
+static uint32_t nvmma_groups(const efla_backend_context *ctx, const efla_cl_program *program,
+                             uint32_t dk, uint32_t parts, uint64_t seq_heads, uint64_t dvp,
+                             int *kernel) {
+    const uint64_t units = ctx->device.info.compute_units;
+    uint32_t chosen = 0;
+    for (uint32_t groups = 4; groups >= 1; groups /= 2) {
+        const int k = nvmma_scan_kernel(ctx, program, dk, groups, parts);
+        if (k < 0 || (groups > 1 && dvp % (16 * groups) != 0)) continue;
+        chosen = groups;
+        *kernel = k;
+        if (seq_heads * (dvp / (16 * groups)) >= 3 * units / 4) break;
+    }
+    return chosen;
+}
+
+/* The nvmma scan's shape: parts as cuda_mma_plan.c (two where 64-column
+ * work-groups of two parts still give about one per compute unit: less
+ * partial V'^T through local memory; else four, whose narrower work-groups
+ * keep more warps busy where there are few heads), then the groups; or
+ * the forced ones where that kernel runs. False: no nvmma scan runs. */
+static bool nvmma_scan_shape(const efla_backend_context *ctx, const efla_forward_args *args,
+                             efla_cl_plan *plan) {
+    const efla_cl_program *program = plan->program;
+    const uint32_t dk = args->dk <= 128 ? 128 : 256;
+    const uint64_t seq_heads = (uint64_t)plan->scan_count * (uint64_t)args->value_heads;
+    const uint64_t dvp = pad16(args->dv), units = ctx->device.info.compute_units;
+    const uint32_t forced_groups = forced_choice("EFLA_OPENCL_STATE_GROUPS", 1, 2, 4);
+    const uint32_t forced_parts = forced_choice("EFLA_OPENCL_STATE_PARTS", 2, 4, 4);
+    int kernel = -1;
+    if (forced_groups && forced_parts)
+        kernel = nvmma_scan_kernel(ctx, program, dk, forced_groups, forced_parts);
+    if (kernel < 0) {
+        uint32_t parts = forced_parts;
+        if (!parts) parts = seq_heads * (dvp / 64) >= 3 * units / 4 ? 2 : 4;
+        if (!nvmma_groups(ctx, program, dk, parts, seq_heads, dvp, &kernel) &&
+            !nvmma_groups(ctx, program, dk, parts == 2 ? 4 : 2, seq_heads, dvp, &kernel))
+            return false;
+        /* groups forced alone: with the parts chosen */
+        const uint32_t chosen = efla_cl_nvmma_shapes[kernel - EFLA_CL_NVMMA_STATE].parts;
+        const int forced =
+            forced_groups ? nvmma_scan_kernel(ctx, program, dk, forced_groups, chosen) : -1;
+        if (forced >= 0) kernel = forced;
+    }
+    const efla_cl_scan_shape *shape = &efla_cl_nvmma_shapes[kernel - EFLA_CL_NVMMA_STATE];
+    plan->scan_kernel = kernel;
+    plan->scan_columns = 16 * shape->groups;
+    plan->scan_items = 32 * shape->groups * shape->parts;
     plan->scan_local_bytes = 0;
     return true;
 }
 
-/* The nvmma state scan (16 value columns per warp) when the program has
- * it and Dk fits: the most warps per work-group that fit (they share the
- * staged W and K; on the H200 at 4b77f36 four warps beat one at every
- * shape, S1 4.98 ms against 10.85, S4 16.6 against 39.8), or
- * EFLA_OPENCL_STATE_WARPS. False leaves the portable kernel. */
-static bool nvmma_scan_shape(const efla_backend_context *ctx, const efla_forward_args *args,
-                             efla_cl_plan *plan) {
+/* Below this head dimension the nvmma pipeline pads Dk or Dv to 16 (mostly
+ * zero products) and still rounds the state and V' to 16-bit operands
+ * (bf16 at Dk = 1 and 3 missed the 1e-2 contract under emulation, as the
+ * CUDA mma path did on the H200): such calls run the portable kernels. */
+#define NVMMA_MIN_HEAD_DIM 16
+
+/* Whether the forward runs the nvmma pipeline: the program has it, the
+ * head dimensions fit, and every kernel runs on the device. Its scratch is
+ * 16-bit, one block per (chunk, value head) (efla_params.h). */
+static bool nvmma_shape(const efla_backend_context *ctx, const efla_forward_args *args,
+                        efla_cl_plan *plan) {
     const efla_cl_program *program = plan->program;
-    if (!program->kernels[EFLA_CL_NVMMA_STATE] || args->dk > EFLA_CL_NVMMA_STATE_MAX_DK)
+    const uint64_t local = ctx->device.local_memory;
+    if (!program->kernels[EFLA_CL_NVMMA_PREPARE] || args->dk > EFLA_CL_NVMMA_STATE_MAX_DK ||
+        args->dk < NVMMA_MIN_HEAD_DIM || args->dv < NVMMA_MIN_HEAD_DIM ||
+        program->max_work_group[EFLA_CL_NVMMA_PREPARE] < EFLA_NV_PREPARE_ITEMS ||
+        program->max_work_group[EFLA_CL_NVMMA_OUTPUT] < EFLA_NV_OUTPUT_ITEMS ||
+        program->static_local[EFLA_CL_NVMMA_PREPARE] > local ||
+        program->static_local[EFLA_CL_NVMMA_OUTPUT] > local || !nvmma_scan_shape(ctx, args, plan))
         return false;
-    const int first = EFLA_CL_NVMMA_STATE + (args->dk > 128 ? 3 : 0);
-    const uint32_t forced = forced_state_warps();
-    uint32_t chosen = 0;
-    for (uint32_t warps = 4; warps >= 1; warps /= 2) {
-        const int kernel = first + (int)log2_small(warps);
-        if (program->max_work_group[kernel] < 32 * warps ||
-            program->static_local[kernel] > ctx->device.local_memory)
-            continue;
-        if (forced == warps) return nvmma_scan_take(plan, first, warps);
-        if (!chosen) chosen = warps;
-    }
-    return chosen && nvmma_scan_take(plan, first, chosen);
+    const uint64_t dkp = pad16(args->dk), dvp = pad16(args->dv);
+    plan->nvmma = true;
+    plan->scratch_bytes =
+        2 * EFLA_NV_TOTAL(dkp, dvp) * (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
+    return true;
 }
 
 static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args *args,
@@ -192,10 +263,10 @@ static efla_status scan_shape(efla_backend_context *ctx, const efla_forward_args
     const uint64_t local = ctx->device.local_memory;
     const uint64_t rows = (uint64_t)(args->batch * args->tokens) * (uint64_t)args->value_heads;
     const uint64_t states = (uint64_t)plan->chunk_count * (uint64_t)args->value_heads;
+    if (nvmma_shape(ctx, args, plan)) return EFLA_SUCCESS;
     plan->scratch_bytes =
         sizeof(float) * (rows * (uint64_t)(args->dk + args->dv + tiles->chunk + 2) +
                          states * (uint64_t)args->dk * (uint64_t)args->dv);
-    if (nvmma_scan_shape(ctx, args, plan)) return EFLA_SUCCESS;
     /* S is [Dk rounded up to the state kernel's K tile][width] floats. */
     const uint64_t s_rows = (uint64_t)(args->dk + EFLA_CL_STATE_K_TILE - 1) / EFLA_CL_STATE_K_TILE *
                             EFLA_CL_STATE_K_TILE;

@@ -20,6 +20,7 @@ typedef struct efla_cl_plan {
     size_t block_bytes;
     /* Launch shapes. */
     uint32_t recurrent_columns, recurrent_row_groups; /* dvr, rsr */
+    bool nvmma; /* the chunk kernels are the nvmma pipeline (its own scratch layout) */
     int scan_kernel;                                  /* EFLA_CL_STATE.. or EFLA_CL_NVMMA_STATE.. */
     uint32_t scan_columns;                            /* value columns of one state work-group */
     uint32_t scan_items;                              /* its work-items */

@@ -7,6 +7,7 @@
 #include "backends/opencl/opencl_error.h"
 #include "backends/opencl/opencl_internal.h"
 #include "core/error.h"
+#include "shaders/opencl/efla_params.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,21 @@
 extern const unsigned char efla_opencl_source[];
 extern const size_t efla_opencl_source_size;
 
-static const char *const kernel_names[EFLA_CL_KERNEL_COUNT] = {
-    "efla_recurrent",        "efla_chunk_prepare",    "efla_chunk_state8",
-    "efla_chunk_state16",    "efla_chunk_state32",    "efla_chunk_output",
-    "efla_nvmma_state1_128", "efla_nvmma_state2_128", "efla_nvmma_state4_128",
-    "efla_nvmma_state1_256", "efla_nvmma_state2_256", "efla_nvmma_state4_256"};
+static const char *const kernel_names[EFLA_CL_KERNEL_COUNT] = {"efla_recurrent",
+                                                               "efla_chunk_prepare",
+                                                               "efla_chunk_state8",
+                                                               "efla_chunk_state16",
+                                                               "efla_chunk_state32",
+                                                               "efla_chunk_output",
+                                                               "efla_nvmma_prepare",
+                                                               "efla_nvmma_output",
+                                                               "efla_nvmma_state_k128_g1_p2",
+                                                               "efla_nvmma_state_k128_g2_p2",
+                                                               "efla_nvmma_state_k128_g4_p2",
+                                                               "efla_nvmma_state_k128_g1_p4",
+                                                               "efla_nvmma_state_k128_g2_p4",
+                                                               "efla_nvmma_state_k256_g1_p4",
+                                                               "efla_nvmma_state_k256_g2_p4"};
 
 /* Reads a power-of-two override from the environment (tests force small
  * tiles with it); 0 when unset or not one of `allowed`. */
@@ -154,9 +165,16 @@ static bool program_binary(efla_backend_context *ctx, cl_program program, unsign
     return true;
 }
 
-/* The nvmma state kernels exist only in programs built with EFLA_NVMMA. */
+/* The nvmma kernels exist only in programs built with EFLA_NVMMA for the
+ * tile class of chunk 64 and 256 items (shaders/opencl/efla_forward.cl). */
+static bool has_nvmma(const efla_backend_context *ctx, efla_dtype storage,
+                      const efla_cl_tiles *tiles) {
+    return uses_nvmma(ctx, storage) && tiles->chunk == EFLA_NV_CHUNK &&
+           tiles->work_group == EFLA_NV_PREPARE_ITEMS;
+}
+
 static efla_status create_kernels(efla_backend_context *ctx, bool nvmma, efla_cl_program *p) {
-    const int count = nvmma ? EFLA_CL_KERNEL_COUNT : EFLA_CL_NVMMA_STATE;
+    const int count = nvmma ? EFLA_CL_KERNEL_COUNT : EFLA_CL_NVMMA_PREPARE;
     for (int i = 0; i < count; ++i) {
         cl_int err;
         p->kernels[i] = efla_cl.clCreateKernel(p->program, kernel_names[i], &err);
@@ -202,7 +220,7 @@ static efla_status build_program(efla_backend_context *ctx, efla_dtype storage,
         efla_status status = build_from_source(ctx, options, &p->program);
         if (status != EFLA_SUCCESS) return status;
     }
-    efla_status status = create_kernels(ctx, uses_nvmma(ctx, storage), p);
+    efla_status status = create_kernels(ctx, has_nvmma(ctx, storage, tiles), p);
     if (status != EFLA_SUCCESS) return status;
     /* Stored only after the kernels exist: some drivers' binaries lack
      * kernels that were never created. A failed store costs nothing. */

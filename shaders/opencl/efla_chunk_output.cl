@@ -135,7 +135,6 @@ void efla_out_store(__global store_t *out, long origin, long row_step, long col_
     }
 }
 
-#ifndef EFLA_NVMMA /* the nvmma path has its own (efla_nvmma_output.cl) */
 __kernel __attribute__((reqd_work_group_size(EFLA_OUT_WG, 1, 1))) void
 efla_chunk_output(__global const int4 *call, int table, __global const store_t *q,
                   __global store_t *out, __global const float *scratch) {
@@ -167,4 +166,3 @@ efla_chunk_output(__global const int4 *call, int table, __global const store_t *
     efla_out_store(out, src.out_origin, src.out_row, src.out_step, src.length, src.dv, src.col0,
                    acc);
 }
-#endif

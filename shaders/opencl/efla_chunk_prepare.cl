@@ -242,7 +242,6 @@ void efla_prepare_coefficients(__global const long *P, const efla_prep *c,
     q_factor[r] = qf;
 }
 
-#ifndef EFLA_NVMMA /* the nvmma path has its own (efla_nvmma_prepare.cl) */
 __kernel __attribute__((reqd_work_group_size(EFLA_WG, 1, 1))) void
 efla_chunk_prepare(__global const int4 *call, int table, __global const store_t *q,
                    __global const store_t *k, __global const store_t *v,
@@ -300,4 +299,3 @@ efla_chunk_prepare(__global const int4 *call, int table, __global const store_t 
     efla_prepare_apply(c.chunk, v_base, P[EFLA_P_V + 4], c.dv, v, u_coef, ainv, lower,
                        scratch + P[EFLA_P_SCRATCH_U] + c.row0 * c.dv);
 }
-#endif

@@ -51,11 +51,15 @@ float efla_half_value(uint bits) {
 }
 
 #ifndef EFLA_NVMMA_EMULATE
+/* Helpers that take register arrays: inlined, so that the arrays stay in
+ * registers (clang's PTX kept the prepare's and output's on the stack). */
+#define EFLA_NV_INLINE __attribute__((always_inline))
 /* d += A B for one 16x8x16 tile (all 32 lanes of the warp, converged). */
 #define EFLA_MMA_PARAM
 #define EFLA_MMA_ARG
-#define EFLA_MMA_DECLARE
+#define EFLA_MMA_DECLARE(items)
 #define EFLA_MMA_UNROLL _Pragma("unroll") /* loops around mma calls */
+#define EFLA_MMA_LOOP                     /* the same, with a run-time trip count */
 float4 efla_mma(float4 d, uint4 a, uint2 b) {
     float x, y, z, w;
     asm volatile(EFLA_MMA_NAME "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
@@ -72,12 +76,14 @@ float4 efla_mma(float4 d, uint4 a, uint2 b) {
  * only under conditions uniform over the work-group), so it may hold
  * barriers. Kernels declare the
  * exchange area with EFLA_MMA_DECLARE and pass it down with EFLA_MMA_ARG. */
+#define EFLA_NV_INLINE /* small code: PoCL's compile time grows fast with inlining */
 #define EFLA_MMA_PARAM , __local uint *efla_mma_area
 #define EFLA_MMA_ARG , efla_mma_area
-#define EFLA_MMA_DECLARE __local uint efla_mma_area[EFLA_MAX2(4 * EFLA_C, EFLA_WG) * 6];
+#define EFLA_MMA_DECLARE(items) __local uint efla_mma_area[(items)*6];
 /* Not unrolled: each call holds two barriers, which PoCL's compiler turns
  * into work-item loops; unrolled, its compile time explodes. */
 #define EFLA_MMA_UNROLL _Pragma("unroll 1")
+#define EFLA_MMA_LOOP _Pragma("unroll 1")
 
 /* A[row][k] lives in lane 4 (row % 8) + (k % 8) / 2, register
  * (row >= 8) + 2 (k >= 8), half k % 2; B[k][col] in lane 4 col + (k % 8) / 2,
@@ -111,16 +117,6 @@ float4 efla_mma(float4 d, uint4 a, uint2 b, __local uint *area) {
 }
 #endif
 
-/* x as hi + lo, both in the storage dtype (hi = x rounded, lo = the rest
- * rounded): a product over both halves carries about twice the bits. The
- * chunk form cancels heavily where the erase is large (Dk = 1 at worst:
- * the rows of Ainv sum to products of (1 - e)), so operands that are not
- * exact in 16 bits are split. */
-ushort2 efla_split_bits(float x) {
-    const ushort hi = efla_half_bits(x);
-    return (ushort2)(hi, efla_half_bits(x - efla_half_value(hi)));
-}
-
 /* A stored 16-bit element's bits, unconverted. */
 ushort efla_raw_bits(__global const store_t *p, long i) { return ((__global const ushort *)p)[i]; }
 
@@ -142,23 +138,97 @@ uint2 efla_frag_b(__local const ushort *tile_t, int pitch, int n0, int k0) {
     return (uint2)(efla_word(tile_t, i), efla_word(tile_t, i + 8));
 }
 
-/* ---- C x C blocks spread over the warps of an EFLA_WG work-group ---- */
+/* Whether every work-item must make the same mma calls: the emulation's
+ * calls hold barriers, so loops whose trip counts differ between warps run
+ * to the common bound there, with zero fragments (EFLA_MMA_SKIP). */
+#ifdef EFLA_NVMMA_EMULATE
+#define EFLA_MMA_SKIP(dead)
+#else
+#define EFLA_MMA_SKIP(dead)                                                                        \
+    if (dead) continue;
+#endif
 
-#define EFLA_MMA_WARPS (EFLA_WG / 32)
+/* Two f32 as one register of two 16-bit values, `lo` in the low half: the
+ * accumulator pair d.x, d.y (or d.z, d.w) of an n8 tile as an A register
+ * of the k16 block the tile's columns fall in. On the device one
+ * cvt.rn.{f16,bf16}x2.f32 (sm_80+; its first source goes to the high
+ * half), as the CUDA kernels' __floats2bfloat162_rn: round to nearest
+ * even like efla_half_bits, only a NaN's payload may differ. */
+#ifndef EFLA_NVMMA_EMULATE
+#if EFLA_STORAGE == 2
+#define EFLA_CVT_NAME "cvt.rn.f16x2.f32 "
+#else
+#define EFLA_CVT_NAME "cvt.rn.bf16x2.f32 "
+#endif
+uint efla_pack2(float lo, float hi) {
+    uint bits;
+    asm(EFLA_CVT_NAME "%0, %1, %2;" : "=r"(bits) : "f"(hi), "f"(lo));
+    return bits;
+}
+#else
+uint efla_pack2(float lo, float hi) {
+    return (uint)efla_half_bits(lo) | ((uint)efla_half_bits(hi) << 16);
+}
+#endif
+
+/* The A fragment of k block kb from the D fragments of its n8 tiles 2 kb
+ * (even) and 2 kb + 1 (odd): a result feeds the next product in registers. */
+uint4 efla_acc_to_a(float4 even, float4 odd) {
+    return (uint4)(efla_pack2(even.x, even.y), efla_pack2(even.z, even.w), efla_pack2(odd.x, odd.y),
+                   efla_pack2(odd.z, odd.w));
+}
+
+/* ---- the nvmma scratch: matrices stored in fragment order ---------------
+ * Every operand the nvmma kernels hand on goes to the scratch in the order
+ * its consumer's fragments take it, so that a lane's fragment is one
+ * aligned 16-byte global load (a warp reads 512 contiguous bytes) and
+ * nothing is staged in local memory on the way:
+ *   A order (rows m, k; KB k blocks): 16 x 16 block (m / 16, k / 16) at
+ *     256 elements each, row-block major; in it lane l's registers a0..a3
+ *     at 8 l.., a pair of neighbours (k even, k + 1) per 32-bit word.
+ *   B-pair order (Bt[n][k]; NB n blocks of 16): block (k / 16, n / 16),
+ *     k-block major; lane l holds b0, b1 of n8 tile 2 (n / 16), then b0,
+ *     b1 of the next.
+ * The D fragment of an A operand's two n8 tiles, packed (efla_acc_to_a),
+ * is its A-order piece; read back as {a0, a2}, {a1, a3} it is the B
+ * fragment of the transpose's two n8 tiles (rows 0-7 and 8-15). */
+int efla_a_order(int m, int k, int kb) {
+    const int lane = (m % 8) * 4 + (k % 8) / 2, reg = (m % 16) / 8 + 2 * ((k % 16) / 8);
+    return (((m / 16) * kb + k / 16) * 32 + lane) * 8 + reg * 2 + k % 2;
+}
+
+int efla_b_order(int n, int k, int nb) {
+    const int lane = (n % 8) * 4 + (k % 8) / 2, reg = 2 * ((n % 16) / 8) + (k % 16) / 8;
+    return (((k / 16) * nb + n / 16) * 32 + lane) * 8 + reg * 2 + k % 2;
+}
+
+/* The lane's piece of fragment block `block` of an ordered array. */
+uint4 efla_piece(__global const uint *array, int block) {
+    return ((__global const uint4 *)array)[block * 32 + get_local_id(0) % 32];
+}
+
+void efla_put_piece(__global uint *array, int block, uint4 x) {
+    ((__global uint4 *)array)[block * 32 + get_local_id(0) % 32] = x;
+}
+
+/* ---- 64 x 64 blocks spread over 8 warps (the prepare kernel) ---- */
+
+#define EFLA_NV_WARPS 8
 #define EFLA_MMA_RB (EFLA_C / 16) /* row blocks of 16 */
 /* 16x8 tiles of a C x C block per warp: tile t = warp + WARPS i is rows
  * 16 (t % RB).., columns 8 (t / RB)... */
-#define EFLA_MMA_PT (EFLA_MMA_RB * (EFLA_C / 8) / EFLA_MMA_WARPS)
+#define EFLA_MMA_PT (EFLA_MMA_RB * (EFLA_C / 8) / EFLA_NV_WARPS)
 
 /* acc[i] += X Y over k = 0..k_len (a multiple of 16) for the warp's tiles:
  * X row-major [C][k], Y as Yt [C][k], both with row pitch `pitch`. */
-void efla_mma_block(__local const ushort *x, __local const ushort *yt, int pitch, int k_len,
-                    float4 acc[EFLA_MMA_PT] EFLA_MMA_PARAM) {
+EFLA_NV_INLINE void efla_mma_block(__local const ushort *x, __local const ushort *yt, int pitch,
+                                   int k_len, float4 acc[EFLA_MMA_PT] EFLA_MMA_PARAM) {
     const int warp = get_local_id(0) / 32;
+    EFLA_MMA_LOOP
     for (int k0 = 0; k0 < k_len; k0 += 16) {
         EFLA_MMA_UNROLL
         for (int i = 0; i < EFLA_MMA_PT; ++i) {
-            const int t = warp + EFLA_MMA_WARPS * i;
+            const int t = warp + EFLA_NV_WARPS * i;
             const uint4 a = efla_frag_a(x, pitch, 16 * (t % EFLA_MMA_RB), k0);
             const uint2 b = efla_frag_b(yt, pitch, 8 * (t / EFLA_MMA_RB), k0);
             acc[i] = efla_mma(acc[i], a, b EFLA_MMA_ARG);
@@ -168,7 +238,7 @@ void efla_mma_block(__local const ushort *x, __local const ushort *yt, int pitch
 
 /* Row and column in the C x C block of element e (0..3) of the warp's tile i. */
 int2 efla_mma_position(int i, int e) {
-    const int lane = get_local_id(0) % 32, t = get_local_id(0) / 32 + EFLA_MMA_WARPS * i;
+    const int lane = get_local_id(0) % 32, t = get_local_id(0) / 32 + EFLA_NV_WARPS * i;
     return (int2)(16 * (t % EFLA_MMA_RB) + lane / 4 + (e >= 2 ? 8 : 0),
                   8 * (t / EFLA_MMA_RB) + 2 * (lane % 4) + (e & 1));
 }

@@ -1,111 +1,84 @@
 /*
- * Chunked forward, phase 3 on tensor cores (the nvmma path; replaces the
- * portable efla_chunk_output, same arguments and launch shape).
- *
- * O = qf . (Q H[c]) + A V' as in efla_chunk_output.cl, whose fetch
- * (efla_out_fetch: global -> registers, one step ahead) it shares; the
- * staged tiles go to the storage dtype, q exactly, H, A and V' split into
- * hi + lo (efla_split_bits: the sum cancels where the erase is large), and
- * are multiplied with mma.sync, accumulating in f32: Q Hhi + Q Hlo, then
- * Ahi V'hi + Ahi V'lo + Alo V'hi. 4C items = C/8 warps; warp w covers rows
- * 16 (w % (C/16)).. and 32 columns from 32 (w / (C/16)): 4 tiles of 16x8.
+ * Chunked forward, phase 3 on tensor cores (the nvmma path), after the
+ * CUDA mma output (shaders/cuda/mma_output.cuh): one work-group of 4
+ * warps per (chunk, value head, 64 value columns), all independent:
+ *   O = diag(qf) (Q S_c) + P V'
+ * with Q as stored, S_c^T and V'^T from the scan and P (the masked
+ * scores, qf folded in) from the prepare, all in the scratch in fragment
+ * order: every fragment is one 16-byte global load per lane, the A-order
+ * pieces of S_c^T and V'^T read as B fragments of S_c and V' (registers
+ * {a0, a2} and {a1, a3}). Warp m owns chunk rows 16 m..; P is zero above
+ * the diagonal, so P V' stops at block m. No local memory.
  */
-#define EFLA_MO_PITCH (EFLA_KT + 8) /* 16-bit elements per tile row: conflict-free fragments */
-#define EFLA_MO_ROW_BLOCKS (EFLA_C / 16)
-
-/* The fetched step in 16 bits: X row-major [C][KT] (q exact: no low half;
- * A split), Y as Yt [OT][KT] split (H and V'). */
-void efla_mo_put(const float x[EFLA_OUT_X_N], const float y[EFLA_OUT_Y_N], bool split_x,
-                 __local ushort *xs, __local ushort *xs_lo, __local ushort *yt,
-                 __local ushort *yt_lo) {
-    const int lid = get_local_id(0);
-#pragma unroll
-    for (int n = 0; n < EFLA_OUT_X_N; ++n) {
-        const int idx = lid + n * EFLA_OUT_WG, at = idx / EFLA_KT * EFLA_MO_PITCH + idx % EFLA_KT;
-        const ushort2 bits = efla_split_bits(x[n]);
-        xs[at] = bits.x;
-        if (split_x) xs_lo[at] = bits.y;
-    }
-#pragma unroll
-    for (int n = 0; n < EFLA_OUT_Y_N; ++n) {
-        const int idx = lid + n * EFLA_OUT_WG, at = idx % EFLA_OT * EFLA_MO_PITCH + idx / EFLA_OT;
-        const ushort2 bits = efla_split_bits(y[n]);
-        yt[at] = bits.x;
-        yt_lo[at] = bits.y;
-    }
-}
-
-/* acc[nt] += X Y over one staged KT step for the warp's 16 x 32 block:
- * X Yhi + X Ylo (+ Xlo Yhi when X is split). */
-void efla_mo_multiply(__local const ushort *xs, __local const ushort *xs_lo,
-                      __local const ushort *yt, __local const ushort *yt_lo, bool split_x, int row0,
-                      int n0, float4 acc[4] EFLA_MMA_PARAM) {
-    EFLA_MMA_UNROLL
-    for (int k0 = 0; k0 < EFLA_KT; k0 += 16) {
-        const uint4 a = efla_frag_a(xs, EFLA_MO_PITCH, row0, k0);
-        const uint4 a_lo = efla_frag_a(xs_lo, EFLA_MO_PITCH, row0, k0);
-        EFLA_MMA_UNROLL
-        for (int nt = 0; nt < 4; ++nt) {
-            const uint2 b = efla_frag_b(yt, EFLA_MO_PITCH, n0 + 8 * nt, k0);
-            const uint2 b_lo = efla_frag_b(yt_lo, EFLA_MO_PITCH, n0 + 8 * nt, k0);
-            acc[nt] = efla_mma(acc[nt], a, b EFLA_MMA_ARG);
-            acc[nt] = efla_mma(acc[nt], a, b_lo EFLA_MMA_ARG);
-            if (split_x) acc[nt] = efla_mma(acc[nt], a_lo, b EFLA_MMA_ARG);
-        }
-    }
-}
-
-void efla_mo_store(__global store_t *out, long origin, long row_step, long col_step, int length,
-                   int dv, int row0, int col0, const float4 acc[4]) {
-    const int lane = get_local_id(0) % 32, g = lane / 4, c = lane % 4;
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-        const int col = col0 + 8 * nt + 2 * c;
-        const float values[4] = {acc[nt].x, acc[nt].y, acc[nt].z, acc[nt].w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int r = row0 + g + (e >= 2 ? 8 : 0), j = col + (e & 1);
-            if (r < length && j < dv)
-                efla_store(out, origin + r * row_step + j * col_step, values[e]);
-        }
-    }
-}
-
-__kernel __attribute__((reqd_work_group_size(EFLA_OUT_WG, 1, 1))) void
-efla_chunk_output(__global const int4 *call, int table, __global const store_t *q,
-                  __global store_t *out, __global const float *scratch) {
+__kernel __attribute__((reqd_work_group_size(EFLA_NV_OUTPUT_ITEMS, 1, 1))) void
+efla_nvmma_output(__global const int4 *call, int table, __global store_t *out,
+                  __global const uint *scratch) {
     __global const long *P = (__global const long *)call;
-    __local uint xs_words[2 * EFLA_C * EFLA_MO_PITCH / 2],
-        yt_words[2 * EFLA_OT * EFLA_MO_PITCH / 2];
-    __local ushort *xs = (__local ushort *)xs_words, *xs_lo = xs + EFLA_C * EFLA_MO_PITCH;
-    __local ushort *yt = (__local ushort *)yt_words, *yt_lo = yt + EFLA_OT * EFLA_MO_PITCH;
-    __local float q_factor[EFLA_C];
-    EFLA_MMA_DECLARE
+    EFLA_MMA_DECLARE(EFLA_NV_OUTPUT_ITEMS)
+    const int lane = get_local_id(0) % 32, mb = get_local_id(0) / 32;
+    const int dk = (int)P[EFLA_P_DK], dv = (int)P[EFLA_P_DV];
+    const int dkp = EFLA_NV_PAD16(dk), dvp = EFLA_NV_PAD16(dv), kbs = dkp / 16;
+    const int value_heads = (int)P[EFLA_P_VALUE_HEADS];
+    const int tiles = (dvp + EFLA_NV_OUT_TILE - 1) / EFLA_NV_OUT_TILE;
+    const int index = get_group_id(0) / tiles, j0 = (get_group_id(0) % tiles) * EFLA_NV_OUT_TILE;
+    const int hv = index % value_heads, jbs = min(EFLA_NV_OUT_TILE, dvp - j0) / 16;
+    const int4 chunk = call[table + index / value_heads];
+    __global const uint *block = scratch + (long)index * (EFLA_NV_TOTAL(dkp, dvp) / 2);
+    __global const uint *ht = block + EFLA_NV_HT(dkp, dvp) / 2;
+    __global const uint *vt = block + EFLA_NV_VT(dkp, dvp) / 2;
 
-    const int lid = get_local_id(0), warp = lid / 32;
-    const int row0 = 16 * (warp % EFLA_MO_ROW_BLOCKS), n0 = 32 * (warp / EFLA_MO_ROW_BLOCKS);
-    const efla_out_src src = efla_out_locate(P, call, table, q, scratch, q_factor);
-    const int dk = src.dk;
-
-    const int q_steps = (dk + EFLA_KT - 1) / EFLA_KT, steps = q_steps + EFLA_C / EFLA_KT;
-    float x[EFLA_OUT_X_N], y[EFLA_OUT_Y_N];
-    float4 acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    efla_out_fetch(&src, 0, q_steps, x, y);
-    for (int s = 0; s < steps; ++s) {
-        const bool split_x = s >= q_steps; /* the A part: uniform over the work-group */
-        barrier(CLK_LOCAL_MEM_FENCE);
-        efla_mo_put(x, y, split_x, xs, xs_lo, yt, yt_lo);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (s + 1 < steps) efla_out_fetch(&src, s + 1, q_steps, x, y);
-        if (s == q_steps) { /* Q H[c] done: scale its rows */
-            const int g = lid % 32 / 4;
-            const float low = q_factor[row0 + g], high = q_factor[row0 + g + 8];
-#pragma unroll
-            for (int nt = 0; nt < 4; ++nt)
-                acc[nt] *= (float4)(low, low, high, high);
+    float4 o[EFLA_NV_OUT_TILE / 8];
+    EFLA_MMA_UNROLL
+    for (int t = 0; t < EFLA_NV_OUT_TILE / 8; ++t)
+        o[t] = 0.0f;
+    EFLA_MMA_LOOP
+    for (int kb = 0; kb < kbs; ++kb) {
+        const uint4 a = efla_piece(block + EFLA_NV_Q(dkp, dvp) / 2, mb * kbs + kb);
+        EFLA_MMA_UNROLL
+        for (int jb = 0; jb < EFLA_NV_OUT_TILE / 16; ++jb) {
+            EFLA_MMA_SKIP(jb >= jbs)
+            const uint4 b = jb < jbs ? efla_piece(ht, (j0 / 16 + jb) * kbs + kb) : (uint4)(0);
+            o[2 * jb] = efla_mma(o[2 * jb], a, b.xz EFLA_MMA_ARG);
+            o[2 * jb + 1] = efla_mma(o[2 * jb + 1], a, b.yw EFLA_MMA_ARG);
         }
-        efla_mo_multiply(xs, xs_lo, yt, yt_lo, split_x, row0, n0, acc EFLA_MMA_ARG);
     }
-    efla_mo_store(out, src.out_origin, src.out_row, src.out_step, src.length, src.dv, row0,
-                  src.col0 + n0, acc);
+    __global const float *qf = (__global const float *)(block + EFLA_NV_RQ(dkp, dvp) / 2);
+    const float low = qf[16 * mb + lane / 4], high = qf[16 * mb + lane / 4 + 8];
+    EFLA_MMA_UNROLL
+    for (int t = 0; t < EFLA_NV_OUT_TILE / 8; ++t)
+        o[t] *= (float4)(low, low, high, high);
+    EFLA_MMA_UNROLL
+    for (int pb = 0; pb < EFLA_C / 16; ++pb) {
+        EFLA_MMA_SKIP(pb > mb)
+        const uint4 a = efla_piece(block + EFLA_NV_P(dkp, dvp) / 2, mb * (EFLA_C / 16) + pb);
+        EFLA_MMA_UNROLL
+        for (int jb = 0; jb < EFLA_NV_OUT_TILE / 16; ++jb) {
+            EFLA_MMA_SKIP(jb >= jbs)
+            const uint4 b =
+                jb < jbs ? efla_piece(vt, (j0 / 16 + jb) * (EFLA_C / 16) + pb) : (uint4)(0);
+            o[2 * jb] = efla_mma(o[2 * jb], a, b.xz EFLA_MMA_ARG);
+            o[2 * jb + 1] = efla_mma(o[2 * jb + 1], a, b.yw EFLA_MMA_ARG);
+        }
+    }
+
+    const long origin = efla_row(P, EFLA_P_OUT, chunk.x, chunk.y, hv);
+    const long row_step = P[EFLA_P_OUT + 2], col_step = P[EFLA_P_OUT + 4];
+    /* a lane's neighbouring columns as one 32-bit store where they are
+     * neighbours in memory at an even element offset */
+    const bool pairs = col_step == 1 && row_step % 2 == 0 && origin % 2 == 0;
+#pragma unroll
+    for (int t = 0; t < EFLA_NV_OUT_TILE / 8; ++t)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int r = 16 * mb + lane / 4 + 8 * h, j = j0 + 8 * t + 2 * (lane % 4);
+            const float x0 = h ? o[t].z : o[t].x, x1 = h ? o[t].w : o[t].y;
+            const long at = origin + r * row_step + j * col_step;
+            if (r >= chunk.z || j >= dv) continue;
+            if (pairs && j + 1 < dv) {
+                *(__global uint *)(out + at) = efla_pack2(x0, x1);
+                continue;
+            }
+            efla_store(out, at, x0);
+            if (j + 1 < dv) efla_store(out, at + col_step, x1);
+        }
 }

@@ -49,4 +49,33 @@
 #define EFLA_CL_MAX_DV_TILE 32  /* the state kernel's widest Dv tile */
 #define EFLA_CL_OUT_TILE 64     /* Dv columns of one output work-group */
 
+/* The nvmma path (chunk 64): a 16-bit scratch block per (chunk, value
+ * head), chunk-major ((chunk * HV + hv) * EFLA_NV_TOTAL elements), with
+ * dkp, dvp = Dk, Dv padded to multiples of 16 (zeros). Element offsets
+ * in the block, each matrix in fragment order (efla_nvmma_common.cl):
+ *   W    [C][dkp]   B-pair order, Bt = W (the scan's S^T W^T)
+ *   KT   [dkp][C]   B-pair order, Bt = K^T of the unit keys (S^T += V'^T K^)
+ *   U    [dvp][C]   A order, U^T
+ *   Q    [C][dkp]   A order, q as stored
+ *   P    [C][C]     A order, the masked scores qf_t ck_s q_t.k_s (s <= t)
+ *   HT   [dvp][dkp] A order, S^T before the chunk (the scan's)
+ *   VT   [dvp][C]   A order, V'^T (the scan's)
+ *   RQ   [C] f32    the q factors qf (scale times the q norm factor) */
+#define EFLA_NV_CHUNK 64
+#define EFLA_NV_PAD16(x) (((x) + 15) / 16 * 16)
+#define EFLA_NV_W(dkp, dvp) 0
+#define EFLA_NV_KT(dkp, dvp) (EFLA_NV_CHUNK * (dkp))
+#define EFLA_NV_U(dkp, dvp) (2 * EFLA_NV_CHUNK * (dkp))
+#define EFLA_NV_Q(dkp, dvp) (EFLA_NV_U(dkp, dvp) + EFLA_NV_CHUNK * (dvp))
+#define EFLA_NV_P(dkp, dvp) (EFLA_NV_Q(dkp, dvp) + EFLA_NV_CHUNK * (dkp))
+#define EFLA_NV_HT(dkp, dvp) (EFLA_NV_P(dkp, dvp) + EFLA_NV_CHUNK * EFLA_NV_CHUNK)
+#define EFLA_NV_VT(dkp, dvp) (EFLA_NV_HT(dkp, dvp) + (dvp) * (dkp))
+#define EFLA_NV_RQ(dkp, dvp) (EFLA_NV_VT(dkp, dvp) + (dvp)*EFLA_NV_CHUNK)
+#define EFLA_NV_TOTAL(dkp, dvp) (EFLA_NV_RQ(dkp, dvp) + 2 * EFLA_NV_CHUNK)
+/* Work-items of the nvmma prepare and output kernels; Dv columns of an
+ * output work-group. */
+#define EFLA_NV_PREPARE_ITEMS 256
+#define EFLA_NV_OUTPUT_ITEMS 128
+#define EFLA_NV_OUT_TILE 64
+
 #endif
