@@ -2,7 +2,7 @@
 # The OpenCL backend on the H200 (issue #6) in about 4 minutes: the conformance
 # programs once per kernel path, `efla bench` at S1-S5 and D1 in bf16 per path,
 # each chunk kernel's share (EFLA_OPENCL_STOP_AFTER), and a sweep of the tuning
-# knobs (EFLA_OPENCL_STATE_WARPS, EFLA_OPENCL_DV_TILE, EFLA_OPENCL_CHUNK,
+# knobs (EFLA_OPENCL_STATE_GROUPS / _PARTS, EFLA_OPENCL_DV_TILE, EFLA_OPENCL_CHUNK,
 # EFLA_OPENCL_WG). Every step is
 # logged to $OUT/<step>.log and none stops the run; a summary comes last.
 #
@@ -113,12 +113,12 @@ if [ "$SWEEP" = 1 ]; then
       step "share-$p-$stop" 40 bash "$0" --run sweep "$p/stop-after-$stop" \
         EFLA_PATH=opencl:$p EFLA_OPENCL_STOP_AFTER=$stop -- S1 S4 S5
     done
-    # The nvmma state scan's warps per work-group (the plan picks them from
-    # the compute units).
+    # The nvmma state scan's shape: groups of 16 value columns per work-group
+    # and warps (parts of Dk) per group (the plan picks them from the compute units).
     if [ "$p" = nvmma ]; then
-      for warps in 1 2 4; do
-        step "warps-$warps" 40 bash "$0" --run sweep "nvmma/state-warps-$warps" \
-          EFLA_PATH=opencl:nvmma EFLA_OPENCL_STATE_WARPS=$warps -- S1 S2 S4 S5
+      for knob in GROUPS=1 GROUPS=2 GROUPS=4 PARTS=2 PARTS=4; do
+        step "state-$knob" 40 bash "$0" --run sweep "nvmma/state-$knob" \
+          EFLA_PATH=opencl:nvmma EFLA_OPENCL_STATE_$knob -- S1 S2 S4 S5
       done
     fi
     # The portable state kernel's Dv tile (the plan picks one from the work-group count).

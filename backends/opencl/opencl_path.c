@@ -47,15 +47,13 @@ static bool path_available(const efla_cl_device *device, efla_cl_path path) {
     }
 }
 
-/* Portable everywhere for now. On the H200, nvmma passed the conformance
- * suite at 3dc5a5b (portable state scan) but was slower; with its own
- * tensor-core state scan (4b77f36, four warps) it is 2-21% faster at S1,
- * S2, S4, S5 and 25% slower at S3, and its conformance run on NVIDIA's
- * OpenCL has not finished yet. It stays selectable with
- * EFLA_PATH=opencl:nvmma. */
+/* nvmma on NVIDIA GPUs of compute capability 8.0+, portable elsewhere. On
+ * the H200 the port of the CUDA mma pipeline (9c7dd03) passed the
+ * conformance suite on NVIDIA's OpenCL and ran S1 in 1.02 ms against 5.1
+ * for portable (S4 2.47 against 17.0; docs/BENCHMARKS.md). A program whose
+ * nvmma kernels do not build falls back to portable (opencl_program.c). */
 efla_status efla_cl_path_default(const efla_cl_device *device, efla_cl_path *out) {
-    (void)device;
-    *out = EFLA_CL_PATH_PORTABLE;
+    *out = nvmma_native(device) ? EFLA_CL_PATH_NVMMA : EFLA_CL_PATH_PORTABLE;
     return EFLA_SUCCESS;
 }
 
