@@ -58,6 +58,10 @@ static void draw_key(test_rng *rng, key_profile profile, int64_t t, double *k, i
         set_norm(k, dk, exp(rng_range(rng, log(0.5), log(4.0))));
     } else if (profile == KEYS_SMALL) {
         set_norm(k, dk, sqrt(rng_range(rng, 0.2, 0.8)));
+    } else if (profile == KEYS_WIDE) {
+        const double factor = rng_range(rng, 0.2, 3.0);
+        for (int64_t i = 0; i < dk; ++i)
+            k[i] *= factor;
     } else {
         /* the first six tokens take every scale, so every chunk start sees all of them */
         const uint32_t kind = t < 6 ? (uint32_t)t : rng_below(rng, 6);
@@ -102,7 +106,8 @@ void problem_create(problem *p, const problem_spec *spec, efla_dtype dtype, uint
     round_all(dtype, p->v, problem_v_count(p));
     round_all(dtype, p->beta, problem_beta_count(p));
     if (p->initial_state) {
-        fill_gaussian(&rng, p->initial_state, problem_state_count(p), 0.3);
+        double sigma = spec->state_sigma > 0 ? spec->state_sigma : 0.3;
+        fill_gaussian(&rng, p->initial_state, problem_state_count(p), sigma);
         round_all(EFLA_DTYPE_F32, p->initial_state, problem_state_count(p));
     }
 }

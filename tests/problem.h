@@ -16,6 +16,7 @@ typedef enum key_profile {
     KEYS_GAUSSIAN, /* norms log-uniform in [0.5, 4] */
     KEYS_HARD,     /* element scale per token from {0, 1e-3, 1e-2, 1, 10, 1e2} */
     KEYS_SMALL,    /* |k|^2 in [0.2, 0.8]: DeltaNet with raw keys stays stable */
+    KEYS_WIDE,     /* Gaussian elements times U(0.2, 3) per token: most steps nearly erase */
 } key_profile;
 
 /* How beta is drawn, per (token, value head). */
@@ -34,6 +35,7 @@ typedef struct problem_spec {
     key_profile keys;
     beta_profile betas;
     bool initial_state; /* random initial states; else absent (zeros) */
+    double state_sigma; /* the initial states' standard deviation; 0: 0.3 */
     efla_mode mode;
     uint32_t flags; /* EFLA_FORWARD_* */
     float scale;    /* 0: the default Dk^-1/2 */
