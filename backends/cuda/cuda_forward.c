@@ -39,8 +39,14 @@ static int64_t recurrent_limit(const efla_forward_args *a) {
 /* Below this head dimension the mma path pads Dk or Dv to 16 (mostly zero
  * products, no speed to gain) and still rounds the state and V' to 16-bit
  * operands (bf16 at Dk = 1, Dv = 5 missed the 1e-2 contract on the H200):
- * such requests run the f32 simt kernels whatever the context's path. */
+ * such requests run the f32 simt kernels whatever the context's path. bf16
+ * takes Dk of 32: with unit initial states and key norms up to 17
+ * (test_conformance sizes/unit_states_in_small_heads) the mma kernels on
+ * the emulator (backends/cuda/emu) erred by 8.4e-3 to 9.3e-3 of the 1e-2
+ * bar with Dk = Dv = 16 among the cases, and by 6.4e-3 to 6.8e-3 with the
+ * smallest at Dk 32. */
 #define MMA_MIN_HEAD_DIM 16
+#define MMA_MIN_KEY_DIM_BF16 32
 
 /* Tensor cores for the chunked kernels: 16-bit storage, sm_80+, not
  * forced off, head dimensions of at least MMA_MIN_HEAD_DIM, and the
@@ -50,6 +56,7 @@ static void choose_chunked_path(const efla_backend_context *ctx, const efla_forw
     plan->mma = ctx->path != EFLA_CUDA_PATH_SIMT && a->storage != EFLA_DTYPE_F32 &&
                 ctx->props.cc_major >= 8 && a->dk >= MMA_MIN_HEAD_DIM &&
                 a->dv >= MMA_MIN_HEAD_DIM &&
+                (a->storage != EFLA_DTYPE_BF16 || a->dk >= MMA_MIN_KEY_DIM_BF16) &&
                 efla_cuda_mma_choose(&ctx->props, a->sequences * a->value_heads, a->dk, a->dv,
                                      &plan->tiles);
 }

@@ -331,7 +331,8 @@ static void check_interop(void) {
 }
 
 /* The plan's kernel path: simt below head dimension 16 even where mma is
- * forced; the device keeps reporting the context's path. */
+ * forced, and for bf16 below Dk 32; the device keeps reporting the
+ * context's path. */
 static void check_query_path(void) {
     setenv("EFLA_PATH", "cuda:mma", 1);
     efla_context_create_info info = EFLA_CONTEXT_CREATE_INFO_INIT;
@@ -340,26 +341,31 @@ static void check_query_path(void) {
     efla_status created = efla_context_create(&info, &ctx);
     unsetenv("EFLA_PATH");
     CHECK(created);
-    static const int64_t dims[][3] = {
-        {1, 5, 0}, {15, 64, 0}, {64, 15, 0}, {16, 16, 1}, {64, 64, 1}};
+    static const int64_t dims[][4] = {/* Dk, Dv, mma, dtype */
+                                      {1, 5, 0, EFLA_DTYPE_BF16},   {15, 64, 0, EFLA_DTYPE_BF16},
+                                      {64, 15, 0, EFLA_DTYPE_BF16}, {16, 16, 1, EFLA_DTYPE_F16},
+                                      {16, 16, 0, EFLA_DTYPE_BF16}, {32, 16, 1, EFLA_DTYPE_BF16},
+                                      {64, 64, 1, EFLA_DTYPE_BF16}};
     efla_buffer buf;
     CHECK(efla_buffer_create(ctx, 1 << 20, &buf));
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; ++i) {
         int64_t qs[4] = {1, 128, 1, dims[i][0]}, vs[4] = {1, 128, 1, dims[i][1]},
                 bs[3] = {1, 128, 1};
+        const efla_dtype dtype = (efla_dtype)dims[i][3];
         efla_forward_desc desc = EFLA_FORWARD_DESC_INIT;
-        desc.q = efla_tensor_contiguous(buf, 0, EFLA_DTYPE_BF16, 4, qs);
-        desc.k = efla_tensor_contiguous(buf, 1 << 16, EFLA_DTYPE_BF16, 4, qs);
-        desc.v = efla_tensor_contiguous(buf, 2 << 16, EFLA_DTYPE_BF16, 4, vs);
-        desc.out = efla_tensor_contiguous(buf, 3 << 16, EFLA_DTYPE_BF16, 4, vs);
-        desc.beta = efla_tensor_contiguous(buf, 4 << 16, EFLA_DTYPE_BF16, 3, bs);
+        desc.q = efla_tensor_contiguous(buf, 0, dtype, 4, qs);
+        desc.k = efla_tensor_contiguous(buf, 1 << 16, dtype, 4, qs);
+        desc.v = efla_tensor_contiguous(buf, 2 << 16, dtype, 4, vs);
+        desc.out = efla_tensor_contiguous(buf, 3 << 16, dtype, 4, vs);
+        desc.beta = efla_tensor_contiguous(buf, 4 << 16, dtype, 3, bs);
         desc.algorithm = EFLA_ALGORITHM_CHUNKED;
         efla_forward_plan plan = EFLA_FORWARD_PLAN_INIT;
         CHECK(efla_forward_query(ctx, &desc, &plan));
         const char *want = dims[i][2] ? "mma" : "simt";
         if (strcmp(plan.kernel_path, want)) {
-            fprintf(stderr, "FAIL: Dk%lld Dv%lld plans path %s, want %s\n", (long long)dims[i][0],
-                    (long long)dims[i][1], plan.kernel_path, want);
+            fprintf(stderr, "FAIL: %s Dk%lld Dv%lld plans path %s, want %s\n",
+                    efla_dtype_name(dtype), (long long)dims[i][0], (long long)dims[i][1],
+                    plan.kernel_path, want);
             exit(1);
         }
     }
@@ -369,7 +375,7 @@ static void check_query_path(void) {
         fail("device kernel_path must stay mma", EFLA_ERROR_INTERNAL);
     efla_buffer_destroy(buf);
     efla_context_destroy(ctx);
-    printf("ok   EFLA_PATH=cuda:mma plans simt below Dk/Dv 16, mma from 16\n");
+    printf("ok   EFLA_PATH=cuda:mma plans simt below Dk/Dv 16 (bf16: Dk 32), mma above\n");
 }
 
 int main(void) {
