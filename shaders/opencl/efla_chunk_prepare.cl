@@ -211,6 +211,29 @@ void efla_prepare_bases(__global const long *P, const efla_prep *c, __local long
     }
 }
 
+/* Row r's coefficients (r inside the chunk) from |k_r|^2 and |q_r|^2:
+ * the erase e and write g = alpha |k| of its step, 1/|k| and qf = scale
+ * times the q norm factor. Both prepares take them from here. */
+typedef struct efla_row_coefficients {
+    float erase, write, k_inv, q_factor;
+} efla_row_coefficients;
+
+efla_row_coefficients efla_row_coefficients_of(__global const long *P, const efla_prep *c,
+                                               __global const store_t *beta, int r, float kk,
+                                               float qq) {
+    const float fk = efla_l2_factor(kk, c->flags & EFLA_PF_L2NORM_K);
+    const float lambda = fk * fk * kk;
+    const float b_t = efla_load(beta, efla_row(P, EFLA_P_BETA, c->chunk.x, c->chunk.y + r, c->hv));
+    const float2 step = efla_step(b_t, lambda, c->flags & EFLA_PF_DELTA);
+    efla_row_coefficients out;
+    out.erase = step.y;
+    out.write = step.x * sqrt(lambda);
+    out.k_inv = kk > 0.0f ? 1.0f / sqrt(kk) : 0.0f;
+    out.q_factor =
+        as_float((uint)P[EFLA_P_SCALE]) * efla_l2_factor(qq, c->flags & EFLA_PF_L2NORM_Q);
+    return out;
+}
+
 /* Row coefficients from |k_r|^2 and |q_r|^2 (items lid < C): w = e/|k|
  * (on raw k), u = g = alpha |k|, 1/|k| and qf = scale times the q norm
  * factor; rows past the chunk get zeros. {qf, 1/|k|} go to scratch. */
@@ -223,17 +246,12 @@ void efla_prepare_coefficients(__global const long *P, const efla_prep *c,
     if (r >= EFLA_C) return;
     float w = 0.0f, u = 0.0f, inv = 0.0f, qf = 0.0f;
     if (r < c->chunk.z) {
-        const float kk = k_squares[r];
-        const float fk = efla_l2_factor(kk, c->flags & EFLA_PF_L2NORM_K);
-        const float lambda = fk * fk * kk;
-        const float b_t =
-            efla_load(beta, efla_row(P, EFLA_P_BETA, c->chunk.x, c->chunk.y + r, c->hv));
-        const float2 step = efla_step(b_t, lambda, c->flags & EFLA_PF_DELTA);
-        inv = kk > 0.0f ? 1.0f / sqrt(kk) : 0.0f;
-        w = step.y * inv;          /* e, applied to k^ = k / |k| */
-        u = step.x * sqrt(lambda); /* g = alpha |k| */
-        qf = as_float((uint)P[EFLA_P_SCALE]) *
-             efla_l2_factor(q_squares[r], c->flags & EFLA_PF_L2NORM_Q);
+        const efla_row_coefficients row =
+            efla_row_coefficients_of(P, c, beta, r, k_squares[r], q_squares[r]);
+        inv = row.k_inv;
+        w = row.erase * inv; /* e, applied to k^ = k / |k| */
+        u = row.write;
+        qf = row.q_factor;
         vstore2((float2)(qf, inv), 0, scratch + P[EFLA_P_SCRATCH_C] + (c->row0 + r) * 2);
     }
     w_coef[r] = w;

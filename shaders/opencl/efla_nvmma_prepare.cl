@@ -87,17 +87,12 @@ void efla_np_coefficients(__global const long *P, const efla_prep *c, __global c
     if (r >= EFLA_C) return;
     float unit = 0.0f, factor = 0.0f, e = 0.0f, g = 0.0f;
     if (r < c->chunk.z) {
-        const float kk = k_squares[r];
-        const float fk = efla_l2_factor(kk, c->flags & EFLA_PF_L2NORM_K);
-        const float lambda = fk * fk * kk;
-        const float b_t =
-            efla_load(beta, efla_row(P, EFLA_P_BETA, c->chunk.x, c->chunk.y + r, c->hv));
-        const float2 step = efla_step(b_t, lambda, c->flags & EFLA_PF_DELTA);
-        unit = kk > 0.0f ? 1.0f / sqrt(kk) : 0.0f;
-        factor = as_float((uint)P[EFLA_P_SCALE]) *
-                 efla_l2_factor(q_squares[r], c->flags & EFLA_PF_L2NORM_Q);
-        e = step.y;
-        g = step.x * sqrt(lambda);
+        const efla_row_coefficients row =
+            efla_row_coefficients_of(P, c, beta, r, k_squares[r], q_squares[r]);
+        unit = row.k_inv;
+        factor = row.q_factor;
+        e = row.erase;
+        g = row.write;
     }
     ck[r] = unit;
     qf[r] = factor;
