@@ -111,9 +111,10 @@ static uint64_t slab_bytes(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
  * above Dk 128). Every invocation gets the computing ones' registers, so
  * more producers than that cost occupancy: at S3 (Dk 64) one producer per
  * computing invocation held the slab scan to one workgroup per unit, state
- * 0.317 against 0.199 ms with two. A slab of 256 rows takes about 200
- * registers per invocation, so there the workgroup stays at 256 invocations
- * with four computing subgroups (64 K registers). */
+ * 0.317 against 0.199 ms with two. A slab of 256 rows takes 255
+ * registers per invocation (driver statistics on the H200), so there the
+ * workgroup stays at 256 invocations with four computing subgroups: 64 K
+ * registers, a compute unit's. */
 static uint32_t slab_producers(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk) {
     uint64_t sg = limits->subgroup_size, each = dkc <= 128 ? 4 : 8;
     uint64_t share = (chunk * dkc / 8 + each - 1) / each;
@@ -139,8 +140,8 @@ static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk
 /* The slab tile (0: none fits): EFLA_VULKAN_SCAN_BLOCK_V's where it fits;
  * else with NV cooperative matrices 2, 64 columns where that gives about
  * every compute unit a workgroup (groups64: the workgroups at 64 columns),
- * and otherwise 32; else the widest that
- * fits. Each slab's chain is its own, so narrower tiles only add
+ * and otherwise 32; else the widest that fits. Each slab's chain is its
+ * own, so narrower tiles only add
  * workgroups, each staging the chunk for fewer columns: on the H200 (state
  * ms at 64 / 32 / 16 columns) S1 0.546 / 0.487 / 0.518 (32 / 64 / 128
  * workgroups), S4 2.180 / 1.815 / 1.923 (16 / 32 / 64), S2 0.305 / 0.514 /
