@@ -2,9 +2,10 @@
  * (VK_KHR_pipeline_executable_properties): registers, shared and local
  * memory, binary size, as the driver names them. A diagnostic for the
  * H200 host, where no Nsight is available; not part of the library.
- * usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG [SCAN_Y]
+ * usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG [SCAN_Y [PARTS]]
  *   (the specialization constants of shaders/vulkan/efla_common.glsl, then
- *   efla_coopmat.glsl's SCAN_Y, 0 unless given)
+ *   efla_coopmat.glsl's SCAN_Y, 0 unless given, and the slab scan's PARTS,
+ *   1 unless given)
  * build: cc -std=c11 -O2 bench/vk_pipeline_stats.c -lvulkan -o vk_pipeline_stats */
 #include <vulkan/vulkan.h>
 
@@ -14,7 +15,7 @@
 #include <string.h>
 
 #define BINDINGS 14
-#define SPEC_CONSTANTS 7
+#define SPEC_CONSTANTS 8
 
 static void check(VkResult r, const char *what) {
     if (r == VK_SUCCESS) return;
@@ -168,11 +169,12 @@ static void print_statistics(VkDevice device, VkPipeline pipeline) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 8 && argc != 9) {
-        fprintf(stderr, "usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG [SCAN_Y]\n");
+    if (argc < 8 || argc > 10) {
+        fprintf(stderr,
+                "usage: vk_pipeline_stats KERNEL.spv WG DTYPE DKC CH BV RG [SCAN_Y [PARTS]]\n");
         return 2;
     }
-    uint32_t spec[SPEC_CONSTANTS] = {0};
+    uint32_t spec[SPEC_CONSTANTS] = {0, 0, 0, 0, 0, 0, 0, 1};
     for (int i = 0; i < argc - 2; ++i)
         spec[i] = (uint32_t)strtoul(argv[2 + i], NULL, 10);
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
@@ -197,8 +199,8 @@ int main(int argc, char **argv) {
     size_t bytes;
     uint32_t *code = read_spirv(argv[1], &bytes);
     VkPipeline pipeline = create_pipeline(device, code, bytes, spec);
-    printf("%s WG %u DTYPE %u DKC %u CH %u BV %u RG %u SCAN_Y %u\n", argv[1], spec[0], spec[1],
-           spec[2], spec[3], spec[4], spec[5], spec[6]);
+    printf("%s WG %u DTYPE %u DKC %u CH %u BV %u RG %u SCAN_Y %u PARTS %u\n", argv[1], spec[0],
+           spec[1], spec[2], spec[3], spec[4], spec[5], spec[6], spec[7]);
     print_statistics(device, pipeline);
     free(code);
     return 0;

@@ -8,7 +8,8 @@
  * (EFLA_VULKAN_SCAN_SLABS), with a slab of value columns that lies past Dv,
  * and whichever of H and Y each hands the output, and both builds of the
  * slab scan (EFLA_VULKAN_COOPMAT2: the NV cooperative-matrix-2 one where
- * the device has it). */
+ * the device has it), that build's slabs split into 2 and 4 parts
+ * (EFLA_VULKAN_SCAN_PARTS; 4 with 16-column tiles, what fits at Dk 256). */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -55,6 +56,7 @@ Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
         {"EFLA_VULKAN_CHUNK", "48"},
         {"EFLA_VULKAN_SCAN_BLOCK_V", "24"},
         {"EFLA_VULKAN_SCAN_SLABS", "2"},
+        {"EFLA_VULKAN_SCAN_PARTS", "3"},
         {"EFLA_VULKAN_COOPMAT2", "yes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
@@ -104,7 +106,13 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
      * slab scan Y always); at Dk 256 the slab scan reads Q^ from the
      * scratch instead of staging it. */
     static const int dks[] = {64, 128, 256};
-    static const char *const scans[][2] = {{"0", "1"}, {"1", "1"}, {"1", "0"}}; /* slabs, cm2 */
+    static const char *const scans[][4] = {
+        /* slabs, cm2, parts, columns ("": the plan's) */
+        {"0", "1", "1", ""}, {"1", "1", "1", ""},   {"1", "0", "1", ""},
+        {"1", "1", "2", ""}, {"1", "1", "4", "16"},
+    };
+    static const char *const names[] = {"EFLA_VULKAN_SCAN_SLABS", "EFLA_VULKAN_COOPMAT2",
+                                        "EFLA_VULKAN_SCAN_PARTS", "EFLA_VULKAN_SCAN_BLOCK_V"};
     setenv("EFLA_VULKAN_CHUNK", "32", 1);
     for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
         const problem_spec spec = {
@@ -114,14 +122,14 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
         expected e;
         problem_reference(&p, &e.out, &e.state, &e.peak);
         for (size_t i = 0; i < sizeof scans / sizeof scans[0]; ++i) {
-            setenv("EFLA_VULKAN_SCAN_SLABS", scans[i][0], 1);
-            setenv("EFLA_VULKAN_COOPMAT2", scans[i][1], 1);
-            char label[96];
-            snprintf(label, sizeof label, "EFLA_VULKAN_SCAN_SLABS=%s EFLA_VULKAN_COOPMAT2=%s Dk %d",
-                     scans[i][0], scans[i][1], dks[k]);
+            for (size_t v = 0; v < 4; ++v)
+                if (scans[i][v][0]) setenv(names[v], scans[i][v], 1);
+            char label[160];
+            snprintf(label, sizeof label, "slabs %s cm2 %s parts %s columns %s Dk %d", scans[i][0],
+                     scans[i][1], scans[i][2], scans[i][3][0] ? scans[i][3] : "(plan)", dks[k]);
             expect_contract(&p, &e, label);
-            unsetenv("EFLA_VULKAN_SCAN_SLABS");
-            unsetenv("EFLA_VULKAN_COOPMAT2");
+            for (size_t v = 0; v < 4; ++v)
+                unsetenv(names[v]);
         }
         free(e.out);
         free(e.state);

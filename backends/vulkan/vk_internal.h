@@ -39,6 +39,7 @@ typedef struct efla_vk_pipeline_key {
     uint32_t kernel, workgroup, dtype, dk_class, chunk, block_v, row_groups;
     uint32_t variant; /* efla_vk_variant: which SPIR-V module */
     uint32_t scan_y;  /* coopmat: the scan hands the output Y = Q^ S_c, not H (SCAN_Y) */
+    uint32_t parts;   /* the slab scan's EFLA_CM2 build: subgroups per slab (0: 1) */
 } efla_vk_pipeline_key;
 
 typedef struct efla_vk_pipeline {

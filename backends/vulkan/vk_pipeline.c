@@ -200,12 +200,13 @@ void efla_vk_pipelines_destroy(efla_backend_context *ctx) {
 
 static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipeline_key *key,
                                    VkPipeline *out) {
-    const uint32_t values[7] = {key->workgroup, key->dtype,      key->dk_class, key->chunk,
-                                key->block_v,   key->row_groups, key->scan_y};
-    VkSpecializationMapEntry entries[7];
-    for (uint32_t i = 0; i < 7; ++i)
+    const uint32_t values[8] = {
+        key->workgroup, key->dtype,      key->dk_class, key->chunk,
+        key->block_v,   key->row_groups, key->scan_y,   key->parts ? key->parts : 1};
+    VkSpecializationMapEntry entries[8];
+    for (uint32_t i = 0; i < 8; ++i)
         entries[i] = (VkSpecializationMapEntry){i, i * 4u, 4};
-    VkSpecializationInfo specialization = {7, entries, sizeof values, values};
+    VkSpecializationInfo specialization = {8, entries, sizeof values, values};
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,

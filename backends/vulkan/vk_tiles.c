@@ -56,7 +56,7 @@ static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *ar
             continue;
         *key =
             (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage),      0, chunk,
-                                   bv,          rg,      variant(limits, args->storage), 0};
+                                   bv,          rg,      variant(limits, args->storage), 0, 0};
         return true;
     }
     return false;
@@ -103,6 +103,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  16,
                                                  4,
                                                  variant(limits, args->storage),
+                                                 0,
                                                  0};
             tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN,
                                                  rg * bv,
@@ -112,6 +113,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  bv,
                                                  rg,
                                                  variant(limits, args->storage),
+                                                 0,
                                                  0};
             return EFLA_SUCCESS;
         }
@@ -146,6 +148,7 @@ static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_for
                                               bv,
                                               rg,
                                               variant(limits, args->storage),
+                                              0,
                                               0};
     return EFLA_SUCCESS;
 }

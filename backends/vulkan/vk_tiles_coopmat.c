@@ -93,22 +93,29 @@ static uint32_t out_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t c
 /* The scan by value-column slabs (chunk_scan_slab_cm.comp): a computing
  * subgroup per 16 columns, each owning its columns' whole slab of the state,
  * so that the subgroups share only the chunk's W, K^ and Q^, which producing
- * subgroups load and stage. Its shared memory: those three (rows padded by
- * 16 bytes), and each computing subgroup's rows, 48 bytes to a row: half a
- * slab of S_c, or the chunk's V'; with NV cooperative matrices 2 (EFLA_CM2)
- * V' only, S_c being an A operand straight from the accumulators. At least
- * an f32 state tile (1 KB) either way. */
-static uint64_t slab_bytes(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
-                           uint64_t bv) {
-    uint64_t half_rows = (dkc / 16 + 1) / 2 * 16;
-    uint64_t rows = limits->coopmat2 ? chunk : max_u64(half_rows, chunk);
-    uint64_t staged = dkc <= 128 ? 3 : 2; /* above Dk 128, Q^ is read from the scratch */
-    return staged * chunk * (dkc + 8) * 2 + (bv / 16) * max_u64(rows * 48, 1024);
+ * subgroups load and stage with the workgroup's columns of U. Its shared
+ * memory: those three (rows padded by 16 bytes; Q^ only up to 32 x 128
+ * elements, above which the NV cooperative-matrix-2 build stages it over W
+ * and the KHR one reads it from the scratch), U (f32), and each computing
+ * subgroup's rows, 48 bytes to a row: half a slab of S_c, or the chunk's
+ * V'; at least an f32 state tile (1 KB). With NV cooperative matrices 2
+ * (EFLA_CM2) S_c and V' are A operands straight from the accumulators: a
+ * state tile per computing subgroup, or where `parts` subgroups share a
+ * slab, each one's part of V'^T (f32, chunk x 16) and each but the first's
+ * part of Y^T. */
+static uint64_t slab_bytes(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv,
+                           uint64_t parts) {
+    uint64_t half_rows = (dkc / 16 + 1) / 2 * 16, part = chunk * 16 * 4;
+    uint64_t staged = chunk * dkc <= 32 * 128 ? 3 : 2;
+    uint64_t rows = !limits->coopmat2 ? max_u64(max_u64(half_rows, chunk) * 48, 1024)
+                    : parts > 1       ? (2 * parts - 1) * part
+                                      : 1024;
+    return staged * chunk * (dkc + 8) * 2 + chunk * bv * 4 + (bv / 16) * rows;
 }
 
 /* The producing invocations: the fewest whole subgroups for which each of a
  * chunk's W, K^ and Q^ takes at most four 16-byte registers of each (eight
- * above Dk 128). Every invocation gets the computing ones' registers, so
+ * above 32 x 128 elements a matrix). Every invocation gets the computing ones' registers, so
  * more producers than that cost occupancy: at S3 (Dk 64) one producer per
  * computing invocation held the slab scan to one workgroup per unit, state
  * 0.317 against 0.199 ms with two. A slab of 256 rows takes 255
@@ -116,24 +123,27 @@ static uint64_t slab_bytes(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
  * workgroup stays at 256 invocations with four computing subgroups: 64 K
  * registers, a compute unit's. */
 static uint32_t slab_producers(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk) {
-    uint64_t sg = limits->subgroup_size, each = dkc <= 128 ? 4 : 8;
+    uint64_t sg = limits->subgroup_size, each = chunk * dkc <= 32 * 128 ? 4 : 8;
     uint64_t share = (chunk * dkc / 8 + each - 1) / each;
     return sg ? (uint32_t)((share + sg - 1) / sg * sg) : 0;
 }
 
 static uint32_t slab_workgroup(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
-                               uint64_t bv) {
-    return (uint32_t)(bv / 16) * limits->subgroup_size + slab_producers(limits, dkc, chunk);
+                               uint64_t bv, uint64_t parts) {
+    return (uint32_t)(bv / 16 * parts) * limits->subgroup_size + slab_producers(limits, dkc, chunk);
 }
 
 /* It fits where its shared memory does and its workgroup is allowed; above
  * Dk 128 only its NV cooperative-matrix-2 build, the KHR one there having
  * no measurement behind it (its half slabs of S_c leave one 32-column tile
- * in 48 KB, at 255 registers with some spilled). */
-static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv) {
-    uint64_t wg = slab_workgroup(limits, dkc, chunk, bv);
+ * in 48 KB, at 255 registers with some spilled). Only that build splits a
+ * slab's rows into parts, each a whole number of 16-row tiles. */
+static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk, uint64_t bv,
+                      uint64_t parts) {
+    uint64_t wg = slab_workgroup(limits, dkc, chunk, bv, parts);
     return limits->subgroup_size && (dkc <= 128 || limits->coopmat2) &&
-           slab_bytes(limits, dkc, chunk, bv) <= limits->shared_bytes &&
+           (parts == 1 || (limits->coopmat2 && dkc / 16 % parts == 0)) &&
+           slab_bytes(limits, dkc, chunk, bv, parts) <= limits->shared_bytes &&
            wg <= limits->max_invocations;
 }
 
@@ -149,12 +159,20 @@ static bool slab_fits(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk
 static uint32_t slab_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
                            uint64_t groups64, uint64_t dv) {
     uint32_t forced = limits->scan_block_v;
-    if (forced >= 16 && slab_fits(limits, dkc, chunk, forced)) return forced;
+    if (forced >= 16 && slab_fits(limits, dkc, chunk, forced, 1)) return forced;
     uint64_t units = limits->compute_units ? limits->compute_units : 64;
     uint32_t widest = limits->coopmat2 && groups64 * 4 < units * 3 ? 32 : 64;
     for (uint32_t bv = widest; bv >= 16; bv /= 2)
-        if (slab_fits(limits, dkc, chunk, bv) && (bv == 16 || bv / 2 < dv)) return bv;
+        if (slab_fits(limits, dkc, chunk, bv, 1) && (bv == 16 || bv / 2 < dv)) return bv;
     return 0;
+}
+
+/* Subgroups per slab: EFLA_VULKAN_SCAN_PARTS's where it fits, else 1. */
+static uint32_t slab_parts(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
+                           uint64_t bv) {
+    uint32_t forced = limits->scan_parts;
+    if (forced > 1 && slab_fits(limits, dkc, chunk, bv, forced)) return forced;
+    return 1;
 }
 
 /* Chunks of 64 tokens halve the scan's serial steps; chunks of 32 halve the
@@ -225,7 +243,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
         tiles->prep = (efla_vk_pipeline_key){
-            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS, 0};
+            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS, 0, 0};
         tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_COOPMAT,
                                              scan_workgroup(dkc, chunk),
                                              dtype,
@@ -234,6 +252,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                              scan_bv,
                                              1,
                                              EFLA_VK_WORDS,
+                                             0,
                                              0};
         /* Where the sequences fill the device, a slab's serial chain is not
          * what limits the scan, but the work per chunk is, and the slab scan
@@ -245,19 +264,21 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         uint32_t slab_bv = slab_block(limits, dkc, chunk, groups64, dv);
         bool slabs = slab_bv &&
                      (limits->scan_slabs < 0 ? full || limits->coopmat2 : limits->scan_slabs == 1);
+        uint32_t parts = slabs ? slab_parts(limits, dkc, chunk, slab_bv) : 1;
         if (slabs)
             tiles->scan =
                 (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
-                                       slab_workgroup(limits, dkc, chunk, slab_bv),
+                                       slab_workgroup(limits, dkc, chunk, slab_bv, parts),
                                        dtype,
                                        (uint32_t)dkc,
                                        chunk,
                                        slab_bv,
                                        slab_producers(limits, dkc, chunk),
                                        limits->coopmat2 ? EFLA_VK_WORDS_CM2 : EFLA_VK_WORDS,
-                                       0};
+                                       0,
+                                       parts};
         tiles->out = (efla_vk_pipeline_key){
-            EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS, 0};
+            EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS, 0, 0};
         /* The scan hands the output Y = Q^ S_c (f32, CH x Dv a chunk) in
          * place of the states H (f16, DKC x Dv), and the prepare writes Q^
          * for it: the slab scan always, the split scan where Y is smaller.
