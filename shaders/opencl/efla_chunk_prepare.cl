@@ -85,39 +85,49 @@ void efla_prepare_products(__global const long *P, int4 chunk, __local const lon
 }
 
 /* Ainv = (I + L)^-1 for unit-lower-triangular I + L: the 16x16 diagonal
- * blocks by substitution (one item per column), then block rows I = 1.. as
- * A_IJ = -A_II sum_M L_IM A_MJ. `ainv` is C x C (row stride EFLA_PAS), `x` 16 x (C - 16). */
+ * blocks by substitution, one item per column with the column in registers
+ * (its loads of L are independent, so they pipeline, where a column kept
+ * in local memory made every step wait on the one before); then block rows
+ * I = 1.. as A_IJ = -A_II sum_M L_IM A_MJ, four columns per item (float4
+ * rows of Ainv and X). `ainv` is C x C (row stride EFLA_PAS), `x` 16 x
+ * (C - 16). */
 void efla_prepare_solve(__local const float *L, __local float *ainv, __local float *x) {
     const int lid = get_local_id(0);
     for (int idx = lid; idx < EFLA_C * EFLA_PAS; idx += EFLA_WG)
         ainv[idx] = (idx / EFLA_PAS == idx % EFLA_PAS) ? 1.0f : 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < EFLA_C) {
-        const int j = lid, block_end = (j / 16 + 1) * 16;
-        for (int i = j + 1; i < block_end; ++i) {
+        const int b = 16 * (lid / 16), j = lid % 16;
+        float column[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
             float s = 0.0f;
-            for (int m = j; m < i; ++m)
-                s += L[i * EFLA_C + m] * ainv[m * EFLA_PAS + j];
-            ainv[i * EFLA_PAS + j] = -s;
+#pragma unroll
+            for (int m = 0; m < i; ++m)
+                s += L[(b + i) * EFLA_C + b + m] * column[m];
+            column[i] = i < j ? 0.0f : i == j ? 1.0f : -s;
         }
+#pragma unroll
+        for (int i = 0; i < 16; ++i)
+            ainv[(b + i) * EFLA_PAS + b + j] = column[i];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int I = 1; I < EFLA_NB; ++I) {
-        const int width = 16 * I; /* columns left of the diagonal block */
-        for (int idx = lid; idx < 16 * width; idx += EFLA_WG) {
-            const int r = 16 * I + idx / width, c = idx % width;
-            float s = 0.0f;
-            for (int m = c; m < 16 * I; ++m)
-                s += L[r * EFLA_C + m] * ainv[m * EFLA_PAS + c];
-            x[(idx / width) * (EFLA_C - 16) + c] = s;
+        const int quads = 4 * I; /* four-column groups left of the diagonal block */
+        for (int u = lid; u < 16 * quads; u += EFLA_WG) {
+            const int rr = u / quads, c = 4 * (u % quads), r = 16 * I + rr;
+            float4 s = 0.0f;
+            for (int m = c; m < 16 * I; ++m) /* Ainv[m][c..] is zero above m = c */
+                s += L[r * EFLA_C + m] * vload4(0, ainv + m * EFLA_PAS + c);
+            vstore4(s, 0, x + rr * (EFLA_C - 16) + c);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int idx = lid; idx < 16 * width; idx += EFLA_WG) {
-            const int rr = idx / width, r = 16 * I + rr, c = idx % width;
-            float s = 0.0f;
+        for (int u = lid; u < 16 * quads; u += EFLA_WG) {
+            const int rr = u / quads, c = 4 * (u % quads), r = 16 * I + rr;
+            float4 s = 0.0f;
             for (int m = 0; m <= rr; ++m)
-                s += ainv[r * EFLA_PAS + 16 * I + m] * x[m * (EFLA_C - 16) + c];
-            ainv[r * EFLA_PAS + c] = -s;
+                s += ainv[r * EFLA_PAS + 16 * I + m] * vload4(0, x + m * (EFLA_C - 16) + c);
+            vstore4(-s, 0, ainv + r * EFLA_PAS + c);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
