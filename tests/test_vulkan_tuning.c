@@ -9,7 +9,11 @@
  * and whichever of H and Y each hands the output, and both builds of the
  * slab scan (EFLA_VULKAN_COOPMAT2: the NV cooperative-matrix-2 one where
  * the device has it), that build's slabs split into 2 and 4 parts
- * (EFLA_VULKAN_SCAN_PARTS; 4 with 16-column tiles, what fits at Dk 256). */
+ * (EFLA_VULKAN_SCAN_PARTS; 4 with 16-column tiles, what fits at Dk 256).
+ * The two-level scan (EFLA_VULKAN_SCAN_LEGS) meets it with every scan it
+ * takes, over legs of one chunk up to many, a short last leg, sequences of
+ * different lengths (some with a single leg) and the hard key and beta
+ * profiles (no decay: beta 0; full overwrites: beta 50). */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -57,6 +61,7 @@ Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
         {"EFLA_VULKAN_SCAN_BLOCK_V", "24"},
         {"EFLA_VULKAN_SCAN_SLABS", "2"},
         {"EFLA_VULKAN_SCAN_PARTS", "3"},
+        {"EFLA_VULKAN_SCAN_LEGS", "65"},
         {"EFLA_VULKAN_COOPMAT2", "yes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
@@ -131,6 +136,55 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
             for (size_t v = 0; v < 4; ++v)
                 unsetenv(names[v]);
         }
+        free(e.out);
+        free(e.state);
+        free(e.peak);
+        problem_destroy(&p);
+    }
+    unsetenv("EFLA_VULKAN_CHUNK");
+}
+
+Test(vulkan_tuning, the_two_level_scan_meets_the_contract) {
+    if (!harness_backend_selected(EFLA_BACKEND_VULKAN)) cr_skip_test("no Vulkan device selected");
+    /* Sequences of 1, 5, 12 and 40 chunks of 32 (the last of each short),
+     * cut into up to 2, 3 and 7 legs. */
+    static const int64_t lengths[] = {17, 150, 380, 1270};
+    static const int dks[] = {64, 128};
+    static const key_profile keys[] = {KEYS_GAUSSIAN, KEYS_HARD};
+    static const beta_profile betas[] = {BETA_UNIFORM, BETA_MIXED};
+    static const char *const legs[] = {"2", "3", "7"};
+    static const char *const scans[][2] = {{"1", "1"}, {"1", "0"}, {"0", "1"}}; /* slabs, cm2 */
+    setenv("EFLA_VULKAN_CHUNK", "32", 1);
+    for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
+        const problem_spec spec = {.B = 1,
+                                   .T = 1817,
+                                   .H = 2,
+                                   .HV = 2,
+                                   .Dk = dks[k],
+                                   .Dv = 48,
+                                   .lengths = lengths,
+                                   .num_sequences = 4,
+                                   .keys = keys[k],
+                                   .betas = betas[k],
+                                   .initial_state = true};
+        problem p;
+        problem_create(&p, &spec, EFLA_DTYPE_BF16, harness_fresh_seed());
+        expected e;
+        problem_reference(&p, &e.out, &e.state, &e.peak);
+        for (size_t i = 0; i < sizeof scans / sizeof scans[0]; ++i) {
+            setenv("EFLA_VULKAN_SCAN_SLABS", scans[i][0], 1);
+            setenv("EFLA_VULKAN_COOPMAT2", scans[i][1], 1);
+            for (size_t l = 0; l < sizeof legs / sizeof legs[0]; ++l) {
+                setenv("EFLA_VULKAN_SCAN_LEGS", legs[l], 1);
+                char label[160];
+                snprintf(label, sizeof label, "legs %s slabs %s cm2 %s Dk %d", legs[l], scans[i][0],
+                         scans[i][1], dks[k]);
+                expect_contract(&p, &e, label);
+            }
+        }
+        unsetenv("EFLA_VULKAN_SCAN_LEGS");
+        unsetenv("EFLA_VULKAN_SCAN_SLABS");
+        unsetenv("EFLA_VULKAN_COOPMAT2");
         free(e.out);
         free(e.state);
         free(e.peak);

@@ -314,7 +314,7 @@ static uint64_t default_row_groups(const efla_vk_caps *caps) {
 efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_per_dispatch,
                                 efla_vk_limits *limits) {
     const VkPhysicalDeviceLimits *l = &caps->properties.limits;
-    uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, parts, row_groups,
+    uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, parts, legs, row_groups,
         coopmat_wg;
     int slabs;
     bool coopmat2 = true;
@@ -333,6 +333,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_CHUNK", 0, &chunk)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_BLOCK_V", 0, &block_v)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_PARTS", 0, &parts)) ||
+        (status = env_u64("EFLA_VULKAN_SCAN_LEGS", 0, &legs)) ||
         (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
         (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 0, &coopmat_wg)) ||
         (status = env_tristate("EFLA_VULKAN_SCAN_SLABS", &slabs)) ||
@@ -346,6 +347,10 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     if (parts != 0 && parts != 1 && parts != 2 && parts != 4)
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "EFLA_VULKAN_SCAN_PARTS=%llu; valid: 1, 2, 4", (unsigned long long)parts);
+    if (legs > 64)
+        return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
+                          "EFLA_VULKAN_SCAN_LEGS=%llu; valid: 1 (off) to 64",
+                          (unsigned long long)legs);
     if (row_groups > 16 || (row_groups & (row_groups - 1)))
         return efla_error(EFLA_ERROR_INVALID_ARGUMENT,
                           "EFLA_VULKAN_SCAN_ROW_GROUPS=%llu; valid: 1, 2, 4, 8, 16",
@@ -375,6 +380,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     limits->chunk = (uint32_t)chunk;
     limits->scan_block_v = (uint32_t)block_v;
     limits->scan_parts = (uint32_t)parts;
+    limits->scan_legs = (uint32_t)legs;
     limits->scan_row_groups = (uint32_t)row_groups;
     limits->coopmat_workgroup = (uint32_t)coopmat_wg;
     limits->scan_slabs = slabs;

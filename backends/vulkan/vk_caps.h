@@ -87,6 +87,7 @@ typedef struct efla_vk_limits {
     uint32_t chunk;                   /* 0: choose */
     uint32_t scan_block_v;            /* 0: choose */
     uint32_t scan_parts;              /* slab scan, EFLA_CM2 build: 0 choose; 1, 2, 4 */
+    uint32_t scan_legs;               /* two-level scan: 0 choose; 1 off; else legs (to 64) */
     uint32_t scan_row_groups;
     uint32_t coopmat_workgroup;       /* coopmat prepare and output: 128, 256, 512; 0 by Dk */
     int scan_slabs;                   /* -1: choose; 0: never; 1: wherever it fits */

@@ -19,6 +19,7 @@ enum efla_vk_kernel {
     EFLA_VK_OUT_COOPMAT,
     EFLA_VK_PREP_COOPMAT,
     EFLA_VK_SCAN_SLAB_COOPMAT, /* the scan by value-column slabs, where the device is full */
+    EFLA_VK_SCAN_JOIN,         /* the two-level scan's join of its legs (vk_plan.c) */
     EFLA_VK_KERNEL_COUNT
 };
 
@@ -40,6 +41,7 @@ typedef struct efla_vk_pipeline_key {
     uint32_t variant; /* efla_vk_variant: which SPIR-V module */
     uint32_t scan_y;  /* coopmat: the scan hands the output Y = Q^ S_c, not H (SCAN_Y) */
     uint32_t parts;   /* the slab scan's EFLA_CM2 build: subgroups per slab (0: 1) */
+    uint32_t leg_products; /* a scan's two-level first level (LEG_PRODUCTS) */
 } efla_vk_pipeline_key;
 
 typedef struct efla_vk_pipeline {

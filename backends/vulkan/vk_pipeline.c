@@ -28,6 +28,8 @@ EFLA_VK_SPIRV(chunk_prep_16)
 EFLA_VK_SPIRV(chunk_scan_16)
 EFLA_VK_SPIRV(recurrent_16)
 EFLA_VK_SPIRV(chunk_out_16)
+EFLA_VK_SPIRV(chunk_scan_join)
+EFLA_VK_SPIRV(chunk_scan_join_16)
 
 typedef struct spirv_blob {
     const unsigned char *code;
@@ -46,6 +48,11 @@ static const spirv_blob blobs[EFLA_VK_OUT + 1][EFLA_VK_VARIANT_COUNT] = {
     [EFLA_VK_OUT] = {{efla_vk_spirv_chunk_out, &efla_vk_spirv_chunk_out_size},
                      {efla_vk_spirv_chunk_out_16, &efla_vk_spirv_chunk_out_16_size}},
 };
+
+/* The join of the two-level scan's legs (f32 states only), in both builds. */
+static const spirv_blob join_blobs[EFLA_VK_VARIANT_COUNT] = {
+    {efla_vk_spirv_chunk_scan_join, &efla_vk_spirv_chunk_scan_join_size},
+    {efla_vk_spirv_chunk_scan_join_16, &efla_vk_spirv_chunk_scan_join_16_size}};
 
 static efla_status create_layouts(efla_backend_context *ctx) {
     VkDescriptorSetLayoutBinding bindings[EFLA_VK_BINDING_COUNT];
@@ -98,6 +105,11 @@ static efla_status create_module(efla_backend_context *ctx, const void *code, si
  * too), so none is even created elsewhere. */
 static const void *kernel_code(const efla_backend_context *ctx, int k, int v, size_t *size) {
     if (v == EFLA_VK_STORAGE16 && !ctx->limits.storage_16bit) return NULL;
+    if (k == EFLA_VK_SCAN_JOIN) {
+        if (v == EFLA_VK_WORDS_CM2) return NULL;
+        *size = *join_blobs[v].size;
+        return join_blobs[v].code;
+    }
     if (v == EFLA_VK_WORDS_CM2)
         return ctx->limits.coopmat2 ? efla_vk_coopmat2_spirv((uint32_t)k, size) : NULL;
     if (k <= EFLA_VK_OUT) {
@@ -118,6 +130,7 @@ static const char *const kernel_names[EFLA_VK_KERNEL_COUNT][EFLA_VK_VARIANT_COUN
     [EFLA_VK_OUT_COOPMAT] = {"chunk_out_cm", NULL},
     [EFLA_VK_PREP_COOPMAT] = {"chunk_prep_cm", NULL},
     [EFLA_VK_SCAN_SLAB_COOPMAT] = {"chunk_scan_slab_cm", NULL, "chunk_scan_slab_cm2"},
+    [EFLA_VK_SCAN_JOIN] = {"chunk_scan_join", "chunk_scan_join_16"},
 };
 
 /* For kernel tuning without rebuilding the library: EFLA_VULKAN_SPIRV_DIR
@@ -200,13 +213,14 @@ void efla_vk_pipelines_destroy(efla_backend_context *ctx) {
 
 static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipeline_key *key,
                                    VkPipeline *out) {
-    const uint32_t values[8] = {
-        key->workgroup, key->dtype,      key->dk_class, key->chunk,
-        key->block_v,   key->row_groups, key->scan_y,   key->parts ? key->parts : 1};
-    VkSpecializationMapEntry entries[8];
-    for (uint32_t i = 0; i < 8; ++i)
+    const uint32_t values[9] = {
+        key->workgroup,   key->dtype,      key->dk_class, key->chunk,
+        key->block_v,     key->row_groups, key->scan_y,   key->parts ? key->parts : 1,
+        key->leg_products};
+    VkSpecializationMapEntry entries[9];
+    for (uint32_t i = 0; i < 9; ++i)
         entries[i] = (VkSpecializationMapEntry){i, i * 4u, 4};
-    VkSpecializationInfo specialization = {8, entries, sizeof values, values};
+    VkSpecializationInfo specialization = {9, entries, sizeof values, values};
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,

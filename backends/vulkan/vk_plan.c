@@ -29,7 +29,7 @@ _Static_assert(sizeof(piece_params) == 192, "matches ParamBlock in efla_common.g
 #define PARAMS_RANGE 192u
 
 typedef struct entry {
-    uint32_t batch_row, first, count, state_row, flags, chunk_base, pad0, pad1;
+    uint32_t batch_row, first, count, state_row, flags, chunk_base, state_out_row, pad1;
 } entry;
 _Static_assert(sizeof(entry) == 32, "matches Entry in efla_common.glsl");
 
@@ -262,7 +262,7 @@ static efla_status piece_entries(planner *p, const piece *pc, uint64_t *offset) 
                            (uint32_t)s->sequence,
                            s->flags,
                            (uint32_t)chunk_base,
-                           0,
+                           (uint32_t)s->sequence,
                            0};
         chunk_base += s->chunks;
     }
@@ -282,7 +282,8 @@ static bool kernel_uses(uint32_t kernel, int tensor) {
     case EFLA_VK_PREP_COOPMAT: return tensor <= T_BETA;
     case EFLA_VK_SCAN: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
     case EFLA_VK_SCAN_COOPMAT:
-    case EFLA_VK_SCAN_SLAB_COOPMAT: return tensor == T_SIN || tensor == T_SOUT;
+    case EFLA_VK_SCAN_SLAB_COOPMAT:
+    case EFLA_VK_SCAN_JOIN: return tensor == T_SIN || tensor == T_SOUT;
     case EFLA_VK_OUT: return tensor == T_Q || tensor == T_OUT;
     case EFLA_VK_OUT_COOPMAT: return tensor == T_Q || tensor == T_K || tensor == T_OUT;
     default: return true;
@@ -307,8 +308,19 @@ static int scratch_access(uint32_t kernel, int r) {
                                   SCRATCH_UNUSED},
         [EFLA_VK_SCAN_SLAB_COOPMAT] = {SCRATCH_READ, SCRATCH_READ, SCRATCH_WRITE, SCRATCH_WRITE,
                                        SCRATCH_WRITE},
+        /* the leg products, bound where W's region would be */
+        [EFLA_VK_SCAN_JOIN] = {SCRATCH_READ},
     };
     return access[kernel][r];
+}
+
+/* A scan's first level (LEG_PRODUCTS) reads U and writes nothing there. */
+static int key_scratch_access(const efla_vk_pipeline_key *key, int r) {
+    if (key->kernel == EFLA_VK_RECURRENT) return SCRATCH_UNUSED;
+    int access = scratch_access(key->kernel, r);
+    if (key->leg_products && access == SCRATCH_WRITE)
+        return r == EFLA_VK_REGION_U - EFLA_VK_REGION_W ? SCRATCH_READ : SCRATCH_UNUSED;
+    return access;
 }
 
 /* Dispatches over the piece's chunks (prep, output): groups (chunks, heads, z). */
@@ -330,13 +342,14 @@ static efla_status emit_over_chunks(planner *p, const piece *pc, efla_vk_dispatc
     return EFLA_SUCCESS;
 }
 
-static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeline_key *key,
-                               const efla_vk_window *tensors, const efla_vk_window *scratch,
-                               uint64_t params_offset, uint64_t entries_offset) {
+/* The dispatches of one kernel over a piece, `entries` entries at
+ * `entries_offset` (the piece's own but for the two-level scan's). */
+static efla_status emit_entries(planner *p, const piece *pc, const efla_vk_pipeline_key *key,
+                                const efla_vk_window *tensors, const efla_vk_window *scratch,
+                                uint64_t params_offset, uint64_t entries_offset, uint32_t entries) {
     efla_vk_dispatch d;
     memset(&d, 0, sizeof d);
     d.key = *key;
-    uint32_t entries = pc->end - pc->first;
     d.bind[EFLA_VK_BIND_PARAMS] = (efla_vk_window){
         EFLA_VK_SOURCE_PARAMS, 0, false, VK_NULL_HANDLE, params_offset, PARAMS_RANGE};
     d.bind[EFLA_VK_BIND_ENTRIES] = (efla_vk_window){
@@ -348,15 +361,16 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
     }
     for (int r = 0; r < EFLA_VK_SCRATCH_REGIONS; ++r) {
         efla_vk_window w = scratch[r];
-        int access =
-            key->kernel == EFLA_VK_RECURRENT ? SCRATCH_UNUSED : scratch_access(key->kernel, r);
+        int access = key_scratch_access(key, r);
         if (access == SCRATCH_UNUSED) w.source = EFLA_VK_SOURCE_DUMMY;
         w.write = access == SCRATCH_WRITE;
         d.bind[EFLA_VK_BIND_W + r] = w;
     }
     uint32_t heads = (uint32_t)(pc->h1 - pc->h0);
     const uint32_t *max_groups = p->limits->max_groups;
-    uint32_t tiles = (uint32_t)((p->a->dv + key->block_v - 1) / key->block_v);
+    uint64_t columns =
+        key->leg_products ? (uint64_t)p->tiles.dv_stride + p->tiles.dk_class : (uint64_t)p->a->dv;
+    uint32_t tiles = (uint32_t)((columns + key->block_v - 1) / key->block_v);
     if (key->kernel == EFLA_VK_PREP || key->kernel == EFLA_VK_PREP_COOPMAT)
         return emit_over_chunks(p, pc, &d, 1, -1);
     if (key->kernel == EFLA_VK_OUT) return emit_over_chunks(p, pc, &d, tiles, 1);
@@ -369,11 +383,204 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
         d.push[1] = 0;
         d.push[2] = entries;
         bool scan = key->kernel == EFLA_VK_SCAN || key->kernel == EFLA_VK_SCAN_COOPMAT ||
-                    key->kernel == EFLA_VK_SCAN_SLAB_COOPMAT;
+                    key->kernel == EFLA_VK_SCAN_SLAB_COOPMAT || key->kernel == EFLA_VK_SCAN_JOIN;
         efla_status status = push_dispatch(p, &d, scan ? 0 : -1);
         if (status != EFLA_SUCCESS) return status;
     }
     return EFLA_SUCCESS;
+}
+
+static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeline_key *key,
+                               const efla_vk_window *tensors, const efla_vk_window *scratch,
+                               uint64_t params_offset, uint64_t entries_offset) {
+    return emit_entries(p, pc, key, tensors, scratch, params_offset, entries_offset,
+                        pc->end - pc->first);
+}
+
+/* ------------------------------------------------------------------ */
+/* The two-level scan                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Where the scan's workgroups leave the device idle (vk_tiles.c,
+ * efla_vk_tiles_legs), each entry's chunks are cut into legs, and the scan
+ * runs in three dispatches:
+ * - the leg products: every leg but the last, from a zero state, with W's
+ *   columns beside U's (LEG_PRODUCTS), writes its end state Q_j and X_j
+ *   (I - X_j being the product of its transitions) to region LEGS;
+ * - the join carries the entry's initial state across them, S_(j+1) =
+ *   S_j - X_j S_j + Q_j, into region LEG_STATES;
+ * - the scan runs every leg from its start in LEG_STATES, the last one
+ *   writing the entry's end state where the entry would have.
+ * EFLA's transitions are contractions, so the products stay bounded; only
+ * their correction terms see 16-bit operands (ALGORITHM.md's precision
+ * contract holds on the float64 reference, tests/test_vulkan_tuning.c).
+ */
+typedef struct leg_tables {
+    entry *products, *joins, *runs;
+    uint32_t product_count, join_count, run_count;
+} leg_tables;
+
+/* Legs of an entry of `chunks` chunks: (count, chunks per leg). */
+static void entry_legs(const planner *p, uint64_t chunks, uint64_t *legs, uint64_t *per_leg) {
+    uint64_t n = p->tiles.legs;
+    if (!p->limits->scan_legs && n > chunks / EFLA_VK_MIN_LEG_CHUNKS)
+        n = chunks / EFLA_VK_MIN_LEG_CHUNKS;
+    if (n > chunks) n = chunks;
+    if (n < 1) n = 1;
+    *per_leg = chunks ? (chunks + n - 1) / n : 0;
+    *legs = chunks ? (chunks + *per_leg - 1) / *per_leg : 1;
+}
+
+static void leg_entries(const planner *p, const piece *pc, leg_tables *t) {
+    uint64_t chunk_base = 0, chunk = p->tiles.chunk;
+    for (uint32_t i = pc->first; i < pc->end; ++i) {
+        const segment *s = &p->segments[i];
+        uint64_t legs, per_leg;
+        entry_legs(p, s->chunks, &legs, &per_leg);
+        t->joins[t->join_count++] = (entry){t->product_count,
+                                            t->run_count,
+                                            (uint32_t)legs,
+                                            (uint32_t)s->sequence,
+                                            s->flags & ENTRY_READ_STATE,
+                                            (uint32_t)chunk_base,
+                                            0,
+                                            0};
+        for (uint64_t k = 0; k < legs; ++k) {
+            int64_t start = (int64_t)(k * per_leg * chunk);
+            int64_t count = s->count - start < (int64_t)(per_leg * chunk)
+                                ? s->count - start
+                                : (int64_t)(per_leg * chunk);
+            entry leg = {(uint32_t)s->batch_row,
+                         (uint32_t)(s->first + start),
+                         (uint32_t)count,
+                         0,
+                         0,
+                         (uint32_t)(chunk_base + k * per_leg),
+                         0,
+                         0};
+            if (k + 1 < legs) {
+                entry product = leg;
+                product.flags = ENTRY_WRITE_STATE;
+                product.state_out_row = t->product_count;
+                t->products[t->product_count++] = product;
+            }
+            leg.state_row = t->run_count;
+            leg.flags = ENTRY_READ_STATE | (k + 1 == legs ? s->flags & ENTRY_WRITE_STATE : 0);
+            leg.state_out_row = (uint32_t)s->sequence;
+            t->runs[t->run_count++] = leg;
+        }
+        chunk_base += s->chunks;
+    }
+}
+
+/* A state view of `rows` x the piece's heads x `dk` x `width` floats in
+ * scratch, indexed by the global value head. */
+static view_params leg_view(const piece *pc, uint64_t dk, uint64_t width) {
+    uint32_t s1 = (uint32_t)(dk * width);
+    uint32_t s0 = (uint32_t)((uint64_t)(pc->h1 - pc->h0) * s1);
+    return (view_params){0u - (uint32_t)pc->h0 * s1, s0, s1, (uint32_t)width, 1};
+}
+
+static efla_vk_window scratch_window(planner *p, int region, uint64_t bytes) {
+    efla_vk_window w = {EFLA_VK_SOURCE_SCRATCH, (uint8_t)region,   false,
+                        VK_NULL_HANDLE,         p->cursor[region], bytes ? bytes : 4};
+    p->cursor[region] = align_up(p->cursor[region] + w.range, p->alignment);
+    return w;
+}
+
+static efla_status append_params(planner *p, const piece_params *params, view_params state_in,
+                                 view_params state_out, uint64_t *offset) {
+    piece_params copy = *params;
+    copy.state_in = state_in;
+    copy.state_out = state_out;
+    return blob_append(p->plan, &copy, sizeof copy, offset);
+}
+
+/* The three dispatches of the two-level scan over a piece (tables `t`). */
+static efla_status emit_leg_dispatches(planner *p, const piece *pc, const piece_params *params,
+                                       const efla_vk_window *tensors, const efla_vk_window *scratch,
+                                       const leg_tables *t) {
+    const efla_vk_tiles *tiles = &p->tiles;
+    uint64_t heads = (uint64_t)(pc->h1 - pc->h0), width = tiles->dv_stride + tiles->dk_class;
+    uint64_t dk = (uint64_t)p->a->dk, dv = (uint64_t)p->a->dv;
+    view_params products = leg_view(pc, tiles->dk_class, width), starts = leg_view(pc, dk, dv);
+    efla_vk_window product_window = scratch_window(
+        p, EFLA_VK_REGION_LEGS, (uint64_t)t->product_count * heads * tiles->dk_class * width * 4);
+    efla_vk_window start_window =
+        scratch_window(p, EFLA_VK_REGION_LEG_STATES, (uint64_t)t->run_count * heads * dk * dv * 4);
+    efla_vk_window bound[T_COUNT], join_scratch[EFLA_VK_SCRATCH_REGIONS];
+    /* params and entries of the products, the join and the runs */
+    uint64_t offsets[3][2];
+    const entry *tables[3] = {t->products, t->joins, t->runs};
+    const uint32_t counts[3] = {t->product_count, t->join_count, t->run_count};
+    efla_status status = append_params(p, params, params->state_in, products, &offsets[0][0]);
+    if (status == EFLA_SUCCESS)
+        status = append_params(p, params, params->state_in, starts, &offsets[1][0]);
+    if (status == EFLA_SUCCESS)
+        status = append_params(p, params, starts, params->state_out, &offsets[2][0]);
+    for (int i = 0; i < 3 && status == EFLA_SUCCESS; ++i)
+        status =
+            blob_append(p->plan, tables[i], (uint64_t)counts[i] * sizeof(entry), &offsets[i][1]);
+    if (status != EFLA_SUCCESS) return status;
+
+    memcpy(bound, tensors, sizeof bound);
+    bound[T_SIN].source = EFLA_VK_SOURCE_DUMMY;
+    bound[T_SOUT] = product_window;
+    bound[T_SOUT].write = true;
+    if (t->product_count)
+        status = emit_entries(p, pc, &tiles->leg_scan, bound, scratch, offsets[0][0], offsets[0][1],
+                              t->product_count);
+
+    memcpy(bound, tensors, sizeof bound);
+    bound[T_SOUT] = start_window;
+    bound[T_SOUT].write = true;
+    memset(join_scratch, 0, sizeof join_scratch);
+    join_scratch[0] = product_window;
+    if (status == EFLA_SUCCESS)
+        status = emit_entries(p, pc, &tiles->join, bound, join_scratch, offsets[1][0],
+                              offsets[1][1], t->join_count);
+
+    memcpy(bound, tensors, sizeof bound);
+    bound[T_SIN] = start_window;
+    if (status == EFLA_SUCCESS)
+        status = emit_entries(p, pc, &tiles->scan, bound, scratch, offsets[2][0], offsets[2][1],
+                              t->run_count);
+    return status;
+}
+
+/* The two-level scan where the piece's leg tables and states fit their
+ * bindings; else (*ran false) the plain one runs. */
+static efla_status emit_legs(planner *p, const piece *pc, const piece_params *params,
+                             const efla_vk_window *tensors, const efla_vk_window *scratch,
+                             bool *ran) {
+    uint64_t legs = 0, per_leg, n;
+    for (uint32_t i = pc->first; i < pc->end; ++i) {
+        entry_legs(p, p->segments[i].chunks, &n, &per_leg);
+        legs += n;
+    }
+    uint64_t heads = (uint64_t)(pc->h1 - pc->h0);
+    uint64_t width = (uint64_t)p->tiles.dv_stride + p->tiles.dk_class;
+    *ran = legs > pc->end - pc->first &&
+           legs * heads * p->tiles.dk_class * width * 4 <= p->limits->storage_range &&
+           legs * heads * (uint64_t)(p->a->dk * p->a->dv) * 4 <= p->limits->storage_range &&
+           legs <= p->limits->max_groups[2];
+    if (!*ran) return EFLA_SUCCESS;
+    leg_tables t = {0};
+    t.products = efla_host_alloc(p->plan->host, (size_t)legs * sizeof(entry));
+    t.joins = efla_host_alloc(p->plan->host, (size_t)(pc->end - pc->first) * sizeof(entry));
+    t.runs = efla_host_alloc(p->plan->host, (size_t)legs * sizeof(entry));
+    efla_status status = EFLA_SUCCESS;
+    if (!t.products || !t.joins || !t.runs)
+        status = efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+    if (status == EFLA_SUCCESS) {
+        leg_entries(p, pc, &t);
+        status = emit_leg_dispatches(p, pc, params, tensors, scratch, &t);
+    }
+    efla_host_free(p->plan->host, t.products);
+    efla_host_free(p->plan->host, t.joins);
+    efla_host_free(p->plan->host, t.runs);
+    return status;
 }
 
 static efla_status emit_piece(planner *p, const piece *pc, bool chunked) {
@@ -397,7 +604,10 @@ static efla_status emit_piece(planner *p, const piece *pc, bool chunked) {
         return emit_kernel(p, pc, &p->tiles.recurrent, tensors, scratch, params_offset,
                            entries_offset);
     status = emit_kernel(p, pc, &p->tiles.prep, tensors, scratch, params_offset, entries_offset);
-    if (status == EFLA_SUCCESS)
+    bool legs = false;
+    if (status == EFLA_SUCCESS && p->tiles.legs > 1)
+        status = emit_legs(p, pc, &params, tensors, scratch, &legs);
+    if (status == EFLA_SUCCESS && !legs)
         status =
             emit_kernel(p, pc, &p->tiles.scan, tensors, scratch, params_offset, entries_offset);
     if (status != EFLA_SUCCESS) return status;
@@ -662,6 +872,7 @@ efla_status efla_vk_plan_build(const efla_vk_limits *limits, const efla_forward_
     status = efla_vk_tiles_choose(limits, a, chunked, &p.tiles);
     if (status != EFLA_SUCCESS) return status;
     count_chunked(a, p.tiles.chunk, &longest, &chunked);
+    efla_vk_tiles_legs(limits, a, chunked, longest, &p.tiles);
     p.segment_chunks = limits->max_chunks_per_dispatch;
     uint64_t budget = budget_segment_chunks(&p, chunked, longest);
     if (budget && (p.segment_chunks == 0 || budget < p.segment_chunks)) p.segment_chunks = budget;

@@ -47,7 +47,9 @@ enum efla_vk_region {
     EFLA_VK_REGION_U,
     EFLA_VK_REGION_A,
     EFLA_VK_REGION_F,
-    EFLA_VK_REGION_H, /* per-chunk states, written by the scan for the output kernel */
+    EFLA_VK_REGION_H,          /* per-chunk states, written by the scan for the output kernel */
+    EFLA_VK_REGION_LEGS,       /* the two-level scan's leg products (vk_plan.c) */
+    EFLA_VK_REGION_LEG_STATES, /* and the states its legs start from */
     EFLA_VK_REGION_COUNT
 };
 

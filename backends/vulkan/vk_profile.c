@@ -54,7 +54,8 @@ static const char *stage_name(uint32_t kernel) {
     case EFLA_VK_PREP_COOPMAT: return "prepare";
     case EFLA_VK_SCAN:
     case EFLA_VK_SCAN_COOPMAT:
-    case EFLA_VK_SCAN_SLAB_COOPMAT: return "state";
+    case EFLA_VK_SCAN_SLAB_COOPMAT:
+    case EFLA_VK_SCAN_JOIN: return "state";
     case EFLA_VK_OUT:
     case EFLA_VK_OUT_COOPMAT: return "output";
     default: return "recurrent";

@@ -54,9 +54,17 @@ static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *ar
     for (; bv >= 8; bv /= 2) {
         if (rg * bv > limits->max_invocations || out_shared_bytes(chunk, bv) > limits->shared_bytes)
             continue;
-        *key =
-            (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage),      0, chunk,
-                                   bv,          rg,      variant(limits, args->storage), 0, 0};
+        *key = (efla_vk_pipeline_key){EFLA_VK_OUT,
+                                      rg * bv,
+                                      dtype_code(args->storage),
+                                      0,
+                                      chunk,
+                                      bv,
+                                      rg,
+                                      variant(limits, args->storage),
+                                      0,
+                                      0,
+                                      0};
         return true;
     }
     return false;
@@ -104,6 +112,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  4,
                                                  variant(limits, args->storage),
                                                  0,
+                                                 0,
                                                  0};
             tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN,
                                                  rg * bv,
@@ -113,6 +122,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  bv,
                                                  rg,
                                                  variant(limits, args->storage),
+                                                 0,
                                                  0,
                                                  0};
             return EFLA_SUCCESS;
@@ -149,6 +159,7 @@ static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_for
                                               rg,
                                               variant(limits, args->storage),
                                               0,
+                                              0,
                                               0};
     return EFLA_SUCCESS;
 }
@@ -183,4 +194,69 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
         tiles->chunk_bytes[4] = c * dvs * 4;
     }
     return EFLA_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* The two-level scan                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Where the scan's workgroups leave compute units idle, each sequence's
+ * chunks are cut into legs (vk_plan.c): the first level runs every leg but
+ * the last from a zero state over U's and W's columns (twice the scan's
+ * columns at Dk = Dv) at once, the join carries the true states across the
+ * legs, and the scan runs all legs again at once. Two passes of length
+ * T / legs replace one of length T, so it pays from three legs on. The
+ * legs: as many as keep both passes within one workgroup per compute unit,
+ * with the first level at the slab width that allows the most. */
+static uint32_t legs_that_fit(uint64_t units, uint64_t first_groups, uint64_t scan_groups) {
+    uint64_t legs = 1 + units / first_groups, most = units / scan_groups;
+    return (uint32_t)(legs < most ? legs : most);
+}
+
+void efla_vk_tiles_legs(const efla_vk_limits *limits, const efla_forward_args *args,
+                        uint64_t chunked_sequences, uint64_t longest_chunks, efla_vk_tiles *tiles) {
+    tiles->legs = 1;
+    const efla_vk_pipeline_key *scan = &tiles->scan;
+    bool slab = scan->kernel == EFLA_VK_SCAN_SLAB_COOPMAT;
+    if ((scan->kernel != EFLA_VK_SCAN && !slab) || chunked_sequences == 0 || limits->scan_legs == 1)
+        return;
+    uint64_t units = limits->compute_units ? limits->compute_units : 64;
+    uint64_t rows = chunked_sequences * (uint64_t)args->value_heads;
+    uint64_t width = (uint64_t)tiles->dv_stride + tiles->dk_class;
+    uint64_t scan_groups = rows * (((uint64_t)args->dv + scan->block_v - 1) / scan->block_v);
+    uint32_t legs = 1;
+    efla_vk_pipeline_key first = *scan;
+    /* the slab scan's widths, or the portable scan's own */
+    uint32_t widest = slab ? 64 : scan->block_v, narrowest = slab ? 16 : scan->block_v;
+    for (uint32_t bv = widest; bv >= narrowest; bv /= 2) {
+        efla_vk_pipeline_key key = *scan;
+        if (slab &&
+            !efla_vk_tiles_slab_key(limits, scan->dtype, scan->dk_class, scan->chunk, bv, &key))
+            continue;
+        uint32_t n = legs_that_fit(units, rows * ((width + bv - 1) / bv), scan_groups);
+        if (n > legs || (limits->scan_legs && legs == 1)) {
+            legs = n;
+            first = key;
+        }
+    }
+    if (longest_chunks / EFLA_VK_MIN_LEG_CHUNKS < legs)
+        legs = (uint32_t)(longest_chunks / EFLA_VK_MIN_LEG_CHUNKS);
+    if (limits->scan_legs)
+        legs = limits->scan_legs; /* EFLA_VULKAN_SCAN_LEGS, for tests and tuning */
+    if (legs < 3 && !limits->scan_legs) return;
+    tiles->legs = legs;
+    tiles->leg_scan = first;
+    tiles->leg_scan.scan_y = scan->scan_y;
+    tiles->leg_scan.leg_products = 1;
+    tiles->join = (efla_vk_pipeline_key){EFLA_VK_SCAN_JOIN,
+                                         256,
+                                         scan->dtype,
+                                         tiles->dk_class,
+                                         scan->chunk,
+                                         16,
+                                         1,
+                                         EFLA_VK_WORDS,
+                                         0,
+                                         0,
+                                         0};
 }

@@ -167,6 +167,28 @@ static uint32_t slab_block(const efla_vk_limits *limits, uint64_t dkc, uint64_t 
     return 0;
 }
 
+static efla_vk_pipeline_key slab_key(const efla_vk_limits *limits, uint32_t dtype, uint32_t dkc,
+                                     uint32_t chunk, uint32_t bv, uint32_t parts) {
+    return (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
+                                  slab_workgroup(limits, dkc, chunk, bv, parts),
+                                  dtype,
+                                  dkc,
+                                  chunk,
+                                  bv,
+                                  slab_producers(limits, dkc, chunk),
+                                  limits->coopmat2 ? EFLA_VK_WORDS_CM2 : EFLA_VK_WORDS,
+                                  1,
+                                  parts,
+                                  0};
+}
+
+bool efla_vk_tiles_slab_key(const efla_vk_limits *limits, uint32_t dtype, uint32_t dkc,
+                            uint32_t chunk, uint32_t bv, efla_vk_pipeline_key *key) {
+    if (!slab_fits(limits, dkc, chunk, bv, 1)) return false;
+    *key = slab_key(limits, dtype, dkc, chunk, bv, 1);
+    return true;
+}
+
 /* Subgroups per slab: EFLA_VULKAN_SCAN_PARTS's where it fits, else 1. */
 static uint32_t slab_parts(const efla_vk_limits *limits, uint64_t dkc, uint64_t chunk,
                            uint64_t bv) {
@@ -243,7 +265,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
         tiles->prep = (efla_vk_pipeline_key){
-            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS, 0, 0};
+            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS, 0, 0, 0};
         tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_COOPMAT,
                                              scan_workgroup(dkc, chunk),
                                              dtype,
@@ -252,6 +274,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                              scan_bv,
                                              1,
                                              EFLA_VK_WORDS,
+                                             0,
                                              0,
                                              0};
         /* Where the sequences fill the device, a slab's serial chain is not
@@ -265,20 +288,18 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         bool slabs = slab_bv &&
                      (limits->scan_slabs < 0 ? full || limits->coopmat2 : limits->scan_slabs == 1);
         uint32_t parts = slabs ? slab_parts(limits, dkc, chunk, slab_bv) : 1;
-        if (slabs)
-            tiles->scan =
-                (efla_vk_pipeline_key){EFLA_VK_SCAN_SLAB_COOPMAT,
-                                       slab_workgroup(limits, dkc, chunk, slab_bv, parts),
-                                       dtype,
-                                       (uint32_t)dkc,
-                                       chunk,
-                                       slab_bv,
-                                       slab_producers(limits, dkc, chunk),
-                                       limits->coopmat2 ? EFLA_VK_WORDS_CM2 : EFLA_VK_WORDS,
-                                       0,
-                                       parts};
-        tiles->out = (efla_vk_pipeline_key){
-            EFLA_VK_OUT_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, out_bv, 1, EFLA_VK_WORDS, 0, 0};
+        if (slabs) tiles->scan = slab_key(limits, dtype, (uint32_t)dkc, chunk, slab_bv, parts);
+        tiles->out = (efla_vk_pipeline_key){EFLA_VK_OUT_COOPMAT,
+                                            wg,
+                                            dtype,
+                                            (uint32_t)dkc,
+                                            chunk,
+                                            out_bv,
+                                            1,
+                                            EFLA_VK_WORDS,
+                                            0,
+                                            0,
+                                            0};
         /* The scan hands the output Y = Q^ S_c (f32, CH x Dv a chunk) in
          * place of the states H (f16, DKC x Dv), and the prepare writes Q^
          * for it: the slab scan always, the split scan where Y is smaller.

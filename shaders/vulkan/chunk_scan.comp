@@ -10,7 +10,9 @@
 // Nothing else runs here: the outputs are computed by chunk_out, fully in
 // parallel, from H and V'. Invocation (rg, j) owns column j and the chunk
 // rows rg + RG m; W and K^ are staged through shared slabs of KS columns.
-// Requires WG = RG * BV and KS % RG == 0.
+// With LEG_PRODUCTS (efla_common.glsl) the columns past Dv are W's (from
+// column dvs on), and only the end state is written. Requires WG = RG * BV
+// and KS % RG == 0.
 #include "efla_common.glsl"
 
 layout(std430, set = 0, binding = 9) readonly buffer WBuf { float w_s[]; };
@@ -44,7 +46,7 @@ void store_state(Entry en, uint hv, uint col0, uint ncol) {
     if ((en.flags & ENTRY_WRITE_STATE) == 0u) return;
     for (uint e = gl_LocalInvocationIndex; e < DKC * BV; e += WG) {
         uint i = e / BV, jj = e % BV;
-        if (i < P.dk && jj < ncol) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = s_sh[e];
+        if (i < P.dk && jj < ncol) sout_w[vidx(P.sout, en.state_out_row, hv, i, col0 + jj)] = s_sh[e];
     }
 }
 
@@ -54,6 +56,13 @@ void store_chunk_state(uint hbase, uint col0, uint ncol) {
         uint i = e / BV, jj = e % BV;
         if (jj < ncol) h_s[hbase + i * P.dvs + col0 + jj] = s_sh[e];
     }
+}
+
+// Row c of U's column col, or with LEG_PRODUCTS past Dv, of W's column
+// col - dvs (the padding between them reads as zeros).
+float u_at(uint ubase, uint wbase, uint c, uint col) {
+    if (col < P.dv) return u_s[ubase + c * P.dvs + col];
+    return col < P.dvs ? 0.0 : w_s[wbase + c * DKC + col - P.dvs];
 }
 
 // Rows rg + RG m of W S for column j, over Dk slabs.
@@ -109,7 +118,8 @@ void main() {
     Entry en = entries[pc.entry_base + gl_WorkGroupID.z];
     uint b = en.batch_row;
     uint col0 = gl_WorkGroupID.x * BV;
-    uint ncol = min(BV, P.dv - col0);
+    uint width = LEG_PRODUCTS != 0u ? P.dvs + DKC : P.dv;
+    uint ncol = min(BV, width - col0);
     bool col_ok = j < ncol;
 
     load_state(en, hv, col0, ncol);
@@ -122,16 +132,17 @@ void main() {
         uint fbase = P.f_base + block * 2u * CH;
         for (uint c = t; c < CH; c += WG) kf_sh[c] = f_s[fbase + CH + c];
         barrier();
-        store_chunk_state(P.h_base + block * DKC * P.dvs, col0, ncol);
+        if (LEG_PRODUCTS == 0u) store_chunk_state(P.h_base + block * DKC * P.dvs, col0, ncol);
 
         float aw[CM];
-        w_times_s(P.w_base + block * CH * DKC, j, rg, aw);
+        uint wbase = P.w_base + block * CH * DKC;
+        w_times_s(wbase, j, rg, aw);
         for (uint m = 0u; m < CM; ++m) {
             uint c = rg + RG * m;
             float vp = 0.0;
             if (c < rows && col_ok) {
-                vp = u_s[ubase + c * P.dvs + col0 + j] - aw[m];
-                u_s[ubase + c * P.dvs + col0 + j] = vp;
+                vp = u_at(ubase, wbase, c, col0 + j) - aw[m];
+                if (LEG_PRODUCTS == 0u) u_s[ubase + c * P.dvs + col0 + j] = vp;
             }
             vp_sh[c * BV + j] = vp;
         }

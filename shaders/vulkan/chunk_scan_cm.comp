@@ -87,7 +87,7 @@ void state_tile_out(CM_ACC m, Entry en, uint hv, uint r0, uint c0, uint col0, ui
     for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
         uint i = r0 + e / TM, jj = c0 + e % TM;
         if (i < P.dk && jj < ncol)
-            sout_w[vidx(P.sout, en.state_row, hv, i, col0 + jj)] = uintBitsToFloat(sv[base + e / 4u][e % 4u]);
+            sout_w[vidx(P.sout, en.state_out_row, hv, i, col0 + jj)] = uintBitsToFloat(sv[base + e / 4u][e % 4u]);
     }
     subgroup_sync();
 }

@@ -32,7 +32,10 @@
 // memory (one power of two scales each, so the products accumulate
 // unscaled). V' leaves in 16-byte pieces as f16 tiles with each tile's
 // inverse scale in F (f_stride()); Y leaves in f32, a chunk's Q^ S_c being
-// CH x Dv where H would be DKC x Dv. Requires DKC, BV and CH multiples of
+// CH x Dv where H would be DKC x Dv. With LEG_PRODUCTS (efla_common.glsl)
+// the slabs past dvs take W's columns in the place of U's, Y is not
+// formed, and nothing but the end state leaves. Requires DKC, BV and CH
+// multiples of
 // 16, RG a multiple of the subgroup size and WG = (BV / 16) x PARTS x the
 // subgroup size + RG (what a SPIR-V 1.3 module gets); the plan sizes them
 // so.
@@ -103,8 +106,9 @@ shared uvec4 k16[CH * KQ];
 // in 48 KB, and the products read Q^ straight from the scratch (off the
 // chain).
 const bool Q_STAGED = CH * DKC <= 32u * 128u;
+const bool WITH_Y = LEG_PRODUCTS == 0u; // the leg products form no Y
 #ifdef EFLA_CM2
-const bool STAGE_Q_OVER_W = !Q_STAGED;
+const bool STAGE_Q_OVER_W = !Q_STAGED && WITH_Y;
 #else
 const bool STAGE_Q_OVER_W = false;
 #endif
@@ -134,10 +138,11 @@ void state_tile_in(inout CM_ACC m, Entry en, uint hv, uint base, uint r0, uint c
 void state_tile_out(CM_ACC m, Entry en, uint hv, uint base, uint r0, uint col) {
     coopMatStore(m, rows, base, TM / 4u, ACC_LAYOUT);
     subgroup_sync();
+    uint width = LEG_PRODUCTS != 0u ? P.dvs + DKC : P.dv;
     for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
         uint i = r0 + e / TM, j = col + e % TM;
-        if (i < P.dk && j < P.dv)
-            sout_w[vidx(P.sout, en.state_row, hv, i, j)] = uintBitsToFloat(rows[base + e / 4u][e % 4u]);
+        if (i < P.dk && j < width)
+            sout_w[vidx(P.sout, en.state_out_row, hv, i, j)] = uintBitsToFloat(rows[base + e / 4u][e % 4u]);
     }
     subgroup_sync();
 }
@@ -154,6 +159,14 @@ uint padded(uint idx) { return (idx / (DKC / 8u)) * KQ + idx % (DKC / 8u); }
 
 // Where block `block`'s Q^ rows are in the scratch (uvec4).
 uint q_scratch(uint block) { return block * w_block_pieces() + 2u * PIECES; }
+
+// W's columns w.. of one row, as the f32 U columns they replace in the
+// leg products (four f16 values, half a 16-byte piece).
+uvec4 w_columns(uint base4, uint row, uint w) {
+    uvec4 piece = w4[base4 + (row * DKC + w) / 8u];
+    uvec2 pair = (w % 8u) == 0u ? piece.xy : piece.zw;
+    return uvec4(floatBitsToUint(unpackHalf2x16(pair.x)), floatBitsToUint(unpackHalf2x16(pair.y)));
+}
 
 // The producers' registers: one chunk's W, K^, Q^ and U, loaded from block
 // `block`'s pieces and later staged.
@@ -172,12 +185,17 @@ void load_chunk(uint block, uint p) {
         uint idx = min(p + PRODUCERS * m, PIECES - 1u);
         wpf[m] = w4[base4 + idx];
         kpf[m] = w4[base4 + PIECES + idx];
-        if (Q_STAGED) qpf[m] = w4[base4 + 2u * PIECES + idx];
+        if (Q_STAGED && WITH_Y) qpf[m] = w4[base4 + 2u * PIECES + idx];
     }
     [[unroll]] for (uint m = 0u; m < PU; ++m) { // columns past Dv read as zeros
         uint idx = min(p + PRODUCERS * m, U_PIECES - 1u);
         uint row = idx / (BV / 4u), c = gl_WorkGroupID.x * BV + idx % (BV / 4u) * 4u;
-        upf[m] = c < P.dvs ? u4[(P.u_base + (block * CH + row) * P.dvs + c) / 4u] : uvec4(0u);
+        if (c < P.dvs)
+            upf[m] = u4[(P.u_base + (block * CH + row) * P.dvs + c) / 4u];
+        else if (LEG_PRODUCTS != 0u && c < P.dvs + DKC)
+            upf[m] = w_columns(base4, row, c - P.dvs);
+        else
+            upf[m] = uvec4(0u);
     }
 }
 
@@ -187,7 +205,7 @@ void stage_chunk(uint p) {
         if (idx < PIECES) {
             w16[padded(idx)] = wpf[m];
             k16[padded(idx)] = kpf[m];
-            if (Q_STAGED) q16[padded(idx)] = qpf[m];
+            if (Q_STAGED && WITH_Y) q16[padded(idx)] = qpf[m];
         }
     }
     [[unroll]] for (uint m = 0u; m < PU; ++m)
@@ -258,7 +276,7 @@ void slab_partials(CM_ACC st[RTP], out CM_ACC p[VT], out CM_ACC y[VT], out float
         p[i] = CM_ACC(0.0);
         y[i] = CM_ACC(0.0);
     }
-    slab_products(st, p, y, sc, q, true, Q_STAGED);
+    slab_products(st, p, y, sc, q, true, Q_STAGED && WITH_Y);
     if (!STAGE_Q_OVER_W) slab_unscale(p, y, sc);
 }
 
@@ -314,7 +332,7 @@ void slab_finish(inout CM_ACC st[RTP], CM_ACC p[VT], CM_ACC y[VT], uint block, u
     CM_A va[VT];
     [[unroll]] for (uint i = 0u; i < VT; ++i) {
         va[i] = CM_A(p[i] * scv);
-        if (q == 0u)
+        if (q == 0u && WITH_Y)
             coopMatStore(CM_ACC16(p[i] * scv), v4, (block * CH * P.dvs + i * TM * P.dvs + col) / 8u,
                          P.dvs / 8u, ACC_LAYOUT);
     }
@@ -329,7 +347,7 @@ void slab_finish(inout CM_ACC st[RTP], CM_ACC p[VT], CM_ACC y[VT], uint block, u
         }
         st[j] = st[j] + d * vinv;
     }
-    if (q == 0u) {
+    if (q == 0u && WITH_Y) {
         if (lane < VT) f_s[fbase + (RT + lane) * ctg + col / TM] = vinv;
         [[unroll]] for (uint i = 0u; i < VT; ++i)
             coopMatStore(y[i], y_s, P.h_base + block * CH * P.dvs + i * TM * P.dvs + col, P.dvs,
@@ -370,6 +388,7 @@ void slab_chunk(inout CM_ACC st[RT], uint block, uint s, uint base, uint col) {
                 CM_A q;
                 coopMatLoad(a, w16, i * TM * KQ + r * TM / 8u, KQ, ROW_MAJOR);
                 p[i] = coopMatMulAdd(a, b, p[i]);
+                if (!WITH_Y) continue;
                 if (Q_STAGED)
                     coopMatLoad(q, q16, i * TM * KQ + r * TM / 8u, KQ, ROW_MAJOR);
                 else
@@ -391,9 +410,9 @@ void slab_chunk(inout CM_ACC st[RT], uint block, uint s, uint base, uint col) {
     float scv = pow2_scale(subgroupMax(m));
     [[unroll]] for (uint i = 0u; i < VT; ++i)
         coopMatStore(CM_ACC16(p[i] * scv), rows, base + i * TM * RQ, RQ, ROW_MAJOR);
-    if (lane < VT) f_s[fbase + (RT + lane) * ctg + col / TM] = 1.0 / scv;
+    if (lane < VT && WITH_Y) f_s[fbase + (RT + lane) * ctg + col / TM] = 1.0 / scv;
     subgroup_sync();
-    copy_v(base, (block * CH * P.dvs + col) / 8u);
+    if (WITH_Y) copy_v(base, (block * CH * P.dvs + col) / 8u);
 
     // S += K^^T V' (K^^T read column-major from the rows of K^).
     CM_B vb[VT];
@@ -410,7 +429,7 @@ void slab_chunk(inout CM_ACC st[RT], uint block, uint s, uint base, uint col) {
         st[r] = st[r] + d * vinv;
     }
     // Y leaves last: nothing of this chunk waits on its stores.
-    [[unroll]] for (uint i = 0u; i < VT; ++i)
+    [[unroll]] for (uint i = 0u; i < VT && WITH_Y; ++i)
         coopMatStore(y[i] * inv, y_s, P.h_base + block * CH * P.dvs + i * TM * P.dvs + col, P.dvs,
                      ROW_MAJOR);
     subgroup_sync(); // V''s reads are done before the next S_c
@@ -426,7 +445,8 @@ void main() {
     uint p = (gl_SubgroupID - CT * PARTS) * gl_SubgroupSize + gl_SubgroupInvocationID; // producers
     uint s = gl_SubgroupID / PARTS, q = gl_SubgroupID % PARTS; // computing: slab and part
     uint col = gl_WorkGroupID.x * BV + s * TM; // computing: the slab's first column
-    bool owns_slab = !producer && col < P.dvs; // past Dv a subgroup idles
+    // past Dv (past W's columns in the leg products) a subgroup idles
+    bool owns_slab = !producer && col < P.dvs + (LEG_PRODUCTS != 0u ? DKC : 0u);
     uint base = gl_SubgroupID * SLAB4;
 
     CM_ACC st[RTP];

@@ -26,6 +26,12 @@ layout(constant_id = 2) const uint DKC = 16;   // Dk rounded up to a multiple of
 layout(constant_id = 3) const uint CH = 32;    // chunk size in tokens
 layout(constant_id = 4) const uint BV = 16;    // value columns per workgroup
 layout(constant_id = 5) const uint RG = 4;     // row groups: WG = RG * BV
+// The two-level scan's first level (the scans that take it; the host's
+// vk_plan.c, "legs"): each leg of a sequence runs from a zero state over
+// Dv + DKC columns, U's then W's, and writes only its end state: with W in
+// the place of U, the columns past U's accumulate X, where the product of
+// the leg's transitions I - K^^T W is I - X.
+layout(constant_id = 8) const uint LEG_PRODUCTS = 0u;
 layout(local_size_x_id = 0) in;
 
 const uint KS = 16; // slab width over Dk and Dv
@@ -76,7 +82,7 @@ struct Entry {
     uint state_row;
     uint flags;
     uint chunk_base; // first scratch chunk of this entry within the piece
-    uint pad0;
+    uint state_out_row; // where the entry's end state goes (state_row: where it comes from)
     uint pad1;
 };
 layout(std430, set = 0, binding = 1) readonly buffer EntryBlock { Entry entries[]; };

@@ -112,7 +112,7 @@ void main() {
     if ((en.flags & ENTRY_WRITE_STATE) != 0u) {
         for (uint m = 0u; m < RM; ++m) {
             uint i = rg + RG * m;
-            if (col_ok && i < P.dk) sout_w[vidx(P.sout, en.state_row, hv, i, col0 + j)] = S[m];
+            if (col_ok && i < P.dk) sout_w[vidx(P.sout, en.state_out_row, hv, i, col0 + j)] = S[m];
         }
     }
 }
