@@ -9,7 +9,9 @@
  * and whichever of H and Y each hands the output, and both builds of the
  * slab scan (EFLA_VULKAN_COOPMAT2: the NV cooperative-matrix-2 one where
  * the device has it), that build's slabs split into 2 and 4 parts
- * (EFLA_VULKAN_SCAN_PARTS; 4 with 16-column tiles, what fits at Dk 256).
+ * (EFLA_VULKAN_SCAN_PARTS; 4 with 16-column tiles, what fits at Dk 256),
+ * and that build forming the output itself or handing it to the output
+ * kernel (EFLA_VULKAN_SCAN_OUTPUT).
  * The two-level scan (EFLA_VULKAN_SCAN_LEGS) meets it with every scan it
  * takes, over legs of one chunk up to many, a short last leg, sequences of
  * different lengths (some with a single leg) and the hard key and beta
@@ -62,6 +64,7 @@ Test(vulkan_tuning, a_value_outside_the_documented_set_is_refused_by_name) {
         {"EFLA_VULKAN_SCAN_SLABS", "2"},
         {"EFLA_VULKAN_SCAN_PARTS", "3"},
         {"EFLA_VULKAN_SCAN_LEGS", "65"},
+        {"EFLA_VULKAN_SCAN_OUTPUT", "2"},
         {"EFLA_VULKAN_COOPMAT2", "yes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
@@ -111,13 +114,15 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
      * slab scan Y always); at Dk 256 the slab scan reads Q^ from the
      * scratch instead of staging it. */
     static const int dks[] = {64, 128, 256};
-    static const char *const scans[][4] = {
-        /* slabs, cm2, parts, columns ("": the plan's) */
-        {"0", "1", "1", ""}, {"1", "1", "1", ""},   {"1", "0", "1", ""},
-        {"1", "1", "2", ""}, {"1", "1", "4", "16"},
+    static const char *const scans[][5] = {
+        /* slabs, cm2, parts, columns, output ("": the plan's) */
+        {"0", "1", "1", "", ""},   {"1", "1", "1", "", ""}, {"1", "1", "1", "", "0"},
+        {"1", "1", "1", "", "1"},  {"1", "0", "1", "", ""}, {"1", "1", "2", "", ""},
+        {"1", "1", "4", "16", ""},
     };
     static const char *const names[] = {"EFLA_VULKAN_SCAN_SLABS", "EFLA_VULKAN_COOPMAT2",
-                                        "EFLA_VULKAN_SCAN_PARTS", "EFLA_VULKAN_SCAN_BLOCK_V"};
+                                        "EFLA_VULKAN_SCAN_PARTS", "EFLA_VULKAN_SCAN_BLOCK_V",
+                                        "EFLA_VULKAN_SCAN_OUTPUT"};
     setenv("EFLA_VULKAN_CHUNK", "32", 1);
     for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
         const problem_spec spec = {
@@ -127,13 +132,14 @@ Test(vulkan_tuning, both_coopmat_scans_meet_the_contract) {
         expected e;
         problem_reference(&p, &e.out, &e.state, &e.peak);
         for (size_t i = 0; i < sizeof scans / sizeof scans[0]; ++i) {
-            for (size_t v = 0; v < 4; ++v)
+            for (size_t v = 0; v < 5; ++v)
                 if (scans[i][v][0]) setenv(names[v], scans[i][v], 1);
             char label[160];
-            snprintf(label, sizeof label, "slabs %s cm2 %s parts %s columns %s Dk %d", scans[i][0],
-                     scans[i][1], scans[i][2], scans[i][3][0] ? scans[i][3] : "(plan)", dks[k]);
+            snprintf(label, sizeof label, "slabs %s cm2 %s parts %s columns %s output %s Dk %d",
+                     scans[i][0], scans[i][1], scans[i][2], scans[i][3][0] ? scans[i][3] : "(plan)",
+                     scans[i][4][0] ? scans[i][4] : "(plan)", dks[k]);
             expect_contract(&p, &e, label);
-            for (size_t v = 0; v < 4; ++v)
+            for (size_t v = 0; v < 5; ++v)
                 unsetenv(names[v]);
         }
         free(e.out);
@@ -153,7 +159,13 @@ Test(vulkan_tuning, the_two_level_scan_meets_the_contract) {
     static const key_profile keys[] = {KEYS_GAUSSIAN, KEYS_HARD};
     static const beta_profile betas[] = {BETA_UNIFORM, BETA_MIXED};
     static const char *const legs[] = {"2", "3", "7"};
-    static const char *const scans[][2] = {{"1", "1"}, {"1", "0"}, {"0", "1"}}; /* slabs, cm2 */
+    static const char *const scans[][3] = {
+        /* slabs, cm2, output */
+        {"1", "1", "1"},
+        {"1", "1", "0"},
+        {"1", "0", "0"},
+        {"0", "1", "0"},
+    };
     setenv("EFLA_VULKAN_CHUNK", "32", 1);
     for (size_t k = 0; k < sizeof dks / sizeof dks[0]; ++k) {
         const problem_spec spec = {.B = 1,
@@ -174,17 +186,19 @@ Test(vulkan_tuning, the_two_level_scan_meets_the_contract) {
         for (size_t i = 0; i < sizeof scans / sizeof scans[0]; ++i) {
             setenv("EFLA_VULKAN_SCAN_SLABS", scans[i][0], 1);
             setenv("EFLA_VULKAN_COOPMAT2", scans[i][1], 1);
+            setenv("EFLA_VULKAN_SCAN_OUTPUT", scans[i][2], 1);
             for (size_t l = 0; l < sizeof legs / sizeof legs[0]; ++l) {
                 setenv("EFLA_VULKAN_SCAN_LEGS", legs[l], 1);
                 char label[160];
-                snprintf(label, sizeof label, "legs %s slabs %s cm2 %s Dk %d", legs[l], scans[i][0],
-                         scans[i][1], dks[k]);
+                snprintf(label, sizeof label, "legs %s slabs %s cm2 %s output %s Dk %d", legs[l],
+                         scans[i][0], scans[i][1], scans[i][2], dks[k]);
                 expect_contract(&p, &e, label);
             }
         }
         unsetenv("EFLA_VULKAN_SCAN_LEGS");
         unsetenv("EFLA_VULKAN_SCAN_SLABS");
         unsetenv("EFLA_VULKAN_COOPMAT2");
+        unsetenv("EFLA_VULKAN_SCAN_OUTPUT");
         free(e.out);
         free(e.state);
         free(e.peak);

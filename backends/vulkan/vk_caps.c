@@ -316,7 +316,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     const VkPhysicalDeviceLimits *l = &caps->properties.limits;
     uint64_t shared, range, alignment, chunks, scratch, chunk, block_v, parts, legs, row_groups,
         coopmat_wg;
-    int slabs;
+    int slabs, scan_output;
     bool coopmat2 = true;
     uint64_t budget = caps->device_local_bytes ? caps->device_local_bytes / 4 : (256u << 20);
     budget = min_u64(budget < (64u << 20) ? (64u << 20) : budget, (uint64_t)2 << 30);
@@ -337,6 +337,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
         (status = env_u64("EFLA_VULKAN_SCAN_ROW_GROUPS", default_row_groups(caps), &row_groups)) ||
         (status = env_u64("EFLA_VULKAN_COOPMAT_WORKGROUP", 0, &coopmat_wg)) ||
         (status = env_tristate("EFLA_VULKAN_SCAN_SLABS", &slabs)) ||
+        (status = env_tristate("EFLA_VULKAN_SCAN_OUTPUT", &scan_output)) ||
         (status = env_switch("EFLA_VULKAN_COOPMAT2", &coopmat2)) ||
         (status = efla_vk_features_select(caps, &limits->push_descriptors, &limits->storage_16bit)))
         return status;
@@ -384,6 +385,7 @@ efla_status efla_vk_limits_init(const efla_vk_caps *caps, uint32_t max_chunks_pe
     limits->scan_row_groups = (uint32_t)row_groups;
     limits->coopmat_workgroup = (uint32_t)coopmat_wg;
     limits->scan_slabs = slabs;
+    limits->scan_output = scan_output;
     limits->compute_units = caps->compute_units;
     limits->subgroup_size = caps->subgroup_size;
     efla_vk_path path;

@@ -91,6 +91,7 @@ typedef struct efla_vk_limits {
     uint32_t scan_row_groups;
     uint32_t coopmat_workgroup;       /* coopmat prepare and output: 128, 256, 512; 0 by Dk */
     int scan_slabs;                   /* -1: choose; 0: never; 1: wherever it fits */
+    int scan_output;                  /* the slab scan forms the output: -1 choose; 0; 1 */
     bool coopmat2;          /* the slab scan's EFLA_CM2 build (caps, EFLA_VULKAN_COOPMAT2) */
     uint32_t compute_units; /* 0: unknown */
     uint32_t subgroup_size; /* what a SPIR-V 1.3 compute shader gets */

@@ -42,6 +42,7 @@ typedef struct efla_vk_pipeline_key {
     uint32_t scan_y;  /* coopmat: the scan hands the output Y = Q^ S_c, not H (SCAN_Y) */
     uint32_t parts;   /* the slab scan's EFLA_CM2 build: subgroups per slab (0: 1) */
     uint32_t leg_products; /* a scan's two-level first level (LEG_PRODUCTS) */
+    uint32_t fused_out;    /* the slab scan's EFLA_CM2 build forms the output (FUSED_OUT) */
 } efla_vk_pipeline_key;
 
 typedef struct efla_vk_pipeline {

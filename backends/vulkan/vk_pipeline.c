@@ -213,14 +213,14 @@ void efla_vk_pipelines_destroy(efla_backend_context *ctx) {
 
 static efla_status create_pipeline(efla_backend_context *ctx, const efla_vk_pipeline_key *key,
                                    VkPipeline *out) {
-    const uint32_t values[9] = {
-        key->workgroup,   key->dtype,      key->dk_class, key->chunk,
-        key->block_v,     key->row_groups, key->scan_y,   key->parts ? key->parts : 1,
-        key->leg_products};
-    VkSpecializationMapEntry entries[9];
-    for (uint32_t i = 0; i < 9; ++i)
+    const uint32_t values[10] = {
+        key->workgroup,    key->dtype,      key->dk_class, key->chunk,
+        key->block_v,      key->row_groups, key->scan_y,   key->parts ? key->parts : 1,
+        key->leg_products, key->fused_out};
+    VkSpecializationMapEntry entries[10];
+    for (uint32_t i = 0; i < 10; ++i)
         entries[i] = (VkSpecializationMapEntry){i, i * 4u, 4};
-    VkSpecializationInfo specialization = {9, entries, sizeof values, values};
+    VkSpecializationInfo specialization = {10, entries, sizeof values, values};
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,

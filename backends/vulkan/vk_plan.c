@@ -276,8 +276,9 @@ static const int tensor_binding[T_COUNT] = {
     EFLA_VK_BIND_OUT, EFLA_VK_BIND_STATE_IN, EFLA_VK_BIND_STATE_OUT};
 
 /* Which tensors each kernel reads or writes. */
-static bool kernel_uses(uint32_t kernel, int tensor) {
-    switch (kernel) {
+static bool kernel_uses(const efla_vk_pipeline_key *key, int tensor) {
+    if (key->fused_out && tensor == T_OUT) return true;
+    switch (key->kernel) {
     case EFLA_VK_PREP:
     case EFLA_VK_PREP_COOPMAT: return tensor <= T_BETA;
     case EFLA_VK_SCAN: return tensor == T_K || tensor == T_SIN || tensor == T_SOUT;
@@ -314,10 +315,14 @@ static int scratch_access(uint32_t kernel, int r) {
     return access[kernel][r];
 }
 
-/* A scan's first level (LEG_PRODUCTS) reads U and writes nothing there. */
+/* A scan's first level (LEG_PRODUCTS) reads U and writes nothing there; a
+ * scan that forms the output (FUSED_OUT) reads the rows' factors in F and
+ * writes nothing there either. */
 static int key_scratch_access(const efla_vk_pipeline_key *key, int r) {
     if (key->kernel == EFLA_VK_RECURRENT) return SCRATCH_UNUSED;
     int access = scratch_access(key->kernel, r);
+    if (key->fused_out && access == SCRATCH_WRITE)
+        return r == EFLA_VK_REGION_F - EFLA_VK_REGION_W ? SCRATCH_READ : SCRATCH_UNUSED;
     if (key->leg_products && access == SCRATCH_WRITE)
         return r == EFLA_VK_REGION_U - EFLA_VK_REGION_W ? SCRATCH_READ : SCRATCH_UNUSED;
     return access;
@@ -356,7 +361,7 @@ static efla_status emit_entries(planner *p, const piece *pc, const efla_vk_pipel
         EFLA_VK_SOURCE_PARAMS, 0, false, VK_NULL_HANDLE, entries_offset, (uint64_t)entries * 32};
     for (int t = 0; t < T_COUNT; ++t) {
         efla_vk_window w = tensors[t];
-        if (!kernel_uses(key->kernel, t)) w.source = EFLA_VK_SOURCE_DUMMY;
+        if (!kernel_uses(key, t)) w.source = EFLA_VK_SOURCE_DUMMY;
         d.bind[tensor_binding[t]] = w;
     }
     for (int r = 0; r < EFLA_VK_SCRATCH_REGIONS; ++r) {
@@ -610,7 +615,7 @@ static efla_status emit_piece(planner *p, const piece *pc, bool chunked) {
     if (status == EFLA_SUCCESS && !legs)
         status =
             emit_kernel(p, pc, &p->tiles.scan, tensors, scratch, params_offset, entries_offset);
-    if (status != EFLA_SUCCESS) return status;
+    if (status != EFLA_SUCCESS || p->tiles.scan.fused_out) return status;
     return emit_kernel(p, pc, &p->tiles.out, tensors, scratch, params_offset, entries_offset);
 }
 

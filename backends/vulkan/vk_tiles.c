@@ -54,17 +54,10 @@ static bool choose_out(const efla_vk_limits *limits, const efla_forward_args *ar
     for (; bv >= 8; bv /= 2) {
         if (rg * bv > limits->max_invocations || out_shared_bytes(chunk, bv) > limits->shared_bytes)
             continue;
-        *key = (efla_vk_pipeline_key){EFLA_VK_OUT,
-                                      rg * bv,
-                                      dtype_code(args->storage),
-                                      0,
-                                      chunk,
-                                      bv,
-                                      rg,
-                                      variant(limits, args->storage),
-                                      0,
-                                      0,
-                                      0};
+        *key =
+            (efla_vk_pipeline_key){EFLA_VK_OUT, rg * bv, dtype_code(args->storage),      0, chunk,
+                                   bv,          rg,      variant(limits, args->storage), 0, 0,
+                                   0,           0};
         return true;
     }
     return false;
@@ -113,6 +106,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  variant(limits, args->storage),
                                                  0,
                                                  0,
+                                                 0,
                                                  0};
             tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN,
                                                  rg * bv,
@@ -122,6 +116,7 @@ static efla_status choose_chunked(const efla_vk_limits *limits, const efla_forwa
                                                  bv,
                                                  rg,
                                                  variant(limits, args->storage),
+                                                 0,
                                                  0,
                                                  0,
                                                  0};
@@ -160,6 +155,7 @@ static efla_status choose_recurrent(const efla_vk_limits *limits, const efla_for
                                               variant(limits, args->storage),
                                               0,
                                               0,
+                                              0,
                                               0};
     return EFLA_SUCCESS;
 }
@@ -186,13 +182,15 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
     tiles->chunk_bytes[4] = dkc * dvs * 4;
     if (coopmat) { /* V' and H as f16 tiles, their inverse scales after F's factors */
         tiles->chunk_bytes[2] = c * dvs * 2;
-        tiles->chunk_bytes[3] = (2 * c + (dkc / 16 + c / 16) * (dvs / 16)) * 4;
+        tiles->chunk_bytes[3] = (3 * c + (dkc / 16 + c / 16) * (dvs / 16)) * 4;
         tiles->chunk_bytes[4] = dkc * dvs * 2;
     }
     if (coopmat && tiles->out.scan_y) { /* W, K^ and Q^ (f16); Y = Q^ S_c (f32) for H */
         tiles->chunk_bytes[0] = c * dkc * 6;
         tiles->chunk_bytes[4] = c * dvs * 4;
     }
+    if (tiles->scan.fused_out) /* the scan forms the output: no V' or Y in the scratch */
+        tiles->chunk_bytes[2] = tiles->chunk_bytes[4] = 0;
     return EFLA_SUCCESS;
 }
 
@@ -248,6 +246,7 @@ void efla_vk_tiles_legs(const efla_vk_limits *limits, const efla_forward_args *a
     tiles->leg_scan = first;
     tiles->leg_scan.scan_y = scan->scan_y;
     tiles->leg_scan.leg_products = 1;
+    tiles->leg_scan.fused_out = 0;
     tiles->join = (efla_vk_pipeline_key){EFLA_VK_SCAN_JOIN,
                                          256,
                                          scan->dtype,
@@ -256,6 +255,7 @@ void efla_vk_tiles_legs(const efla_vk_limits *limits, const efla_forward_args *a
                                          16,
                                          1,
                                          EFLA_VK_WORDS,
+                                         0,
                                          0,
                                          0,
                                          0};

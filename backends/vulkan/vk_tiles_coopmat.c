@@ -179,6 +179,7 @@ static efla_vk_pipeline_key slab_key(const efla_vk_limits *limits, uint32_t dtyp
                                   limits->coopmat2 ? EFLA_VK_WORDS_CM2 : EFLA_VK_WORDS,
                                   1,
                                   parts,
+                                  0,
                                   0};
 }
 
@@ -187,6 +188,38 @@ bool efla_vk_tiles_slab_key(const efla_vk_limits *limits, uint32_t dtype, uint32
     if (!slab_fits(limits, dkc, chunk, bv, 1)) return false;
     *key = slab_key(limits, dtype, dkc, chunk, bv, 1);
     return true;
+}
+
+/* Whether every pair of output columns j, j + 1 (j even) is one 32-bit
+ * word of the output: contiguous rows of an even Dv at an even element of
+ * a 4-byte aligned place. */
+static bool out_pairs_are_words(const efla_forward_args *args) {
+    const efla_tensor_view *out = &args->out;
+    if (!out->buffer || efla_dtype_size(out->dtype) != 2 || args->dv % 2 || out->strides[3] != 1)
+        return false;
+    for (int d = 0; d < 3; ++d)
+        if (out->strides[d] % 2) return false;
+    return (out->buffer->base + out->offset_elements * 2) % 4 == 0;
+}
+
+/* Whether the slab scan forms the output itself (FUSED_OUT, its EFLA_CM2
+ * build with one part): its producers form G^T once per chunk while the
+ * slabs compute, and after one more workgroup barrier each slab adds O off
+ * its chain, so that the output kernel, and V' and Y in the scratch, go.
+ * Its shared memory grows by G^T (f16, rows padded by 16 bytes) and two
+ * factors a row. Where the workgroups (`groups`) fill about every compute
+ * unit it pays; where they do not, the chain is the limit and the barrier
+ * and the output's work lengthen it. On the H200 (efla bench, ms, fused /
+ * not): S2 0.775 / 0.957, S3 0.822 / 1.035, S5 1.446 / 1.516; S1 (64
+ * workgroups) 0.998 / 0.787, S4 (32, in 4 legs) 1.742 / 1.698. */
+static bool slab_forms_output(const efla_vk_limits *limits, const efla_forward_args *args,
+                              uint64_t dkc, uint64_t chunk, uint64_t bv, uint32_t parts,
+                              uint64_t groups) {
+    uint64_t extra = chunk * (chunk + 8) * 2 + chunk * 8;
+    uint64_t units = limits->compute_units ? limits->compute_units : 64;
+    bool wanted = limits->scan_output < 0 ? groups * 4 >= units * 3 : limits->scan_output == 1;
+    return wanted && limits->coopmat2 && parts == 1 && out_pairs_are_words(args) &&
+           slab_bytes(limits, dkc, chunk, bv, parts) + extra <= limits->shared_bytes;
 }
 
 /* Subgroups per slab: EFLA_VULKAN_SCAN_PARTS's where it fits, else 1. */
@@ -264,8 +297,18 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
         if (!scan_bv) continue;
         tiles->chunk = chunk;
         /* One build only: these kernels read f16/bf16 tensors through 32-bit words. */
-        tiles->prep = (efla_vk_pipeline_key){
-            EFLA_VK_PREP_COOPMAT, wg, dtype, (uint32_t)dkc, chunk, 16, 1, EFLA_VK_WORDS, 0, 0, 0};
+        tiles->prep = (efla_vk_pipeline_key){EFLA_VK_PREP_COOPMAT,
+                                             wg,
+                                             dtype,
+                                             (uint32_t)dkc,
+                                             chunk,
+                                             16,
+                                             1,
+                                             EFLA_VK_WORDS,
+                                             0,
+                                             0,
+                                             0,
+                                             0};
         tiles->scan = (efla_vk_pipeline_key){EFLA_VK_SCAN_COOPMAT,
                                              scan_workgroup(dkc, chunk),
                                              dtype,
@@ -274,6 +317,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                              scan_bv,
                                              1,
                                              EFLA_VK_WORDS,
+                                             0,
                                              0,
                                              0,
                                              0};
@@ -289,6 +333,10 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                      (limits->scan_slabs < 0 ? full || limits->coopmat2 : limits->scan_slabs == 1);
         uint32_t parts = slabs ? slab_parts(limits, dkc, chunk, slab_bv) : 1;
         if (slabs) tiles->scan = slab_key(limits, dtype, (uint32_t)dkc, chunk, slab_bv, parts);
+        uint64_t slab_groups = chunked_sequences * (uint64_t)args->value_heads *
+                               ((dv + slab_bv - 1) / (slab_bv ? slab_bv : 1));
+        tiles->scan.fused_out =
+            slabs && slab_forms_output(limits, args, dkc, chunk, slab_bv, parts, slab_groups);
         tiles->out = (efla_vk_pipeline_key){EFLA_VK_OUT_COOPMAT,
                                             wg,
                                             dtype,
@@ -297,6 +345,7 @@ bool efla_vk_tiles_coopmat(const efla_vk_limits *limits, const efla_forward_args
                                             out_bv,
                                             1,
                                             EFLA_VK_WORDS,
+                                            0,
                                             0,
                                             0,
                                             0};

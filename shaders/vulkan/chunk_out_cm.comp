@@ -89,7 +89,7 @@ void stage_rows(uint b, uint tok0, uint h, uint rows, uint fbase) {
     }
     float norm = sqrt(qq), qs = pow2_scale(qmax), ks = pow2_scale(kmax);
     if (part == 0u) {
-        rq_sh[row] = f_s[fbase + row] * norm;
+        rq_sh[row] = f_s[fbase + row]; // qfac |q|, from the prepare
         rf_sh[row] = norm > 0.0 ? 1.0 / (norm * qs) : 0.0;
         cf_sh[row] = f_s[fbase + CH + row] / ks;
     }

@@ -17,7 +17,7 @@
 //   U = (I + L)^-1 (diag(g) V)     (g V scaled per 16-column panel)
 // Scratch per (chunk, head): W then K^ as f16 [CH][DKC] each (region W,
 // for the scan; with SCAN_Y the unit queries Q^ = q / |q| after them), U
-// f32 [CH][dvs], and qfac, kfac [2][CH] at the start of region F
+// f32 [CH][dvs], and qfac |q|, kfac [2][CH] at the start of region F
 // (f_stride(); chunk_out_cm reads them). Rows past the
 // sequence end are zero. Requires CH and DKC multiples of 16, CH <= WG <=
 // 16 CH, subgroups of 32 or 64 invocations. Any such WG: the shared memory
@@ -71,7 +71,7 @@ void rows_and_keys(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase, ui
     uint krow = vidx(P.k, b, tok0 + min(r, rows - 1u), h, 0u);
     uint qrow = vidx(P.q, b, tok0 + min(r, rows - 1u), h, 0u);
     vec4 kq[ROW_PAIRS]; // k(i), k(i + 1), q(i), q(i + 1)
-    float kk = 0.0, qq = 0.0;
+    float kk = 0.0, qq = 0.0, qk = 0.0;
     for (uint m = 0u; m < ROW_PAIRS; ++m) {
         uint i = 2u * (part + RPT * m), i0 = min(i, P.dk - 1u), i1 = min(i + 1u, P.dk - 1u);
         vec4 x = vec4(load_k(krow + i0 * P.k.s3), load_k(krow + i1 * P.k.s3),
@@ -81,23 +81,29 @@ void rows_and_keys(uint b, uint tok0, uint h, uint hv, uint rows, uint fbase, ui
         kq[m] = x;
         kk += x.x * x.x + x.y * x.y;
         qq += x.z * x.z + x.w * x.w;
+        qk += x.x * x.z + x.y * x.w;
     }
     for (uint lanes = RPT / 2u; lanes > 0u; lanes /= 2u) { // the row's RPT lanes, in its subgroup
         kk += subgroupShuffleXor(kk, lanes);
         qq += subgroupShuffleXor(qq, lanes);
+        qk += subgroupShuffleXor(qk, lanes);
     }
     float kfac = 0.0, qfac = 0.0, e = 0.0, g = 0.0;
     if (r < rows) {
         float beta = load_beta(vidx(P.beta, b, tok0 + r, hv, 0u));
         step_coefficients(kk, qq, beta, kfac, qfac, e, g);
     }
+    float qinv = qq > 0.0 ? 1.0 / sqrt(qq) : 0.0;
     if (part == 0u) {
         e_sh[r] = e;
         g_sh[r] = g;
-        f_s[fbase + r] = qfac;
+        f_s[fbase + r] = qfac * sqrt(qq); // O's row factor (Q^ is a unit row)
         f_s[fbase + CH + r] = kfac;
+        // G's diagonal from the exact rows: q^ and k^ rounded to f16 first
+        // would err by ~2^-12 / |cos(q, k)| where a token's q and k are
+        // nearly orthogonal (and a sequence's first output is that term alone).
+        f_s[fbase + f_diagonal() + r] = qk * qinv * kfac;
     }
-    float qinv = qq > 0.0 ? 1.0 / sqrt(qq) : 0.0;
     for (uint m = 0u; m < ROW_PAIRS; ++m) {
         uint i = 2u * (part + RPT * m);
         if (i >= DKC) continue; // the last pairs of wide rows (DKC / 2 not a multiple of RPT)

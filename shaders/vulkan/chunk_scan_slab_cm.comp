@@ -57,6 +57,14 @@
 // through shared memory (every part in the same order, so each gets the
 // same V'^T), and each part adds V'^T K^ to its own rows; part 0 writes V'
 // and Y.
+//
+// With FUSED_OUT (that build, one part) the scan forms the output itself
+// and hands the scratch nothing: the producers form the chunk's
+//   G^T = mask_{s<=t}(K^ Q^^T)      (f16, from the staged unit rows)
+// once per chunk into shared memory while the slabs compute, and after one
+// more workgroup barrier each slab adds
+//   O^T = diag(qfac |q|) (Y^T + V'^T G^T)
+// off its chain and writes its columns of O as 16-bit pairs.
 #include "efla_common.glsl"
 #include "efla_coopmat.glsl"
 
@@ -64,7 +72,7 @@ layout(std430, set = 0, binding = 9) readonly buffer WBuf { uvec4 w4[]; }; // W,
 layout(std430, set = 0, binding = 10) readonly buffer UBuf { uvec4 u4[]; }; // U (f32)
 // V' as f16 tiles (eight to a uvec4: offsets and strides count uvec4s).
 layout(std430, set = 0, binding = 11) writeonly buffer VTileBuf { uvec4 v4[]; };
-layout(std430, set = 0, binding = 12) writeonly buffer FBuf { float f_s[]; };
+layout(std430, set = 0, binding = 12) buffer FBuf { float f_s[]; }; // FUSED reads rows of it
 layout(std430, set = 0, binding = 13) writeonly buffer YBuf { float y_s[]; }; // Y [CH][dvs]
 
 const uint RT = DKC / TM;                  // state row tiles of a slab
@@ -108,6 +116,13 @@ shared uvec4 k16[CH * KQ];
 const bool Q_STAGED = CH * DKC <= 32u * 128u;
 const bool WITH_Y = LEG_PRODUCTS == 0u; // the leg products form no Y
 #ifdef EFLA_CM2
+layout(constant_id = 9) const uint FUSED_OUT = 0u;
+#else
+const uint FUSED_OUT = 0u;
+#endif
+const bool FUSED = FUSED_OUT != 0u && WITH_Y;
+const bool HAND_OUT = WITH_Y && !FUSED; // V', its scales and Y to the scratch
+#ifdef EFLA_CM2
 const bool STAGE_Q_OVER_W = !Q_STAGED && WITH_Y;
 #else
 const bool STAGE_Q_OVER_W = false;
@@ -115,6 +130,12 @@ const bool STAGE_Q_OVER_W = false;
 shared uvec4 q16[CH * DKC <= 32u * 128u ? CH * KQ : 1u];
 // The chunk's U for the workgroup's columns [CH][BV] (f32).
 shared uvec4 u16[CH * BV / 4u];
+// FUSED: the chunk's G^T [CH][GP] (f16), its rows' factors qfac |q| and
+// its diagonal q^ . k^ (f32, from the prepare's exact rows).
+const uint GP = CH + 8u;
+shared float16_t g16h[FUSED ? CH * GP : 1u];
+shared float rq_sh[FUSED ? CH : 1u];
+shared float dg_sh[FUSED ? CH : 1u];
 // Each computing subgroup's rows: half of S_c [RH x 16], later V' [CH]
 // (f16, 16 to a row); with EFLA_CM2, its part of V'^T and Y^T (above);
 // before and after the chunks, one f32 state tile on its way in or out.
@@ -172,7 +193,9 @@ uvec4 w_columns(uint base4, uint row, uint w) {
 // `block`'s pieces and later staged.
 const uint U_PIECES = CH * BV / 4u;                        // uvec4 of the columns' U
 const uint PU = (U_PIECES + PRODUCERS - 1u) / PRODUCERS;    // of them per producer
+const uint PR = (CH + PRODUCERS - 1u) / PRODUCERS;        // rows' factors per producer
 uvec4 wpf[PV], kpf[PV], qpf[PV], upf[PU];
+float rqf[PR], dgf[PR];
 
 void load_q(uint block, uint p) {
     [[unroll]] for (uint m = 0u; m < PV; ++m)
@@ -197,6 +220,11 @@ void load_chunk(uint block, uint p) {
         else
             upf[m] = uvec4(0u);
     }
+    [[unroll]] for (uint m = 0u; m < PR && FUSED; ++m) {
+        uint fbase = P.f_base + block * f_stride(), r = min(p + PRODUCERS * m, CH - 1u);
+        rqf[m] = f_s[fbase + r];
+        dgf[m] = f_s[fbase + f_diagonal() + r];
+    }
 }
 
 void stage_chunk(uint p) {
@@ -210,6 +238,12 @@ void stage_chunk(uint p) {
     }
     [[unroll]] for (uint m = 0u; m < PU; ++m)
         if (p + PRODUCERS * m < U_PIECES) u16[p + PRODUCERS * m] = upf[m];
+    [[unroll]] for (uint m = 0u; m < PR && FUSED; ++m) {
+        if (p + PRODUCERS * m < CH) {
+            rq_sh[p + PRODUCERS * m] = rqf[m];
+            dg_sh[p + PRODUCERS * m] = dgf[m];
+        }
+    }
 }
 
 // Q^ where W was (EFLA_CM2, where Q^ is not staged with W and K^).
@@ -318,7 +352,7 @@ void slab_gather(inout CM_ACC p[VT], inout CM_ACC y[VT], uint s, uint q) {
 // part's rows; part 0 writes V' (f16, with each tile's inverse scale in F)
 // and Y.
 void slab_finish(inout CM_ACC st[RTP], CM_ACC p[VT], CM_ACC y[VT], uint block, uint s, uint q,
-                 uint col) {
+                 uint col, out CM_A va[VT], out float vinv) {
     uint fbase = P.f_base + block * f_stride() + 2u * CH;
     uint lane = gl_SubgroupInvocationID, ctg = P.dvs / TM;
     float m = 0.0;
@@ -329,14 +363,13 @@ void slab_finish(inout CM_ACC st[RTP], CM_ACC p[VT], CM_ACC y[VT], uint block, u
         m = max(m, tile_max(p[i]));
     }
     float scv = pow2_scale(subgroupMax(m));
-    CM_A va[VT];
     [[unroll]] for (uint i = 0u; i < VT; ++i) {
         va[i] = CM_A(p[i] * scv);
-        if (q == 0u && WITH_Y)
+        if (q == 0u && HAND_OUT)
             coopMatStore(CM_ACC16(p[i] * scv), v4, (block * CH * P.dvs + i * TM * P.dvs + col) / 8u,
                          P.dvs / 8u, ACC_LAYOUT);
     }
-    float vinv = 1.0 / scv;
+    vinv = 1.0 / scv;
     [[unroll]] for (uint j = 0u; j < RTP; ++j) {
         uint r = q * RTP + j;
         CM_ACC d = CM_ACC(0.0);
@@ -347,11 +380,72 @@ void slab_finish(inout CM_ACC st[RTP], CM_ACC p[VT], CM_ACC y[VT], uint block, u
         }
         st[j] = st[j] + d * vinv;
     }
-    if (q == 0u && WITH_Y) {
+    if (q == 0u && HAND_OUT) {
         if (lane < VT) f_s[fbase + (RT + lane) * ctg + col / TM] = vinv;
         [[unroll]] for (uint i = 0u; i < VT; ++i)
             coopMatStore(y[i], y_s, P.h_base + block * CH * P.dvs + i * TM * P.dvs + col, P.dvs,
                          ACC_LAYOUT);
+    }
+}
+
+// FUSED: G^T = mask_{s<=t}(K^ Q^^T) into g16h [s][t] from the staged unit
+// rows (|G| <= 1: f16 as it is). Producer subgroup ps of nps forms tiles
+// ps, ps + nps, ... of those on and above the diagonal; the diagonal ones
+// lose their lower part through shared memory and take the diagonal the
+// prepare formed from the exact rows.
+void form_g(uint ps, uint nps) {
+    const uint NB = CH / TM;
+    for (uint tile = ps; tile < NB * NB; tile += nps) {
+        uint si = tile / NB, ti = tile % NB;
+        if (si > ti) continue;
+        CM_ACC acc = CM_ACC(0.0);
+        [[unroll]] for (uint k = 0u; k < RT; ++k) {
+            CM_A a;
+            CM_B b;
+            coopMatLoad(a, k16, si * TM * KQ + k * TM / 8u, KQ, ROW_MAJOR);
+            if (Q_STAGED)
+                coopMatLoad(b, q16, ti * TM * KQ + k * TM / 8u, KQ, COL_MAJOR);
+            else
+                coopMatLoad(b, w16, ti * TM * KQ + k * TM / 8u, KQ, COL_MAJOR);
+            acc = coopMatMulAdd(a, b, acc);
+        }
+        coopMatStore(CM_ACC16(acc), g16h, si * TM * GP + ti * TM, GP, ROW_MAJOR);
+        if (si < ti) continue;
+        subgroup_sync();
+        for (uint e = gl_SubgroupInvocationID; e < TM * TM; e += gl_SubgroupSize) {
+            uint s = e / TM, t = e % TM;
+            if (s >= t)
+                g16h[(si * TM + s) * GP + ti * TM + t] =
+                    float16_t(s == t ? dg_sh[si * TM + s] : 0.0);
+        }
+    }
+}
+
+// FUSED: O^T = diag(qfac |q|) (Y^T + V'^T G^T) for the slab's columns col..,
+// through the subgroup's rows (base) a 16-token tile at a time, to
+// out[b, tok0 + t, hv, col + j] as 16-bit pairs (the plan makes sure every
+// pair is a whole word of the output).
+void slab_output(CM_A va[VT], CM_ACC y[VT], float vinv, Entry en, uint ck, uint hv, uint base,
+                 uint col) {
+    uint tok0 = en.first + ck * CH, count = min(CH, en.count - ck * CH);
+    [[unroll]] for (uint ti = 0u; ti < VT; ++ti) {
+        CM_ACC d = CM_ACC(0.0);
+        [[unroll]] for (uint si = 0u; si <= ti; ++si) {
+            CM_B g;
+            coopMatLoad(g, g16h, si * TM * GP + ti * TM, GP, ROW_MAJOR);
+            d = coopMatMulAdd(va[si], g, d);
+        }
+        coopMatStore(y[ti] + d * vinv, rows, base, TM / 4u, ACC_LAYOUT); // [t][j] f32
+        subgroup_sync();
+        for (uint e = gl_SubgroupInvocationID; e < TM * TM / 2u; e += gl_SubgroupSize) {
+            uint t = ti * TM + e / (TM / 2u), j = 2u * (e % (TM / 2u)), f = (e / (TM / 2u)) * TM + j;
+            if (t >= count || col + j >= P.dv) continue;
+            uvec4 piece = rows[base + f / 4u];
+            vec2 x = uintBitsToFloat(f % 4u == 0u ? piece.xy : piece.zw) * rq_sh[t];
+            o_w[vidx(P.o, en.batch_row, tok0 + t, hv, col + j) >> 1] =
+                encode16(x.x) | (encode16(x.y) << 16);
+        }
+        subgroup_sync();
     }
 }
 #else
@@ -410,9 +504,9 @@ void slab_chunk(inout CM_ACC st[RT], uint block, uint s, uint base, uint col) {
     float scv = pow2_scale(subgroupMax(m));
     [[unroll]] for (uint i = 0u; i < VT; ++i)
         coopMatStore(CM_ACC16(p[i] * scv), rows, base + i * TM * RQ, RQ, ROW_MAJOR);
-    if (lane < VT && WITH_Y) f_s[fbase + (RT + lane) * ctg + col / TM] = 1.0 / scv;
+    if (lane < VT && HAND_OUT) f_s[fbase + (RT + lane) * ctg + col / TM] = 1.0 / scv;
     subgroup_sync();
-    if (WITH_Y) copy_v(base, (block * CH * P.dvs + col) / 8u);
+    if (HAND_OUT) copy_v(base, (block * CH * P.dvs + col) / 8u);
 
     // S += K^^T V' (K^^T read column-major from the rows of K^).
     CM_B vb[VT];
@@ -429,7 +523,7 @@ void slab_chunk(inout CM_ACC st[RT], uint block, uint s, uint base, uint col) {
         st[r] = st[r] + d * vinv;
     }
     // Y leaves last: nothing of this chunk waits on its stores.
-    [[unroll]] for (uint i = 0u; i < VT && WITH_Y; ++i)
+    [[unroll]] for (uint i = 0u; i < VT && HAND_OUT; ++i)
         coopMatStore(y[i] * inv, y_s, P.h_base + block * CH * P.dvs + i * TM * P.dvs + col, P.dvs,
                      ROW_MAJOR);
     subgroup_sync(); // V''s reads are done before the next S_c
@@ -483,7 +577,14 @@ void main() {
             barrier();
             if (owns_slab) slab_gather(vp, y, s, q);
         }
-        if (owns_slab) slab_finish(st, vp, y, block, s, q, col);
+        CM_A va[VT];
+        float vinv;
+        if (owns_slab) slab_finish(st, vp, y, block, s, q, col, va, vinv);
+        if (FUSED) {
+            if (producer) form_g(gl_SubgroupID - CT * PARTS, gl_NumSubgroups - CT * PARTS);
+            barrier(); // G^T is formed
+            if (owns_slab) slab_output(va, y, vinv, en, ck, hv, base, col);
+        }
 #else
         if (owns_slab) slab_chunk(st, block, s, base, col);
 #endif

@@ -28,10 +28,13 @@ uint w_block_pieces() { return (2u + SCAN_Y) * CH * DKC / 8u; }
 #define ROW_MAJOR gl_CooperativeMatrixLayoutRowMajor
 #define COL_MAJOR gl_CooperativeMatrixLayoutColumnMajor
 
-// Floats of scratch F per (chunk, value head): qfac [CH], kfac [CH], then
+// Floats of scratch F per (chunk, value head): qfac |q| [CH], kfac [CH], then
 // the inverse scales of the f16 tiles of H [DKC / 16][dvs / 16] and of V'
-// [CH / 16][dvs / 16] (chunk_scan_cm writes them, chunk_out_cm reads them).
-uint f_stride() { return 2u * CH + (DKC / TM + CH / TM) * (P.dvs / TM); }
+// [CH / 16][dvs / 16] (chunk_scan_cm writes them, chunk_out_cm reads them),
+// then at f_diagonal() each token's q^ . k^ in f32 (the diagonal of G, for
+// the slab scan that forms the output).
+uint f_diagonal() { return 2u * CH + (DKC / TM + CH / TM) * (P.dvs / TM); }
+uint f_stride() { return f_diagonal() + CH; }
 
 // 2^(13 - e) for the largest magnitude m = f 2^e (f in [0.5, 1)); 1 for 0.
 float pow2_scale(float m) {
