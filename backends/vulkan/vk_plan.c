@@ -310,7 +310,7 @@ static int scratch_access(uint32_t kernel, int r) {
         [EFLA_VK_SCAN_SLAB_COOPMAT] = {SCRATCH_READ, SCRATCH_READ, SCRATCH_WRITE, SCRATCH_WRITE,
                                        SCRATCH_WRITE},
         /* the leg products, bound where W's region would be */
-        [EFLA_VK_SCAN_JOIN] = {SCRATCH_READ},
+        [EFLA_VK_SCAN_JOIN] = {SCRATCH_READ, SCRATCH_READ}, /* and the starts where U's would be */
     };
     return access[kernel][r];
 }
@@ -409,21 +409,28 @@ static efla_status emit_kernel(planner *p, const piece *pc, const efla_vk_pipeli
 /*
  * Where the scan's workgroups leave the device idle (vk_tiles.c,
  * efla_vk_tiles_legs), each entry's chunks are cut into legs, and the scan
- * runs in three dispatches:
- * - the leg products: every leg but the last, from a zero state, with W's
- *   columns beside U's (LEG_PRODUCTS), writes its end state Q_j and X_j
- *   (I - X_j being the product of its transitions) to region LEGS;
- * - the join carries the entry's initial state across them, S_(j+1) =
- *   S_j - X_j S_j + Q_j, into region LEG_STATES;
- * - the scan runs every leg from its start in LEG_STATES, the last one
- *   writing the entry's end state where the entry would have.
+ * runs in four dispatches:
+ * - the first legs: the scan runs each entry's first leg from its initial
+ *   state, with its outputs, and writes its end state S_1 to region
+ *   LEG_STATES (the start of the second leg);
+ * - the leg products, beside them (no binding of one is written by the
+ *   other, so nothing orders them): every later leg but the last, from a
+ *   zero state, with W's columns beside U's (LEG_PRODUCTS), writes its end
+ *   state Q_j and X_j (I - X_j being the product of its transitions) to
+ *   region LEGS;
+ * - the join carries S_1 across them, S_(j+1) = S_j - X_j S_j + Q_j, into
+ *   LEG_STATES (an entry of one leg: its initial state);
+ * - the scan runs every other leg from its start in LEG_STATES, the last
+ *   one writing the entry's end state where the entry would have.
  * EFLA's transitions are contractions, so the products stay bounded; only
  * their correction terms see 16-bit operands (ALGORITHM.md's precision
  * contract holds on the float64 reference, tests/test_vulkan_tuning.c).
  */
+#define ENTRY_FROM_LEG 4u /* the join's: the first start is a first leg's end */
+
 typedef struct leg_tables {
-    entry *products, *joins, *runs;
-    uint32_t product_count, join_count, run_count;
+    entry *firsts, *products, *joins, *runs;
+    uint32_t first_count, product_count, join_count, run_count;
 } leg_tables;
 
 /* Legs of an entry of `chunks` chunks: (count, chunks per leg). */
@@ -443,11 +450,12 @@ static void leg_entries(const planner *p, const piece *pc, leg_tables *t) {
         const segment *s = &p->segments[i];
         uint64_t legs, per_leg;
         entry_legs(p, s->chunks, &legs, &per_leg);
+        bool one = legs == 1;
         t->joins[t->join_count++] = (entry){t->product_count,
                                             t->run_count,
-                                            (uint32_t)legs,
+                                            (uint32_t)(one ? 1 : legs - 1),
                                             (uint32_t)s->sequence,
-                                            s->flags & ENTRY_READ_STATE,
+                                            one ? s->flags & ENTRY_READ_STATE : ENTRY_FROM_LEG,
                                             (uint32_t)chunk_base,
                                             0,
                                             0};
@@ -464,6 +472,14 @@ static void leg_entries(const planner *p, const piece *pc, leg_tables *t) {
                          (uint32_t)(chunk_base + k * per_leg),
                          0,
                          0};
+            if (k == 0 && !one) { /* from the initial state to the second leg's start */
+                entry first = leg;
+                first.state_row = (uint32_t)s->sequence;
+                first.flags = (s->flags & ENTRY_READ_STATE) | ENTRY_WRITE_STATE;
+                first.state_out_row = t->run_count;
+                t->firsts[t->first_count++] = first;
+                continue;
+            }
             if (k + 1 < legs) {
                 entry product = leg;
                 product.flags = ENTRY_WRITE_STATE;
@@ -515,25 +531,33 @@ static efla_status emit_leg_dispatches(planner *p, const piece *pc, const piece_
     efla_vk_window start_window =
         scratch_window(p, EFLA_VK_REGION_LEG_STATES, (uint64_t)t->run_count * heads * dk * dv * 4);
     efla_vk_window bound[T_COUNT], join_scratch[EFLA_VK_SCRATCH_REGIONS];
-    /* params and entries of the products, the join and the runs */
-    uint64_t offsets[3][2];
-    const entry *tables[3] = {t->products, t->joins, t->runs};
-    const uint32_t counts[3] = {t->product_count, t->join_count, t->run_count};
+    /* params and entries of the products, the join, the runs, the first legs */
+    uint64_t offsets[4][2];
+    const entry *tables[4] = {t->products, t->joins, t->runs, t->firsts};
+    const uint32_t counts[4] = {t->product_count, t->join_count, t->run_count, t->first_count};
     efla_status status = append_params(p, params, params->state_in, products, &offsets[0][0]);
     if (status == EFLA_SUCCESS)
         status = append_params(p, params, params->state_in, starts, &offsets[1][0]);
     if (status == EFLA_SUCCESS)
         status = append_params(p, params, starts, params->state_out, &offsets[2][0]);
-    for (int i = 0; i < 3 && status == EFLA_SUCCESS; ++i)
+    offsets[3][0] = offsets[1][0]; /* the first legs: the initial states in, starts out */
+    for (int i = 0; i < 4 && status == EFLA_SUCCESS; ++i)
         status =
             blob_append(p->plan, tables[i], (uint64_t)counts[i] * sizeof(entry), &offsets[i][1]);
     if (status != EFLA_SUCCESS) return status;
 
     memcpy(bound, tensors, sizeof bound);
+    bound[T_SOUT] = start_window;
+    bound[T_SOUT].write = true;
+    if (t->first_count)
+        status = emit_entries(p, pc, &tiles->scan, bound, scratch, offsets[3][0], offsets[3][1],
+                              t->first_count);
+
+    memcpy(bound, tensors, sizeof bound);
     bound[T_SIN].source = EFLA_VK_SOURCE_DUMMY;
     bound[T_SOUT] = product_window;
     bound[T_SOUT].write = true;
-    if (t->product_count)
+    if (t->product_count && status == EFLA_SUCCESS)
         status = emit_entries(p, pc, &tiles->leg_scan, bound, scratch, offsets[0][0], offsets[0][1],
                               t->product_count);
 
@@ -542,6 +566,7 @@ static efla_status emit_leg_dispatches(planner *p, const piece *pc, const piece_
     bound[T_SOUT].write = true;
     memset(join_scratch, 0, sizeof join_scratch);
     join_scratch[0] = product_window;
+    join_scratch[1] = start_window; /* the first legs' ends, read */
     if (status == EFLA_SUCCESS)
         status = emit_entries(p, pc, &tiles->join, bound, join_scratch, offsets[1][0],
                               offsets[1][1], t->join_count);
@@ -572,16 +597,18 @@ static efla_status emit_legs(planner *p, const piece *pc, const piece_params *pa
            legs <= p->limits->max_groups[2];
     if (!*ran) return EFLA_SUCCESS;
     leg_tables t = {0};
+    t.firsts = efla_host_alloc(p->plan->host, (size_t)(pc->end - pc->first) * sizeof(entry));
     t.products = efla_host_alloc(p->plan->host, (size_t)legs * sizeof(entry));
     t.joins = efla_host_alloc(p->plan->host, (size_t)(pc->end - pc->first) * sizeof(entry));
     t.runs = efla_host_alloc(p->plan->host, (size_t)legs * sizeof(entry));
     efla_status status = EFLA_SUCCESS;
-    if (!t.products || !t.joins || !t.runs)
+    if (!t.firsts || !t.products || !t.joins || !t.runs)
         status = efla_error(EFLA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (status == EFLA_SUCCESS) {
         leg_entries(p, pc, &t);
         status = emit_leg_dispatches(p, pc, params, tensors, scratch, &t);
     }
+    efla_host_free(p->plan->host, t.firsts);
     efla_host_free(p->plan->host, t.products);
     efla_host_free(p->plan->host, t.joins);
     efla_host_free(p->plan->host, t.runs);

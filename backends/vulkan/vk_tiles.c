@@ -199,15 +199,18 @@ efla_status efla_vk_tiles_choose(const efla_vk_limits *limits, const efla_forwar
 /* ------------------------------------------------------------------ */
 
 /* Where the scan's workgroups leave compute units idle, each sequence's
- * chunks are cut into legs (vk_plan.c): the first level runs every leg but
- * the last from a zero state over U's and W's columns (twice the scan's
- * columns at Dk = Dv) at once, the join carries the true states across the
- * legs, and the scan runs all legs again at once. Two passes of length
- * T / legs replace one of length T, so it pays from three legs on. The
- * legs: as many as keep both passes within one workgroup per compute unit,
- * with the first level at the slab width that allows the most. */
+ * chunks are cut into legs (vk_plan.c). In a first pass the scan runs each
+ * sequence's first leg, and beside it the first level runs every later leg
+ * but the last from a zero state over U's and W's columns (twice the
+ * scan's columns at Dk = Dv); the join carries the true states across the
+ * legs, and in a second pass the scan runs the other legs at once. Two
+ * passes of length T / legs replace one of length T, so it pays from three
+ * legs on. The legs: as many as keep each pass within one workgroup per
+ * compute unit, with the first level at the slab width that allows the
+ * most. */
 static uint32_t legs_that_fit(uint64_t units, uint64_t first_groups, uint64_t scan_groups) {
-    uint64_t legs = 1 + units / first_groups, most = units / scan_groups;
+    if (units < scan_groups) return 0;
+    uint64_t legs = 2 + (units - scan_groups) / first_groups, most = 1 + units / scan_groups;
     return (uint32_t)(legs < most ? legs : most);
 }
 
