@@ -6,7 +6,8 @@
 # The programs run once with what the device offers (or what
 # EFLA_VULKAN_PUSH_DESCRIPTORS / EFLA_VULKAN_16BIT_STORAGE in the caller's
 # environment force), then the dispatch-recording ones again with both
-# fallbacks forced: descriptor sets and 16-bit tensors through 32-bit words.
+# fallbacks forced: descriptor sets and 16-bit tensors through 32-bit words,
+# and the chunked ones with the two-level scan forced.
 set -u
 if [ $# -lt 1 ]; then
     echo "usage: $0 <build dir> [seed]" >&2
@@ -52,5 +53,11 @@ done
 for program in test_conformance test_state test_determinism; do
     check " (descriptor sets, 32-bit words)" "$program" \
         EFLA_VULKAN_PUSH_DESCRIPTORS=0 EFLA_VULKAN_16BIT_STORAGE=0
+done
+# The two-level scan's four dispatches (the first legs beside the leg
+# products, with no barrier between them), forced where the plan would not
+# take it.
+for program in test_conformance test_state; do
+    check " (two-level scan, 3 legs)" "$program" EFLA_VULKAN_SCAN_LEGS=3
 done
 exit $status
