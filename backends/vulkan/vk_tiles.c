@@ -225,7 +225,8 @@ void efla_vk_tiles_legs(const efla_vk_limits *limits, const efla_forward_args *a
     uint64_t rows = chunked_sequences * (uint64_t)args->value_heads;
     uint64_t width = (uint64_t)tiles->dv_stride + tiles->dk_class;
     uint64_t scan_groups = rows * (((uint64_t)args->dv + scan->block_v - 1) / scan->block_v);
-    uint32_t legs = 1;
+    uint32_t legs = 0;
+    bool chosen = false; /* a width that fits, parts 1 (the products take no parts) */
     efla_vk_pipeline_key first = *scan;
     /* the slab scan's widths, or the portable scan's own */
     uint32_t widest = slab ? 64 : scan->block_v, narrowest = slab ? 16 : scan->block_v;
@@ -235,9 +236,10 @@ void efla_vk_tiles_legs(const efla_vk_limits *limits, const efla_forward_args *a
             !efla_vk_tiles_slab_key(limits, scan->dtype, scan->dk_class, scan->chunk, bv, &key))
             continue;
         uint32_t n = legs_that_fit(units, rows * ((width + bv - 1) / bv), scan_groups);
-        if (n > legs || (limits->scan_legs && legs == 1)) {
+        if (!chosen || n > legs) {
             legs = n;
             first = key;
+            chosen = true;
         }
     }
     if (longest_chunks / EFLA_VK_MIN_LEG_CHUNKS < legs)
